@@ -10,9 +10,9 @@ from typing import Any
 
 from botocore.config import Config
 
-# "standard" retries back off with jitter on throttling and transient 5xx errors; 8 attempts
-# rides out a burst of ThrottlingException without hiding a real outage for long.
-RETRIES: dict[str, Any] = {"mode": "standard", "max_attempts": 8}
+# "standard" retries back off with jitter on throttling and transient 5xx errors; 8 attempts in
+# all ride out a burst of ThrottlingException without hiding a real outage for long.
+RETRIES: dict[str, Any] = {"mode": "standard", "total_max_attempts": 8}
 BOTOCORE_CONFIG: dict[str, Any] = {"retries": RETRIES}
 
 

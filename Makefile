@@ -1,0 +1,49 @@
+# Every target builds .venv itself from the pinned requirements (uv when present, else pip).
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+UV := $(shell command -v uv 2>/dev/null)
+PYTEST_ARGS ?=
+
+.PHONY: help venv demo test test-ui airflow lint bench lock clean
+
+help:
+	@echo "make demo     run object_detection_pipeline end to end on the embedded AWS emulator"
+	@echo "make test     run the test suite"
+	@echo "make airflow  start a local Airflow (UI on http://127.0.0.1:8080) on the emulator"
+	@echo "make lint     ruff, including the Airflow 3 rules (AIR3)"
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), f"Python 3.11 is required, found {sys.version}"'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+ifdef UV
+	$(UV) pip install --python $(PY) -q -r requirements-dev.txt
+else
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+endif
+	@touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) scripts/demo.py $(DEMO_ARGS)
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+airflow: $(STAMP)
+	$(PY) scripts/local_airflow.py
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff check --select AIR3 --preview dags plugins
+
+lock: $(STAMP)
+	$(PY) -m pip install -q uv
+	$(VENV)/bin/uv pip compile --python-version 3.11 --no-header --no-annotate requirements.in -o requirements.txt
+	$(VENV)/bin/uv pip compile --python-version 3.11 --no-header --no-annotate requirements-dev.in -o requirements-dev.txt
+
+clean:
+	rm -rf .state .pytest_cache .ruff_cache

@@ -1,0 +1,445 @@
+"""The typed pipeline config: built from DAG params and the run, validated before any AWS call.
+
+``PipelineConfig.from_context(context)`` is the only way tasks learn what to do. It is pure and
+cheap (no network), so every task rebuilds it instead of passing loose dicts through XCom, and
+templated operator fields reach it through the ``pipeline()`` Jinja macro.
+
+Every name and S3 location of a run derives from the run itself (``run_after`` and the data
+interval, never ``ts_nodash`` alone, which is ``None`` for manual runs), so a rerun of any task
+lands on the same resources.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from sagemaker_vision import algorithms
+
+# plugins/sagemaker_vision/config.py -> the project root holds include/.
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+INCLUDE_DIR = Path(os.environ.get("SAGEMAKER_VISION_INCLUDE_DIR", PROJECT_ROOT / "include"))
+
+# AWS's rule for SageMaker resource names (jobs, models, endpoint configs, endpoints).
+SAGEMAKER_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
+SAGEMAKER_NAME_MAX = 63
+# S3 bucket naming rules (general purpose buckets), minus the legacy dotted forms.
+BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+IP_LIKE_RE = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
+LABEL_BACKENDS = ("import", "ground_truth", "label_studio")
+ENDPOINT_TYPES = ("serverless", "provisioned")
+# Serverless inference: memory 1024-6144 MB in 1 GB steps, concurrency 1-200 per endpoint.
+SERVERLESS_MEMORY_MB = tuple(range(1024, 6145, 1024))
+SERVERLESS_MAX_CONCURRENCY = (1, 200)
+STAMP_FORMAT = "%Y%m%dT%H%M%S"
+
+
+class ConfigError(ValueError):
+    """A bad param. The message starts with the param (field) name, so the UI log shows it."""
+
+    def __init__(self, field_name: str, message: str):
+        self.field = field_name
+        super().__init__(f"{field_name}: {message}")
+
+
+def validate_sagemaker_name(value: str, field_name: str) -> str:
+    """Check a SageMaker resource name: <= 63 chars, alphanumerics and inner hyphens."""
+    if not isinstance(value, str) or not value:
+        raise ConfigError(field_name, "is required")
+    if len(value) > SAGEMAKER_NAME_MAX:
+        raise ConfigError(field_name, f"{value!r} is {len(value)} characters; SageMaker allows at most 63")
+    if not SAGEMAKER_NAME_RE.match(value):
+        raise ConfigError(
+            field_name,
+            f"{value!r} must match {SAGEMAKER_NAME_RE.pattern} (letters, digits and inner hyphens only)",
+        )
+    return value
+
+
+def validate_bucket(value: str, field_name: str) -> str:
+    if not isinstance(value, str) or not BUCKET_RE.match(value) or ".." in value or IP_LIKE_RE.match(value):
+        raise ConfigError(
+            field_name,
+            f"{value!r} is not a valid S3 bucket name (3-63 lowercase letters, digits, dots and hyphens, "
+            "starting and ending with a letter or digit)",
+        )
+    return value
+
+
+def parse_s3_uri(value: str, field_name: str) -> tuple[str, str]:
+    """Split ``s3://bucket/key`` into (bucket, key); the key may be empty."""
+    if not isinstance(value, str) or not value.startswith("s3://"):
+        raise ConfigError(field_name, f"{value!r} is not an s3:// URI")
+    bucket, _, key = value[5:].partition("/")
+    validate_bucket(bucket, field_name)
+    if "//" in key:
+        raise ConfigError(field_name, f"{value!r} has an empty path segment ('//')")
+    return bucket, key
+
+
+def validate_prefix(value: str, field_name: str) -> str:
+    """An S3 key prefix inside the project bucket, without leading or trailing slashes."""
+    value = (value or "").strip("/")
+    if not value or "//" in value or any(c in value for c in "\\{}^%`[]\"<>~#|"):
+        raise ConfigError(field_name, f"{value!r} is not a usable S3 key prefix")
+    return value
+
+
+def resolve_local_path(value: str) -> Path:
+    """Relative local paths are relative to the project root (where include/ lives)."""
+    path = Path(value)
+    return path if path.is_absolute() else PROJECT_ROOT / path
+
+
+def _number(params: Mapping[str, Any], name: str, kind: type, lo: float | None = None,
+            hi: float | None = None) -> Any:
+    raw = params.get(name)
+    if isinstance(raw, bool) or raw is None:
+        raise ConfigError(name, f"must be a number, got {raw!r}")
+    try:
+        value = kind(raw)
+    except (TypeError, ValueError):
+        raise ConfigError(name, f"must be a number, got {raw!r}") from None
+    if kind is int and float(raw) != value:
+        raise ConfigError(name, f"must be a whole number, got {raw!r}")
+    if lo is not None and value < lo:
+        raise ConfigError(name, f"must be >= {lo}, got {value}")
+    if hi is not None and value > hi:
+        raise ConfigError(name, f"must be <= {hi}, got {value}")
+    return value
+
+
+def _choice(params: Mapping[str, Any], name: str, choices: tuple[str, ...]) -> str:
+    value = params.get(name)
+    if value not in choices:
+        raise ConfigError(name, f"must be one of {', '.join(choices)}; got {value!r}")
+    return value
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """The identity of one DAG run: what names and partitions derive from."""
+
+    run_id: str
+    run_after: datetime
+    data_interval_start: datetime | None = None
+    data_interval_end: datetime | None = None
+
+    @classmethod
+    def from_context(cls, context: Mapping[str, Any]) -> RunInfo:
+        dag_run = context["dag_run"]
+        return cls(
+            run_id=dag_run.run_id,
+            run_after=dag_run.run_after,
+            data_interval_start=getattr(dag_run, "data_interval_start", None),
+            data_interval_end=getattr(dag_run, "data_interval_end", None),
+        )
+
+    @property
+    def interval_start(self) -> datetime:
+        """Start of the data this run owns; a manual run with no interval owns ``run_after``."""
+        return _utc(self.data_interval_start or self.run_after)
+
+    @property
+    def interval_end(self) -> datetime:
+        return _utc(self.data_interval_end or self.run_after)
+
+    @property
+    def stamp(self) -> str:
+        """Deterministic per run, unique across runs: the end of the interval, to the second."""
+        return self.interval_end.strftime(STAMP_FORMAT)
+
+    @property
+    def partition(self) -> str:
+        return f"dt={self.interval_start:%Y-%m-%d}"
+
+
+def _utc(value: datetime) -> datetime:
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
+@dataclass(frozen=True)
+class TrainingSpec:
+    instance_type: str
+    instance_count: int
+    volume_size_gb: int
+    max_runtime_hours: float
+    hyperparameters: algorithms.ObjectDetectionHyperparameters
+
+
+@dataclass(frozen=True)
+class EndpointSpec:
+    endpoint_type: str
+    memory_size_mb: int
+    max_concurrency: int
+    instance_type: str
+    instance_count: int
+
+
+@dataclass(frozen=True)
+class LoadTestSpec:
+    requests: int
+    concurrency: int
+    max_seconds: float
+    slo_p95_ms: float
+    max_error_rate: float
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Everything one run of the pipeline needs to know, validated."""
+
+    pipeline_name: str
+    region: str
+    role_arn: str
+    bucket: str
+    prefix: str
+    image_source: str
+    label_backend: str
+    label_attribute: str
+    import_manifest: str
+    import_source_prefix: str | None
+    validation_fraction: float
+    training: TrainingSpec
+    endpoint: EndpointSpec
+    endpoint_name: str
+    load_test: LoadTestSpec
+    budget_usd: float
+    run: RunInfo
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    # ---- construction -------------------------------------------------------------------
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any], *, run: RunInfo, region: str) -> PipelineConfig:
+        p = dict(params)
+        pipeline_name = validate_sagemaker_name(p.get("pipeline_name"), "pipeline_name")
+        # Job names are "<pipeline_name>-<stamp>": leave room for the 16-character stamp.
+        if len(pipeline_name) > SAGEMAKER_NAME_MAX - 16:
+            raise ConfigError("pipeline_name", f"must be at most {SAGEMAKER_NAME_MAX - 16} characters")
+        if region not in algorithms.SUPPORTED_REGIONS:
+            raise ConfigError(
+                "region",
+                f"{region!r} has no built-in object-detection image; use one of "
+                f"{', '.join(sorted(algorithms.SUPPORTED_REGIONS))}",
+            )
+        role_arn = p.get("role_arn") or ""
+        if not re.match(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$", role_arn):
+            raise ConfigError(
+                "role_arn",
+                f"{role_arn!r} is not an IAM role ARN (arn:aws:iam::<account>:role/<name>); "
+                "set the SageMaker execution role",
+            )
+        bucket = validate_bucket(p.get("bucket"), "bucket")
+        prefix = validate_prefix(p.get("prefix", ""), "prefix")
+
+        image_source = p.get("image_source") or ""
+        if image_source.startswith("s3://"):
+            parse_s3_uri(image_source, "image_source")
+        elif not image_source:
+            raise ConfigError("image_source", "is required: a local folder or an s3:// prefix")
+        elif image_source.startswith(("http://", "https://", "s3a://", "s3n://")):
+            raise ConfigError("image_source", f"{image_source!r}: use a local folder or an s3:// prefix")
+
+        label_backend = _choice(p, "label_backend", LABEL_BACKENDS)
+        label_attribute = p.get("label_attribute") or ""
+        if not re.match(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$", label_attribute) or len(label_attribute) > 127:
+            raise ConfigError("label_attribute", f"{label_attribute!r} must be 1-127 letters, digits, hyphens")
+        if label_attribute.endswith(("-metadata", "-ref")):
+            raise ConfigError("label_attribute", f"{label_attribute!r} may not end in -metadata or -ref")
+        import_manifest = p.get("import_manifest") or ""
+        if label_backend == "import":
+            if not import_manifest:
+                raise ConfigError("import_manifest", "is required when label_backend is import")
+            if import_manifest.startswith("s3://"):
+                parse_s3_uri(import_manifest, "import_manifest")
+        import_source_prefix = p.get("import_source_prefix") or None
+        if import_source_prefix and not import_source_prefix.startswith("s3://"):
+            raise ConfigError("import_source_prefix", f"{import_source_prefix!r} is not an s3:// prefix")
+
+        validation_fraction = _number(p, "validation_fraction", float, 0.01, 0.5)
+
+        hp = algorithms.ObjectDetectionHyperparameters(
+            num_classes=1,  # the real values come from the manifest in prepare_manifests
+            num_training_samples=1,
+            base_network=p.get("base_network", "resnet-50"),
+            use_pretrained_model=1,
+            epochs=_number(p, "epochs", int, 1, 1000),
+            mini_batch_size=_number(p, "mini_batch_size", int, 1, 1024),
+            learning_rate=_number(p, "learning_rate", float, 1e-6, 1.0),
+            image_shape=_number(p, "image_shape", int, 300, 1024),
+        )
+        try:
+            hp.validate()
+        except ValueError as exc:
+            raise ConfigError("hyperparameters", str(exc)) from None
+        training_instance = p.get("training_instance_type") or ""
+        try:
+            algorithms.check_training_instance_type(training_instance)
+        except ValueError as exc:
+            raise ConfigError("training_instance_type", str(exc)) from None
+        training = TrainingSpec(
+            instance_type=training_instance,
+            instance_count=_number(p, "training_instance_count", int, 1, 16),
+            volume_size_gb=_number(p, "training_volume_gb", int, 5, 16384),
+            max_runtime_hours=_number(p, "max_training_hours", float, 0.1, 120),
+            hyperparameters=hp,
+        )
+
+        endpoint_type = _choice(p, "endpoint_type", ENDPOINT_TYPES)
+        memory = _number(p, "serverless_memory_mb", int)
+        if memory not in SERVERLESS_MEMORY_MB:
+            raise ConfigError(
+                "serverless_memory_mb", f"must be 1024-6144 in steps of 1024 (MemorySizeInMB); got {memory}"
+            )
+        endpoint = EndpointSpec(
+            endpoint_type=endpoint_type,
+            memory_size_mb=memory,
+            max_concurrency=_number(p, "serverless_max_concurrency", int, *SERVERLESS_MAX_CONCURRENCY),
+            instance_type=_instance_type(p.get("inference_instance_type"), "inference_instance_type"),
+            instance_count=_number(p, "inference_instance_count", int, 1, 100),
+        )
+        endpoint_name = validate_sagemaker_name(p.get("endpoint_name") or pipeline_name, "endpoint_name")
+
+        load_test = LoadTestSpec(
+            requests=_number(p, "load_test_requests", int, 1, 100_000),
+            concurrency=_number(p, "load_test_concurrency", int, 1, 1000),
+            max_seconds=_number(p, "load_test_max_seconds", float, 1, 3600),
+            slo_p95_ms=_number(p, "slo_p95_ms", float, 1, 600_000),
+            max_error_rate=_number(p, "max_error_rate", float, 0, 1),
+        )
+        if endpoint_type == "serverless" and load_test.concurrency > endpoint.max_concurrency:
+            # More client threads than the endpoint admits only measures throttling.
+            raise ConfigError(
+                "load_test_concurrency",
+                f"{load_test.concurrency} exceeds serverless_max_concurrency {endpoint.max_concurrency}",
+            )
+        return cls(
+            pipeline_name=pipeline_name,
+            region=region,
+            role_arn=role_arn,
+            bucket=bucket,
+            prefix=prefix,
+            image_source=image_source,
+            label_backend=label_backend,
+            label_attribute=label_attribute,
+            import_manifest=import_manifest,
+            import_source_prefix=import_source_prefix,
+            validation_fraction=validation_fraction,
+            training=training,
+            endpoint=endpoint,
+            endpoint_name=endpoint_name,
+            load_test=load_test,
+            budget_usd=_number(p, "budget_usd", float, 0),
+            run=run,
+        )
+
+    @classmethod
+    def from_context(cls, context: Mapping[str, Any], aws_conn_id: str | None = "aws_default") -> PipelineConfig:
+        """Build from a task's context: its params, its run and the connection's region."""
+        params = context["params"]
+        region = params.get("region") or connection_region(aws_conn_id)
+        return cls.from_params(params, run=RunInfo.from_context(context), region=region)
+
+    # ---- derived names and locations ------------------------------------------------------
+    @property
+    def s3_root(self) -> str:
+        return f"s3://{self.bucket}/{self.prefix}"
+
+    @property
+    def raw_prefix(self) -> str:
+        """Where this run's images land: one partition per data interval."""
+        return f"{self.s3_root}/raw/{self.run.partition}/"
+
+    @property
+    def labels_prefix(self) -> str:
+        return f"{self.s3_root}/labels/{self.run.partition}/"
+
+    @property
+    def labeled_manifest_uri(self) -> str:
+        return f"{self.labels_prefix}output.manifest"
+
+    @property
+    def run_prefix(self) -> str:
+        return f"{self.s3_root}/runs/{self.run.stamp}/"
+
+    @property
+    def train_manifest_uri(self) -> str:
+        return f"{self.run_prefix}manifests/train.manifest"
+
+    @property
+    def validation_manifest_uri(self) -> str:
+        return f"{self.run_prefix}manifests/validation.manifest"
+
+    @property
+    def training_output_uri(self) -> str:
+        return f"{self.run_prefix}training-output/"
+
+    @property
+    def report_prefix(self) -> str:
+        return f"{self.run_prefix}reports/"
+
+    @property
+    def job_name(self) -> str:
+        """Training job, model and endpoint-config name: the same for every try of this run."""
+        return validate_sagemaker_name(f"{self.pipeline_name}-{self.run.stamp.replace('T', '-')}", "job_name")
+
+    @property
+    def model_name(self) -> str:
+        return self.job_name
+
+    @property
+    def endpoint_config_name(self) -> str:
+        return self.job_name
+
+    @property
+    def image_uri(self) -> str:
+        return algorithms.object_detection_image_uri(self.region)
+
+    @property
+    def sync_source(self) -> str:
+        """The image source as the sync operator wants it: s3:// as is, local paths absolute."""
+        if self.image_source.startswith("s3://"):
+            return self.image_source
+        return str(resolve_local_path(self.image_source))
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe view, for logs and the UI (no secrets live in the config)."""
+        data = asdict(self)
+        data["run"] = {
+            "run_id": self.run.run_id,
+            "stamp": self.run.stamp,
+            "partition": self.run.partition,
+        }
+        return data
+
+
+def _instance_type(value: Any, field_name: str) -> str:
+    if not isinstance(value, str) or not re.match(r"^ml\.[a-z0-9]+\.[a-z0-9]+$", value):
+        raise ConfigError(field_name, f"{value!r} is not a SageMaker instance type such as ml.g4dn.xlarge")
+    return value
+
+
+def connection_region(aws_conn_id: str | None) -> str:
+    """The region of the AWS connection (no network call), falling back to the SDK default."""
+    from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
+
+    region = AwsBaseHook(aws_conn_id=aws_conn_id, client_type="sts").conn_region_name
+    return region or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+
+
+def pipeline_macro():
+    """The ``pipeline()`` Jinja macro: ``{{ pipeline().raw_prefix }}`` in templated fields."""
+    import jinja2
+
+    @jinja2.pass_context
+    def pipeline(jinja_context) -> PipelineConfig:
+        return PipelineConfig.from_context(jinja_context)
+
+    return pipeline

@@ -1,0 +1,782 @@
+"""The price table and the cost estimators: labeling, training and every kind of endpoint.
+
+Every price the package uses lives in :data:`DEFAULT_PRICES`, keyed by region. The built-in
+prices are for **us-east-1** only. Other regions, other instance types and corrected prices
+come from a JSON file that deep-merges over the defaults::
+
+    {"us-east-1": {"hosting_usd_per_instance_hour": {"ml.inf2.xlarge": "0.99"}},
+     "eu-west-1": {"training_usd_per_instance_hour": {"ml.g4dn.xlarge": "0.822"}}}
+
+Pass its path to :func:`load_price_table`, or name it in ``$SAGEMAKER_VISION_PRICES`` so every
+estimator picks it up. All money is :class:`~decimal.Decimal` from input to result; each
+estimator rounds once, at the end, to the cent with ``ROUND_HALF_UP``. Free tiers, Savings
+Plans, Spot training, EBS volume storage and S3 are not modelled: these are upper bounds for
+the budget guard, not a bill.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from types import MappingProxyType
+from typing import Any
+
+D = Decimal
+
+DEFAULT_REGION = "us-east-1"
+PRICES_ENV_VAR = "SAGEMAKER_VISION_PRICES"
+CENT = D("0.01")
+
+# Sources, referred to by tag on every entry below. All checked 2026-11-25, offline: against
+# stored copies of the AWS pages and of public references quoting them (this checkout has no
+# internet access). Re-check the live pages before quoting a number to anyone.
+#   [SM-TRAIN] https://aws.amazon.com/sagemaker/ai/pricing/  On-Demand > Training, US East (N. Virginia)
+#   [SM-RT]    https://aws.amazon.com/sagemaker/ai/pricing/  On-Demand > Real-Time Inference, us-east-1
+#   [SM-SLS]   https://aws.amazon.com/sagemaker/ai/pricing/  On-Demand > Serverless Inference, us-east-1
+#   [GT]       https://aws.amazon.com/sagemaker/ai/groundtruth/pricing/  (per labeled object; us-east-1)
+DEFAULT_PRICES: dict[str, dict[str, Any]] = {
+    "us-east-1": {
+        # Ground Truth per-object fee, tiered on objects labeled per month in the account. The
+        # page has a third tier the brief did not mention: over 1,000,000 objects/month $0.02
+        # (the same three tiers as Amazon A2I). The public workforce's per-task price is extra.
+        "ground_truth_usd_per_object_tiers": [
+            {"up_to_objects": 50_000, "usd": D("0.08")},  # [GT] first 50,000 objects
+            {"up_to_objects": 1_000_000, "usd": D("0.04")},  # [GT] next 950,000 objects
+            {"up_to_objects": None, "usd": D("0.02")},  # [GT] over 1,000,000 objects
+        ],
+        # The built-in Object Detection algorithm trains on GPU instances only (p2/p3/g4dn/g5);
+        # the ml.m5 entries are here for other jobs (processing, CPU algorithms).
+        "training_usd_per_instance_hour": {
+            "ml.p2.xlarge": D("1.125"),  # [SM-TRAIN] previous generation, being retired
+            "ml.p3.2xlarge": D("3.825"),  # [SM-TRAIN]
+            "ml.p3.8xlarge": D("14.688"),  # [SM-TRAIN]
+            "ml.p3.16xlarge": D("28.152"),  # [SM-TRAIN]
+            "ml.g4dn.xlarge": D("0.7364"),  # [SM-TRAIN]
+            "ml.g4dn.2xlarge": D("0.94"),  # [SM-TRAIN]
+            "ml.g4dn.4xlarge": D("1.505"),  # [SM-TRAIN]
+            "ml.g4dn.8xlarge": D("2.72"),  # [SM-TRAIN]
+            "ml.g4dn.12xlarge": D("4.89"),  # [SM-TRAIN]
+            "ml.g4dn.16xlarge": D("5.44"),  # [SM-TRAIN]
+            "ml.g5.xlarge": D("1.408"),  # [SM-TRAIN]
+            "ml.g5.2xlarge": D("1.515"),  # [SM-TRAIN]
+            "ml.g5.4xlarge": D("2.03"),  # [SM-TRAIN]
+            "ml.m5.large": D("0.115"),  # [SM-TRAIN]
+            "ml.m5.xlarge": D("0.23"),  # [SM-TRAIN]
+        },
+        # Real-time hosting; asynchronous inference bills the same instance-hours.
+        "hosting_usd_per_instance_hour": {
+            "ml.t2.medium": D("0.056"),  # [SM-RT]
+            "ml.m5.large": D("0.115"),  # [SM-RT]
+            "ml.m5.xlarge": D("0.23"),  # [SM-RT]
+            "ml.m5.2xlarge": D("0.461"),  # [SM-RT]
+            "ml.c5.large": D("0.102"),  # [SM-RT]
+            "ml.c5.xlarge": D("0.204"),  # [SM-RT]
+            "ml.c5.2xlarge": D("0.408"),  # [SM-RT]
+            "ml.g4dn.xlarge": D("0.7364"),  # [SM-RT]
+            "ml.g4dn.2xlarge": D("0.94"),  # [SM-RT]
+            "ml.g4dn.4xlarge": D("1.505"),  # [SM-RT]
+            "ml.g4dn.8xlarge": D("2.72"),  # [SM-RT]
+            "ml.p3.2xlarge": D("3.825"),  # [SM-RT]
+            "ml.g5.xlarge": D("1.408"),  # [SM-RT]
+            "ml.g5.2xlarge": D("1.515"),  # [SM-RT]
+            "ml.g5.4xlarge": D("2.03"),  # [SM-RT]
+        },
+        # Checked as asked: the page lists a price per second for each memory size, 1024 MB
+        # $0.0000200 up to 6144 MB $0.0001200. That is linear, so $0.00002 per GB-second as the
+        # brief said; no correction needed. Duration is billed per millisecond.
+        "serverless_usd_per_gb_second": D("0.00002"),  # [SM-SLS]
+        # Data processed IN and OUT of real-time, asynchronous and serverless endpoints: $0.016
+        # per GB each way (matches the brief; also how it appears on AWS bills).
+        "data_processed_usd_per_gb": {
+            "in": D("0.016"),  # [SM-RT] [SM-SLS]
+            "out": D("0.016"),  # [SM-RT] [SM-SLS]
+        },
+    },
+}
+
+# CreateLabelingJob PublicWorkforceTaskPrice.AmountInUsd: the only prices AWS accepts for
+# bounding-box tasks on the public (Mechanical Turk) workforce. Source: SageMaker API
+# reference, PublicWorkforceTaskPrice, checked 2026-11-25; the list matches the brief.
+ALLOWED_PUBLIC_TASK_PRICES_USD: tuple[Decimal, ...] = tuple(
+    D(p)
+    for p in (
+        "0.036", "0.048", "0.060", "0.072", "0.120", "0.240", "0.360",
+        "0.480", "0.600", "0.720", "0.840", "0.960", "1.080", "1.200",
+    )
+)
+# The cheapest allowed price, for quick, simple boxes; raise it for harder images.
+DEFAULT_PUBLIC_TASK_PRICE_USD = ALLOWED_PUBLIC_TASK_PRICES_USD[0]
+# HumanTaskConfig.NumberOfHumanWorkersPerDataObject is 1..9.
+MAX_WORKERS_PER_OBJECT = 9
+# ServerlessConfig.MemorySizeInMB: 1024..6144 in 1 GB steps.
+SERVERLESS_MEMORY_SIZES_MB: tuple[int, ...] = (1024, 2048, 3072, 4096, 5120, 6144)
+
+_INSTANCE_TABLES = ("training_usd_per_instance_hour", "hosting_usd_per_instance_hour")
+_REGION_KEYS = (
+    "ground_truth_usd_per_object_tiers",
+    *_INSTANCE_TABLES,
+    "serverless_usd_per_gb_second",
+    "data_processed_usd_per_gb",
+)
+_DATA_KEYS = ("in", "out")
+_TIER_KEYS = ("up_to_objects", "usd")
+_REGION_RE = re.compile(r"^[a-z]{2}(-[a-z]+)+-\d+$")
+_INSTANCE_RE = re.compile(r"^ml\.[a-z0-9-]+\.[a-z0-9-]+$")
+_BUILTIN_SOURCE = "built-in price table"
+
+Number = int | float | Decimal | str
+
+
+# --------------------------------------------------------------------------- price table
+
+
+@dataclass(frozen=True, eq=False)
+class PriceTable:
+    """A validated, read-only price table: region -> section -> Decimal USD.
+
+    Build it with :func:`load_price_table`; ``source`` names where the prices came from so
+    that errors can point at the file to edit.
+    """
+
+    regions: Mapping[str, Mapping[str, Any]]
+    source: str = _BUILTIN_SOURCE
+
+    def region(self, region: str) -> Mapping[str, Any]:
+        """The prices of one region, or a ValueError that lists the regions known."""
+        try:
+            return self.regions[region]
+        except KeyError:
+            raise ValueError(
+                f"region {region!r} is not in the {self.source}; known regions: "
+                f"{', '.join(sorted(self.regions))}. {_how_to_override(f'/{region}')}"
+            ) from None
+
+    def _entry(self, region: str, key: str) -> Any:
+        prices = self.region(region)
+        if key not in prices:
+            path = f"/{region}/{key}"
+            raise ValueError(f"no price at {path} in the {self.source}. {_how_to_override(path)}")
+        return prices[key]
+
+    def rate(self, region: str, key: str) -> Decimal:
+        """A single rate such as ``serverless_usd_per_gb_second``."""
+        value = self._entry(region, key)
+        if not isinstance(value, Decimal):
+            raise ValueError(f"/{region}/{key} in the {self.source} is a section, not a single rate")
+        return value
+
+    def data_rate(self, region: str, direction: str) -> Decimal:
+        """USD per GB of data processed ``in`` to or ``out`` of an endpoint."""
+        key = "data_processed_usd_per_gb"
+        rates = self.region(region).get(key, {})
+        if direction not in rates:
+            path = f"/{region}/{key}/{direction}"
+            raise ValueError(f"no price at {path} in the {self.source}. {_how_to_override(path)}")
+        return rates[direction]
+
+    def instance_types(self, region: str, table: str) -> tuple[str, ...]:
+        """Instance types priced in ``table`` (training or hosting) for ``region``."""
+        return tuple(sorted(self.region(region).get(table, {})))
+
+    def instance_rate(self, region: str, table: str, instance_type: str) -> Decimal:
+        """USD per instance-hour, or a ValueError listing known types and how to add one."""
+        rates = self.region(region).get(table, {})
+        if instance_type not in rates:
+            kind = "training" if table.startswith("training") else "hosting"
+            known = ", ".join(sorted(rates)) or "none"
+            raise ValueError(
+                f"no {kind} price for instance type {instance_type!r} in {region} in the "
+                f"{self.source}; known: {known}. "
+                f"{_how_to_override(f'/{region}/{table}/{instance_type}')}"
+            )
+        return rates[instance_type]
+
+    def object_tiers(self, region: str) -> tuple[tuple[int | None, Decimal], ...]:
+        """Ground Truth per-object tiers as ``(up_to_objects, usd)``; the last is open-ended."""
+        tiers = self._entry(region, "ground_truth_usd_per_object_tiers")
+        return tuple((t["up_to_objects"], t["usd"]) for t in tiers)
+
+    def to_json_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready copy (Decimals as strings), e.g. to start an override file from."""
+        return _thaw(self.regions, money_as_str=True)
+
+
+def _how_to_override(path: str) -> str:
+    return (
+        f"To add or correct it, put the price at JSON path {path} in a file and pass it to "
+        f"load_price_table() or name it in ${PRICES_ENV_VAR}."
+    )
+
+
+def load_price_table(path: str | os.PathLike[str] | None = None) -> PriceTable:
+    """The built-in prices, deep-merged with the JSON file at ``path`` or ``$SAGEMAKER_VISION_PRICES``.
+
+    Objects merge key by key; lists (the Ground Truth tiers) and numbers replace. Numbers may
+    be JSON numbers or numeric strings; they are read as Decimal, never as float. Unknown keys,
+    bad values and bad JSON raise ValueError naming the file and the JSON path.
+    """
+    if path is None:
+        path = os.environ.get(PRICES_ENV_VAR) or None
+    table = _builtin_table()
+    if path is None:
+        return table
+    source = os.fspath(path)
+    override = _read_override(source)
+    merged = _deep_merge(_thaw(table.regions), override)
+    return PriceTable(regions=_freeze(merged), source=f"price table {source} (over built-in)")
+
+
+def _read_override(source: str) -> dict[str, Any]:
+    def reject_constant(name: str) -> Any:
+        raise ValueError(f"price file {source}: {name} is not a price")
+
+    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in out:
+                raise ValueError(f"price file {source}: key {key!r} appears twice in one object")
+            out[key] = value
+        return out
+
+    try:
+        with open(source, encoding="utf-8") as fh:
+            raw = json.load(
+                fh, parse_float=Decimal, parse_constant=reject_constant, object_pairs_hook=no_duplicates
+            )
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"price file {source} does not exist (from load_price_table() or ${PRICES_ENV_VAR})"
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"price file {source}: invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
+        ) from None
+    except UnicodeDecodeError:
+        raise ValueError(f"price file {source}: not UTF-8 text") from None
+    return _validate_override(raw, source)
+
+
+def _validate_override(raw: Any, source: str) -> dict[str, Any]:
+    """Check a partial price table; returns it with every price as a Decimal."""
+    return _Validator(source).table(raw)
+
+
+class _Validator:
+    """Schema checks for a price file; every error names the file and the JSON path."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, path: str, problem: str) -> ValueError:
+        return ValueError(f"price file {self.source}: {path or '/'}: {problem}")
+
+    def obj(self, value: Any, path: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise self.fail(path, f"expected a JSON object, got {_json_type(value)}")
+        return value
+
+    def price(self, value: Any, path: str) -> Decimal:
+        try:
+            return _to_decimal(value, "price")
+        except ValueError as exc:
+            raise self.fail(path, str(exc).removeprefix("price ")) from None
+
+    def table(self, raw: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for region, prices in self.obj(raw, "").items():
+            if not _REGION_RE.match(region):
+                raise self.fail(f"/{region}", f"unknown key {region!r}: top-level keys are AWS regions "
+                                              "such as us-east-1")
+            out[region] = self.region(prices, f"/{region}")
+        return out
+
+    def region(self, prices: Any, rpath: str) -> dict[str, Any]:
+        checked: dict[str, Any] = {}
+        for key, value in self.obj(prices, rpath).items():
+            path = f"{rpath}/{key}"
+            if key in _INSTANCE_TABLES:
+                checked[key] = self.keyed_prices(value, path, _INSTANCE_RE.match, "an ml.* instance type")
+            elif key == "data_processed_usd_per_gb":
+                checked[key] = self.keyed_prices(value, path, _DATA_KEYS.__contains__, "in or out")
+            elif key == "serverless_usd_per_gb_second":
+                checked[key] = self.price(value, path)
+            elif key == "ground_truth_usd_per_object_tiers":
+                checked[key] = self.tiers(value, path)
+            else:
+                raise self.fail(path, f"unknown key {key!r}; expected one of {', '.join(_REGION_KEYS)}")
+        return checked
+
+    def keyed_prices(self, value: Any, path: str, key_ok: Any, expected: str) -> dict[str, Decimal]:
+        out: dict[str, Decimal] = {}
+        for key, rate in self.obj(value, path).items():
+            if not key_ok(key):
+                raise self.fail(f"{path}/{key}", f"unknown key {key!r}; expected {expected}")
+            out[key] = self.price(rate, f"{path}/{key}")
+        return out
+
+    def tiers(self, value: Any, path: str) -> list[dict[str, Any]]:
+        if not isinstance(value, list) or not value:
+            raise self.fail(path, 'expected a non-empty list of {"up_to_objects": int or null, "usd": price}')
+        tiers: list[dict[str, Any]] = []
+        previous = 0
+        for i, raw in enumerate(value):
+            tpath = f"{path}/{i}"
+            tier = self.obj(raw, tpath)
+            for key in tier:
+                if key not in _TIER_KEYS:
+                    raise self.fail(f"{tpath}/{key}", f"unknown key {key!r}; expected up_to_objects, usd")
+            for key in _TIER_KEYS:
+                if key not in tier:
+                    raise self.fail(f"{tpath}/{key}", "missing")
+            bound, last = tier["up_to_objects"], i == len(value) - 1
+            if bound is None and not last:
+                raise self.fail(f"{tpath}/up_to_objects", "only the last tier may be open-ended (null)")
+            if bound is not None:
+                if isinstance(bound, bool) or not isinstance(bound, int) or bound <= previous:
+                    raise self.fail(f"{tpath}/up_to_objects",
+                                    f"expected an integer above {previous}, got {bound!r}")
+                if last:
+                    raise self.fail(f"{tpath}/up_to_objects", "the last tier must be open-ended (null)")
+                previous = bound
+            tiers.append({"up_to_objects": bound, "usd": self.price(tier["usd"], f"{tpath}/usd")})
+        return tiers
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}
+    return names.get(type(value), "a number")
+
+
+def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            _deep_merge(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+def _freeze(value: Any) -> Any:
+    """Deep read-only copy, so a cached table cannot be edited by one caller under another."""
+    if isinstance(value, Mapping):
+        return MappingProxyType({k: _freeze(v) for k, v in value.items()})
+    if isinstance(value, list | tuple):
+        return tuple(_freeze(v) for v in value)
+    return value
+
+
+def _thaw(value: Any, money_as_str: bool = False) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _thaw(v, money_as_str) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_thaw(v, money_as_str) for v in value]
+    if money_as_str and isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+@functools.cache
+def _builtin_table() -> PriceTable:
+    # Run the defaults through the same validation as a user's file: the schema holds for both.
+    checked = _validate_override(_thaw(DEFAULT_PRICES), _BUILTIN_SOURCE)
+    return PriceTable(regions=_freeze(checked), source=_BUILTIN_SOURCE)
+
+
+@functools.lru_cache(maxsize=8)
+def _load_cached(path: str, mtime_ns: int, size: int) -> PriceTable:
+    return load_price_table(path)
+
+
+def _active_table(prices: PriceTable | None) -> PriceTable:
+    """``prices`` if given, else the table ``$SAGEMAKER_VISION_PRICES`` names (re-read on change)."""
+    if prices is not None:
+        if not isinstance(prices, PriceTable):
+            raise ValueError(
+                f"prices must be a PriceTable from load_price_table(), got {type(prices).__name__}"
+            )
+        return prices
+    path = os.environ.get(PRICES_ENV_VAR) or None
+    if path is None:
+        return _builtin_table()
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"price file {path} named by ${PRICES_ENV_VAR} does not exist") from None
+    return _load_cached(path, st.st_mtime_ns, st.st_size)
+
+
+# --------------------------------------------------------------------------- input checks
+
+
+def _to_decimal(value: Any, name: str) -> Decimal:
+    """A finite, non-negative Decimal; floats go through ``str`` so 0.036 stays 0.036."""
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal | str):
+        raise ValueError(f"{name} must be a number, got {type(value).__name__} {value!r}")
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"{name} must be a finite number, got {value!r}")
+        value = repr(value)
+    try:
+        number = D(value.strip()) if isinstance(value, str) else D(value)
+    except InvalidOperation:
+        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    if not number.is_finite():
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    if number < 0:
+        raise ValueError(f"{name} must not be negative, got {value!r}")
+    return number
+
+
+def _to_int(value: Any, name: str, minimum: int = 0, maximum: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f"at least {minimum}" if maximum is None else f"between {minimum} and {maximum}"
+        raise ValueError(f"{name} must be {bound}, got {value}")
+    return value
+
+
+def _cents(amount: Decimal) -> Decimal:
+    return amount.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+# --------------------------------------------------------------------------- estimators
+
+
+def labeling_cost(
+    num_objects: int,
+    workers_per_object: int,
+    price_per_task_usd: Number = DEFAULT_PUBLIC_TASK_PRICE_USD,
+    *,
+    objects_already_this_month: int = 0,
+    prices: PriceTable | None = None,
+    region: str = DEFAULT_REGION,
+) -> Decimal:
+    """Ground Truth bounding-box labeling on the public workforce, in USD.
+
+    Each object is labeled by ``workers_per_object`` workers at ``price_per_task_usd`` each,
+    plus Ground Truth's tiered per-object fee. ``objects_already_this_month`` places this job
+    on the monthly tiers, so a job that straddles the 50,000-object boundary is priced on both.
+    """
+    num_objects = _to_int(num_objects, "num_objects")
+    workers = _to_int(workers_per_object, "workers_per_object", 1, MAX_WORKERS_PER_OBJECT)
+    already = _to_int(objects_already_this_month, "objects_already_this_month")
+    task_price = _to_decimal(price_per_task_usd, "price_per_task_usd")
+    if task_price not in ALLOWED_PUBLIC_TASK_PRICES_USD:
+        allowed = ", ".join(str(p) for p in ALLOWED_PUBLIC_TASK_PRICES_USD)
+        raise ValueError(
+            f"price_per_task_usd {price_per_task_usd!r} is not a price AWS accepts for public-workforce "
+            f"bounding-box tasks; allowed: {allowed}"
+        )
+    table = _active_table(prices)
+    tasks = num_objects * workers * task_price
+    per_object = D(0)
+    start, end, lower = already, already + num_objects, 0
+    for upper, usd in table.object_tiers(region):
+        overlap = (end if upper is None else min(end, upper)) - max(start, lower)
+        if overlap > 0:
+            per_object += overlap * usd
+        if upper is None:
+            break
+        lower = upper
+    return _cents(tasks + per_object)
+
+
+def training_cost(
+    instance_type: str,
+    instance_count: int,
+    hours: Number,
+    *,
+    prices: PriceTable | None = None,
+    region: str = DEFAULT_REGION,
+) -> Decimal:
+    """On-demand SageMaker training: price per instance-hour x instances x hours, in USD."""
+    count = _to_int(instance_count, "instance_count", 1)
+    duration = _to_decimal(hours, "hours")
+    rate = _active_table(prices).instance_rate(region, "training_usd_per_instance_hour", instance_type)
+    return _cents(rate * count * duration)
+
+
+def serverless_endpoint_cost(
+    memory_mb: int,
+    seconds_of_inference: Number,
+    gb_in: Number = 0,
+    gb_out: Number = 0,
+    *,
+    prices: PriceTable | None = None,
+    region: str = DEFAULT_REGION,
+) -> Decimal:
+    """Serverless inference: memory GB x billed seconds x rate, plus data in and out, in USD.
+
+    ``seconds_of_inference`` is the summed compute duration of all requests (AWS bills it per
+    millisecond), not wall-clock time; idle time costs nothing.
+    """
+    memory = _to_int(memory_mb, "memory_mb")
+    if memory not in SERVERLESS_MEMORY_SIZES_MB:
+        raise ValueError(
+            f"memory_mb must be one of {', '.join(map(str, SERVERLESS_MEMORY_SIZES_MB))}, got {memory}"
+        )
+    seconds = _to_decimal(seconds_of_inference, "seconds_of_inference")
+    data_in, data_out = _to_decimal(gb_in, "gb_in"), _to_decimal(gb_out, "gb_out")
+    table = _active_table(prices)
+    compute = D(memory) / 1024 * seconds * table.rate(region, "serverless_usd_per_gb_second")
+    return _cents(compute + _data_processed(table, region, data_in, data_out))
+
+
+def realtime_endpoint_cost(
+    instance_type: str,
+    instance_count: int,
+    hours: Number,
+    *,
+    gb_in: Number = 0,
+    gb_out: Number = 0,
+    prices: PriceTable | None = None,
+    region: str = DEFAULT_REGION,
+) -> Decimal:
+    """A real-time endpoint for ``hours`` (e.g. a load test), plus data processed, in USD."""
+    table = _active_table(prices)
+    return _cents(_hosting(table, region, instance_type, instance_count, hours, gb_in, gb_out))
+
+
+def realtime_endpoint_monthly_cost(
+    instance_type: str,
+    instance_count: int,
+    days: Number,
+    gb_in_per_day: Number = 0,
+    gb_out_per_day: Number = 0,
+    *,
+    prices: PriceTable | None = None,
+    region: str = DEFAULT_REGION,
+) -> Decimal:
+    """A real-time endpoint kept up around the clock for ``days``, in USD."""
+    span = _to_decimal(days, "days")
+    daily_in = _to_decimal(gb_in_per_day, "gb_in_per_day")
+    daily_out = _to_decimal(gb_out_per_day, "gb_out_per_day")
+    table = _active_table(prices)
+    return _cents(
+        _hosting(table, region, instance_type, instance_count, 24 * span, daily_in * span, daily_out * span)
+    )
+
+
+def async_endpoint_cost(
+    instance_type: str,
+    instance_count: int,
+    hours: Number,
+    *,
+    gb_in: Number = 0,
+    gb_out: Number = 0,
+    prices: PriceTable | None = None,
+    region: str = DEFAULT_REGION,
+) -> Decimal:
+    """Asynchronous inference, billed at real-time instance prices, in USD.
+
+    An async endpoint can scale to zero instances; pass the hours it actually had
+    ``instance_count`` instances running.
+    """
+    table = _active_table(prices)
+    return _cents(_hosting(table, region, instance_type, instance_count, hours, gb_in, gb_out))
+
+
+def _hosting(
+    table: PriceTable, region: str, instance_type: str, instance_count: int,
+    hours: Number, gb_in: Number, gb_out: Number,
+) -> Decimal:
+    count = _to_int(instance_count, "instance_count", 1)
+    duration = _to_decimal(hours, "hours")
+    data_in, data_out = _to_decimal(gb_in, "gb_in"), _to_decimal(gb_out, "gb_out")
+    rate = table.instance_rate(region, "hosting_usd_per_instance_hour", instance_type)
+    return rate * count * duration + _data_processed(table, region, data_in, data_out)
+
+
+def _data_processed(table: PriceTable, region: str, gb_in: Decimal, gb_out: Decimal) -> Decimal:
+    # No data, no lookup: a region added by override may price instances but not data yet.
+    total = D(0)
+    for direction, gb in (("in", gb_in), ("out", gb_out)):
+        if gb:
+            total += gb * table.data_rate(region, direction)
+    return total
+
+
+# --------------------------------------------------------------------------- estimate
+
+
+@dataclass(frozen=True)
+class CostLine:
+    """One priced step of a run, e.g. ``CostLine("training", Decimal("11.48"), "ml.p3.2xlarge x1, 3 h")``."""
+
+    step: str
+    usd: Decimal
+    detail: str = ""
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.step, str) or not self.step.strip():
+            raise ValueError(f"CostLine.step must be a non-empty string, got {self.step!r}")
+        if not isinstance(self.detail, str):
+            raise ValueError(f"CostLine.detail must be a string, got {type(self.detail).__name__}")
+        # Floats are refused rather than converted: a float here means drift crept in upstream.
+        if isinstance(self.usd, float):
+            raise ValueError(f"CostLine.usd for step {self.step!r} must be a Decimal, not float {self.usd!r}")
+        object.__setattr__(self, "usd", _cents(_to_decimal(self.usd, f"CostLine.usd for step {self.step!r}")))
+
+
+@dataclass(frozen=True)
+class CostEstimate:
+    """The priced steps of a run, with a total, an XCom-safe dict and a text table."""
+
+    lines: tuple[CostLine, ...] = field(default_factory=tuple)
+
+    def __post_init__(self) -> None:
+        lines = tuple(self.lines)
+        for i, line in enumerate(lines):
+            if not isinstance(line, CostLine):
+                raise ValueError(f"CostEstimate.lines[{i}] must be a CostLine, got {type(line).__name__}")
+        object.__setattr__(self, "lines", lines)
+
+    @property
+    def total(self) -> Decimal:
+        """Sum of the lines, in USD to the cent."""
+        return _cents(sum((line.usd for line in self.lines), D(0)))
+
+    def with_lines(self, *lines: CostLine) -> CostEstimate:
+        """A new estimate with ``lines`` appended."""
+        return CostEstimate(self.lines + tuple(lines))
+
+    def exceeds(self, budget_usd: Number) -> bool:
+        """True when the total is strictly above ``budget_usd``; a total equal to it is within budget."""
+        return self.total > _to_decimal(budget_usd, "budget_usd")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-safe form for XCom: money as strings such as ``"1083.60"``, never floats."""
+        return {
+            "currency": "USD",
+            "lines": [{"step": ln.step, "usd": str(ln.usd), "detail": ln.detail} for ln in self.lines],
+            "total_usd": str(self.total),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CostEstimate:
+        """Inverse of :meth:`to_dict`, e.g. for a downstream task reading the XCom."""
+        if not isinstance(data, Mapping) or not isinstance(data.get("lines"), list):
+            raise ValueError("cost estimate must be a mapping with a 'lines' list")
+        if data.get("currency", "USD") != "USD":
+            raise ValueError(f"cost estimate currency must be USD, got {data.get('currency')!r}")
+        lines = []
+        for i, raw in enumerate(data["lines"]):
+            if not isinstance(raw, Mapping) or "step" not in raw or "usd" not in raw:
+                raise ValueError(f"cost estimate lines[{i}] must have 'step' and 'usd'")
+            usd = _to_decimal(raw["usd"], f"lines[{i}].usd")
+            lines.append(CostLine(raw["step"], usd, raw.get("detail", "")))
+        return cls(tuple(lines))
+
+    def format_table(self) -> str:
+        """A fixed-width text table, one row per line and a TOTAL row, for logs and reports."""
+        rows = [(ln.step, f"{ln.usd:,.2f}", ln.detail) for ln in self.lines]
+        total = ("TOTAL", f"{self.total:,.2f}", "")
+        step_w = max(len(r[0]) for r in [("STEP", "", ""), total, *rows])
+        usd_w = max(len(r[1]) for r in [("", "USD", ""), total, *rows])
+        rule = f"{'-' * step_w}  {'-' * usd_w}"
+
+        def render(cells: Iterable[str]) -> str:
+            step, usd, detail = cells
+            return f"{step:<{step_w}}  {usd:>{usd_w}}  {detail}".rstrip()
+
+        return "\n".join([render(("STEP", "USD", "DETAIL")), rule, *map(render, rows), rule, render(total)])
+
+
+__all__ = [
+    "ALLOWED_PUBLIC_TASK_PRICES_USD",
+    "DEFAULT_PRICES",
+    "DEFAULT_PUBLIC_TASK_PRICE_USD",
+    "DEFAULT_REGION",
+    "MAX_WORKERS_PER_OBJECT",
+    "PRICES_ENV_VAR",
+    "SERVERLESS_MEMORY_SIZES_MB",
+    "CostEstimate",
+    "CostLine",
+    "PriceTable",
+    "async_endpoint_cost",
+    "labeling_cost",
+    "load_price_table",
+    "realtime_endpoint_cost",
+    "realtime_endpoint_monthly_cost",
+    "serverless_endpoint_cost",
+    "training_cost",
+]
+
+
+# --------------------------------------------------------------------------- a run's estimate
+
+# Assumed request and response sizes for the test traffic of a run: a JPEG in, boxes out.
+_ASSUMED_REQUEST_MB = D("0.2")
+_ASSUMED_RESPONSE_MB = D("0.002")
+# A provisioned endpoint is billed from creation; a run deploys and tests within about an hour.
+_RUN_HOSTING_HOURS = D(1)
+
+
+def estimate_pipeline(cfg: Any, *, num_images: int = 0, prices: PriceTable | None = None) -> CostEstimate:
+    """Price the paid steps of one ``object_detection_pipeline`` run from its ``PipelineConfig``.
+
+    Training is priced at its stopping condition (``max_training_hours``): the most the run can
+    spend, which is what a budget guard must compare. ``num_images`` counts labeling objects.
+    """
+    table = _active_table(prices)
+    region = cfg.region if cfg.region in table.regions else DEFAULT_REGION
+    note = "" if region == cfg.region else f" ({DEFAULT_REGION} prices: add {cfg.region} to the price table)"
+    lines: list[CostLine] = []
+    if cfg.label_backend == "ground_truth":
+        gt = cfg.ground_truth
+        usd = labeling_cost(num_images, gt.workers_per_object, gt.task_price_usd, prices=table, region=region)
+        lines.append(CostLine("label (Ground Truth)", usd,
+                              f"{num_images} images x {gt.workers_per_object} workers @ ${gt.task_price_usd}{note}"))
+    else:
+        lines.append(CostLine(f"label ({cfg.label_backend})", D(0), "no AWS charge"))
+    t = cfg.training
+    lines.append(CostLine(
+        "train", training_cost(t.instance_type, t.instance_count, t.max_runtime_hours, prices=table, region=region),
+        f"{t.instance_count} x {t.instance_type} for up to {t.max_runtime_hours} h{note}",
+    ))
+    requests = cfg.load_test.requests + 1  # the smoke test's one request
+    gb_in = _ASSUMED_REQUEST_MB * requests / 1024
+    gb_out = _ASSUMED_RESPONSE_MB * requests / 1024
+    e = cfg.endpoint
+    if e.endpoint_type == "serverless":
+        # Billed per request duration; assume each takes the SLO's p95, an upper bound that passes.
+        seconds = D(str(cfg.load_test.slo_p95_ms)) / 1000 * requests
+        usd = serverless_endpoint_cost(e.memory_size_mb, seconds, gb_in, gb_out, prices=table, region=region)
+        detail = f"{requests} requests x {cfg.load_test.slo_p95_ms:g} ms at {e.memory_size_mb} MB{note}"
+    else:
+        usd = realtime_endpoint_cost(e.instance_type, e.instance_count, _RUN_HOSTING_HOURS,
+                                     gb_in=gb_in, gb_out=gb_out, prices=table, region=region)
+        monthly = realtime_endpoint_monthly_cost(e.instance_type, e.instance_count, 30, prices=table, region=region)
+        detail = (f"{e.instance_count} x {e.instance_type} for the run's first hour; "
+                  f"${monthly:,.2f} per 30 days while it stays up{note}")
+    lines.append(CostLine("deploy + smoke + load test", usd, detail))
+    return CostEstimate(tuple(lines))
+
+
+def estimate_and_guard(cfg: Any, *, num_images: int = 0, log: Any = None) -> dict[str, Any]:
+    """The ``estimate_costs`` task: log the table, return it for XCom, stop over budget.
+
+    Over budget raises ``AirflowFailException``: retrying cannot make a run cheaper.
+    """
+    import logging
+
+    from airflow.exceptions import AirflowFailException
+
+    log = log or logging.getLogger(__name__)
+    estimate = estimate_pipeline(cfg, num_images=num_images)
+    budget = _to_decimal(cfg.budget_usd, "budget_usd")
+    log.info("Estimated cost of this run's paid steps (USD):\n%s\nBudget: %s", estimate.format_table(), budget)
+    result = {**estimate.to_dict(), "budget_usd": str(budget)}
+    if estimate.exceeds(budget):
+        raise AirflowFailException(
+            f"budget_usd: the estimated cost ${estimate.total} exceeds the budget ${budget}; nothing was "
+            "spent. Raise budget_usd or lower max_training_hours / instance counts."
+        )
+    return result

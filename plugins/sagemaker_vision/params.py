@@ -1,0 +1,135 @@
+"""DAG params shared by the DAGs: each typed, described and defaulted so the trigger form works.
+
+Defaults that differ between the embedded emulator and a real account (the bucket, the
+execution role, poll intervals) come from environment variables read when the DAG is parsed:
+reading ``os.environ`` is free, unlike Variables, which would hit the metadata DB on every parse.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from airflow.sdk import Param
+
+from sagemaker_vision.config import LABEL_BACKENDS
+
+
+def _env(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def pipeline_params() -> dict[str, Param]:
+    """Params of ``object_detection_pipeline``, grouped into sections of the trigger form."""
+    s_data, s_label, s_train, s_deploy, s_test = "Data", "Labeling", "Training", "Deployment", "Load test"
+    return {
+        "pipeline_name": Param(
+            _env("SAGEMAKER_VISION_PIPELINE_NAME", "shapes-detector"), type="string",
+            minLength=1, maxLength=47, pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$",
+            description="Names the training jobs, models and endpoint configs of this pipeline "
+            "(<name>-<run stamp>). Letters, digits and hyphens.", section=s_data),
+        "region": Param(
+            "", type="string",
+            description="AWS region. Empty means the region of the aws_default connection.", section=s_data),
+        "role_arn": Param(
+            _env("SAGEMAKER_VISION_ROLE_ARN", ""), type="string",
+            description="SageMaker execution role ARN that training and hosting assume "
+            "(see include/iam/). Defaults to $SAGEMAKER_VISION_ROLE_ARN.", section=s_data),
+        "bucket": Param(
+            _env("SAGEMAKER_VISION_BUCKET", "sagemaker-vision-demo"), type="string", minLength=3, maxLength=63,
+            description="Project S3 bucket: images, manifests, model artifacts and reports go here.",
+            section=s_data),
+        "prefix": Param(
+            "object-detection", type="string", minLength=1,
+            description="Key prefix inside the bucket for everything this pipeline writes.", section=s_data),
+        "image_source": Param(
+            "include/sample_data/images", type="string", minLength=1,
+            description="Images to sync: a local folder (relative to the project root) or an s3:// prefix. "
+            "Only new or changed files are copied.", section=s_data),
+        "label_backend": Param(
+            "import", type="string", enum=list(LABEL_BACKENDS),
+            description="Where bounding boxes come from: import an existing Ground Truth manifest, "
+            "a SageMaker Ground Truth labeling job, or a Label Studio project.", section=s_label),
+        "label_attribute": Param(
+            "bounding-box", type="string", minLength=1,
+            description="Label attribute name in the augmented manifest (may not end in -metadata or -ref).",
+            section=s_label),
+        "import_manifest": Param(
+            "include/sample_data/output.manifest", type="string",
+            description="import backend: an existing Ground Truth output manifest (local path or s3:// URI). "
+            "Its source-refs are rewritten to the synced images.", section=s_label),
+        "import_source_prefix": Param(
+            "", type="string",
+            description="import backend: the prefix the manifest's source-refs start with. "
+            "Empty means their longest common prefix.", section=s_label),
+        "validation_fraction": Param(
+            0.25, type="number", minimum=0.01, maximum=0.5,
+            description="Share of images held out for the validation channel, chosen by a hash of "
+            "source-ref so the split is stable across runs.", section=s_train),
+        "training_instance_type": Param(
+            "ml.p3.2xlarge", type="string",
+            description="GPU instance for the built-in Object Detection algorithm.", section=s_train),
+        "training_instance_count": Param(1, type="integer", minimum=1, maximum=16,
+                                         description="Training instances.", section=s_train),
+        "training_volume_gb": Param(50, type="integer", minimum=5,
+                                    description="EBS volume per training instance, GB.", section=s_train),
+        "max_training_hours": Param(
+            2.0, type="number", minimum=0.1, maximum=120,
+            description="Stopping condition: SageMaker stops the job after this many hours. "
+            "The cost estimate prices training at this cap.", section=s_train),
+        "epochs": Param(30, type="integer", minimum=1, description="Training epochs.", section=s_train),
+        "base_network": Param("resnet-50", type="string", enum=["resnet-50", "vgg-16"],
+                              description="Backbone of the SSD detector.", section=s_train),
+        "mini_batch_size": Param(16, type="integer", minimum=1, description="Mini-batch size.", section=s_train),
+        "learning_rate": Param(0.001, type="number", exclusiveMinimum=0, maximum=1,
+                               description="Initial learning rate.", section=s_train),
+        "image_shape": Param(512, type="integer", minimum=300,
+                             description="Input image side, pixels (>= 300).", section=s_train),
+        "endpoint_name": Param(
+            "", type="string",
+            description="Endpoint to create or update without downtime. Empty means pipeline_name.",
+            section=s_deploy),
+        "endpoint_type": Param(
+            "serverless", type="string", enum=["serverless", "provisioned"],
+            description="serverless (pay per request) or provisioned instances.", section=s_deploy),
+        "serverless_memory_mb": Param(
+            4096, type="integer", enum=[1024, 2048, 3072, 4096, 5120, 6144],
+            description="Serverless MemorySizeInMB (1024-6144, steps of 1024).", section=s_deploy),
+        "serverless_max_concurrency": Param(
+            10, type="integer", minimum=1, maximum=200,
+            description="Serverless MaxConcurrency: concurrent invocations before throttling.",
+            section=s_deploy),
+        "inference_instance_type": Param(
+            "ml.g4dn.xlarge", type="string",
+            description="provisioned: hosting instance type.", section=s_deploy),
+        "inference_instance_count": Param(1, type="integer", minimum=1,
+                                          description="provisioned: initial instance count.",
+                                          section=s_deploy),
+        "load_test_requests": Param(
+            200, type="integer", minimum=1, maximum=100000,
+            description="Load test: total requests (the test also stops at load_test_max_seconds).",
+            section=s_test),
+        "load_test_concurrency": Param(4, type="integer", minimum=1, maximum=1000,
+                                       description="Load test: concurrent requests.", section=s_test),
+        "load_test_max_seconds": Param(60, type="number", minimum=1,
+                                       description="Load test: time limit, seconds.", section=s_test),
+        "slo_p95_ms": Param(2000, type="number", minimum=1,
+                            description="SLO: the run fails if p95 latency exceeds this, ms.", section=s_test),
+        "max_error_rate": Param(0.01, type="number", minimum=0, maximum=1,
+                                description="SLO: the run fails above this share of failed requests.",
+                                section=s_test),
+        "budget_usd": Param(
+            50.0, type="number", minimum=0,
+            description="The run fails before spending anything when its estimated cost exceeds this, USD.",
+            section=s_data),
+    }
+
+
+def param_defaults() -> dict[str, Any]:
+    """The default value of each pipeline param, as a task would see it."""
+    return {name: param.value for name, param in pipeline_params().items()}
+
+
+def default_poll_seconds() -> int:
+    """Poll interval for deferrable waits; $SAGEMAKER_VISION_POLL_SECONDS (the emulator sets 1)."""
+    return int(_env("SAGEMAKER_VISION_POLL_SECONDS", "30"))

@@ -1,0 +1,70 @@
+"""Test-wide setup: a throwaway AIRFLOW_HOME on SQLite, set before Airflow is imported.
+
+The embedded emulator and the Airflow metadata DB are started once per session, lazily, by
+the fixtures that need them, so unit tests stay fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+_HOME = Path(tempfile.mkdtemp(prefix="sv-airflow-home-"))
+
+# Airflow reads its config at import time, so this must precede any airflow import.
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(_HOME),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "True",
+        "AIRFLOW__CORE__PARALLELISM": "4",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+        "SAGEMAKER_VISION_POLL_SECONDS": "1",
+        # Never reach real AWS from a test, whatever the developer's shell has.
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+)
+os.environ.pop("AWS_PROFILE", None)
+for path in (ROOT / "plugins", ROOT):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def airflow_db():
+    """A migrated SQLite metadata DB in the session's AIRFLOW_HOME."""
+    from airflow.utils import db
+
+    db.resetdb(skip_init=False)
+    return _HOME
+
+
+@pytest.fixture(scope="session")
+def emulator():
+    """The embedded AWS emulator, shared by every integration test of the session."""
+    from local_aws import Emulator
+
+    emu = Emulator(transition_seconds=0.5)
+    emu.start()
+    yield emu
+    emu.stop()
+
+
+@pytest.fixture
+def emulator_env(emulator, monkeypatch):
+    """Point Airflow's aws_default connection (and boto3) at the emulator for one test."""
+    from local_aws import airflow_env
+
+    for key, value in airflow_env(emulator.endpoint_url).items():
+        monkeypatch.setenv(key, value)
+    return emulator

@@ -1,0 +1,487 @@
+"""s3_sync: the pure planner, the listings, sync() against moto, and the operator's execute()."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+from sagemaker_vision import aws, s3_sync
+from sagemaker_vision.s3_sync import (
+    ObjectInfo,
+    S3SyncError,
+    S3SyncOperator,
+    list_local,
+    parse_include,
+    parse_s3_uri,
+    plan_sync,
+    resolve_endpoints,
+    sync,
+)
+
+SRC = "src-bucket"
+DEST = "dest-bucket"
+DEST_URI = f"s3://{DEST}/raw/"
+
+# --------------------------------------------------------------------------------------------
+# plan_sync (pure)
+# --------------------------------------------------------------------------------------------
+
+
+def _loader(value: str, calls: list[str]):
+    def load() -> str:
+        calls.append(value)
+        return value
+
+    return load
+
+
+def test_plan_copies_missing_and_resized_and_skips_equal() -> None:
+    src = {
+        "new.jpg": ObjectInfo("new.jpg", 10, etag="a" * 32),
+        "grown.jpg": ObjectInfo("grown.jpg", 20, etag="b" * 32),
+        "same.jpg": ObjectInfo("same.jpg", 30, etag="c" * 32),
+    }
+    dst = {
+        "grown.jpg": ObjectInfo("raw/grown.jpg", 19, etag="b" * 32),
+        "same.jpg": ObjectInfo("raw/same.jpg", 30, etag='"' + "C" * 32 + '"'),  # quotes and case
+    }
+    plan = plan_sync(src, dst)
+    assert list(plan.to_copy) == ["grown.jpg", "new.jpg"]
+    assert plan.copy_reasons == {"grown.jpg": "size", "new.jpg": "missing"}
+    assert plan.to_skip == ("same.jpg",)
+    assert plan.bytes_to_copy == 30
+    assert plan.to_delete == ()
+
+
+def test_plan_etag_differs_same_size_is_copied_even_if_dest_is_newer() -> None:
+    src = {"a.jpg": ObjectInfo("a.jpg", 5, etag="1" * 32, mtime=100.0)}
+    dst = {"a.jpg": ObjectInfo("raw/a.jpg", 5, etag="2" * 32, mtime=200.0)}
+    assert plan_sync(src, dst).copy_reasons == {"a.jpg": "etag"}
+    # Same content but touched later: the ETag says it is unchanged.
+    src_touched = {"a.jpg": ObjectInfo("a.jpg", 5, etag="2" * 32, mtime=300.0)}
+    assert plan_sync(src_touched, dst).to_skip == ("a.jpg",)
+
+
+def test_plan_hashes_local_files_lazily_only_when_sizes_match() -> None:
+    calls: list[str] = []
+    src = {
+        "first.jpg": ObjectInfo("first.jpg", 5, etag_loader=_loader("x" * 32, calls)),
+        "resized.jpg": ObjectInfo("resized.jpg", 6, etag_loader=_loader("y" * 32, calls)),
+        "same.jpg": ObjectInfo("same.jpg", 7, etag_loader=_loader("z" * 32, calls)),
+    }
+    dst = {
+        "resized.jpg": ObjectInfo("raw/resized.jpg", 60, etag="y" * 32),
+        "same.jpg": ObjectInfo("raw/same.jpg", 7, etag="z" * 32),
+    }
+    plan = plan_sync(src, dst)
+    assert plan.to_skip == ("same.jpg",)
+    assert calls == ["z" * 32]  # neither the new nor the resized file was hashed
+    assert src["same.jpg"].etag == "z" * 32 and src["same.jpg"].etag_loader is None  # cached
+
+
+@pytest.mark.parametrize(
+    ("src_mtime", "dst_mtime", "expected"),
+    [(300.0, 200.0, "mtime"), (200.0, 200.0, None), (100.0, 200.0, None), (None, 200.0, None)],
+)
+def test_plan_multipart_etag_falls_back_to_mtime_without_hashing(src_mtime, dst_mtime, expected) -> None:
+    calls: list[str] = []
+    src = {"big.tif": ObjectInfo("big.tif", 9, mtime=src_mtime, etag_loader=_loader("m" * 32, calls))}
+    dst = {"big.tif": ObjectInfo("raw/big.tif", 9, etag="abcdef-2", mtime=dst_mtime)}
+    plan = plan_sync(src, dst)
+    assert plan.copy_reasons.get("big.tif") == expected
+    assert calls == []
+
+
+def test_plan_multipart_source_s3_object_falls_back_to_mtime() -> None:
+    src = {"k": ObjectInfo("p/k", 9, etag="aa-3", mtime=50.0)}
+    dst = {"k": ObjectInfo("raw/k", 9, etag="b" * 32, mtime=100.0)}
+    assert plan_sync(src, dst).to_skip == ("k",)
+
+
+def test_plan_compare_modes() -> None:
+    src = {"a": ObjectInfo("a", 5, etag="1" * 32, mtime=300.0)}
+    dst = {"a": ObjectInfo("raw/a", 5, etag="2" * 32, mtime=200.0)}
+    assert plan_sync(src, dst, compare="size_and_mtime").copy_reasons == {"a": "mtime"}
+    assert plan_sync(src, dst, compare="size_only").to_skip == ("a",)
+    with pytest.raises(ValueError, match="^compare: "):
+        plan_sync(src, dst, compare="md5")  # type: ignore[arg-type]
+
+
+def test_plan_delete_only_when_asked() -> None:
+    src = {"a": ObjectInfo("a", 1)}
+    dst = {"a": ObjectInfo("raw/a", 1), "old": ObjectInfo("raw/old", 1), "b/old": ObjectInfo("raw/b/old", 1)}
+    assert plan_sync(src, dst).to_delete == ()
+    assert plan_sync(src, dst, delete=True).to_delete == ("b/old", "old")
+
+
+def test_object_info_rejects_negative_size() -> None:
+    with pytest.raises(ValueError, match="^size: .*'a.jpg'"):
+        ObjectInfo("a.jpg", -1)
+
+
+# --------------------------------------------------------------------------------------------
+# URIs, include and local listing
+# --------------------------------------------------------------------------------------------
+
+
+def test_parse_s3_uri_normalises_prefix_as_folder() -> None:
+    assert parse_s3_uri("s3://my-bucket", "dest") == ("my-bucket", "")
+    assert parse_s3_uri("s3://my-bucket/", "dest") == ("my-bucket", "")
+    assert parse_s3_uri("s3://my-bucket/raw/dt=2024-01-01", "dest") == ("my-bucket", "raw/dt=2024-01-01/")
+
+
+@pytest.mark.parametrize(
+    ("source", "dest", "include", "exc", "match"),
+    [
+        ("s3://ok-bucket/a", "/tmp/out", None, ValueError, "^dest: expected an s3://"),
+        ("s3://ok-bucket/a", "s3://Bad_Bucket/x", None, ValueError, "^dest: 'Bad_Bucket' is not a valid"),
+        ("s3://ok-bucket/a", "s3://b/x", None, ValueError, "^dest: 'b' is not a valid"),
+        ("s3://ok-bucket/a", "s3://ok-bucket/a//b", None, ValueError, "^dest: empty path segment"),
+        ("s3://x/a", "s3://ok-bucket/raw", None, ValueError, "^source: 'x' is not a valid"),
+        ("gs://ok-bucket/a", "s3://ok-bucket/raw", None, ValueError, "^source: unsupported scheme"),
+        ("", "s3://ok-bucket/raw", None, ValueError, "^source: expected"),
+        ("/no/such/folder", "s3://ok-bucket/raw", None, FileNotFoundError, "^source: local folder"),
+        ("s3://ok-bucket/raw", "s3://ok-bucket/raw/sub", None, ValueError, "^dest: .* overlaps source"),
+        ("s3://ok-bucket/raw/sub", "s3://ok-bucket/raw", None, ValueError, "^dest: .* overlaps source"),
+        ("s3://ok-bucket/a", "s3://ok-bucket/b", " , ", ValueError, "^include: no glob patterns"),
+    ],
+)
+def test_resolve_endpoints_errors_name_the_field(source, dest, include, exc, match) -> None:
+    with pytest.raises(exc, match=match):
+        resolve_endpoints(source, dest, include)
+
+
+def test_resolve_endpoints_rejects_a_file_as_source(tmp_path: Path) -> None:
+    (tmp_path / "f.jpg").write_bytes(b"x")
+    with pytest.raises(NotADirectoryError, match="^source: .* is not a folder"):
+        resolve_endpoints(str(tmp_path / "f.jpg"), DEST_URI, None)
+
+
+def test_parse_include() -> None:
+    assert parse_include(None) == ()
+    assert parse_include("*.jpg, *.png,") == ("*.jpg", "*.png")
+    assert parse_include(["*.jpg"]) == ("*.jpg",)
+
+
+def test_list_local_skips_hidden_and_filters(tmp_path: Path) -> None:
+    (tmp_path / "cats").mkdir()
+    (tmp_path / ".cache").mkdir()
+    (tmp_path / "a.jpg").write_bytes(b"a")
+    (tmp_path / "cats" / "B.JPG").write_bytes(b"bb")
+    (tmp_path / "cats" / "notes.txt").write_bytes(b"n")
+    (tmp_path / ".DS_Store").write_bytes(b"h")
+    (tmp_path / ".cache" / "c.jpg").write_bytes(b"c")
+    os.mkfifo(tmp_path / "pipe.jpg")  # would block an upload forever
+    os.symlink(tmp_path / "missing.jpg", tmp_path / "dangling.jpg")
+
+    everything = list_local(tmp_path)
+    assert sorted(everything) == ["a.jpg", "cats/B.JPG", "cats/notes.txt"]
+    assert everything["cats/B.JPG"].key_or_relpath == "cats/B.JPG"
+    assert everything["cats/B.JPG"].size == 2
+    assert everything["cats/B.JPG"].etag is None  # not hashed while listing
+    assert sorted(list_local(tmp_path, "*.jpg,*.png")) == ["a.jpg", "cats/B.JPG"]
+    assert sorted(list_local(tmp_path, "cats/*")) == ["cats/B.JPG", "cats/notes.txt"]
+
+
+def test_content_type() -> None:
+    assert s3_sync.content_type("a/b.JPG") == "image/jpeg"
+    assert s3_sync.content_type("b.png") == "image/png"
+    assert s3_sync.content_type("train.manifest") == "application/jsonlines"
+    assert s3_sync.content_type("blob.unknownext") == "application/octet-stream"
+
+
+# --------------------------------------------------------------------------------------------
+# sync() against moto
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", '{"conn_type":"aws","extra":{"region_name":"us-east-1"}}')
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_SESSION_TOKEN", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+
+
+class CallLog:
+    """Counts S3 API calls (thread-safe) via a botocore event hook."""
+
+    def __init__(self, client: Any):
+        self.calls: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        client.meta.events.register("before-call.s3", self._record)
+
+    def _record(self, event_name: str, **_: Any) -> None:
+        with self._lock:
+            self.calls[event_name.rsplit(".", 1)[-1]] += 1
+
+
+@pytest.fixture
+def s3(aws_env: None):
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1", config=aws.botocore_config(8))
+        client.create_bucket(Bucket=SRC)
+        client.create_bucket(Bucket=DEST)
+        yield client
+
+
+@pytest.fixture
+def images(tmp_path: Path) -> Path:
+    """24 small images in two folders, plus files the sync must ignore."""
+    root = tmp_path / "images"
+    for folder in ("cats", "dogs"):
+        (root / folder).mkdir(parents=True)
+        for i in range(12):
+            ext = "jpg" if i % 2 else "png"
+            (root / folder / f"{i:03d}.{ext}").write_bytes(f"{folder}-{i}".encode() * (50 + i))
+    (root / ".DS_Store").write_bytes(b"hidden")
+    (root / ".thumbs").mkdir()
+    (root / ".thumbs" / "x.jpg").write_bytes(b"hidden")
+    return root
+
+
+def _dest_keys(client: Any, prefix: str = "raw/") -> dict[str, dict[str, Any]]:
+    out = {}
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=DEST, Prefix=prefix):
+        for obj in page.get("Contents", ()):
+            out[obj["Key"]] = obj
+    return out
+
+
+def _age(path: Path, seconds: float = 3600) -> None:
+    """Set a file's mtime in the past, as if it had not changed since before the upload."""
+    t = time.time() - seconds
+    os.utime(path, (t, t))
+
+
+def test_first_sync_copies_all_then_noop_resync(s3: Any, images: Path, caplog) -> None:
+    calls = CallLog(s3)
+    caplog.set_level(logging.INFO, logger=s3_sync.__name__)
+    result = sync(str(images), DEST_URI, client=s3, max_concurrency=8)
+
+    total = sum(p.stat().st_size for p in images.rglob("*") if p.is_file() and ".thumbs" not in p.parts
+                and not p.name.startswith("."))
+    assert result == {"copied": 24, "skipped": 0, "deleted": 0, "bytes_copied": total,
+                      "source": str(images), "dest": DEST_URI}
+    keys = _dest_keys(s3)
+    assert len(keys) == 24 and "raw/cats/001.jpg" in keys and "raw/.DS_Store" not in keys
+    assert s3.head_object(Bucket=DEST, Key="raw/cats/001.jpg")["ContentType"] == "image/jpeg"
+    assert s3.head_object(Bucket=DEST, Key="raw/dogs/002.png")["ContentType"] == "image/png"
+    body = s3.get_object(Bucket=DEST, Key="raw/dogs/003.jpg")["Body"].read()
+    assert body == (images / "dogs/003.jpg").read_bytes()
+    assert calls.calls["PutObject"] == 24 and calls.calls["CreateMultipartUpload"] == 0
+    assert "Copied 24/24 files" in caplog.text and "(100%)" in caplog.text
+    assert "copied 24" in caplog.text  # the final summary
+
+    calls.calls.clear()
+    again = sync(str(images), DEST_URI, client=s3, max_concurrency=8)
+    assert again["copied"] == 0 and again["skipped"] == 24 and again["bytes_copied"] == 0
+    assert calls.calls["PutObject"] == 0
+
+
+def test_changed_files_are_recopied(s3: Any, images: Path, monkeypatch) -> None:
+    sync(str(images), DEST_URI, client=s3)
+    same_size = images / "cats/001.jpg"
+    same_size.write_bytes(bytes(reversed(same_size.read_bytes())))  # same size, new content
+    _age(same_size)  # older than the upload: only the ETag can tell it changed
+    (images / "dogs/000.png").write_bytes(b"a different size")
+
+    hashed: list[str] = []
+    real_md5 = s3_sync.md5_file
+    monkeypatch.setattr(s3_sync, "md5_file", lambda p: hashed.append(str(p)) or real_md5(p))
+    result = sync(str(images), DEST_URI, client=s3)
+
+    assert result["copied"] == 2 and result["skipped"] == 22
+    assert s3.get_object(Bucket=DEST, Key="raw/cats/001.jpg")["Body"].read() == same_size.read_bytes()
+    assert s3.get_object(Bucket=DEST, Key="raw/dogs/000.png")["Body"].read() == b"a different size"
+    assert len(hashed) == 23  # every same-size file, but not the resized one
+    assert not any(h.endswith("000.png") and "dogs" in h for h in hashed)
+
+
+def test_size_and_mtime_recopies_newer_source(s3: Any, images: Path) -> None:
+    sync(str(images), DEST_URI, client=s3, compare="size_and_mtime")
+    for p in images.rglob("*.*"):
+        _age(p)
+    assert sync(str(images), DEST_URI, client=s3, compare="size_and_mtime")["copied"] == 0
+    future = time.time() + 3600
+    os.utime(images / "cats/002.png", (future, future))
+    assert sync(str(images), DEST_URI, client=s3, compare="size_and_mtime")["copied"] == 1
+
+
+def test_delete_false_keeps_and_delete_true_removes_extras(s3: Any, images: Path, monkeypatch) -> None:
+    sync(str(images), DEST_URI, client=s3)
+    extras = [f"raw/old/{i}.jpg" for i in range(7)]
+    for key in extras:
+        s3.put_object(Bucket=DEST, Key=key, Body=b"stale")
+    s3.put_object(Bucket=DEST, Key="other/keep.jpg", Body=b"outside the prefix")
+
+    assert sync(str(images), DEST_URI, client=s3)["deleted"] == 0
+    assert set(extras) <= set(_dest_keys(s3))
+
+    monkeypatch.setattr(s3_sync, "DELETE_BATCH", 3)  # 7 keys -> batches of 3, 3, 1
+    calls = CallLog(s3)
+    result = sync(str(images), DEST_URI, client=s3, delete=True)
+    assert result["deleted"] == 7 and result["copied"] == 0
+    assert calls.calls["DeleteObjects"] == 3
+    assert len(_dest_keys(s3)) == 24
+    assert "other/keep.jpg" in _dest_keys(s3, prefix="other/")
+
+
+def test_delete_errors_are_reported_by_key(s3: Any, images: Path) -> None:
+    s3.put_object(Bucket=DEST, Key="raw/locked.jpg", Body=b"x")
+    s3.put_object(Bucket=DEST, Key="raw/stale.jpg", Body=b"x")
+
+    class Proxy:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(s3, name)
+
+        def delete_objects(self, **kwargs: Any) -> dict[str, Any]:
+            objs = kwargs["Delete"]["Objects"]
+            kwargs["Delete"]["Objects"] = [o for o in objs if o["Key"] != "raw/locked.jpg"]
+            s3.delete_objects(**kwargs)
+            return {"Errors": [{"Key": "raw/locked.jpg", "Code": "AccessDenied", "Message": "Access Denied"}]}
+
+    with pytest.raises(S3SyncError, match=r"raw/locked\.jpg \(AccessDenied\)") as err:
+        sync(str(images), DEST_URI, client=Proxy(), delete=True)
+    assert [f.key for f in err.value.failures] == ["raw/locked.jpg"]
+    assert "raw/stale.jpg" not in _dest_keys(s3)
+
+
+def test_delete_refuses_to_empty_dest_from_an_empty_source(s3: Any, tmp_path: Path) -> None:
+    s3.put_object(Bucket=DEST, Key="raw/a.jpg", Body=b"x")
+    with pytest.raises(ValueError, match="^source: .* has no files to sync; refusing to delete all 1"):
+        sync(str(tmp_path), DEST_URI, client=s3, delete=True)
+    assert "raw/a.jpg" in _dest_keys(s3)
+
+
+def test_include_glob_filters_both_sides(s3: Any, images: Path) -> None:
+    s3.put_object(Bucket=DEST, Key="raw/labels.json", Body=b"{}")
+    result = sync(str(images), DEST_URI, client=s3, include="*.jpg", delete=True)
+    assert result["copied"] == 12
+    keys = _dest_keys(s3)
+    assert all(k.endswith(".jpg") for k in keys if k != "raw/labels.json")
+    assert "raw/labels.json" in keys  # outside the filter, so not deleted
+
+
+def test_s3_to_s3_uses_server_side_copy(s3: Any) -> None:
+    for i in range(10):
+        s3.put_object(Bucket=SRC, Key=f"in/img{i}.jpg", Body=b"x" * (100 + i), ContentType="image/jpeg")
+    s3.put_object(Bucket=SRC, Key="in/", Body=b"")  # a "folder" marker, not an image
+    s3.put_object(Bucket=SRC, Key="in2/not-me.jpg", Body=b"sibling prefix")
+    calls = CallLog(s3)
+
+    result = sync(f"s3://{SRC}/in", DEST_URI, client=s3)
+    assert result["copied"] == 10 and result["bytes_copied"] == sum(100 + i for i in range(10))
+    assert calls.calls["CopyObject"] == 10
+    assert calls.calls["PutObject"] == 0 and calls.calls["GetObject"] == 0
+    assert sorted(_dest_keys(s3)) == sorted(f"raw/img{i}.jpg" for i in range(10))
+    assert s3.head_object(Bucket=DEST, Key="raw/img3.jpg")["ContentType"] == "image/jpeg"
+
+    calls.calls.clear()
+    assert sync(f"s3://{SRC}/in", DEST_URI, client=s3)["skipped"] == 10  # equal MD5 ETags
+    assert calls.calls["CopyObject"] == 0
+
+
+def test_large_local_file_uses_multipart_and_resync_does_not_hash_it(s3: Any, tmp_path: Path,
+                                                                      monkeypatch) -> None:
+    (tmp_path / "big.tif").write_bytes(os.urandom(s3_sync.SMALL_FILE_LIMIT + 1024))
+    (tmp_path / "small.jpg").write_bytes(b"small")
+    _age(tmp_path / "big.tif")
+    calls = CallLog(s3)
+    assert sync(str(tmp_path), DEST_URI, client=s3)["copied"] == 2
+    assert calls.calls["CreateMultipartUpload"] == 1 and calls.calls["UploadPart"] == 2
+    assert calls.calls["PutObject"] == 1
+    head = s3.head_object(Bucket=DEST, Key="raw/big.tif")
+    assert head["ContentType"] == "image/tiff" and head["ETag"].strip('"').endswith("-2")
+
+    hashed: list[str] = []
+    monkeypatch.setattr(s3_sync, "md5_file", lambda p: hashed.append(str(p)) or "0" * 32)
+    result = sync(str(tmp_path), DEST_URI, client=s3)
+    assert result["copied"] == 1 and result["skipped"] == 1  # small.jpg's fake MD5 differs
+    assert hashed == [str(tmp_path / "small.jpg")]
+
+
+def test_large_s3_object_uses_managed_multipart_copy(s3: Any, monkeypatch) -> None:
+    monkeypatch.setattr(s3_sync, "COPY_OBJECT_LIMIT", 1024)  # stand-in for 5 GiB
+    s3.put_object(Bucket=SRC, Key="in/big.tif", Body=os.urandom(s3_sync.SMALL_FILE_LIMIT + 1024),
+                  ContentType="image/tiff", Metadata={"camera": "c1"})
+    calls = CallLog(s3)
+    assert sync(f"s3://{SRC}/in/", DEST_URI, client=s3)["copied"] == 1
+    assert calls.calls["UploadPartCopy"] == 2 and calls.calls["CopyObject"] == 0
+    head = s3.head_object(Bucket=DEST, Key="raw/big.tif")
+    assert head["ContentType"] == "image/tiff" and head["Metadata"] == {"camera": "c1"}
+
+
+def test_failed_transfer_names_the_key_and_the_others_complete(s3: Any, images: Path) -> None:
+    def deny(params: dict[str, Any], **_: Any) -> None:
+        if params["Key"] in ("raw/cats/005.jpg", "raw/dogs/010.png"):
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "Access Denied"}}, "PutObject")
+
+    s3.put_object(Bucket=DEST, Key="raw/stale.jpg", Body=b"x")
+    s3.meta.events.register("provide-client-params.s3.PutObject", deny)
+    with pytest.raises(S3SyncError) as err:
+        sync(str(images), DEST_URI, client=s3, delete=True)
+
+    message = str(err.value)
+    assert "raw/cats/005.jpg (AccessDenied)" in message and "raw/dogs/010.png (AccessDenied)" in message
+    assert message.startswith("2 of 25 operations failed")
+    assert sorted(f.key for f in err.value.failures) == ["raw/cats/005.jpg", "raw/dogs/010.png"]
+    keys = _dest_keys(s3)
+    assert len(keys) == 23  # 22 copied, plus the stale object
+    assert "raw/stale.jpg" in keys  # a failing run deletes nothing
+
+
+def test_sync_rejects_bad_arguments_before_any_call(tmp_path: Path) -> None:
+    class NoCalls:
+        def __getattr__(self, name: str) -> Any:
+            raise AssertionError(f"client.{name} used")
+
+    with pytest.raises(ValueError, match="^max_concurrency: "):
+        sync(str(tmp_path), DEST_URI, client=NoCalls(), max_concurrency=0)
+    with pytest.raises(ValueError, match="^dest: "):
+        sync(str(tmp_path), "s3:/typo/raw", client=NoCalls())
+    with pytest.raises(FileNotFoundError, match="^source: "):
+        sync(str(tmp_path / "nope"), DEST_URI, client=NoCalls())
+
+
+# --------------------------------------------------------------------------------------------
+# The operator
+# --------------------------------------------------------------------------------------------
+
+
+def test_operator_execute(s3: Any, images: Path) -> None:
+    op = S3SyncOperator(task_id="sync_images", source=str(images), dest=DEST_URI, include="*.jpg,*.png",
+                        max_concurrency=4)
+    assert op.template_fields == ("source", "dest", "include")
+    result = op.execute(context={})  # type: ignore[arg-type]
+    assert result["copied"] == 24 and result["dest"] == DEST_URI
+    assert op.client.meta.config.max_pool_connections == 4
+    assert op.client.meta.config.retries["mode"] == aws.RETRIES["mode"]  # the package retry policy
+    assert len(_dest_keys(s3)) == 24
+
+
+def test_operator_validates_templated_fields_in_execute_before_building_a_client(aws_env: None) -> None:
+    op = S3SyncOperator(task_id="sync_images", source="{{ params.src }}", dest="{{ params.dest }}")
+    op.source, op.dest = "/data/images", "bucket-without-scheme/raw"  # as rendered
+    with pytest.raises(ValueError, match="^dest: expected an s3://"):
+        op.execute(context={})  # type: ignore[arg-type]
+    assert "client" not in op.__dict__
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"max_concurrency": 0}, "^max_concurrency: "),
+    ({"compare": "md5"}, "^compare: "),
+])
+def test_operator_rejects_static_arguments_at_parse_time(kwargs: dict[str, Any], match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        S3SyncOperator(task_id="t", source="/x", dest=DEST_URI, **kwargs)
