@@ -1,0 +1,416 @@
+"""Ground Truth labeling jobs, which moto 5.2.5 does not have at all.
+
+A job validates what SageMaker validates server-side (name rules, label attribute name rules,
+readable input manifest and label category file, unique name), stays InProgress for
+``transition_seconds`` with LabelCounters moving, then writes a real output manifest to
+``<S3OutputPath>/<job>/manifests/output/output.manifest``. The "workers" are the sample data's
+answer key: an image whose basename is in ``include/sample_data`` gets its true boxes; any other
+readable image gets an empty annotation list; an unreadable one counts as FailedNonRetryableError
+and is left out, as Ground Truth does. Only bounding-box tasks are emulated.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from moto.core.utils import utcnow
+from moto.sagemaker.exceptions import (
+    ResourceInUseException,
+    ResourceNotFound,
+    ValidationError,
+)
+from moto.sagemaker.models import SageMakerModelBackend
+from moto.sagemaker.utils import arn_formatter
+
+from . import s3io
+from .answer_key import AnswerKey
+from .extension import Extension, state_of
+
+NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}$")
+ATTRIBUTE_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,126}$")
+# Built-in task types are recognised by their pre-annotation Lambda (PRE-<TaskType>).
+BUILTIN_TASK_RE = re.compile(r":function:(?:[A-Za-z0-9-]*)PRE-([A-Za-z]+)$")
+STOP_FRACTION = 0.25  # Stopping lasts this share of the timeline
+CONFIDENCE = 0.95
+
+
+@dataclass
+class LabelingJob:
+    """One labeling job; ``describe()`` renders DescribeLabelingJob."""
+
+    account_id: str
+    partition: str
+    name: str
+    arn: str
+    request: dict[str, Any]
+    labels: list[str]
+    items: list[dict[str, Any]]
+    started: float
+    duration: float
+    creation_time: datetime
+    fail_reason: str | None = None
+    status: str = "InProgress"
+    failure_reason: str | None = None
+    last_modified_time: datetime = field(default_factory=utcnow)
+    counters: dict[str, int] = field(default_factory=dict)
+    output: dict[str, str] | None = None
+    stop_at: float | None = None
+    stop_done: int = 0  # items labeled when the stop was requested
+    tags: list[dict[str, str]] = field(default_factory=list)
+    reference_code: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+
+    @property
+    def attribute(self) -> str:
+        return self.request["LabelAttributeName"]
+
+    def describe(self) -> dict[str, Any]:
+        """DescribeLabelingJob response."""
+        r = self.request
+        out = {
+            "LabelingJobStatus": self.status,
+            "LabelCounters": dict(self.counters),
+            "FailureReason": self.failure_reason,
+            "CreationTime": self.creation_time,
+            "LastModifiedTime": self.last_modified_time,
+            "JobReferenceCode": self.reference_code,
+            "LabelingJobName": self.name,
+            "LabelingJobArn": self.arn,
+            "LabelAttributeName": self.attribute,
+            "InputConfig": r["InputConfig"],
+            "OutputConfig": r["OutputConfig"],
+            "RoleArn": r["RoleArn"],
+            "LabelCategoryConfigS3Uri": r.get("LabelCategoryConfigS3Uri"),
+            "StoppingConditions": r.get("StoppingConditions"),
+            "LabelingJobAlgorithmsConfig": r.get("LabelingJobAlgorithmsConfig"),
+            "HumanTaskConfig": r["HumanTaskConfig"],
+            "Tags": self.tags or None,
+            "LabelingJobOutput": self.output,
+        }
+        return {k: v for k, v in out.items() if v is not None}
+
+    def summary(self) -> dict[str, Any]:
+        """One ListLabelingJobs entry."""
+        task = self.request["HumanTaskConfig"]
+        out = {
+            "LabelingJobName": self.name,
+            "LabelingJobArn": self.arn,
+            "CreationTime": self.creation_time,
+            "LastModifiedTime": self.last_modified_time,
+            "LabelingJobStatus": self.status,
+            "LabelCounters": dict(self.counters),
+            "WorkteamArn": task.get("WorkteamArn"),
+            "PreHumanTaskLambdaArn": task.get("PreHumanTaskLambdaArn"),
+            "AnnotationConsolidationLambdaArn":
+                (task.get("AnnotationConsolidationConfig") or {}).get("AnnotationConsolidationLambdaArn"),
+            "FailureReason": self.failure_reason,
+            "LabelingJobOutput": self.output,
+            "InputConfig": self.request["InputConfig"],
+        }
+        return {k: v for k, v in out.items() if v is not None}
+
+
+def _validation(message: str) -> ValidationError:
+    return ValidationError(message)
+
+
+def _task_type(request: dict[str, Any]) -> str | None:
+    arn = (request.get("HumanTaskConfig") or {}).get("PreHumanTaskLambdaArn") or ""
+    match = BUILTIN_TASK_RE.search(arn)
+    return match.group(1) if match else None
+
+
+def _read_labels(account: str, partition: str, uri: str) -> list[str]:
+    data = s3io.read(account, partition, uri)
+    if data is None:
+        raise _validation(f"Cannot access the label category configuration file {uri}.")
+    try:
+        doc = json.loads(data)
+        labels = [entry["label"] for entry in doc["labels"]]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise _validation(
+            f"The label category configuration file {uri} is not valid: expected "
+            '{"document-version": "2018-11-28", "labels": [{"label": ...}, ...]}'
+        ) from exc
+    if not labels or not all(isinstance(x, str) and x for x in labels):
+        raise _validation(f"The label category configuration file {uri} lists no labels.")
+    if len(set(labels)) != len(labels):
+        raise _validation(f"The label category configuration file {uri} has duplicate labels.")
+    return labels
+
+
+def _read_manifest(account: str, partition: str, uri: str) -> tuple[list[dict[str, Any]], str | None]:
+    """Manifest lines, plus a FailureReason if the file is empty or malformed."""
+    data = s3io.read(account, partition, uri)
+    if data is None:
+        raise _validation(f"Cannot access the input manifest file {uri}: the object does not exist.")
+    items: list[dict[str, Any]] = []
+    for lineno, raw in enumerate(data.decode("utf-8", errors="replace").splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            line = json.loads(raw)
+        except ValueError:
+            return [], f"ClientError: {uri} line {lineno} is not valid JSON."
+        if not isinstance(line, dict) or not isinstance(line.get("source-ref") or line.get("source"), str):
+            return [], f"ClientError: {uri} line {lineno} has no source-ref or source."
+        items.append(line)
+    if not items:
+        return [], f"ClientError: the input manifest {uri} is empty."
+    return items, None
+
+
+def create(ext: Extension, backend: SageMakerModelBackend, request: dict[str, Any]) -> str:
+    """CreateLabelingJob with SageMaker's server-side checks; returns the job ARN."""
+    name = request["LabelingJobName"]
+    attribute = request["LabelAttributeName"]
+    account, partition = backend.account_id, backend.partition
+    if not NAME_RE.match(name):
+        raise _validation(
+            f"1 validation error detected: Value '{name}' at 'labelingJobName' failed to satisfy "
+            f"constraint: Member must satisfy regular expression pattern: {NAME_RE.pattern[1:-1]}"
+        )
+    if not ATTRIBUTE_RE.match(attribute):
+        raise _validation(
+            f"1 validation error detected: Value '{attribute}' at 'labelAttributeName' failed to satisfy "
+            f"constraint: Member must satisfy regular expression pattern: {ATTRIBUTE_RE.pattern[1:-1]}"
+        )
+    if attribute.endswith("-metadata"):
+        raise _validation(f"LabelAttributeName '{attribute}' must not end with '-metadata'.")
+    task = _task_type(request)
+    if attribute.endswith("-ref") != (task == "SemanticSegmentation"):
+        raise _validation(
+            f"LabelAttributeName '{attribute}': only semantic segmentation jobs use a name ending "
+            "in '-ref', and they must."
+        )
+    if task is not None and task != "BoundingBox":
+        raise _validation(f"local_aws emulator: only BoundingBox labeling jobs are emulated, not {task}.")
+    source = request["InputConfig"]["DataSource"]
+    if "S3DataSource" not in source:
+        raise _validation("local_aws emulator: streaming labeling jobs (SnsDataSource) are not emulated.")
+    for path in (request["OutputConfig"]["S3OutputPath"], source["S3DataSource"]["ManifestS3Uri"]):
+        try:
+            s3io.split_uri(path)
+        except s3io.S3PathError as exc:
+            raise _validation(str(exc)) from exc
+    with ext.lock:
+        jobs = state_of(backend).labeling
+        arn = arn_formatter("labeling-job", name, account, backend.region_name)
+        if name in jobs:
+            raise ResourceInUseException(
+                f"Labeling job names must be unique within an AWS account and region; {arn} already exists."
+            )
+        category_uri = request.get("LabelCategoryConfigS3Uri")
+        labels = (_read_labels(account, partition, category_uri) if category_uri
+                  else list(ext.key().classes))
+        items, bad_manifest = _read_manifest(account, partition, source["S3DataSource"]["ManifestS3Uri"])
+        rule = ext.faults.take("labeling_failure", name)
+        now = utcnow()
+        job = LabelingJob(
+            account_id=account, partition=partition, name=name, arn=arn, request=request,
+            labels=labels, items=items, started=ext.now(), duration=ext.transition_seconds,
+            creation_time=now, last_modified_time=now,
+            fail_reason=bad_manifest or (rule.reason if rule else None),
+            tags=list(request.get("Tags") or []),
+        )
+        _set_progress(job, 0)
+        jobs[name] = job
+        refresh(ext, backend, job)
+        return arn
+
+
+def describe(ext: Extension, backend: SageMakerModelBackend, name: str) -> dict[str, Any]:
+    """DescribeLabelingJob."""
+    with ext.lock:
+        return _get(ext, backend, name).describe()
+
+
+def stop(ext: Extension, backend: SageMakerModelBackend, name: str) -> None:
+    """StopLabelingJob: InProgress -> Stopping -> Stopped with a partial output manifest."""
+    with ext.lock:
+        job = _get(ext, backend, name)
+        if job.status in ("Stopping", "Stopped"):
+            return
+        if job.status != "InProgress":
+            raise _validation(f"Labeling job {name} is {job.status} and cannot be stopped.")
+        job.status = "Stopping"
+        job.last_modified_time = utcnow()
+        job.stop_done = job.counters.get("HumanLabeled", 0)
+        job.stop_at = ext.now() + STOP_FRACTION * job.duration
+        refresh(ext, backend, job)
+
+
+def list_jobs(ext: Extension, backend: SageMakerModelBackend, params: dict[str, Any]) -> dict[str, Any]:
+    """ListLabelingJobs with its filters, sorting and index-based paging."""
+    with ext.lock:
+        refresh_all(ext, backend)
+        jobs = list(state_of(backend).labeling.values())
+    checks = [
+        ("NameContains", lambda j, v: v in j.name),
+        ("StatusEquals", lambda j, v: j.status == v),
+        ("CreationTimeAfter", lambda j, v: j.creation_time > _naive(v)),
+        ("CreationTimeBefore", lambda j, v: j.creation_time < _naive(v)),
+        ("LastModifiedTimeAfter", lambda j, v: j.last_modified_time > _naive(v)),
+        ("LastModifiedTimeBefore", lambda j, v: j.last_modified_time < _naive(v)),
+    ]
+    for param, check in checks:
+        value = params.get(param)
+        if value is not None:
+            jobs = [j for j in jobs if check(j, value)]
+    sort_by = params.get("SortBy") or "CreationTime"
+    sort_key = {"Name": lambda j: j.name, "Status": lambda j: j.status}.get(
+        sort_by, lambda j: j.creation_time)
+    jobs.sort(key=sort_key, reverse=(params.get("SortOrder") or "Ascending") == "Descending")
+    token = params.get("NextToken")
+    try:
+        start = int(token) if token else 0
+    except ValueError as exc:
+        raise _validation(f"Invalid pagination token {token!r}.") from exc
+    limit = int(params.get("MaxResults") or 10)
+    page = jobs[start : start + limit]
+    result: dict[str, Any] = {"LabelingJobSummaryList": [j.summary() for j in page]}
+    if start + limit < len(jobs):
+        result["NextToken"] = str(start + limit)
+    return result
+
+
+def resource_for_arn(backend: SageMakerModelBackend, arn: str) -> LabelingJob | None:
+    """The job behind a labeling-job ARN (for AddTags/ListTags/DeleteTags)."""
+    name = arn.rsplit("/", 1)[-1]
+    job = state_of(backend).labeling.get(name)
+    return job if job is not None and job.arn == arn else None
+
+
+def refresh_all(ext: Extension, backend: SageMakerModelBackend) -> None:
+    """Bring every labeling job of ``backend`` up to date."""
+    with ext.lock:
+        for job in list(state_of(backend).labeling.values()):
+            refresh(ext, backend, job)
+
+
+def refresh(ext: Extension, backend: SageMakerModelBackend, job: LabelingJob) -> None:
+    """Move ``job`` along its timeline to now. Idempotent; caller holds ext.lock."""
+    if job.status in ("Completed", "Failed", "Stopped"):
+        return
+    now = ext.now()
+    if job.status == "Stopping":
+        if job.stop_at is not None and now >= job.stop_at:
+            _finish(ext, job, "Stopped", job.items[: job.stop_done])
+        return
+    frac = (now - job.started) / job.duration if job.duration > 0 else float("inf")
+    if frac < 1:
+        done = min(len(job.items), math.floor(frac * len(job.items)))
+        if done != job.counters.get("HumanLabeled"):
+            _set_progress(job, done)
+            job.last_modified_time = utcnow()
+        return
+    if job.fail_reason:
+        job.status, job.failure_reason = "Failed", job.fail_reason
+        job.last_modified_time = utcnow()
+        ext.counters["labeling_failed"] += 1
+        return
+    _finish(ext, job, "Completed", job.items)
+
+
+def _get(ext: Extension, backend: SageMakerModelBackend, name: str) -> LabelingJob:
+    job = state_of(backend).labeling.get(name)
+    if job is None:
+        raise ResourceNotFound(f"Could not find requested job with name {name}")
+    refresh(ext, backend, job)
+    return job
+
+
+def _naive(value: Any) -> Any:
+    # botocore parses request timestamps as aware datetimes; moto's are naive UTC.
+    return value.replace(tzinfo=None) if isinstance(value, datetime) and value.tzinfo else value
+
+
+def _set_progress(job: LabelingJob, done: int) -> None:
+    job.counters = {"TotalLabeled": done, "HumanLabeled": done, "MachineLabeled": 0,
+                    "FailedNonRetryableError": 0, "Unlabeled": len(job.items) - done}
+
+
+def _finish(ext: Extension, job: LabelingJob, status: str, items: list[dict[str, Any]]) -> None:
+    """Label ``items``, write the output manifest, and end the job in ``status``."""
+    key = ext.key()
+    out_lines, failed = [], 0
+    for item in items:
+        line = _label(job, key, item)
+        if line is None:
+            failed += 1
+        else:
+            out_lines.append(json.dumps(line, separators=(",", ":")))
+    uri = s3io.join(job.request["OutputConfig"]["S3OutputPath"], job.name, "manifests", "output",
+                    "output.manifest")
+    job.last_modified_time = utcnow()
+    try:
+        s3io.write(job.account_id, job.partition, uri, ("\n".join(out_lines) + "\n").encode()
+                   if out_lines else b"")
+    except s3io.S3PathError as exc:
+        job.status = "Failed"
+        job.failure_reason = f"ClientError: Cannot write the output manifest {uri}: {exc}"
+        ext.counters["labeling_failed"] += 1
+        return
+    labeled = len(out_lines)
+    job.counters = {"TotalLabeled": labeled, "HumanLabeled": labeled, "MachineLabeled": 0,
+                    "FailedNonRetryableError": failed, "Unlabeled": len(job.items) - labeled - failed}
+    job.output = {"OutputDatasetS3Uri": uri}
+    job.status = status
+    ext.counters[f"labeling_{status.lower()}"] += 1
+
+
+def _label(job: LabelingJob, key: AnswerKey, item: dict[str, Any]) -> dict[str, Any] | None:
+    """One output line: the answer key's boxes in the job's class ids, or None if unreadable."""
+    source = item.get("source-ref")
+    if not isinstance(source, str):
+        return None
+    try:
+        data = s3io.read(job.account_id, job.partition, source)
+    except s3io.S3PathError:
+        return None
+    if data is None:
+        return None  # a worker cannot label an object that is not there
+    sample = key.by_basename.get(source.rsplit("/", 1)[-1])
+    annotations: list[dict[str, int]] = []
+    if sample is not None:
+        width, height, depth = sample.width, sample.height, sample.depth
+        for a in sample.annotations:
+            label = key.class_name(a["class_id"])
+            if label in job.labels:  # a worker can only pick a label the job offers
+                annotations.append({**a, "class_id": job.labels.index(label)})
+    else:
+        size = _image_size(data)
+        if size is None:
+            return None
+        width, height, depth = size
+    out = dict(item)
+    out[job.attribute] = {
+        "image_size": [{"width": width, "height": height, "depth": depth}],
+        "annotations": annotations,
+    }
+    out[f"{job.attribute}-metadata"] = {
+        "objects": [{"confidence": CONFIDENCE} for _ in annotations],
+        "class-map": {str(i): label for i, label in enumerate(job.labels)},
+        "type": "groundtruth/object-detection",
+        "human-annotated": "yes",
+        "creation-date": utcnow().strftime("%Y-%m-%dT%H:%M:%S.%f"),
+        "job-name": f"labeling-job/{job.name}",
+    }
+    return out
+
+
+def _image_size(data: bytes) -> tuple[int, int, int] | None:
+    """Width, height and channel count of an image, or None if it is not one."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return img.width, img.height, len(img.getbands())
+    except (UnidentifiedImageError, OSError):
+        return None

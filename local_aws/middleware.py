@@ -1,0 +1,194 @@
+"""WSGI middleware in front of moto's app: control API, throttle faults, SageMaker invocations.
+
+Order per request: ``/_emulator/*`` is ours; then live throttle rules (only then is the request
+parsed to find its service and action); then sagemaker-runtime invocations; everything else
+goes to moto untouched.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import uuid
+from collections.abc import Callable, Iterable
+from http import HTTPStatus
+from typing import Any
+
+from werkzeug.exceptions import NotFound
+from werkzeug.wsgi import get_input_stream
+
+from . import patches, runtime
+from .extension import Extension
+from .faults import FaultRule, FaultRuleError, service_info
+
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+# Default throttling error per protocol: the codes botocore's retry handler treats as throttling.
+THROTTLE_CODES = {"json": "ThrottlingException", "rest-json": "ThrottlingException",
+                  "query": "Throttling", "ec2": "RequestLimitExceeded", "rest-xml": "SlowDown"}
+
+
+def _reply(start_response: StartResponse, status: int, headers: list[tuple[str, str]], body: bytes
+           ) -> list[bytes]:
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "Unknown"
+    start_response(f"{status} {phrase}", [*headers, ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def _json(start_response: StartResponse, status: int, payload: Any) -> list[bytes]:
+    body = json.dumps(payload, default=str, indent=1).encode()
+    return _reply(start_response, status, [("Content-Type", "application/json")], body)
+
+
+def throttle_response(protocol: str, code: str | None) -> runtime.Reply:
+    """A throttling error in the wire format of ``protocol``, so botocore parses its code."""
+    code = code or THROTTLE_CODES[protocol]
+    message = "Rate exceeded (local_aws throttle fault rule)"
+    request_id = str(uuid.uuid4())
+    if protocol in ("json", "rest-json"):
+        content_type = "application/x-amz-json-1.1" if protocol == "json" else "application/json"
+        body = json.dumps({"__type": code, "message": message}).encode()
+        return 400, [("Content-Type", content_type), ("x-amzn-ErrorType", code),
+                     ("x-amzn-RequestId", request_id)], body
+    if protocol == "query":
+        xml = (f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code><Message>{message}</Message>"
+               f"</Error><RequestId>{request_id}</RequestId></ErrorResponse>")
+        return 400, [("Content-Type", "text/xml")], xml.encode()
+    if protocol == "ec2":
+        xml = (f"<Response><Errors><Error><Code>{code}</Code><Message>{message}</Message></Error></Errors>"
+               f"<RequestID>{request_id}</RequestID></Response>")
+        return 503, [("Content-Type", "text/xml")], xml.encode()
+    xml = f"<Error><Code>{code}</Code><Message>{message}</Message><RequestId>{request_id}</RequestId></Error>"
+    return 503, [("Content-Type", "application/xml"), ("x-amz-request-id", request_id)], xml.encode()
+
+
+def _operation(service: str, environ: dict[str, Any], body: bytes) -> str | None:
+    """The operation a request calls on ``service`` (moto's own router), or None if not that service."""
+    from moto.core.request import Request
+    from moto.core.routing import get_service_router
+
+    probe = dict(environ)
+    probe["wsgi.input"] = io.BytesIO(body)
+    try:
+        operation, _ = get_service_router(service).match(Request(probe))
+    except (NotFound, NotImplementedError):
+        return None
+    return str(operation.name)
+
+
+class EmulatorMiddleware:
+    """Wraps moto's DomainDispatcherApplication; see the module docstring for the order."""
+
+    def __init__(self, app: WSGIApp, ext: Extension, reset: Callable[[], None],
+                 set_transition_seconds: Callable[[float], None]) -> None:
+        self.app = app
+        self.ext = ext
+        self.reset = reset
+        self.set_transition_seconds = set_transition_seconds
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        if path.startswith("/_emulator/"):
+            return self._control(environ, start_response, path[len("/_emulator/"):].strip("/"))
+        body: bytes | None = None
+        if self.ext.faults.has_request_rules and self.ext.faults.throttle_rules():
+            body = get_input_stream(environ).read()
+            environ["wsgi.input"] = io.BytesIO(body)  # whoever comes next reads it again
+            throttled = self._throttle(environ, body)
+            if throttled is not None:
+                return _reply(start_response, *throttled)
+        match = runtime.INVOKE_PATH.match(path)
+        if match and environ.get("REQUEST_METHOD") == "POST":
+            ident = runtime.identify(environ)
+            if ident.signing_name in (None, "sagemaker"):
+                if body is None:
+                    body = get_input_stream(environ).read()
+                    environ["wsgi.input"] = io.BytesIO(body)
+                name, kind = match.groups()
+                reply = (runtime.invoke(self.ext, ident, name, environ, body) if kind == "invocations"
+                         else runtime.invoke_async(self.ext, ident, name, environ))
+                if reply is not None:
+                    return _reply(start_response, *reply)
+                environ["wsgi.input"] = io.BytesIO(body)
+        with patches.serving():  # moto's response is built inside this call
+            return self.app(environ, start_response)
+
+    # -- faults ---------------------------------------------------------------------------
+    def _throttle(self, environ: dict[str, Any], body: bytes) -> runtime.Reply | None:
+        signing = runtime.identify(environ).signing_name
+        for rule in self.ext.faults.throttle_rules():
+            info = service_info(rule.service or "")
+            if signing != info.signing_name:
+                continue
+            operation = _operation(info.name, environ, body)
+            if operation is None or (rule.action and rule.action != operation):
+                continue
+            if self.ext.faults.take_rule(rule):
+                self.ext.counters["throttled"] += 1
+                return throttle_response(info.protocol, rule.code)
+        return None
+
+    # -- control API ----------------------------------------------------------------------
+    def _control(self, environ: dict[str, Any], start_response: StartResponse, route: str
+                 ) -> Iterable[bytes]:
+        method = environ.get("REQUEST_METHOD", "GET")
+        try:
+            payload = json.loads(get_input_stream(environ).read() or b"null")
+        except ValueError:
+            return _json(start_response, 400, {"error": "request body is not JSON"})
+        handlers: dict[tuple[str, str], Callable[[Any], tuple[int, Any]]] = {
+            ("GET", "health"): lambda _: (200, {"ok": True}),
+            ("GET", "state"): lambda _: (200, self.ext.snapshot()),
+            ("GET", "faults"): lambda _: (200, {"faults": self.ext.faults.rules()}),
+            ("POST", "faults"): self._add_fault,
+            ("DELETE", "faults"): lambda _: (self.ext.faults.clear(), (200, {"faults": []}))[1],
+            ("POST", "training"): self._set_map,
+            ("DELETE", "training"): self._clear_map,
+            ("POST", "reset"): lambda _: (self.reset(), (200, {"reset": True}))[1],
+            ("POST", "config"): self._configure,
+        }
+        handler = handlers.get((method, route))
+        if handler is None:
+            known = sorted({r for _, r in handlers})
+            status = 405 if route in known else 404
+            return _json(start_response, status, {"error": f"no {method} /_emulator/{route}",
+                                                  "routes": [f"{m} /_emulator/{r}" for m, r in handlers]})
+        status, result = handler(payload)
+        return _json(start_response, status, result)
+
+    def _add_fault(self, payload: Any) -> tuple[int, Any]:
+        try:
+            rule: FaultRule = self.ext.faults.add(payload)
+        except FaultRuleError as exc:
+            return 400, {"error": str(exc)}
+        return 201, {"rule": rule.to_dict()}
+
+    def _set_map(self, payload: Any) -> tuple[int, Any]:
+        if not isinstance(payload, dict):
+            return 400, {"error": 'expected {"name_prefix": str, "map": number in [0, 1]}'}
+        prefix, value = payload.get("name_prefix", ""), payload.get("map")
+        if not isinstance(prefix, str) or isinstance(value, bool) or not isinstance(value, int | float) \
+                or not 0 <= value <= 1:
+            return 400, {"error": 'expected {"name_prefix": str, "map": number in [0, 1]}'}
+        unknown = set(payload) - {"name_prefix", "map"}
+        if unknown:
+            return 400, {"error": f"unexpected field(s): {sorted(unknown)}"}
+        with self.ext.lock:
+            self.ext.map_rules.append((prefix, float(value)))
+        return 201, {"training_map": [{"name_prefix": p, "map": v} for p, v in self.ext.map_rules]}
+
+    def _configure(self, payload: Any) -> tuple[int, Any]:
+        value = payload.get("transition_seconds") if isinstance(payload, dict) else None
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 or len(payload) != 1:
+            return 400, {"error": 'expected {"transition_seconds": number >= 0}'}
+        self.set_transition_seconds(float(value))
+        return 200, {"transition_seconds": float(value)}
+
+    def _clear_map(self, _payload: Any) -> tuple[int, Any]:
+        with self.ext.lock:
+            self.ext.map_rules.clear()
+        return 200, {"training_map": []}
