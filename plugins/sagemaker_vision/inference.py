@@ -1,0 +1,269 @@
+"""Decode replies of the SageMaker built-in object-detection algorithm into named pixel boxes.
+
+Pure functions apart from :func:`invoke_and_decode`, which makes one ``InvokeEndpoint`` call
+on a client it is given.
+
+The algorithm answers ``Accept: application/json`` with::
+
+    {"prediction": [[class_id, score, xmin, ymin, xmax, ymax], ...]}
+
+where ``class_id`` is a float such as ``1.0`` and the corners are normalised to ``[0, 1]``
+of the image width and height (the ``application/json;verbose`` format is not handled).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import PurePath
+from typing import Any
+
+# Normalised corners may overshoot [0, 1] by float32 rounding; anything beyond this is a bug.
+COORD_TOLERANCE = 1e-4
+
+CONTENT_TYPES: dict[str, str] = {".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".png": "image/png"}
+
+ClassMap = Mapping[int, str] | Mapping[str, str] | Mapping[int | str, str] | Sequence[str]
+
+
+@dataclass(frozen=True)
+class Box:
+    """One detection in pixels, shaped like a Ground Truth bounding-box annotation."""
+
+    label: str
+    class_id: int
+    score: float
+    left: int
+    top: int
+    width: int
+    height: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-safe dict with the same keys as the fields."""
+        return asdict(self)
+
+
+def normalise_class_map(class_map: ClassMap) -> dict[int, str]:
+    """``{int: name}`` from a mapping with int or digit-string keys, or a list of names by index."""
+    if isinstance(class_map, Mapping):
+        items = list(class_map.items())
+    elif isinstance(class_map, Sequence) and not isinstance(class_map, str | bytes):
+        items = list(enumerate(class_map))
+    else:
+        raise ValueError(f"class_map must be a mapping or a list of names, got {type(class_map).__name__}")
+    result: dict[int, str] = {}
+    for key, name in items:
+        try:
+            class_id = int(key)
+        except (TypeError, ValueError):
+            raise ValueError(f"class_map key {key!r} is not an integer class id") from None
+        if isinstance(key, bool) or (isinstance(key, float) and not key.is_integer()) or class_id < 0:
+            raise ValueError(f"class_map key {key!r} is not a non-negative integer class id")
+        if not isinstance(name, str) or not name:
+            raise ValueError(f"class_map[{key!r}] must be a non-empty string, got {name!r}")
+        result[class_id] = name
+    return result
+
+
+def _load_reply(body: bytes | str | Mapping[str, Any]) -> Mapping[str, Any]:
+    if isinstance(body, Mapping):
+        return body
+    if isinstance(body, bytes | bytearray):
+        try:
+            body = bytes(body).decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ValueError(f"reply is not UTF-8 text: {exc}") from None
+    if not isinstance(body, str):
+        raise ValueError(f"reply must be bytes, str or dict, got {type(body).__name__}")
+    try:
+        parsed = json.loads(body)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"reply is not JSON ({exc}); starts with {body[:80]!r}") from None
+    if not isinstance(parsed, dict):
+        raise ValueError(f"reply must be a JSON object, got {type(parsed).__name__}")
+    return parsed
+
+
+def _number(value: Any, row: int, column: str) -> float:
+    # bool is an int subclass; a True in a box row is a malformed reply, not 1.0.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"prediction[{row}]: {column} must be a number, got {value!r}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise ValueError(f"prediction[{row}]: {column} must be finite, got {value!r}")
+    return number
+
+
+def _coord(value: Any, row: int, column: str) -> float:
+    number = _number(value, row, column)
+    if not -COORD_TOLERANCE <= number <= 1 + COORD_TOLERANCE:
+        raise ValueError(f"prediction[{row}]: {column}={number} is outside the normalised range [0, 1]")
+    return min(max(number, 0.0), 1.0)
+
+
+def _positive_int(value: Any, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{field} must be a positive integer, got {value!r}")
+    return value
+
+
+def decode_detections(
+    body: bytes | str | Mapping[str, Any],
+    *,
+    class_map: ClassMap,
+    image_width: int,
+    image_height: int,
+    min_score: float = 0.0,
+) -> list[Box]:
+    """Named pixel boxes from an object-detection reply, in reply order (the algorithm sorts by score).
+
+    Every row is validated before any is dropped by ``min_score``, so a malformed reply always
+    fails with a ``ValueError`` naming the row index. A class id missing from ``class_map`` is
+    labelled ``"class_<id>"`` rather than rejected: a model trained with more classes than the
+    map knows is still worth seeing. Pixel edges are rounded and the size derived from them, so
+    ``left + width`` is the rounded right edge.
+    """
+    names = normalise_class_map(class_map)
+    width = _positive_int(image_width, "image_width")
+    height = _positive_int(image_height, "image_height")
+    if isinstance(min_score, bool) or not isinstance(min_score, int | float) or not 0 <= min_score <= 1:
+        raise ValueError(f"min_score must be a number in [0, 1], got {min_score!r}")
+
+    reply = _load_reply(body)
+    if "prediction" not in reply:
+        raise ValueError(f"reply has no 'prediction' field; keys: {sorted(reply)[:10]}")
+    rows = reply["prediction"]
+    if not isinstance(rows, list):
+        raise ValueError(f"reply 'prediction' must be a list, got {type(rows).__name__}")
+
+    boxes: list[Box] = []
+    for index, row in enumerate(rows):
+        if not isinstance(row, list | tuple) or len(row) != 6:
+            shape = f"length {len(row)}" if isinstance(row, list | tuple) else type(row).__name__
+            raise ValueError(
+                f"prediction[{index}] must be [class_id, score, xmin, ymin, xmax, ymax], got {shape}"
+            )
+        raw_class = _number(row[0], index, "class_id")
+        if not raw_class.is_integer() or raw_class < 0:
+            raise ValueError(f"prediction[{index}]: class_id={row[0]!r} is not a non-negative integer")
+        score = _number(row[1], index, "score")
+        if not 0 <= score <= 1:
+            raise ValueError(f"prediction[{index}]: score={score} is outside [0, 1]")
+        xmin, ymin, xmax, ymax = (
+            _coord(row[i], index, name) for i, name in enumerate(("xmin", "ymin", "xmax", "ymax"), start=2)
+        )
+        if xmax < xmin:
+            raise ValueError(f"prediction[{index}]: xmax={xmax} < xmin={xmin}")
+        if ymax < ymin:
+            raise ValueError(f"prediction[{index}]: ymax={ymax} < ymin={ymin}")
+        if score < min_score:
+            continue
+        class_id = int(raw_class)
+        left, right = round(xmin * width), round(xmax * width)
+        top, bottom = round(ymin * height), round(ymax * height)
+        boxes.append(
+            Box(
+                label=names.get(class_id, f"class_{class_id}"),
+                class_id=class_id,
+                score=score,
+                left=left,
+                top=top,
+                width=right - left,
+                height=bottom - top,
+            )
+        )
+    return boxes
+
+
+def image_size(data: bytes) -> tuple[int, int]:
+    """``(width, height)`` of an encoded image; Pillow reads only the header."""
+    from PIL import Image, UnidentifiedImageError
+
+    if not data:
+        raise ValueError("image data is empty")
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.size
+    except UnidentifiedImageError:
+        raise ValueError(f"image data ({len(data)} bytes) is not a readable image") from None
+
+
+def content_type_for(filename: str | PurePath) -> str:
+    """The InvokeEndpoint ``ContentType`` for an image file name, from its extension."""
+    suffix = PurePath(filename).suffix.lower()
+    try:
+        return CONTENT_TYPES[suffix]
+    except KeyError:
+        raise ValueError(
+            f"{str(filename)!r}: unsupported image type {suffix or '(no extension)'!r}; "
+            f"expected one of {sorted(CONTENT_TYPES)}"
+        ) from None
+
+
+def invoke_and_decode(
+    client: Any,
+    endpoint_name: str,
+    image_bytes: bytes,
+    content_type: str,
+    class_map: ClassMap,
+    *,
+    min_score: float = 0.0,
+    target_variant: str | None = None,
+) -> list[Box]:
+    """One ``InvokeEndpoint`` call on a ``sagemaker-runtime`` client, decoded into pixel boxes.
+
+    The image size comes from the image header, so boxes land on the pixels that were sent.
+    """
+    if content_type not in set(CONTENT_TYPES.values()):
+        raise ValueError(f"content_type must be one of {sorted(set(CONTENT_TYPES.values()))}, "
+                         f"got {content_type!r}")
+    width, height = image_size(image_bytes)
+    request: dict[str, Any] = {
+        "EndpointName": endpoint_name,
+        "Body": image_bytes,
+        "ContentType": content_type,
+        "Accept": "application/json",
+    }
+    if target_variant:
+        request["TargetVariant"] = target_variant
+    response = client.invoke_endpoint(**request)
+    body = response["Body"].read()
+    try:
+        return decode_detections(
+            body, class_map=class_map, image_width=width, image_height=height, min_score=min_score
+        )
+    except ValueError as exc:
+        raise ValueError(f"endpoint {endpoint_name!r} returned a malformed reply: {exc}") from exc
+
+
+def smoke_test(cfg: Any, class_map: ClassMap, *, min_score: float = 0.2) -> dict[str, Any]:
+    """The pipeline's ``smoke_test`` stage: one JPEG from the run's images through the endpoint.
+
+    Fails when the endpoint is not InService or replies with anything but well-formed
+    detections; writes ``smoke_test.json`` next to the load-test report and returns it.
+    """
+    from sagemaker_vision import aws, s3io
+
+    sagemaker, runtime, s3 = aws.client("sagemaker"), aws.client("sagemaker-runtime"), aws.client("s3")
+    status = sagemaker.describe_endpoint(EndpointName=cfg.endpoint_name)["EndpointStatus"]
+    if status != "InService":
+        raise RuntimeError(f"endpoint {cfg.endpoint_name!r} is {status}, not InService")
+    images = sorted(key for key, _ in s3io.list_keys(s3, cfg.raw_prefix)
+                    if key.lower().endswith((".jpg", ".jpeg")))
+    if not images:
+        raise RuntimeError(f"no JPEG under {cfg.raw_prefix} to smoke-test {cfg.endpoint_name!r} with")
+    image_uri = f"s3://{cfg.bucket}/{images[0]}"
+    body = s3io.read_bytes(s3, image_uri)
+    boxes = invoke_and_decode(runtime, cfg.endpoint_name, body, "image/jpeg", class_map, min_score=min_score)
+    result = {
+        "endpoint_name": cfg.endpoint_name,
+        "endpoint_status": status,
+        "image": image_uri,
+        "min_score": min_score,
+        "boxes": [box.to_dict() for box in boxes],
+    }
+    s3io.put_json(s3, f"{cfg.report_prefix}smoke_test.json", result)
+    return result
