@@ -25,6 +25,7 @@ from airflow.providers.amazon.aws.operators.sagemaker import (
     SageMakerTrainingOperator,
 )
 from airflow.sdk import dag, task
+
 from sagemaker_vision import aws
 from sagemaker_vision.config import PipelineConfig, pipeline_macro
 from sagemaker_vision.load_test import LoadTestOperator

@@ -42,6 +42,7 @@ def airflow_base_env() -> dict[str, str]:
 def start_emulator(port: int = 0, transition_seconds: float = 2.0):
     """Start the emulator, create the demo bucket, and return (emulator, env for subprocesses)."""
     import boto3
+
     from local_aws import Emulator, airflow_env
 
     emu = Emulator(port=port, transition_seconds=transition_seconds)

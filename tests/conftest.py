@@ -25,6 +25,8 @@ os.environ.update(
         "AIRFLOW__CORE__PARALLELISM": "4",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
         "SAGEMAKER_VISION_POLL_SECONDS": "1",
+        "SAGEMAKER_VISION_ROLE_ARN": "arn:aws:iam::123456789012:role/sagemaker-vision-execution",
+        "SAGEMAKER_VISION_BUCKET": "sagemaker-vision-test",
         # Never reach real AWS from a test, whatever the developer's shell has.
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",
@@ -68,3 +70,18 @@ def emulator_env(emulator, monkeypatch):
     for key, value in airflow_env(emulator.endpoint_url).items():
         monkeypatch.setenv(key, value)
     return emulator
+
+
+@pytest.fixture
+def aws_clients(emulator_env):
+    """boto3 clients on the emulator, and the project bucket the params default to."""
+    import boto3
+
+    kwargs = {"endpoint_url": emulator_env.endpoint_url, "region_name": "us-east-1"}
+    clients = {name: boto3.client(name, **kwargs) for name in ("s3", "sagemaker", "sagemaker-runtime")}
+    bucket = os.environ["SAGEMAKER_VISION_BUCKET"]
+    try:
+        clients["s3"].create_bucket(Bucket=bucket)
+    except clients["s3"].exceptions.BucketAlreadyOwnedByYou:
+        pass
+    return clients

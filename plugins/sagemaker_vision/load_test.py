@@ -5,8 +5,9 @@ callable, so it is tested without AWS. Against a real endpoint, :func:`boto3_inv
 callable from ONE shared ``sagemaker-runtime`` client: botocore clients are thread-safe, and a
 pool of ``max_pool_connections >= concurrency`` keeps one keep-alive connection per worker.
 Measured against ``benchmarks/stub_server.py`` on 2 cores, threads on one shared client reach
-about 0.95 of the ideal rate at C=20 with a 50 ms service time; at C=100 the client's own CPU
-(signing and parsing) becomes the limit, which each step reports as ``achieved_concurrency``.
+about 0.9 of the ideal rate at C=20 with a 50 ms service time and at C=200 with 500 ms; at
+C=100 with 50 ms (2000 req/s ideal) the client's own CPU (signing, parsing, one GIL) is the
+limit at about 0.3. Each step records ``client_cpu_ratio`` so a report says when that happened.
 
 Sizing follows AWS's documented method for the ``SageMakerVariantInvocationsPerInstance``
 target: ``MAX_RPS * SAFETY_FACTOR * 60``, with ``MAX_RPS`` per instance.
@@ -54,11 +55,11 @@ JOIN_GRACE_S = 5.0
 TIMEOUT_CODE = "Timeout"
 # Process CPU per wall second above which a step is reported as limited by the load generator.
 CLIENT_CPU_LIMIT = 0.85
-PERCENTILES = (50, 90, 95, 99)
 LOAD_TEST_TAG = ("load-test-allowed", "true")
 # Real-time InvokeEndpoint rejects request bodies over 6 MB (HTTP 413).
 MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
-# Service error codes worth naming in docs and logs; any other code is passed through unchanged.
+# What the common error codes mean, explained in the report for the codes a run saw; any other
+# code is passed through unchanged.
 KNOWN_ERROR_CODES = {
     "ModelError": "the model container answered with an error (HTTP 424)",
     "ModelNotReadyException": "the model is not ready to serve yet",
@@ -498,6 +499,11 @@ class LoadTestReport:
             "recommended_invocations_per_instance": round(self.recommended_invocations_per_instance, 1),
             "slo_breaches": self.slo_breaches(),
             "notes": self.notes(),
+            "error_codes_explained": {
+                code: KNOWN_ERROR_CODES[code]
+                for code in self.total_errors_by_code
+                if code in KNOWN_ERROR_CODES
+            },
         }
 
     def to_json(self, indent: int | None = 2) -> str:
@@ -637,7 +643,7 @@ def run_load_test(
                       payload_offset=0, **phase)
     sent += cold.requests
     if cold.successes != 1:
-        code, message = next(iter(cold.error_examples.items()), ("no request", ""))
+        code, message = next(iter(cold.error_examples.items()), ("no reply", "the request did not finish"))
         raise LoadTestError(
             f"cold-start request to endpoint {config.endpoint_name!r} failed with {code}: {message}; "
             "not ramping up load against an endpoint that does not answer"
@@ -769,20 +775,25 @@ def load_payloads(source: str, *, s3_client: Any = None, max_payloads: int = 20,
         if s3_client is None:
             raise ValueError("payload_prefix is an s3:// URI but no S3 client was given")
         bucket, prefix = parse_s3_uri(source, "payload_prefix")
-        keys: list[str] = []
+        found: list[tuple[str, int]] = []
         paginator = s3_client.get_paginator("list_objects_v2")
         pages = paginator.paginate(Bucket=bucket, Prefix=prefix,
                                    PaginationConfig={"PageSize": 1000, "MaxItems": 1000 * max_list_pages})
         for page in pages:
-            keys.extend(o["Key"] for o in page.get("Contents", []) if _is_image_name(o["Key"]))
-            if len(keys) >= max_payloads:
+            found.extend((o["Key"], o["Size"]) for o in page.get("Contents", []) if _is_image_name(o["Key"]))
+            if len(found) >= max_payloads:
                 break
-        keys = sorted(keys)[:max_payloads]
-        if not keys:
+        found = sorted(found)[:max_payloads]
+        if not found:
             raise ValueError(f"payload_prefix {source!r} holds no .jpg/.jpeg/.png objects")
-        return [_check_payload(f"s3://{bucket}/{key}",
-                               s3_client.get_object(Bucket=bucket, Key=key)["Body"].read())
-                for key in keys]
+        payloads = []
+        for key, size in found:
+            uri = f"s3://{bucket}/{key}"
+            if size > MAX_PAYLOAD_BYTES:  # checked from the listing, before downloading it
+                raise ValueError(f"payload {uri!r} is {size} bytes, over the {MAX_PAYLOAD_BYTES} byte "
+                                 "real-time InvokeEndpoint limit")
+            payloads.append(_check_payload(uri, s3_client.get_object(Bucket=bucket, Key=key)["Body"].read()))
+        return payloads
 
     if not isinstance(source, str | Path) or not str(source):
         raise ValueError(f"payload_prefix must be an s3:// prefix or a local directory, got {source!r}")

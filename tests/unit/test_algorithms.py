@@ -6,6 +6,7 @@ import dataclasses
 import re
 
 import pytest
+
 from sagemaker_vision import algorithms as alg
 from sagemaker_vision.algorithms import ObjectDetectionHyperparameters as HP
 

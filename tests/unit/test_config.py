@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
+
 from sagemaker_vision.config import ConfigError, PipelineConfig, RunInfo
 from sagemaker_vision.params import param_defaults
 
 RUN = RunInfo(
     run_id="scheduled__2026-11-16T00:00:00+00:00",
-    run_after=datetime(2026, 11, 23, tzinfo=timezone.utc),
-    data_interval_start=datetime(2026, 11, 16, tzinfo=timezone.utc),
-    data_interval_end=datetime(2026, 11, 23, tzinfo=timezone.utc),
+    run_after=datetime(2026, 11, 23, tzinfo=UTC),
+    data_interval_start=datetime(2026, 11, 16, tzinfo=UTC),
+    data_interval_end=datetime(2026, 11, 23, tzinfo=UTC),
 )
 ROLE = "arn:aws:iam::123456789012:role/sagemaker-vision-execution"
 
@@ -37,7 +38,7 @@ def test_names_and_locations_derive_from_the_data_interval():
 
 
 def test_manual_run_without_interval_uses_run_after():
-    run = RunInfo(run_id="manual__x", run_after=datetime(2026, 11, 25, 8, 30, 5, tzinfo=timezone.utc))
+    run = RunInfo(run_id="manual__x", run_after=datetime(2026, 11, 25, 8, 30, 5, tzinfo=UTC))
     cfg = PipelineConfig.from_params({**param_defaults(), "role_arn": ROLE}, run=run, region="us-east-1")
     assert cfg.job_name.endswith("-20261125-083005")
     assert cfg.run.partition == "dt=2026-11-25"

@@ -8,6 +8,7 @@ from decimal import Decimal as D
 from pathlib import Path
 
 import pytest
+
 from sagemaker_vision import costs
 from sagemaker_vision.costs import (
     ALLOWED_PUBLIC_TASK_PRICES_USD,

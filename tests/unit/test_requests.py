@@ -5,8 +5,8 @@ from __future__ import annotations
 import botocore.session
 import pytest
 from botocore.validate import ParamValidator
-from sagemaker_vision import requests as rq
 
+from sagemaker_vision import requests as rq
 from tests.unit.test_config import build
 
 MODEL = botocore.session.get_session().get_service_model("sagemaker")

@@ -14,6 +14,7 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
+
 from sagemaker_vision import aws, s3_sync
 from sagemaker_vision.s3_sync import (
     ObjectInfo,
