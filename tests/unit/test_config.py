@@ -32,7 +32,8 @@ def test_defaults_build_a_valid_config():
 def test_names_and_locations_derive_from_the_data_interval():
     cfg = build()
     assert cfg.job_name == "shapes-detector-20261123-000000"
-    assert cfg.raw_prefix == "s3://sagemaker-vision-demo/object-detection/raw/dt=2026-11-16/"
+    cfg = build(bucket="my-bucket")
+    assert cfg.raw_prefix == "s3://my-bucket/object-detection/raw/dt=2026-11-16/"
     assert cfg.train_manifest_uri.endswith("/runs/20261123T000000/manifests/train.manifest")
     assert cfg.image_uri == "811284229777.dkr.ecr.us-east-1.amazonaws.com/object-detection:1"
 
