@@ -7,13 +7,15 @@ STAMP := $(VENV)/.installed
 UV := $(shell command -v uv 2>/dev/null)
 PYTEST_ARGS ?=
 
-.PHONY: help venv demo test test-ui airflow lint bench lock clean
+.PHONY: help venv demo test test-ui airflow lint bench lock clean label-studio label-studio-stop
 
 help:
 	@echo "make demo     run object_detection_pipeline end to end on the embedded AWS emulator"
 	@echo "make test     run the test suite"
 	@echo "make airflow  start a local Airflow (UI on http://127.0.0.1:8080) on the emulator"
 	@echo "make lint     ruff, including the Airflow 3 rules (AIR3)"
+	@echo "make label-studio   start Label Studio on 127.0.0.1:8081 (own venv); label-studio-stop stops it"
+	@echo "make demo DEMO_ARGS='--backend ground_truth|label_studio'   the other labeling backends"
 
 venv: $(STAMP)
 
@@ -35,6 +37,12 @@ test: $(STAMP)
 
 airflow: $(STAMP)
 	$(PY) scripts/local_airflow.py
+
+label-studio: $(STAMP)
+	$(PY) scripts/label_studio.py start
+
+label-studio-stop: $(STAMP)
+	$(PY) scripts/label_studio.py stop
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -28,6 +28,7 @@ from airflow.sdk import dag, task
 
 from sagemaker_vision import aws
 from sagemaker_vision.config import PipelineConfig, pipeline_macro
+from sagemaker_vision.labeling import LabelImagesOperator
 from sagemaker_vision.load_test import LoadTestOperator
 from sagemaker_vision.params import default_poll_seconds, pipeline_params
 from sagemaker_vision.s3_sync import S3SyncOperator
@@ -52,8 +53,11 @@ def object_detection_pipeline():
     def estimate_costs(**context) -> dict:
         """Price every paid step of this run; fail before spending when over `budget_usd`."""
         from sagemaker_vision.costs import estimate_and_guard
+        from sagemaker_vision.labeling import count_source_images
 
-        return estimate_and_guard(PipelineConfig.from_context(context))
+        cfg = PipelineConfig.from_context(context)
+        images = count_source_images(cfg) if cfg.label_backend == "ground_truth" else 0
+        return estimate_and_guard(cfg, num_images=images)
 
     sync_images = S3SyncOperator(
         task_id="sync_images",
@@ -61,13 +65,6 @@ def object_detection_pipeline():
         dest="{{ pipeline().raw_prefix }}",
         doc_md="Copy new or changed images into this run's `raw/dt=…/` partition.",
     )
-
-    @task
-    def label(**context) -> dict:
-        """Produce the Ground Truth augmented manifest for this run's images."""
-        from sagemaker_vision.labeling import label_images
-
-        return label_images(PipelineConfig.from_context(context), context)
 
     @task
     def prepare_manifests(labeled: dict, **context) -> dict:
@@ -101,7 +98,7 @@ def object_detection_pipeline():
 
         return run(PipelineConfig.from_context(context), manifests["class_map"])
 
-    labeled = label()
+    labeled = LabelImagesOperator(task_id="label", poll_seconds=POLL).output
     manifests = prepare_manifests(labeled)
     train = SageMakerTrainingOperator(
         task_id="train", config=training_request(manifests), deferrable=True,
@@ -128,7 +125,7 @@ def object_detection_pipeline():
         report_s3_prefix="{{ pipeline().report_prefix }}",
     )
 
-    estimate_costs() >> sync_images >> labeled
+    estimate_costs() >> sync_images >> labeled.operator
     create_model >> create_endpoint_config >> deploy >> smoke_test(manifests) >> load_test
 
 

@@ -39,10 +39,26 @@ def main() -> int:
     args = parser.parse_args()
     started = time.monotonic()
 
+    conf = {"label_backend": args.backend, **json.loads(args.conf)}
+    annotator = None
+    if args.backend == "label_studio":
+        import label_studio
+        from _annotator import SimulatedAnnotator
+
+        server = label_studio._read_pid_file()
+        if server is None or not label_studio._alive(server.pid):
+            print("Label Studio is not running: start it with `make label-studio` first.", file=sys.stderr)
+            return 2
+        # Plays the human annotators while the label task waits, using the sample answer key.
+        annotator = SimulatedAnnotator(server.url, server.token,
+                                       conf.get("label_studio_project") or conf.get("pipeline_name")
+                                       or "shapes-detector")
     emu, env = start_emulator()
+    if annotator is not None:
+        env["AIRFLOW_CONN_LABEL_STUDIO_DEFAULT"] = label_studio.connection_json(server.url, server.token)
+        annotator.start()
     try:
         migrate_db(env)
-        conf = {"label_backend": args.backend, **json.loads(args.conf)}
         print(f"emulator on {emu.endpoint_url}; running object_detection_pipeline with {conf}", flush=True)
         run = subprocess.run(
             [str(BIN / "airflow"), "dags", "test", "object_detection_pipeline", "--conf", json.dumps(conf)],
@@ -73,6 +89,8 @@ def main() -> int:
         print("=" * 72)
         return 0
     finally:
+        if annotator is not None:
+            annotator.stop()
         emu.stop()
 
 

@@ -166,6 +166,27 @@ def _utc(value: datetime) -> datetime:
 
 
 @dataclass(frozen=True)
+class GroundTruthSpec:
+    """ground_truth backend: who labels and at what price."""
+
+    workteam_arn: str | None  # None: the public workforce (Mechanical Turk)
+    workers_per_object: int
+    task_price_usd: float
+    task_description: str
+    task_time_limit_s: int
+
+
+@dataclass(frozen=True)
+class LabelStudioSpec:
+    """label_studio backend: the server connection and when labeling is done."""
+
+    conn_id: str
+    project_title: str
+    min_annotations: int
+    timeout_hours: float
+
+
+@dataclass(frozen=True)
 class TrainingSpec:
     instance_type: str
     instance_count: int
@@ -206,6 +227,9 @@ class PipelineConfig:
     label_attribute: str
     import_manifest: str
     import_source_prefix: str | None
+    label_classes: tuple[str, ...]
+    ground_truth: GroundTruthSpec
+    label_studio: LabelStudioSpec
     validation_fraction: float
     training: TrainingSpec
     endpoint: EndpointSpec
@@ -263,6 +287,35 @@ class PipelineConfig:
         if import_source_prefix and not import_source_prefix.startswith("s3://"):
             raise ConfigError("import_source_prefix", f"{import_source_prefix!r} is not an s3:// prefix")
 
+        label_classes = _label_classes(p.get("label_classes"), required=label_backend != "import")
+        workteam = (p.get("gt_workteam_arn") or "").strip() or None
+        if workteam and not re.match(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:workteam/[\w+=,.@/-]+$", workteam):
+            raise ConfigError("gt_workteam_arn", f"{workteam!r} is not a SageMaker work team ARN")
+        ground_truth = GroundTruthSpec(
+            workteam_arn=workteam,
+            workers_per_object=_number(p, "gt_workers_per_object", int, 1, 9),
+            task_price_usd=_number(p, "gt_task_price_usd", float, 0.001, 100),
+            task_description=(p.get("gt_task_description") or "").strip()
+            or f"Draw a tight box around every {', '.join(label_classes) or 'object'} in the image.",
+            task_time_limit_s=_number(p, "gt_task_time_limit_s", int, 30, 28800),
+        )
+        if label_backend == "ground_truth" and ground_truth.workteam_arn is None:
+            from decimal import Decimal
+
+            from sagemaker_vision.costs import ALLOWED_PUBLIC_TASK_PRICES_USD
+
+            if Decimal(str(ground_truth.task_price_usd)) not in ALLOWED_PUBLIC_TASK_PRICES_USD:
+                raise ConfigError(
+                    "gt_task_price_usd",
+                    f"{ground_truth.task_price_usd} is not a public-workforce price AWS accepts for boxes; "
+                    f"allowed: {', '.join(str(x) for x in ALLOWED_PUBLIC_TASK_PRICES_USD)}",
+                )
+        label_studio = LabelStudioSpec(
+            conn_id=(p.get("label_studio_conn_id") or "label_studio_default"),
+            project_title=(p.get("label_studio_project") or "").strip() or pipeline_name,
+            min_annotations=_number(p, "label_studio_min_annotations", int, 1, 20),
+            timeout_hours=_number(p, "label_studio_timeout_hours", float, 0.01, 24 * 30),
+        )
         validation_fraction = _number(p, "validation_fraction", float, 0.01, 0.5)
 
         hp = algorithms.ObjectDetectionHyperparameters(
@@ -331,6 +384,9 @@ class PipelineConfig:
             label_attribute=label_attribute,
             import_manifest=import_manifest,
             import_source_prefix=import_source_prefix,
+            label_classes=label_classes,
+            ground_truth=ground_truth,
+            label_studio=label_studio,
             validation_fraction=validation_fraction,
             training=training,
             endpoint=endpoint,
@@ -360,6 +416,16 @@ class PipelineConfig:
     @property
     def labels_prefix(self) -> str:
         return f"{self.s3_root}/labels/{self.run.partition}/"
+
+    @property
+    def labeling_job_name(self) -> str:
+        """Ground Truth job of this run: labeling job names are unique forever in an account."""
+        return validate_sagemaker_name(f"{self.job_name}-labels", "labeling_job_name")
+
+    @property
+    def labeling_work_prefix(self) -> str:
+        """Where labeling backends keep their inputs and raw outputs for this partition."""
+        return f"{self.labels_prefix}work/"
 
     @property
     def labeled_manifest_uri(self) -> str:
@@ -418,6 +484,24 @@ class PipelineConfig:
             "partition": self.run.partition,
         }
         return data
+
+
+def _label_classes(value: Any, *, required: bool) -> tuple[str, ...]:
+    """The classes annotators draw, in class-id order (Ground Truth allows at most 10)."""
+    if value in (None, "", []):
+        if required:
+            raise ConfigError("label_classes", "is required for the ground_truth and label_studio backends")
+        return ()
+    if isinstance(value, str):
+        value = [v.strip() for v in value.split(",")]
+    if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise ConfigError("label_classes", f"must be a list of non-empty names, got {value!r}")
+    names = tuple(v.strip() for v in value)
+    if len(set(names)) != len(names):
+        raise ConfigError("label_classes", f"has duplicates: {list(names)}")
+    if len(names) > 10:
+        raise ConfigError("label_classes", f"has {len(names)} names; bounding-box labeling allows at most 10")
+    return names
 
 
 def _instance_type(value: Any, field_name: str) -> str:

@@ -455,10 +455,13 @@ def labeling_cost(
     price_per_task_usd: Number = DEFAULT_PUBLIC_TASK_PRICE_USD,
     *,
     objects_already_this_month: int = 0,
+    public_workforce: bool = True,
     prices: PriceTable | None = None,
     region: str = DEFAULT_REGION,
 ) -> Decimal:
-    """Ground Truth bounding-box labeling on the public workforce, in USD.
+    """Ground Truth bounding-box labeling, in USD (the public workforce unless told otherwise).
+
+    A private work team is not paid per task through AWS, so only the per-object fee counts.
 
     Each object is labeled by ``workers_per_object`` workers at ``price_per_task_usd`` each,
     plus Ground Truth's tiered per-object fee. ``objects_already_this_month`` places this job
@@ -467,8 +470,8 @@ def labeling_cost(
     num_objects = _to_int(num_objects, "num_objects")
     workers = _to_int(workers_per_object, "workers_per_object", 1, MAX_WORKERS_PER_OBJECT)
     already = _to_int(objects_already_this_month, "objects_already_this_month")
-    task_price = _to_decimal(price_per_task_usd, "price_per_task_usd")
-    if task_price not in ALLOWED_PUBLIC_TASK_PRICES_USD:
+    task_price = _to_decimal(price_per_task_usd, "price_per_task_usd") if public_workforce else D(0)
+    if public_workforce and task_price not in ALLOWED_PUBLIC_TASK_PRICES_USD:
         allowed = ", ".join(str(p) for p in ALLOWED_PUBLIC_TASK_PRICES_USD)
         raise ValueError(
             f"price_per_task_usd {price_per_task_usd!r} is not a price AWS accepts for public-workforce "
@@ -731,9 +734,12 @@ def estimate_pipeline(cfg: Any, *, num_images: int = 0, prices: PriceTable | Non
     lines: list[CostLine] = []
     if cfg.label_backend == "ground_truth":
         gt = cfg.ground_truth
-        usd = labeling_cost(num_images, gt.workers_per_object, gt.task_price_usd, prices=table, region=region)
+        public = gt.workteam_arn is None
+        usd = labeling_cost(num_images, gt.workers_per_object, gt.task_price_usd, public_workforce=public,
+                            prices=table, region=region)
+        who = f"@ ${gt.task_price_usd} (public workforce)" if public else "(private team: per-object fee only)"
         lines.append(CostLine("label (Ground Truth)", usd,
-                              f"{num_images} images x {gt.workers_per_object} workers @ ${gt.task_price_usd}{note}"))
+                              f"{num_images} images x {gt.workers_per_object} workers {who}{note}"))
     else:
         lines.append(CostLine(f"label ({cfg.label_backend})", D(0), "no AWS charge"))
     t = cfg.training

@@ -62,6 +62,43 @@ def pipeline_params() -> dict[str, Param]:
             "", type="string",
             description="import backend: the prefix the manifest's source-refs start with. "
             "Empty means their longest common prefix.", section=s_label),
+        "label_classes": Param(
+            ["circle", "square", "triangle"], type="array", items={"type": "string"}, minItems=1, maxItems=10,
+            description="ground_truth / label_studio: the classes annotators draw, in class-id order.",
+            section=s_label),
+        "gt_workteam_arn": Param(
+            "", type="string",
+            description="ground_truth: a private work team ARN. Empty means the public workforce "
+            "(Mechanical Turk), which is paid per task.", section=s_label),
+        "gt_workers_per_object": Param(
+            1, type="integer", minimum=1, maximum=9,
+            description="ground_truth: workers who box each image; their boxes are consolidated.",
+            section=s_label),
+        "gt_task_price_usd": Param(
+            0.036, type="number", minimum=0,
+            description="ground_truth, public workforce: USD per image per worker, from AWS's price list "
+            "(0.036 is the lowest for boxes).", section=s_label),
+        "gt_task_description": Param(
+            "", type="string",
+            description="ground_truth: instructions workers read. Empty means one naming label_classes.",
+            section=s_label),
+        "gt_task_time_limit_s": Param(
+            300, type="integer", minimum=30, maximum=28800,
+            description="ground_truth: seconds a worker has for one image.", section=s_label),
+        "label_studio_conn_id": Param(
+            "label_studio_default", type="string",
+            description="label_studio: Airflow connection of the Label Studio server (host and API token).",
+            section=s_label),
+        "label_studio_project": Param(
+            "", type="string",
+            description="label_studio: project title, created or reused. Empty means pipeline_name.",
+            section=s_label),
+        "label_studio_min_annotations": Param(
+            1, type="integer", minimum=1, maximum=20,
+            description="label_studio: annotations every task needs before the export.", section=s_label),
+        "label_studio_timeout_hours": Param(
+            72.0, type="number", minimum=0.01,
+            description="label_studio: how long to wait for the annotators before failing.", section=s_label),
         "validation_fraction": Param(
             0.25, type="number", minimum=0.01, maximum=0.5,
             description="Share of images held out for the validation channel, chosen by a hash of "
