@@ -1,5 +1,7 @@
-"""The ``prepare_manifests`` stage: validate the labeled manifest while streaming it from S3,
-split it by a hash of ``source-ref``, and publish ``train.manifest`` and ``validation.manifest``.
+"""The ``prepare_manifests`` stage: validate the labeled manifests while streaming them from S3,
+split them by a hash of ``source-ref``, and publish ``train.manifest`` and ``validation.manifest``.
+
+A run trains on every partition labeled up to the end of its data interval.
 
 Two streaming passes: the first validates and collects the class-map (so gapped class ids can
 be remapped to the 0..n-1 the algorithm wants before the first line is written), the second
@@ -10,32 +12,78 @@ validated, so a bad manifest never leaves a half-written split behind.
 from __future__ import annotations
 
 import logging
+import re
 import tempfile
 from typing import Any
 
 from sagemaker_vision import labels, s3io
-from sagemaker_vision.config import PipelineConfig
+from sagemaker_vision.config import ConfigError, PipelineConfig
 
 log = logging.getLogger(__name__)
 
 
+PARTITION_RE = re.compile(r"/labels/dt=(\d{4}-\d{2}-\d{2})/output\.manifest$")
+
+
+def labeled_partitions(cfg: PipelineConfig, s3_client: Any) -> list[str]:
+    """Published manifests of every partition up to this run's own, oldest first.
+
+    A run trains on everything labeled by the end of its data interval, so a backfilled run
+    for a past week sees exactly the partitions that existed then, never later ones.
+    """
+    own = cfg.run.partition.removeprefix("dt=")
+    found = []
+    for key, _ in s3io.list_keys(s3_client, f"{cfg.s3_root}/labels/"):
+        match = PARTITION_RE.search("/" + key)
+        if match and match.group(1) <= own:
+            found.append((match.group(1), f"s3://{cfg.bucket}/{key}"))
+    return [uri for _, uri in sorted(found)]
+
+
+def _merge_class_maps(maps: list[tuple[str, dict[int, str]]]) -> dict[int, str]:
+    merged: dict[int, str] = {}
+    origin: dict[int, str] = {}
+    for uri, class_map in maps:
+        for class_id, name in class_map.items():
+            if class_id in merged and merged[class_id] != name:
+                raise ConfigError(
+                    "label_classes",
+                    f"class id {class_id} is {merged[class_id]!r} in {origin[class_id]} but {name!r} in {uri}",
+                )
+            merged.setdefault(class_id, name)
+            origin.setdefault(class_id, uri)
+    return merged
+
+
 def prepare_manifests(cfg: PipelineConfig, s3_client: Any, manifest_uri: str) -> dict[str, Any]:
-    stats = labels.validate_manifest(
-        s3io.iter_lines(s3_client, manifest_uri, "manifest_uri"),
-        label_attribute=cfg.label_attribute, source=manifest_uri,
-    )
+    """Validate every labeled partition up to this run, then split them all into train/validation."""
+    partitions = labeled_partitions(cfg, s3_client)
+    if manifest_uri not in partitions:
+        raise ConfigError("label", f"{manifest_uri} is not a published partition manifest under {cfg.s3_root}/labels/")
+    # Each file is validated on its own first, so every error names its own file and line.
+    maps = []
+    for uri in partitions:
+        stats = labels.validate_manifest(s3io.iter_lines(s3_client, uri, "manifest_uri"),
+                                         label_attribute=cfg.label_attribute, source=uri)
+        maps.append((uri, stats.class_map))
+    class_map = _merge_class_maps(maps)
+
+    def all_lines():
+        for uri in partitions:
+            yield from s3io.iter_lines(s3_client, uri, "manifest_uri")
+
     with (
         tempfile.NamedTemporaryFile("w+", suffix=".manifest", encoding="utf-8") as train,
         tempfile.NamedTemporaryFile("w+", suffix=".manifest", encoding="utf-8") as validation,
     ):
         result = labels.split_manifest(
-            s3io.iter_lines(s3_client, manifest_uri, "manifest_uri"),
+            all_lines(),
             label_attribute=cfg.label_attribute,
             validation_fraction=cfg.validation_fraction,
             train_out=train,
             validation_out=validation,
-            class_map=stats.class_map,
-            source=manifest_uri,
+            class_map=class_map,
+            source=" + ".join(partitions),
         )
         for fh, uri in ((train, cfg.train_manifest_uri), (validation, cfg.validation_manifest_uri)):
             fh.flush()
@@ -44,13 +92,14 @@ def prepare_manifests(cfg: PipelineConfig, s3_client: Any, manifest_uri: str) ->
     if result.id_remap and any(int(k) != v for k, v in result.id_remap.items()):
         log.warning("Class ids had gaps; remapped to 0..%d: %s", result.num_classes - 1, result.id_remap)
     log.info(
-        "Split %s: %d train, %d validation, %d classes %s",
-        manifest_uri, result.num_training_samples, result.num_validation_samples,
-        result.num_classes, result.class_map,
+        "Split %d partitions (%s): %d train, %d validation, %d classes %s",
+        len(partitions), ", ".join(PARTITION_RE.search("/" + s3io.split_uri(u)[1]).group(1) for u in partitions),
+        result.num_training_samples, result.num_validation_samples, result.num_classes, result.class_map,
     )
     return {
         "train_uri": cfg.train_manifest_uri,
         "validation_uri": cfg.validation_manifest_uri,
+        "partitions": [PARTITION_RE.search("/" + s3io.split_uri(u)[1]).group(1) for u in partitions],
         "num_classes": result.num_classes,
         "num_training_samples": result.num_training_samples,
         "num_validation_samples": result.num_validation_samples,
