@@ -18,20 +18,16 @@ This file only wires; each stage lives in one module of `plugins/sagemaker_visio
 from __future__ import annotations
 
 import pendulum
-from airflow.providers.amazon.aws.operators.sagemaker import (
-    SageMakerEndpointConfigOperator,
-    SageMakerEndpointOperator,
-    SageMakerModelOperator,
-    SageMakerTrainingOperator,
-)
 from airflow.sdk import dag, task
 
 from sagemaker_vision import aws
 from sagemaker_vision.config import PipelineConfig, pipeline_macro
+from sagemaker_vision.deploy import DeployEndpointOperator
 from sagemaker_vision.labeling import LabelImagesOperator
 from sagemaker_vision.load_test import LoadTestOperator
 from sagemaker_vision.params import default_poll_seconds, pipeline_params
 from sagemaker_vision.s3_sync import S3SyncOperator
+from sagemaker_vision.training import ObjectDetectionTrainingOperator
 
 POLL = default_poll_seconds()
 
@@ -84,12 +80,34 @@ def object_detection_pipeline():
             num_training_samples=manifests["num_training_samples"],
         )
 
+    @task.short_circuit
+    def quality_gate(trained: dict, **context) -> bool:
+        """Deploy only a model at least as good as the serving one (`min_map`, `map_tolerance`)."""
+        from sagemaker_vision.deploy import gate_run
+
+        return gate_run(PipelineConfig.from_context(context), trained, aws.client("sagemaker")).deploy
+
     @task
     def deploy_requests(trained: dict, **context) -> dict:
         """Build the model, endpoint-config and endpoint requests for the trained model."""
         from sagemaker_vision.requests import deployment_requests
 
         return deployment_requests(PipelineConfig.from_context(context), trained)
+
+    @task
+    def create_model(requests: dict, trained: dict, **context) -> str:
+        """Create (or reuse) the model, tagged with its validation:mAP."""
+        from sagemaker_vision.deploy import create_model_for_run
+
+        return create_model_for_run(PipelineConfig.from_context(context), requests, trained,
+                                    aws.client("sagemaker"))
+
+    @task
+    def create_endpoint_config(requests: dict) -> str:
+        """Create (or reuse) the endpoint config: serverless, or provisioned instances."""
+        from sagemaker_vision.deploy import create_endpoint_config_for_run
+
+        return create_endpoint_config_for_run(requests, aws.client("sagemaker"))
 
     @task
     def smoke_test(manifests: dict, **context) -> dict:
@@ -100,17 +118,21 @@ def object_detection_pipeline():
 
     labeled = LabelImagesOperator(task_id="label", poll_seconds=POLL).output
     manifests = prepare_manifests(labeled)
-    train = SageMakerTrainingOperator(
-        task_id="train", config=training_request(manifests), deferrable=True,
-        check_interval=POLL, print_log=False,
+    train = ObjectDetectionTrainingOperator(
+        task_id="train", config=training_request(manifests), deferrable=True, check_interval=POLL,
+        print_log=False,
     )
     requests = deploy_requests(train.output)
-    create_model = SageMakerModelOperator(task_id="create_model", config=requests["model"])
-    create_endpoint_config = SageMakerEndpointConfigOperator(
-        task_id="create_endpoint_config", config=requests["endpoint_config"]
-    )
-    deploy = SageMakerEndpointOperator(
-        task_id="deploy", config=requests["endpoint"], operation="create", deferrable=True,
+    model = create_model(requests, train.output)
+    endpoint_config = create_endpoint_config(requests)
+    deploy = DeployEndpointOperator(
+        task_id="deploy",
+        endpoint_name="{{ pipeline().endpoint_name }}",
+        endpoint_config_name="{{ pipeline().endpoint_config_name }}",
+        tags=requests["endpoint_tags"],
+        deployment_policy="{{ params.deployment_policy }}",
+        alarm_latency_threshold_ms="{{ params.slo_p95_ms }}",
+        deferrable=True,
         check_interval=POLL,
     )
     load_test = LoadTestOperator(
@@ -126,7 +148,8 @@ def object_detection_pipeline():
     )
 
     estimate_costs() >> sync_images >> labeled.operator
-    create_model >> create_endpoint_config >> deploy >> smoke_test(manifests) >> load_test
+    quality_gate(train.output) >> requests
+    model >> endpoint_config >> deploy >> smoke_test(manifests) >> load_test
 
 
 object_detection_pipeline()

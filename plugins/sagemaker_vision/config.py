@@ -33,6 +33,7 @@ BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 IP_LIKE_RE = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
 LABEL_BACKENDS = ("import", "ground_truth", "label_studio")
 ENDPOINT_TYPES = ("serverless", "provisioned")
+DEPLOYMENT_POLICIES = ("all_at_once", "canary", "linear")
 # Serverless inference: memory 1024-6144 MB in 1 GB steps, concurrency 1-200 per endpoint.
 SERVERLESS_MEMORY_MB = tuple(range(1024, 6145, 1024))
 SERVERLESS_MAX_CONCURRENCY = (1, 200)
@@ -205,6 +206,18 @@ class EndpointSpec:
 
 
 @dataclass(frozen=True)
+class DeploySpec:
+    """When a retrained model may replace the serving one, and how traffic moves to it."""
+
+    min_map: float
+    map_tolerance: float
+    deployment_policy: str
+    autoscaling_min: int
+    autoscaling_max: int
+    challenger_weight: float
+
+
+@dataclass(frozen=True)
 class LoadTestSpec:
     requests: int
     concurrency: int
@@ -234,6 +247,7 @@ class PipelineConfig:
     training: TrainingSpec
     endpoint: EndpointSpec
     endpoint_name: str
+    deploy: DeploySpec
     load_test: LoadTestSpec
     budget_usd: float
     run: RunInfo
@@ -359,6 +373,25 @@ class PipelineConfig:
             instance_count=_number(p, "inference_instance_count", int, 1, 100),
         )
         endpoint_name = validate_sagemaker_name(p.get("endpoint_name") or pipeline_name, "endpoint_name")
+        deploy = DeploySpec(
+            min_map=_number(p, "min_map", float, 0, 1),
+            map_tolerance=_number(p, "map_tolerance", float, 0, 1),
+            deployment_policy=_choice(p, "deployment_policy", DEPLOYMENT_POLICIES),
+            autoscaling_min=_number(p, "autoscaling_min_capacity", int, 0, 1000),
+            autoscaling_max=_number(p, "autoscaling_max_capacity", int, 0, 1000),
+            challenger_weight=_number(p, "challenger_weight", float, 0, 0.99),
+        )
+        if endpoint_type == "serverless" and deploy.deployment_policy != "all_at_once":
+            # AWS: deployment guardrails (canary, linear, alarm rollback) are for real-time and
+            # asynchronous endpoints only; serverless updates are blue/green all at once.
+            raise ConfigError("deployment_policy", f"{deploy.deployment_policy} is not available for serverless "
+                              "endpoints (AWS allows only all_at_once there); use endpoint_type provisioned")
+        if endpoint_type == "serverless" and deploy.challenger_weight > 0:
+            raise ConfigError("challenger_weight", "serverless endpoints allow one production variant only, "
+                              "so no A/B split; use endpoint_type provisioned")
+        if endpoint_type != "serverless" and deploy.autoscaling_max and deploy.autoscaling_max < max(
+                deploy.autoscaling_min, 1):
+            raise ConfigError("autoscaling_max_capacity", "must be >= autoscaling_min_capacity and >= 1")
 
         load_test = LoadTestSpec(
             requests=_number(p, "load_test_requests", int, 1, 100_000),
@@ -391,6 +424,7 @@ class PipelineConfig:
             training=training,
             endpoint=endpoint,
             endpoint_name=endpoint_name,
+            deploy=deploy,
             load_test=load_test,
             budget_usd=_number(p, "budget_usd", float, 0),
             run=run,

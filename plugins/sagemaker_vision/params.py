@@ -142,6 +142,28 @@ def pipeline_params() -> dict[str, Param]:
         "inference_instance_count": Param(1, type="integer", minimum=1,
                                           description="provisioned: initial instance count.",
                                           section=s_deploy),
+        "min_map": Param(
+            0.5, type="number", minimum=0, maximum=1,
+            description="Quality gate: deploy only when the new model's validation:mAP is at least this.",
+            section=s_deploy),
+        "map_tolerance": Param(
+            0.02, type="number", minimum=0, maximum=1,
+            description="Quality gate: deploy only when the new mAP is at least the serving model's minus "
+            "this. The first deploy has nothing to beat.", section=s_deploy),
+        "deployment_policy": Param(
+            "all_at_once", type="string", enum=["all_at_once", "canary", "linear"],
+            description="Blue/green traffic shifting on update, rolled back by CloudWatch alarms on 5XX "
+            "errors and latency. Serverless endpoints allow all_at_once only.", section=s_deploy),
+        "autoscaling_min_capacity": Param(
+            1, type="integer", minimum=0,
+            description="provisioned: Application Auto Scaling minimum instances.", section=s_deploy),
+        "autoscaling_max_capacity": Param(
+            0, type="integer", minimum=0,
+            description="provisioned: maximum instances; 0 turns autoscaling off.", section=s_deploy),
+        "challenger_weight": Param(
+            0.0, type="number", minimum=0, maximum=0.99,
+            description="provisioned: above 0, the new model joins as a Challenger variant taking this share "
+            "of traffic (A/B) until promote_challenger; 0 replaces the model.", section=s_deploy),
         "load_test_requests": Param(
             200, type="integer", minimum=1, maximum=100000,
             description="Load test: total requests (the test also stops at load_test_max_seconds).",

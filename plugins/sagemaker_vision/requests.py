@@ -136,8 +136,12 @@ def deployment_requests(cfg: PipelineConfig, trained: dict[str, Any]) -> dict[st
     artifacts = (description.get("ModelArtifacts") or {}).get("S3ModelArtifacts")
     if not artifacts:
         raise ValueError(f"training job {description.get('TrainingJobName')!r} reported no ModelArtifacts")
+    endpoint = endpoint_request(cfg)
     return {
         "model": model_request(cfg, model_data_url=artifacts),
         "endpoint_config": endpoint_config_request(cfg),
-        "endpoint": endpoint_request(cfg),
+        "endpoint": endpoint,
+        # Top-level too: a @task's dict return is pushed key by key, and XComArg["a"]["b"] is
+        # not a nested lookup.
+        "endpoint_tags": endpoint["Tags"],
     }
