@@ -32,7 +32,7 @@ SAGEMAKER_NAME_MAX = 63
 BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 IP_LIKE_RE = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
 LABEL_BACKENDS = ("import", "ground_truth", "label_studio")
-ENDPOINT_TYPES = ("serverless", "provisioned")
+ENDPOINT_TYPES = ("serverless", "provisioned", "async")
 DEPLOYMENT_POLICIES = ("all_at_once", "canary", "linear")
 # Serverless inference: memory 1024-6144 MB in 1 GB steps, concurrency 1-200 per endpoint.
 SERVERLESS_MEMORY_MB = tuple(range(1024, 6145, 1024))
@@ -214,6 +214,7 @@ class DeploySpec:
     deployment_policy: str
     autoscaling_min: int
     autoscaling_max: int
+    target_invocations_per_instance: float
     challenger_weight: float
 
 
@@ -379,6 +380,7 @@ class PipelineConfig:
             deployment_policy=_choice(p, "deployment_policy", DEPLOYMENT_POLICIES),
             autoscaling_min=_number(p, "autoscaling_min_capacity", int, 0, 1000),
             autoscaling_max=_number(p, "autoscaling_max_capacity", int, 0, 1000),
+            target_invocations_per_instance=_number(p, "target_invocations_per_instance", float, 1, 1e6),
             challenger_weight=_number(p, "challenger_weight", float, 0, 0.99),
         )
         if endpoint_type == "serverless" and deploy.deployment_policy != "all_at_once":
@@ -392,6 +394,11 @@ class PipelineConfig:
         if endpoint_type != "serverless" and deploy.autoscaling_max and deploy.autoscaling_max < max(
                 deploy.autoscaling_min, 1):
             raise ConfigError("autoscaling_max_capacity", "must be >= autoscaling_min_capacity and >= 1")
+        if endpoint_type == "provisioned" and deploy.autoscaling_max and deploy.autoscaling_min < 1:
+            raise ConfigError("autoscaling_min_capacity", "real-time endpoints keep at least 1 instance; "
+                              "only endpoint_type async can scale to zero")
+        if endpoint_type == "async" and deploy.challenger_weight > 0:
+            raise ConfigError("challenger_weight", "the A/B split is for provisioned real-time endpoints")
 
         load_test = LoadTestSpec(
             requests=_number(p, "load_test_requests", int, 1, 100_000),
@@ -484,6 +491,14 @@ class PipelineConfig:
     @property
     def report_prefix(self) -> str:
         return f"{self.run_prefix}reports/"
+
+    @property
+    def async_output_prefix(self) -> str:
+        return f"{self.run_prefix}async/output/"
+
+    @property
+    def async_failure_prefix(self) -> str:
+        return f"{self.run_prefix}async/failures/"
 
     @property
     def job_name(self) -> str:

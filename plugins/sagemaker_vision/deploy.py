@@ -1020,7 +1020,60 @@ def create_model_for_run(cfg: Any, requests: Mapping[str, Any], trained: Mapping
     return arn
 
 
-def create_endpoint_config_for_run(requests: Mapping[str, Any], sagemaker_client: Any) -> str:
-    arn, created = ensure_endpoint_config(sagemaker_client, requests["endpoint_config"])
+def create_endpoint_config_for_run(cfg: Any, requests: Mapping[str, Any], sagemaker_client: Any) -> str:
+    """Create (or reuse) the run's endpoint config; with ``challenger_weight`` an A/B config.
+
+    The A/B config keeps the serving model as the Champion variant and adds this run's model
+    as the Challenger with its share of traffic; ``endpoint_promote_challenger`` later shifts
+    all traffic to it. The first deploy has no champion, so it serves the new model alone.
+    """
+    request = dict(requests["endpoint_config"])
+    if cfg.endpoint.endpoint_type == "provisioned" and cfg.deploy.challenger_weight > 0:
+        endpoint = _describe_or_none(sagemaker_client.describe_endpoint, EndpointName=cfg.endpoint_name)
+        if endpoint is not None:
+            serving = _describe_or_none(sagemaker_client.describe_endpoint_config,
+                                        EndpointConfigName=endpoint["EndpointConfigName"])
+            champion = serving_variant((serving or {}).get("ProductionVariants") or [{}]).get("ModelName")
+            if champion and champion != cfg.model_name:
+                from sagemaker_vision.scaling import ab_endpoint_config_request
+
+                request = ab_endpoint_config_request(
+                    endpoint_config_name=cfg.endpoint_config_name, champion_model=champion,
+                    challenger_model=cfg.model_name, instance_type=cfg.endpoint.instance_type,
+                    instance_count=cfg.endpoint.instance_count, challenger_weight=cfg.deploy.challenger_weight,
+                    tags=request.get("Tags") or [],
+                )
+                log.info("A/B: %s keeps %.0f%% of traffic, challenger %s gets %.0f%%", champion,
+                         100 * (1 - cfg.deploy.challenger_weight), cfg.model_name, 100 * cfg.deploy.challenger_weight)
+    arn, created = ensure_endpoint_config(sagemaker_client, request)
     log.info("%s endpoint config %s", "Created" if created else "Reusing", arn)
     return arn
+
+
+def configure_autoscaling(cfg: Any) -> dict[str, Any]:
+    """Autoscaling after a deploy: target tracking on invocations (provisioned), or on the
+    backlog with scale-to-zero (async). Serverless endpoints scale themselves."""
+    if cfg.endpoint.endpoint_type == "serverless" or not cfg.deploy.autoscaling_max:
+        reason = "serverless scales itself" if cfg.endpoint.endpoint_type == "serverless" else \
+            "autoscaling_max_capacity is 0"
+        log.info("No autoscaling for %s: %s", cfg.endpoint_name, reason)
+        return {"autoscaling": None, "reason": reason}
+    aas, sm = aws.client("application-autoscaling"), aws.client("sagemaker")
+    if cfg.endpoint.endpoint_type == "async":
+        from sagemaker_vision.async_inference import apply_async_autoscaling
+
+        result = apply_async_autoscaling(aas, aws.client("cloudwatch"), sm, cfg.endpoint_name,
+                                         max_capacity=cfg.deploy.autoscaling_max)
+    else:
+        from sagemaker_vision.scaling import apply_autoscaling
+
+        description = sm.describe_endpoint(EndpointName=cfg.endpoint_name)
+        result = {}
+        for variant in description.get("ProductionVariants") or []:
+            result[variant["VariantName"]] = apply_autoscaling(
+                aas, sm, cfg.endpoint_name, variant["VariantName"], min_capacity=cfg.deploy.autoscaling_min,
+                max_capacity=cfg.deploy.autoscaling_max,
+                target_invocations_per_instance=cfg.deploy.target_invocations_per_instance,
+            )
+    log.info("Autoscaling on %s: %s", cfg.endpoint_name, result)
+    return {"autoscaling": result}

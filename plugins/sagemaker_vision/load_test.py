@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from sagemaker_vision import aws
 from sagemaker_vision.inference import content_type_for, image_size
@@ -861,6 +861,18 @@ def _as_number(value: Any, field_name: str, kind: type = float) -> Any:
     return number
 
 
+def _as_bool(value: Any, field_name: str) -> bool:
+    """Booleans, or the strings a template renders them to ("True", "false")."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "1", "yes"):
+        return True
+    if text in ("false", "0", "no", "", "none"):
+        return False
+    raise ValueError(f"{field_name} must be true or false, got {value!r}")
+
+
 def _as_steps(value: Any) -> tuple[Any, ...]:
     """Concurrency steps from a list (of ints or rendered strings), ``"[1, 5, 10]"``, ``"1,5,10"`` or ``5``.
 
@@ -905,7 +917,7 @@ class LoadTestOperator(BaseOperator):
 
     template_fields = (
         "endpoint_name", "payload_prefix", "concurrency_steps", "step_seconds",
-        "max_requests_per_step", "slo_p95_ms", "max_error_rate", "report_s3_prefix",
+        "max_requests_per_step", "slo_p95_ms", "max_error_rate", "report_s3_prefix", "force",
         "aws_conn_id", "region_name",
     )
     ui_color = "#f4d6a0"
@@ -1007,8 +1019,9 @@ class LoadTestOperator(BaseOperator):
         arn = description["EndpointArn"]
         key, value = LOAD_TEST_TAG
         if not endpoint_allows_load_test(self.sagemaker_client, arn):
-            if not self.force:
-                raise AirflowException(
+            if not _as_bool(self.force, "force"):
+                # No retry: the tag will not appear by itself.
+                raise AirflowFailException(
                     f"refusing to load-test endpoint {self.endpoint_name!r}: it is not tagged "
                     f"{key}={value}. Tag it (add-tags --resource-arn {arn} --tags Key={key},Value={value}) "
                     "or pass force=True."
@@ -1064,7 +1077,8 @@ class LoadTestOperator(BaseOperator):
 
         breaches = report.slo_breaches()
         if breaches and self.fail_on_slo_breach:
-            raise AirflowException(
+            # No retry: a rerun that happens to pass would hide the breach the report records.
+            raise AirflowFailException(
                 f"endpoint {config.endpoint_name!r} breached its SLO at {len(breaches)} point(s): "
                 + "; ".join(breaches) + f" (report {result['report_uri']})"
             )

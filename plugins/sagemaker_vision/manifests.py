@@ -11,6 +11,8 @@ validated, so a bad manifest never leaves a half-written split behind.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import re
 import tempfile
@@ -55,10 +57,15 @@ def _merge_class_maps(maps: list[tuple[str, dict[int, str]]]) -> dict[int, str]:
     return merged
 
 
-def prepare_manifests(cfg: PipelineConfig, s3_client: Any, manifest_uri: str) -> dict[str, Any]:
-    """Validate every labeled partition up to this run, then split them all into train/validation."""
+def prepare_manifests(cfg: PipelineConfig, s3_client: Any, manifest_uri: str | None = None) -> dict[str, Any]:
+    """Validate every labeled partition up to this run, then split them all into train/validation.
+
+    ``manifest_uri``, when given, is this run's own labeled partition, which must be among them.
+    """
     partitions = labeled_partitions(cfg, s3_client)
-    if manifest_uri not in partitions:
+    if not partitions:
+        raise ConfigError("label", f"no labeled partitions under {cfg.s3_root}/labels/ up to {cfg.run.partition}")
+    if manifest_uri is not None and manifest_uri not in partitions:
         raise ConfigError("label", f"{manifest_uri} is not a published partition manifest under {cfg.s3_root}/labels/")
     # Each file is validated on its own first, so every error names its own file and line.
     maps = []
@@ -85,8 +92,13 @@ def prepare_manifests(cfg: PipelineConfig, s3_client: Any, manifest_uri: str) ->
             class_map=class_map,
             source=" + ".join(partitions),
         )
+        digest = hashlib.sha256()
         for fh, uri in ((train, cfg.train_manifest_uri), (validation, cfg.validation_manifest_uri)):
             fh.flush()
+            fh.seek(0)
+            for chunk in iter(lambda fh=fh: fh.read(1 << 16), ""):
+                digest.update(chunk.encode())
+            digest.update(b"\0")
             bucket, key = s3io.split_uri(uri)
             s3_client.upload_file(fh.name, bucket, key, ExtraArgs={"ContentType": "application/jsonl"})
     if result.id_remap and any(int(k) != v for k, v in result.id_remap.items()):
@@ -104,4 +116,51 @@ def prepare_manifests(cfg: PipelineConfig, s3_client: Any, manifest_uri: str) ->
         "num_training_samples": result.num_training_samples,
         "num_validation_samples": result.num_validation_samples,
         "class_map": {str(k): v for k, v in result.class_map.items()},
+        "fingerprint": _fingerprint(cfg, digest, result.num_classes, result.num_training_samples),
     }
+
+
+def _fingerprint(cfg: PipelineConfig, digest: Any, num_classes: int, num_training_samples: int) -> str:
+    """The data and the settings that decide what a training job would learn, and for which endpoint."""
+    import dataclasses
+
+    hp = dataclasses.replace(cfg.training.hyperparameters, num_classes=num_classes,
+                             num_training_samples=num_training_samples)
+    digest.update(json.dumps([cfg.pipeline_name, cfg.endpoint_name, cfg.image_uri.split("/")[-1],
+                              cfg.label_attribute, hp.to_sagemaker()],
+                             sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def _marker_uri(cfg: PipelineConfig, fingerprint: str) -> str:
+    return f"{cfg.s3_root}/trained/{fingerprint}.json"
+
+
+def already_trained(cfg: PipelineConfig, s3_client: Any, manifests: dict[str, Any]) -> dict[str, Any] | None:
+    """The record of another run's training on exactly this data and settings, if there is one.
+
+    A run's own record does not count: a rerun of the same run must reuse its job, not skip.
+    """
+    uri = _marker_uri(cfg, manifests["fingerprint"])
+    if not s3io.exists(s3_client, uri):
+        return None
+    record = json.loads(s3io.read_bytes(s3_client, uri))
+    if record.get("job_name") == cfg.job_name:
+        return None
+    log.info("Skipping training: %s already trained on exactly this data and these settings "
+             "(fingerprint %s, validation:mAP %s)", record.get("job_name"), manifests["fingerprint"][:12],
+             record.get("validation_map"))
+    return record
+
+
+def record_trained(cfg: PipelineConfig, s3_client: Any, manifests: dict[str, Any], trained: dict[str, Any]) -> str:
+    """Remember that this run's job trained on this data, so identical retrains are skipped."""
+    from sagemaker_vision.deploy import final_metric
+
+    job = trained.get("Training", trained)
+    uri = _marker_uri(cfg, manifests["fingerprint"])
+    if not s3io.exists(s3_client, uri):
+        s3io.put_json(s3_client, uri, {"job_name": job.get("TrainingJobName"), "run_id": cfg.run.run_id,
+                                       "partitions": manifests.get("partitions"),
+                                       "validation_map": final_metric(job)})
+    return uri

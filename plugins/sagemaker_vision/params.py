@@ -127,8 +127,9 @@ def pipeline_params() -> dict[str, Param]:
             description="Endpoint to create or update without downtime. Empty means pipeline_name.",
             section=s_deploy),
         "endpoint_type": Param(
-            "serverless", type="string", enum=["serverless", "provisioned"],
-            description="serverless (pay per request) or provisioned instances.", section=s_deploy),
+            "serverless", type="string", enum=["serverless", "provisioned", "async"],
+            description="serverless (pay per request), provisioned real-time instances, or async "
+            "(asynchronous inference from S3, for large inputs; may scale to zero).", section=s_deploy),
         "serverless_memory_mb": Param(
             4096, type="integer", enum=[1024, 2048, 3072, 4096, 5120, 6144],
             description="Serverless MemorySizeInMB (1024-6144, steps of 1024).", section=s_deploy),
@@ -156,10 +157,15 @@ def pipeline_params() -> dict[str, Param]:
             "errors and latency. Serverless endpoints allow all_at_once only.", section=s_deploy),
         "autoscaling_min_capacity": Param(
             1, type="integer", minimum=0,
-            description="provisioned: Application Auto Scaling minimum instances.", section=s_deploy),
+            description="provisioned / async: Application Auto Scaling minimum instances (async may use 0).",
+            section=s_deploy),
         "autoscaling_max_capacity": Param(
             0, type="integer", minimum=0,
             description="provisioned: maximum instances; 0 turns autoscaling off.", section=s_deploy),
+        "target_invocations_per_instance": Param(
+            100.0, type="number", minimum=1,
+            description="provisioned: autoscaling target for SageMakerVariantInvocationsPerInstance "
+            "(the load test reports a recommended value).", section=s_deploy),
         "challenger_weight": Param(
             0.0, type="number", minimum=0, maximum=0.99,
             description="provisioned: above 0, the new model joins as a Challenger variant taking this share "

@@ -98,7 +98,15 @@ def model_request(cfg: PipelineConfig, *, model_data_url: str | None = None,
 
 
 def endpoint_config_request(cfg: PipelineConfig) -> dict[str, Any]:
-    """Serverless by default; provisioned instances when ``endpoint_type`` says so."""
+    """Serverless by default; provisioned instances or asynchronous inference when asked."""
+    if cfg.endpoint.endpoint_type == "async":
+        from sagemaker_vision.async_inference import async_endpoint_config_request
+
+        return async_endpoint_config_request(
+            endpoint_config_name=cfg.endpoint_config_name, model_name=cfg.model_name,
+            instance_type=cfg.endpoint.instance_type, instance_count=cfg.endpoint.instance_count,
+            output_s3_uri=cfg.async_output_prefix, failure_s3_uri=cfg.async_failure_prefix, tags=tags(cfg),
+        )
     variant: dict[str, Any] = {"VariantName": VARIANT_NAME, "ModelName": cfg.model_name}
     if cfg.endpoint.endpoint_type == "serverless":
         variant["ServerlessConfig"] = {

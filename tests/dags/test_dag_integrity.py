@@ -8,7 +8,10 @@ from pathlib import Path
 import pytest
 
 DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
-EXPECTED_DAGS = {"object_detection_pipeline"}
+EXPECTED_DAGS = {
+    "object_detection_pipeline", "object_detection_retrain", "endpoint_teardown", "endpoint_load_test",
+    "endpoint_promote_challenger",
+}
 
 
 @pytest.fixture(scope="module")

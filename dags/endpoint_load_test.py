@@ -1,0 +1,77 @@
+"""
+## endpoint_load_test
+
+Load-test a SageMaker endpoint with a stepped concurrency ramp, to size it and its autoscaling.
+
+`load_test`: for each step of `concurrency_steps` (for example 1, 5, 10, 20), requests run for
+`step_seconds` at that concurrency, bounded by `max_requests_per_step`. The report gives, per
+step, throughput, p50/p90/p95/p99/max latency and errors by code, plus the cold-start latency
+of the first request, and recommends `SageMakerVariantInvocationsPerInstance` =
+max sustainable RPS × 60 × `safety_factor` (AWS's sizing method). `report.json` and
+`chart.png` go to S3 and their URIs to the log.
+
+* **SLO gate**: the run fails, with the numbers, when a step breaches `slo_p95_ms` or
+  `max_error_rate` (after the report is written).
+* **Safety**: an endpoint not tagged `load-test-allowed=true` is refused unless `force`.
+
+Manual trigger only; the pipeline's own `load_test` task uses the same engine.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pendulum
+from airflow.sdk import Param, dag
+
+from sagemaker_vision import aws
+from sagemaker_vision.load_test import LoadTestOperator
+
+
+@dag(
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=["sagemaker", "object-detection", "load-test"],
+    default_args={"retries": 2, "retry_delay": pendulum.duration(seconds=30),
+                  "botocore_config": aws.BOTOCORE_CONFIG},
+    params={
+        "endpoint_name": Param(os.environ.get("SAGEMAKER_VISION_PIPELINE_NAME", "shapes-detector"), type="string",
+                               minLength=1, maxLength=63, description="The endpoint to load (InService)."),
+        "payload_prefix": Param("include/sample_data/images", type="string", minLength=1,
+                                description="Images to send, cycled: an s3:// prefix or a local folder "
+                                "(relative to the project root). ContentType comes from each file."),
+        "concurrency_steps": Param([1, 5, 10, 20], type="array", items={"type": "integer", "minimum": 1},
+                                   minItems=1, description="The ramp: concurrent requests per step, ascending."),
+        "step_seconds": Param(30, type="number", minimum=1, description="How long each step lasts, seconds."),
+        "max_requests_per_step": Param(5000, type="integer", minimum=1,
+                                       description="Hard cap on requests in one step."),
+        "slo_p95_ms": Param(1000, type="number", minimum=1,
+                            description="SLO: every step's p95 latency must stay under this, ms."),
+        "max_error_rate": Param(0.01, type="number", minimum=0, maximum=1,
+                                description="SLO: every step's share of failed requests must stay under this."),
+        "report_s3_prefix": Param(
+            f"s3://{os.environ.get('SAGEMAKER_VISION_BUCKET', 'sagemaker-vision-demo')}/load-tests/", type="string",
+            description="Where report.json and chart.png go; the run id is appended."),
+        "force": Param(False, type="boolean",
+                       description="Load an endpoint that is not tagged load-test-allowed=true. Think twice."),
+    },
+)
+def endpoint_load_test():
+    LoadTestOperator(
+        task_id="load_test",
+        endpoint_name="{{ params.endpoint_name }}",
+        payload_prefix="{{ params.payload_prefix }}",
+        concurrency_steps="{{ params.concurrency_steps | join(',') }}",
+        step_seconds="{{ params.step_seconds }}",
+        max_requests_per_step="{{ params.max_requests_per_step }}",
+        slo_p95_ms="{{ params.slo_p95_ms }}",
+        max_error_rate="{{ params.max_error_rate }}",
+        report_s3_prefix="{{ params.report_s3_prefix.rstrip('/') }}/{{ dag_run.run_id | replace(':', '-') }}/",
+        force="{{ params.force }}",
+    )
+
+
+endpoint_load_test()

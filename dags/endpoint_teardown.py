@@ -1,0 +1,73 @@
+"""
+## endpoint_teardown
+
+Delete a sagemaker-vision endpoint and what it leaves behind, or prune old models of one that stays.
+
+`plan` → `execute`
+
+* **Plan first**: `plan` lists every endpoint, endpoint config, model, alarm and scaling
+  target it would delete, each with its reason, and the monthly standing cost deleting the
+  endpoint stops. With `dry_run` on, `execute` is skipped: read the plan in `plan`'s log.
+* **Only the package's own resources**: anything not tagged `managed-by=sagemaker-vision` is
+  refused, naming it; configs and models that another endpoint uses are never deleted.
+* **Keeps the newest `keep_models` models**, so a later deploy or rollback has something to use.
+* **Idempotent**: `execute` re-reads AWS, deletes only what the plan listed and is still
+  deletable, and counts a resource that is already gone as done, so a rerun finishes the job.
+
+Manual trigger only. This file only wires; the logic lives in `sagemaker_vision.teardown`.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pendulum
+from airflow.sdk import Param, dag, task
+
+
+@dag(
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    tags=["sagemaker", "object-detection", "teardown"],
+    params={
+        "endpoint_name": Param(
+            os.environ.get("SAGEMAKER_VISION_PIPELINE_NAME", "shapes-detector"), type="string",
+            minLength=1, maxLength=63, pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$",
+            description="The endpoint to tear down (or whose pipeline to prune). It must be tagged "
+            "managed-by=sagemaker-vision."),
+        "keep_models": Param(
+            2, type="integer", minimum=0,
+            description="Keep the newest N models of the endpoint's pipeline (for a later deploy or rollback); "
+            "older ones, and configs that only point at them, are deleted. Models in use are always kept."),
+        "delete_endpoint": Param(
+            True, type="boolean",
+            description="Delete the endpoint itself, its configs, alarms and autoscaling. Off: keep the endpoint "
+            "and only prune old models and their configs."),
+        "dry_run": Param(
+            False, type="boolean",
+            description="Only log the plan (what would be deleted, why, and the cost it stops); delete nothing."),
+    },
+    default_args={"retries": 2, "retry_delay": pendulum.duration(seconds=30)},
+)
+def endpoint_teardown():
+    @task
+    def plan(**context) -> dict:
+        """List what would be deleted and why, and the standing cost it stops; refuse unmanaged resources."""
+        from sagemaker_vision.teardown import plan_task
+
+        return plan_task(context["params"])
+
+    @task
+    def execute(approved: dict, **context) -> dict:
+        """Delete what the plan listed (endpoint last); skipped on a dry run."""
+        from sagemaker_vision.teardown import execute_task
+
+        return execute_task(approved, context["params"])
+
+    execute(plan())
+
+
+endpoint_teardown()

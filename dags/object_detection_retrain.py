@@ -1,0 +1,39 @@
+"""
+## object_detection_retrain
+
+Retrain and redeploy when new labels land, and every Monday morning regardless.
+
+Scheduled on the `object_detection_labels` Asset **or** a weekly cron. Labels arrive on their
+own clock (annotators finish a Label Studio project days later; a team imports a manifest),
+so waiting for next week's `object_detection_pipeline` run would leave them unused.
+
+`estimate_costs` → `prepare_manifests` (every labeled partition up to now) → `needs_training`
+→ `train` → `quality_gate` → … → `load_test`: the same tasks as the weekly pipeline's tail.
+
+`needs_training` skips everything when another run already trained on exactly the same
+manifests and settings, so the Asset event of the weekly pipeline's own `label` task (which
+trains on that data itself) never pays for a second training job.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import dag
+from airflow.timetables.assets import AssetOrTimeSchedule
+from airflow.timetables.trigger import CronTriggerTimetable
+
+from sagemaker_vision.labeling import LABELS_ASSET
+from sagemaker_vision.tasks import dag_kwargs, estimate_costs, prepare_manifests, train_and_deploy
+
+
+@dag(
+    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("0 6 * * 1", timezone="UTC"), assets=[LABELS_ASSET]),
+    catchup=False,
+    **dag_kwargs(__doc__, ["training", "retrain", "asset"]),
+)
+def object_detection_retrain():
+    manifests = prepare_manifests()
+    first, _ = train_and_deploy(manifests)
+    estimate_costs(labels=False) >> manifests >> first
+
+
+object_detection_retrain()

@@ -1,0 +1,440 @@
+"""Autoscaling of provisioned endpoints, and A/B tests between a champion and a challenger model.
+
+Pure builders return the exact keyword arguments of one boto3 call each, so they are unit-tested
+without AWS and validated against botocore's API model; the ``apply_*`` / ``promote_*`` functions
+make the calls on clients they are given. Every bad input raises
+:class:`~sagemaker_vision.config.ConfigError` naming the argument, before any AWS call.
+
+* :func:`target_tracking_policy` + :func:`apply_autoscaling`: Application Auto Scaling target
+  tracking on ``SageMakerVariantInvocationsPerInstance`` (invocations per instance per minute).
+  ``RegisterScalableTarget`` and ``PutScalingPolicy`` are upserts, so applying twice is harmless.
+  Serverless endpoints are refused: they scale themselves (their scalable dimension is
+  provisioned concurrency, not instance count).
+* :func:`ab_endpoint_config_request` + :func:`promote_challenger`: two production variants,
+  ``Champion`` and ``Challenger``, weighted ``1 - w`` and ``w``; promotion shifts all traffic to
+  the challenger with ``UpdateEndpointWeightsAndCapacities`` (no redeploy) and waits InService.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from botocore.exceptions import WaiterError
+
+from sagemaker_vision.config import ConfigError, validate_sagemaker_name
+from sagemaker_vision.requests import PACKAGE_TAG, PACKAGE_TAG_VALUE, VARIANT_NAME
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAMESPACE = "sagemaker"
+SCALABLE_DIMENSION = "sagemaker:variant:DesiredInstanceCount"
+INVOCATIONS_METRIC = "SageMakerVariantInvocationsPerInstance"
+CHAMPION = "Champion"
+CHALLENGER = "Challenger"
+ENDPOINT_TYPES = ("provisioned", "serverless")
+# Serverless Inference "Feature exclusions" list "multiple production variants":
+# https://docs.aws.amazon.com/sagemaker/latest/dg/serverless-endpoints.html#serverless-endpoints-how-it-works-exclusions
+SERVERLESS_EXCLUSIONS_URL = (
+    "https://docs.aws.amazon.com/sagemaker/latest/dg/serverless-endpoints.html"
+    "#serverless-endpoints-how-it-works-exclusions"
+)
+INSTANCE_TYPE_RE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
+MAX_TAGS = 50
+# UpdateEndpointWeightsAndCapacities takes a few minutes on AWS; 30 s x 120 = one hour at most.
+DEFAULT_WAITER_DELAY = 30
+DEFAULT_WAITER_MAX_ATTEMPTS = 120
+
+
+# --------------------------------------------------------------------------------------------
+# Validation helpers, shared with async_inference (each error names the argument)
+# --------------------------------------------------------------------------------------------
+
+
+def int_field(value: Any, field_name: str, minimum: int | None = None, maximum: int | None = None) -> int:
+    """An int in ``[minimum, maximum]``; bools and floats are refused (they hide typos)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(field_name, f"must be a whole number, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise ConfigError(field_name, f"must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(field_name, f"must be <= {maximum}, got {value}")
+    return value
+
+
+def positive_number(value: Any, field_name: str) -> float:
+    """A finite number > 0, as float."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value <= 0:
+        raise ConfigError(field_name, f"must be a number > 0, got {value!r}")
+    return float(value)
+
+
+def validate_variant_name(value: Any, field_name: str = "variant_name") -> str:
+    """Production variant names follow the same rule as other SageMaker names."""
+    return validate_sagemaker_name(value, field_name)
+
+
+def validate_instance_type(value: Any, field_name: str = "instance_type") -> str:
+    if not isinstance(value, str) or not INSTANCE_TYPE_RE.match(value):
+        raise ConfigError(field_name, f"{value!r} is not a SageMaker instance type such as ml.m5.large")
+    return value
+
+
+def package_tags(tags: Any, field_name: str = "tags") -> list[dict[str, str]]:
+    """``[{"Key", "Value"}]`` from a list or a dict, always carrying ``managed-by=sagemaker-vision``.
+
+    Teardown refuses resources without that tag, so it is added when missing; a different value
+    for it is an error rather than silently overwritten.
+    """
+    if isinstance(tags, Mapping):
+        pairs = [{"Key": k, "Value": v} for k, v in tags.items()]
+    elif isinstance(tags, Sequence) and not isinstance(tags, str | bytes):
+        pairs = [dict(t) if isinstance(t, Mapping) else t for t in tags]
+    else:
+        raise ConfigError(field_name, "must be a dict or a list of {'Key': ..., 'Value': ...}")
+    seen: set[str] = set()
+    for index, pair in enumerate(pairs):
+        if not isinstance(pair, dict) or set(pair) != {"Key", "Value"}:
+            raise ConfigError(f"{field_name}[{index}]", f"{pair!r} is not {{'Key': ..., 'Value': ...}}")
+        key, value = pair["Key"], pair["Value"]
+        if not isinstance(key, str) or not 1 <= len(key) <= 128 or key.lower().startswith("aws:"):
+            raise ConfigError(f"{field_name}[{index}]", f"key {key!r} must be 1-128 characters, not aws:...")
+        if not isinstance(value, str) or len(value) > 256:
+            raise ConfigError(f"{field_name}[{index}]", f"value of {key!r} must be a string of <= 256 characters")
+        if key in seen:
+            raise ConfigError(f"{field_name}[{index}]", f"key {key!r} appears twice")
+        seen.add(key)
+        if key == PACKAGE_TAG and value != PACKAGE_TAG_VALUE:
+            raise ConfigError(
+                f"{field_name}[{index}]", f"{PACKAGE_TAG}={value!r}: this package only creates "
+                f"{PACKAGE_TAG}={PACKAGE_TAG_VALUE} resources"
+            )
+    if PACKAGE_TAG not in seen:
+        pairs.append({"Key": PACKAGE_TAG, "Value": PACKAGE_TAG_VALUE})
+    if len(pairs) > MAX_TAGS:
+        raise ConfigError(field_name, f"has {len(pairs)} tags; SageMaker allows at most {MAX_TAGS}")
+    return pairs
+
+
+def resource_id(endpoint_name: str, variant_name: str) -> str:
+    """Application Auto Scaling's id of a production variant: ``endpoint/<name>/variant/<variant>``."""
+    return f"endpoint/{endpoint_name}/variant/{variant_name}"
+
+
+def backlog_alarm_name(endpoint_name: str) -> str:
+    """The CloudWatch alarm that scales an async endpoint out from zero (``async_inference``).
+
+    Defined here, not there, so that teardown can name it without importing Airflow operators.
+    """
+    return f"{endpoint_name}-has-backlog-without-capacity"
+
+
+def scalable_target_request(endpoint_name: str, variant_name: str, *, min_capacity: int,
+                            max_capacity: int) -> dict[str, Any]:
+    """``RegisterScalableTarget`` kwargs for a variant's instance count (bounds already validated)."""
+    return {
+        "ServiceNamespace": SERVICE_NAMESPACE,
+        "ResourceId": resource_id(endpoint_name, variant_name),
+        "ScalableDimension": SCALABLE_DIMENSION,
+        "MinCapacity": min_capacity,
+        "MaxCapacity": max_capacity,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Provisioned autoscaling
+# --------------------------------------------------------------------------------------------
+
+
+def invocations_policy_name(endpoint_name: str, variant_name: str) -> str:
+    return f"{endpoint_name}-{variant_name}-invocations-per-instance"
+
+
+def target_tracking_policy(
+    endpoint_name: str,
+    variant_name: str,
+    *,
+    min_capacity: int,
+    max_capacity: int,
+    target_invocations_per_instance: float,
+    scale_in_cooldown_s: int = 300,
+    scale_out_cooldown_s: int = 60,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(``RegisterScalableTarget`` kwargs, ``PutScalingPolicy`` kwargs) for a real-time variant.
+
+    ``target_invocations_per_instance`` is the ``SageMakerVariantInvocationsPerInstance`` value
+    to hold: invocations per instance per minute. Real-time variants cannot scale to zero, so
+    ``min_capacity`` is at least 1 (asynchronous endpoints: see ``async_inference``). Scale-in is
+    slow (5 min) and scale-out fast (1 min) by default: adding capacity late costs latency,
+    removing it late only costs money.
+    """
+    validate_sagemaker_name(endpoint_name, "endpoint_name")
+    validate_variant_name(variant_name)
+    int_field(min_capacity, "min_capacity", 1)
+    int_field(max_capacity, "max_capacity", 1)
+    if max_capacity < min_capacity:
+        raise ConfigError("max_capacity", f"{max_capacity} is below min_capacity {min_capacity}")
+    target = positive_number(target_invocations_per_instance, "target_invocations_per_instance")
+    int_field(scale_in_cooldown_s, "scale_in_cooldown_s", 0)
+    int_field(scale_out_cooldown_s, "scale_out_cooldown_s", 0)
+    register = scalable_target_request(endpoint_name, variant_name, min_capacity=min_capacity,
+                                       max_capacity=max_capacity)
+    policy = {
+        "PolicyName": invocations_policy_name(endpoint_name, variant_name),
+        "ServiceNamespace": SERVICE_NAMESPACE,
+        "ResourceId": register["ResourceId"],
+        "ScalableDimension": SCALABLE_DIMENSION,
+        "PolicyType": "TargetTrackingScaling",
+        "TargetTrackingScalingPolicyConfiguration": {
+            "TargetValue": target,
+            "PredefinedMetricSpecification": {"PredefinedMetricType": INVOCATIONS_METRIC},
+            "ScaleInCooldown": scale_in_cooldown_s,
+            "ScaleOutCooldown": scale_out_cooldown_s,
+        },
+    }
+    return register, policy
+
+
+def _variant(description: Mapping[str, Any], variant_name: str) -> Mapping[str, Any]:
+    variants = {v.get("VariantName"): v for v in description.get("ProductionVariants") or []}
+    if variant_name not in variants:
+        raise ConfigError(
+            "variant_name",
+            f"endpoint {description.get('EndpointName')!r} has no variant {variant_name!r}; "
+            f"it has {sorted(n for n in variants if n)}",
+        )
+    return variants[variant_name]
+
+
+def is_serverless_variant(variant: Mapping[str, Any]) -> bool:
+    """True for a DescribeEndpoint variant summary (or a config variant) that runs serverless."""
+    return bool(variant.get("CurrentServerlessConfig") or variant.get("DesiredServerlessConfig")
+                or variant.get("ServerlessConfig"))
+
+
+def check_autoscalable(description: Mapping[str, Any], variant_name: str) -> None:
+    """Refuse what instance-count autoscaling cannot apply to, from a ``DescribeEndpoint`` reply."""
+    name = description.get("EndpointName")
+    variant = _variant(description, variant_name)
+    if is_serverless_variant(variant):
+        raise ConfigError(
+            "endpoint_name",
+            f"endpoint {name!r} variant {variant_name!r} is serverless: it scales itself (MaxConcurrency); "
+            "instance-count autoscaling does not apply",
+        )
+    status = description.get("EndpointStatus")
+    if status != "InService":
+        raise ConfigError("endpoint_name", f"endpoint {name!r} is {status}; autoscaling needs it InService")
+
+
+def apply_autoscaling(
+    aas_client: Any,
+    sagemaker_client: Any,
+    endpoint_name: str,
+    variant_name: str = VARIANT_NAME,
+    *,
+    min_capacity: int,
+    max_capacity: int,
+    target_invocations_per_instance: float,
+    scale_in_cooldown_s: int = 300,
+    scale_out_cooldown_s: int = 60,
+) -> dict[str, Any]:
+    """Register the variant and put its target-tracking policy; safe to repeat (both are upserts).
+
+    Everything is validated, and the endpoint described (a free call), before anything is
+    written; a serverless or missing variant is refused. Returns a small XCom-safe summary.
+    """
+    register, policy = target_tracking_policy(
+        endpoint_name, variant_name, min_capacity=min_capacity, max_capacity=max_capacity,
+        target_invocations_per_instance=target_invocations_per_instance,
+        scale_in_cooldown_s=scale_in_cooldown_s, scale_out_cooldown_s=scale_out_cooldown_s,
+    )
+    check_autoscalable(sagemaker_client.describe_endpoint(EndpointName=endpoint_name), variant_name)
+    aas_client.register_scalable_target(**register)
+    arn = aas_client.put_scaling_policy(**policy)["PolicyARN"]
+    log.info("Autoscaling %s: %d-%d instances, target %s invocations/instance/minute (policy %s)",
+             register["ResourceId"], min_capacity, max_capacity, target_invocations_per_instance, arn)
+    return {
+        "resource_id": register["ResourceId"],
+        "min_capacity": min_capacity,
+        "max_capacity": max_capacity,
+        "target_invocations_per_instance": float(target_invocations_per_instance),
+        "policy_arn": arn,
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# A/B testing
+# --------------------------------------------------------------------------------------------
+
+
+def ab_endpoint_config_request(
+    *,
+    endpoint_config_name: str,
+    champion_model: str,
+    challenger_model: str,
+    instance_type: str,
+    instance_count: int,
+    challenger_weight: float,
+    tags: Sequence[Mapping[str, str]] | Mapping[str, str],
+    endpoint_type: str = "provisioned",
+) -> dict[str, Any]:
+    """``CreateEndpointConfig`` with two variants: Champion (weight ``1 - w``) and Challenger (``w``).
+
+    Each variant gets ``instance_count`` instances of ``instance_type``. Serverless endpoints are
+    refused: AWS lists "multiple production variants" among Serverless Inference's feature
+    exclusions (see :data:`SERVERLESS_EXCLUSIONS_URL`).
+    """
+    if endpoint_type not in ENDPOINT_TYPES:
+        raise ConfigError("endpoint_type", f"must be one of {', '.join(ENDPOINT_TYPES)}; got {endpoint_type!r}")
+    if endpoint_type == "serverless":
+        raise ConfigError(
+            "endpoint_type",
+            "serverless endpoints take a single production variant, so they cannot split traffic "
+            f"between two models ({SERVERLESS_EXCLUSIONS_URL}); use a provisioned endpoint for A/B tests",
+        )
+    validate_sagemaker_name(endpoint_config_name, "endpoint_config_name")
+    validate_sagemaker_name(champion_model, "champion_model")
+    validate_sagemaker_name(challenger_model, "challenger_model")
+    if champion_model == challenger_model:
+        raise ConfigError("challenger_model", f"{challenger_model!r} is also the champion; an A/B test needs two")
+    validate_instance_type(instance_type)
+    int_field(instance_count, "instance_count", 1)
+    if (isinstance(challenger_weight, bool) or not isinstance(challenger_weight, int | float)
+            or not 0 < challenger_weight < 1):
+        raise ConfigError("challenger_weight", f"must be a number strictly between 0 and 1, got {challenger_weight!r}")
+    weight = float(challenger_weight)
+
+    def variant(name: str, model: str, share: float) -> dict[str, Any]:
+        return {
+            "VariantName": name,
+            "ModelName": model,
+            "InstanceType": instance_type,
+            "InitialInstanceCount": instance_count,
+            "InitialVariantWeight": share,
+        }
+
+    return {
+        "EndpointConfigName": endpoint_config_name,
+        "ProductionVariants": [
+            variant(CHAMPION, champion_model, round(1.0 - weight, 6)),
+            variant(CHALLENGER, challenger_model, weight),
+        ],
+        "Tags": package_tags(tags),
+    }
+
+
+def promotion_request(endpoint_name: str) -> dict[str, Any]:
+    """``UpdateEndpointWeightsAndCapacities`` kwargs that send all traffic to the challenger."""
+    validate_sagemaker_name(endpoint_name, "endpoint_name")
+    return {
+        "EndpointName": endpoint_name,
+        "DesiredWeightsAndCapacities": [
+            {"VariantName": CHALLENGER, "DesiredWeight": 1.0},
+            {"VariantName": CHAMPION, "DesiredWeight": 0.0},
+        ],
+    }
+
+
+def is_promoted(description: Mapping[str, Any]) -> bool:
+    """True when the challenger already takes all traffic, now and as desired."""
+    weights = {v.get("VariantName"): v for v in description.get("ProductionVariants") or []}
+    challenger, champion = weights.get(CHALLENGER, {}), weights.get(CHAMPION, {})
+    return all(
+        variant.get(key) == expected
+        for variant, expected in ((challenger, 1.0), (champion, 0.0))
+        for key in ("CurrentWeight", "DesiredWeight")
+    )
+
+
+def _check_ab_endpoint(description: Mapping[str, Any]) -> None:
+    names = sorted(v.get("VariantName") for v in description.get("ProductionVariants") or [])
+    if CHAMPION not in names or CHALLENGER not in names:
+        raise ConfigError(
+            "endpoint_name",
+            f"endpoint {description.get('EndpointName')!r} is not an A/B endpoint: it has variants "
+            f"{names}, not {CHAMPION} and {CHALLENGER}",
+        )
+
+
+def wait_in_service(sagemaker_client: Any, endpoint_name: str, *, waiter_delay: int = DEFAULT_WAITER_DELAY,
+                    waiter_max_attempts: int = DEFAULT_WAITER_MAX_ATTEMPTS) -> dict[str, Any]:
+    """Block until the endpoint is InService (bounded); RuntimeError with its FailureReason otherwise."""
+    try:
+        sagemaker_client.get_waiter("endpoint_in_service").wait(
+            EndpointName=endpoint_name,
+            WaiterConfig={"Delay": waiter_delay, "MaxAttempts": waiter_max_attempts},
+        )
+    except WaiterError as exc:
+        last = exc.last_response or {}
+        raise RuntimeError(
+            f"endpoint {endpoint_name!r} did not reach InService: status {last.get('EndpointStatus')}, "
+            f"reason {last.get('FailureReason') or exc}"
+        ) from None
+    return sagemaker_client.describe_endpoint(EndpointName=endpoint_name)
+
+
+def promote_challenger(
+    sagemaker_client: Any,
+    endpoint_name: str,
+    *,
+    waiter_delay: int = DEFAULT_WAITER_DELAY,
+    waiter_max_attempts: int = DEFAULT_WAITER_MAX_ATTEMPTS,
+) -> dict[str, Any]:
+    """Shift all traffic to ``Challenger`` (``Champion`` weight 0), then wait InService.
+
+    Idempotent: an endpoint whose challenger already has weight 1 (current and desired) is left
+    alone. An endpoint still Creating or Updating is waited for first (bounded), since SageMaker
+    refuses weight changes on an endpoint in progress. Returns the weights after the change.
+    """
+    request = promotion_request(endpoint_name)
+    int_field(waiter_delay, "waiter_delay", 1)
+    int_field(waiter_max_attempts, "waiter_max_attempts", 1)
+    description = sagemaker_client.describe_endpoint(EndpointName=endpoint_name)
+    _check_ab_endpoint(description)
+    if description.get("EndpointStatus") != "InService":
+        log.info("Endpoint %s is %s; waiting for InService before promoting", endpoint_name,
+                 description.get("EndpointStatus"))
+        description = wait_in_service(sagemaker_client, endpoint_name, waiter_delay=waiter_delay,
+                                      waiter_max_attempts=waiter_max_attempts)
+    changed = not is_promoted(description)
+    if changed:
+        sagemaker_client.update_endpoint_weights_and_capacities(**request)
+        log.info("Endpoint %s: sending all traffic to %s", endpoint_name, CHALLENGER)
+        description = wait_in_service(sagemaker_client, endpoint_name, waiter_delay=waiter_delay,
+                                      waiter_max_attempts=waiter_max_attempts)
+        if not is_promoted(description):
+            raise RuntimeError(f"endpoint {endpoint_name!r} is InService but the weights did not change: "
+                               f"{_weights(description)}")
+    else:
+        log.info("Endpoint %s already sends all traffic to %s; nothing to do", endpoint_name, CHALLENGER)
+    return {"endpoint_name": endpoint_name, "changed": changed, "weights": _weights(description)}
+
+
+def _weights(description: Mapping[str, Any]) -> dict[str, float | None]:
+    return {v.get("VariantName"): v.get("CurrentWeight") for v in description.get("ProductionVariants") or []}
+
+
+__all__ = [
+    "CHALLENGER",
+    "CHAMPION",
+    "INVOCATIONS_METRIC",
+    "SCALABLE_DIMENSION",
+    "SERVERLESS_EXCLUSIONS_URL",
+    "SERVICE_NAMESPACE",
+    "ab_endpoint_config_request",
+    "apply_autoscaling",
+    "backlog_alarm_name",
+    "check_autoscalable",
+    "is_promoted",
+    "is_serverless_variant",
+    "promote_challenger",
+    "promotion_request",
+    "resource_id",
+    "scalable_target_request",
+    "target_tracking_policy",
+    "wait_in_service",
+]

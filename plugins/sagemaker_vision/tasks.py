@@ -1,0 +1,185 @@
+"""The pipeline's tasks, shared by the DAGs in ``dags/`` (which only wire them).
+
+Each task rebuilds the typed ``PipelineConfig`` from its own context and calls the one module
+that owns its stage. ``train_and_deploy`` wires the tail that both the weekly pipeline and the
+Asset-triggered retraining DAG run, so no DAG copies another's wiring.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pendulum
+from airflow.sdk import task
+
+from sagemaker_vision import aws
+from sagemaker_vision.config import PipelineConfig, pipeline_macro
+from sagemaker_vision.params import default_poll_seconds, pipeline_params
+
+
+def dag_kwargs(doc_md: str, tags: list[str]) -> dict[str, Any]:
+    """What every pipeline DAG shares: params, the ``pipeline()`` macro, retries, boto3 retries."""
+    return {
+        "start_date": pendulum.datetime(2026, 1, 1, tz="UTC"),
+        "max_active_runs": 1,
+        "doc_md": doc_md,
+        "tags": ["sagemaker", "object-detection", *tags],
+        "params": pipeline_params(),
+        "user_defined_macros": {"pipeline": pipeline_macro()},
+        "default_args": {"retries": 2, "retry_delay": pendulum.duration(seconds=30),
+                         "botocore_config": aws.BOTOCORE_CONFIG},
+    }
+
+
+@task
+def estimate_costs(labels: bool = True, **context) -> dict:
+    """Price every paid step of this run; fail before spending when over `budget_usd`."""
+    from sagemaker_vision.costs import estimate_and_guard
+    from sagemaker_vision.labeling import count_source_images
+
+    cfg = PipelineConfig.from_context(context)
+    if not labels:  # a DAG that does not label pays for no labeling, whatever label_backend says
+        cfg = dataclasses.replace(cfg, label_backend="import")
+    images = count_source_images(cfg) if cfg.label_backend == "ground_truth" else 0
+    return estimate_and_guard(cfg, num_images=images)
+
+
+@task
+def prepare_manifests(labeled: dict | None = None, **context) -> dict:
+    """Validate every labeled partition up to this run while streaming; split into train/validation."""
+    from sagemaker_vision.manifests import prepare_manifests as prepare
+
+    return prepare(PipelineConfig.from_context(context), aws.client("s3"),
+                   labeled["manifest_uri"] if labeled else None)
+
+
+@task.short_circuit
+def needs_training(manifests: dict, **context) -> bool:
+    """Skip training when another run already trained on exactly this data and these settings."""
+    from sagemaker_vision.manifests import already_trained
+
+    return already_trained(PipelineConfig.from_context(context), aws.client("s3"), manifests) is None
+
+
+@task
+def training_request(manifests: dict, **context) -> dict:
+    """Build the CreateTrainingJob request for the built-in Object Detection algorithm."""
+    from sagemaker_vision.requests import training_request as build
+
+    return build(PipelineConfig.from_context(context), num_classes=manifests["num_classes"],
+                 num_training_samples=manifests["num_training_samples"])
+
+
+@task.short_circuit
+def quality_gate(trained: dict, manifests: dict, **context) -> bool:
+    """Deploy only a model at least as good as the serving one (`min_map`, `map_tolerance`)."""
+    from sagemaker_vision.deploy import gate_run
+    from sagemaker_vision.manifests import record_trained
+
+    cfg = PipelineConfig.from_context(context)
+    record_trained(cfg, aws.client("s3"), manifests, trained)
+    return gate_run(cfg, trained, aws.client("sagemaker")).deploy
+
+
+@task
+def deploy_requests(trained: dict, **context) -> dict:
+    """Build the model, endpoint-config and endpoint requests for the trained model."""
+    from sagemaker_vision.requests import deployment_requests
+
+    return deployment_requests(PipelineConfig.from_context(context), trained)
+
+
+@task
+def create_model(requests: dict, trained: dict, **context) -> str:
+    """Create (or reuse) the model, tagged with its validation:mAP."""
+    from sagemaker_vision.deploy import create_model_for_run
+
+    return create_model_for_run(PipelineConfig.from_context(context), requests, trained, aws.client("sagemaker"))
+
+
+@task
+def create_endpoint_config(requests: dict, **context) -> str:
+    """Create (or reuse) the endpoint config: serverless, provisioned (optionally A/B) or async."""
+    from sagemaker_vision.deploy import create_endpoint_config_for_run
+
+    return create_endpoint_config_for_run(PipelineConfig.from_context(context), requests, aws.client("sagemaker"))
+
+
+@task
+def autoscaling(**context) -> dict:
+    """Target-tracking autoscaling for provisioned endpoints; backlog scaling to zero for async."""
+    from sagemaker_vision.deploy import configure_autoscaling
+
+    return configure_autoscaling(PipelineConfig.from_context(context))
+
+
+@task.branch
+def choose_smoke_test(**context) -> str:
+    """Real-time endpoints answer InvokeEndpoint; async ones answer through S3."""
+    endpoint_type = PipelineConfig.from_context(context).endpoint.endpoint_type
+    return "smoke_test_async" if endpoint_type == "async" else "smoke_test"
+
+
+@task
+def smoke_test(manifests: dict, **context) -> dict:
+    """Invoke the endpoint with a sample JPEG and decode the boxes; fail on a malformed reply."""
+    from sagemaker_vision.inference import smoke_test as run
+
+    return run(PipelineConfig.from_context(context), manifests["class_map"])
+
+
+def train_and_deploy(manifests: Any, poll: int | None = None) -> tuple[Any, Any]:
+    """Wire train → quality gate → model → endpoint config → deploy → smoke test → load test.
+
+    Returns the first and last tasks so callers can chain around them.
+    """
+    from sagemaker_vision.deploy import DeployEndpointOperator
+    from sagemaker_vision.load_test import LoadTestOperator
+    from sagemaker_vision.training import ObjectDetectionTrainingOperator
+
+    poll = poll or default_poll_seconds()
+    gate_training = needs_training(manifests)
+    request = training_request(manifests)
+    train = ObjectDetectionTrainingOperator(
+        task_id="train", config=request, deferrable=True, check_interval=poll, print_log=False,
+    )
+    requests = deploy_requests(train.output)
+    deploy = DeployEndpointOperator(
+        task_id="deploy",
+        endpoint_name="{{ pipeline().endpoint_name }}",
+        endpoint_config_name="{{ pipeline().endpoint_config_name }}",
+        tags=requests["endpoint_tags"],
+        deployment_policy="{{ params.deployment_policy }}",
+        alarm_latency_threshold_ms="{{ params.slo_p95_ms }}",
+        deferrable=True,
+        check_interval=poll,
+    )
+    from sagemaker_vision.async_inference import AsyncInferenceSmokeOperator
+
+    smoke_async = AsyncInferenceSmokeOperator(
+        task_id="smoke_test_async", endpoint_name="{{ pipeline().endpoint_name }}",
+        sample_image="include/sample_data/images/shape_000.jpg", input_prefix="{{ pipeline().run_prefix }}async/input/",
+        class_map=manifests["class_map"], min_score=0.2, deferrable=True, waiter_delay=poll,
+    )
+    load_test = LoadTestOperator(
+        task_id="load_test",
+        endpoint_name="{{ pipeline().endpoint_name }}",
+        payload_prefix="{{ pipeline().raw_prefix }}",
+        concurrency_steps=["{{ params.load_test_concurrency }}"],
+        max_requests_per_step="{{ params.load_test_requests }}",
+        step_seconds="{{ params.load_test_max_seconds }}",
+        slo_p95_ms="{{ params.slo_p95_ms }}",
+        max_error_rate="{{ params.max_error_rate }}",
+        report_s3_prefix="{{ pipeline().report_prefix }}",
+    )
+    gate_training >> request
+    quality_gate(train.output, manifests) >> requests
+    create_model(requests, train.output) >> create_endpoint_config(requests) >> deploy
+    branch = choose_smoke_test()
+    deploy >> autoscaling() >> branch
+    # Async endpoints take no synchronous traffic, so the load test follows the real-time path only.
+    smoke = smoke_test(manifests)
+    branch >> [smoke, smoke_async]
+    smoke >> load_test
+    return gate_training, load_test
