@@ -26,6 +26,7 @@ from airflow.sdk import Param, dag
 
 from sagemaker_vision import aws
 from sagemaker_vision.load_test import LoadTestOperator
+from sagemaker_vision.tasks import retry_delay_seconds
 
 
 @dag(
@@ -35,7 +36,7 @@ from sagemaker_vision.load_test import LoadTestOperator
     max_active_runs=1,
     doc_md=__doc__,
     tags=["sagemaker", "object-detection", "load-test"],
-    default_args={"retries": 2, "retry_delay": pendulum.duration(seconds=30),
+    default_args={"retries": 2, "retry_delay": pendulum.duration(seconds=retry_delay_seconds()),
                   "botocore_config": aws.BOTOCORE_CONFIG},
     params={
         "endpoint_name": Param(os.environ.get("SAGEMAKER_VISION_PIPELINE_NAME", "shapes-detector"), type="string",

@@ -20,6 +20,7 @@ import pendulum
 from airflow.sdk import Param, dag, task
 
 from sagemaker_vision import aws
+from sagemaker_vision.tasks import retry_delay_seconds
 
 
 @dag(
@@ -29,7 +30,7 @@ from sagemaker_vision import aws
     max_active_runs=1,
     doc_md=__doc__,
     tags=["sagemaker", "object-detection", "deploy"],
-    default_args={"retries": 2, "retry_delay": pendulum.duration(seconds=30)},
+    default_args={"retries": 2, "retry_delay": pendulum.duration(seconds=retry_delay_seconds())},
     params={
         "endpoint_name": Param(os.environ.get("SAGEMAKER_VISION_PIPELINE_NAME", "shapes-detector"), type="string",
                                minLength=1, maxLength=63, pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$",

@@ -24,6 +24,8 @@ import os
 import pendulum
 from airflow.sdk import Param, dag, task
 
+from sagemaker_vision.tasks import retry_delay_seconds
+
 
 @dag(
     schedule=None,
@@ -50,7 +52,7 @@ from airflow.sdk import Param, dag, task
             False, type="boolean",
             description="Only log the plan (what would be deleted, why, and the cost it stops); delete nothing."),
     },
-    default_args={"retries": 2, "retry_delay": pendulum.duration(seconds=30)},
+    default_args={"retries": 2, "retry_delay": pendulum.duration(seconds=retry_delay_seconds())},
 )
 def endpoint_teardown():
     @task

@@ -35,6 +35,7 @@ def airflow_base_env() -> dict[str, str]:
         "SAGEMAKER_VISION_ROLE_ARN": DEMO_ROLE_ARN,
         "SAGEMAKER_VISION_BUCKET": DEMO_BUCKET,
         "SAGEMAKER_VISION_POLL_SECONDS": "1",
+        "SAGEMAKER_VISION_RETRY_DELAY_SECONDS": "5",
         "PYTHONPATH": os.pathsep.join([str(ROOT / "plugins"), str(ROOT)]),
     }
 

@@ -25,6 +25,7 @@ os.environ.update(
         "AIRFLOW__CORE__PARALLELISM": "4",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
         "SAGEMAKER_VISION_POLL_SECONDS": "1",
+        "SAGEMAKER_VISION_RETRY_DELAY_SECONDS": "1",
         "SAGEMAKER_VISION_ROLE_ARN": "arn:aws:iam::123456789012:role/sagemaker-vision-execution",
         "SAGEMAKER_VISION_BUCKET": "sagemaker-vision-test",
         # Never reach real AWS from a test, whatever the developer's shell has.

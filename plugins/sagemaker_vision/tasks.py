@@ -18,6 +18,13 @@ from sagemaker_vision.config import PipelineConfig, pipeline_macro
 from sagemaker_vision.params import default_poll_seconds, pipeline_params
 
 
+def retry_delay_seconds() -> int:
+    """Seconds between task retries: $SAGEMAKER_VISION_RETRY_DELAY_SECONDS (the emulator uses 1)."""
+    import os
+
+    return int(os.environ.get("SAGEMAKER_VISION_RETRY_DELAY_SECONDS", "30"))
+
+
 def dag_kwargs(doc_md: str, tags: list[str]) -> dict[str, Any]:
     """What every pipeline DAG shares: params, the ``pipeline()`` macro, retries, boto3 retries."""
     return {
@@ -27,7 +34,7 @@ def dag_kwargs(doc_md: str, tags: list[str]) -> dict[str, Any]:
         "tags": ["sagemaker", "object-detection", *tags],
         "params": pipeline_params(),
         "user_defined_macros": {"pipeline": pipeline_macro()},
-        "default_args": {"retries": 2, "retry_delay": pendulum.duration(seconds=30),
+        "default_args": {"retries": 2, "retry_delay": pendulum.duration(seconds=retry_delay_seconds()),
                          "botocore_config": aws.BOTOCORE_CONFIG},
     }
 

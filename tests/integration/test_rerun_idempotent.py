@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -40,7 +40,7 @@ def test_rerunning_every_task_duplicates_nothing(airflow_db, aws_clients):
     bucket = os.environ["SAGEMAKER_VISION_BUCKET"]
     conf = {"pipeline_name": PIPELINE, "prefix": "rerun", "label_backend": "ground_truth",
             "load_test_requests": 20, "load_test_concurrency": 2}
-    when = datetime(2026, 10, 4, tzinfo=timezone.utc)
+    when = datetime(2026, 10, 4, tzinfo=UTC)
 
     first = dag.test(logical_date=when, run_conf=conf)
     assert first.state == "success"
