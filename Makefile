@@ -12,6 +12,8 @@ PYTEST_ARGS ?=
 help:
 	@echo "make demo     run object_detection_pipeline end to end on the embedded AWS emulator"
 	@echo "make test     run the test suite"
+	@echo "make test-ui  drive the Airflow UI in headless Chromium (installs chromium)"
+	@echo "make bench    benchmarks against peers (benchmarks/README.md)"
 	@echo "make airflow  start a local Airflow (UI on http://127.0.0.1:8080) on the emulator"
 	@echo "make lint     ruff, including the Airflow 3 rules (AIR3)"
 	@echo "make label-studio   start Label Studio on 127.0.0.1:8081 (own venv); label-studio-stop stops it"
@@ -33,7 +35,12 @@ demo: $(STAMP)
 	$(PY) scripts/demo.py $(DEMO_ARGS)
 
 test: $(STAMP)
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest --ignore=tests/ui $(PYTEST_ARGS)
+
+# Headless Chromium against the real api-server; installs Debian's chromium (as root) and Selenium.
+test-ui: $(STAMP)
+	PY=$(PY) bash scripts/ui_deps.sh
+	$(PY) -m pytest tests/ui $(PYTEST_ARGS)
 
 airflow: $(STAMP)
 	$(PY) scripts/local_airflow.py

@@ -29,7 +29,7 @@ def pipeline_params() -> dict[str, Param]:
             description="Names the training jobs, models and endpoint configs of this pipeline "
             "(<name>-<run stamp>). Letters, digits and hyphens.", section=s_data),
         "region": Param(
-            "", type="string",
+            "", type=["null", "string"],
             description="AWS region. Empty means the region of the aws_default connection.", section=s_data),
         "role_arn": Param(
             _env("SAGEMAKER_VISION_ROLE_ARN", ""), type="string",
@@ -59,7 +59,7 @@ def pipeline_params() -> dict[str, Param]:
             description="import backend: an existing Ground Truth output manifest (local path or s3:// URI). "
             "Its source-refs are rewritten to the synced images.", section=s_label),
         "import_source_prefix": Param(
-            "", type="string",
+            "", type=["null", "string"],
             description="import backend: the prefix the manifest's source-refs start with. "
             "Empty means their longest common prefix.", section=s_label),
         "label_classes": Param(
@@ -67,7 +67,7 @@ def pipeline_params() -> dict[str, Param]:
             description="ground_truth / label_studio: the classes annotators draw, in class-id order.",
             section=s_label),
         "gt_workteam_arn": Param(
-            "", type="string",
+            "", type=["null", "string"],
             description="ground_truth: a private work team ARN. Empty means the public workforce "
             "(Mechanical Turk), which is paid per task.", section=s_label),
         "gt_workers_per_object": Param(
@@ -79,7 +79,7 @@ def pipeline_params() -> dict[str, Param]:
             description="ground_truth, public workforce: USD per image per worker, from AWS's price list "
             "(0.036 is the lowest for boxes).", section=s_label),
         "gt_task_description": Param(
-            "", type="string",
+            "", type=["null", "string"],
             description="ground_truth: instructions workers read. Empty means one naming label_classes.",
             section=s_label),
         "gt_task_time_limit_s": Param(
@@ -90,7 +90,7 @@ def pipeline_params() -> dict[str, Param]:
             description="label_studio: Airflow connection of the Label Studio server (host and API token).",
             section=s_label),
         "label_studio_project": Param(
-            "", type="string",
+            "", type=["null", "string"],
             description="label_studio: project title, created or reused. Empty means pipeline_name.",
             section=s_label),
         "label_studio_min_annotations": Param(
@@ -123,7 +123,7 @@ def pipeline_params() -> dict[str, Param]:
         "image_shape": Param(512, type="integer", minimum=300,
                              description="Input image side, pixels (>= 300).", section=s_train),
         "endpoint_name": Param(
-            "", type="string",
+            "", type=["null", "string"],
             description="Endpoint to create or update without downtime. Empty means pipeline_name.",
             section=s_deploy),
         "endpoint_type": Param(
