@@ -16,7 +16,7 @@ import time
 from _local import BIN, DEMO_BUCKET, migrate_db, start_emulator
 
 
-def _latest_reports(s3, prefix: str = "object-detection/runs/") -> tuple[str, dict, dict]:
+def _latest_reports(s3, prefix: str) -> tuple[str, dict, dict]:
     stamps = [
         p["Prefix"]
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=DEMO_BUCKET, Prefix=prefix, Delimiter="/")
@@ -82,7 +82,8 @@ def main() -> int:
 
         s3 = boto3.client("s3", endpoint_url=emu.endpoint_url, region_name="us-east-1",
                           aws_access_key_id="testing", aws_secret_access_key="testing")
-        reports, smoke, load = _latest_reports(s3)
+        pipeline = conf.get("pipeline_name", "shapes-detector")
+        reports, smoke, load = _latest_reports(s3, f"{conf.get('prefix', 'object-detection')}/runs/{pipeline}/")
         overall = load.get("totals", {})
         step = (load.get("steps") or [{}])[-1]
         print("\n" + "=" * 72)

@@ -124,35 +124,48 @@ def _choice(params: Mapping[str, Any], name: str, choices: tuple[str, ...]) -> s
 
 @dataclass(frozen=True)
 class RunInfo:
-    """The identity of one DAG run: what names and partitions derive from."""
+    """The identity of one DAG run: what names and partitions derive from.
+
+    Scheduled and backfilled runs own their data interval, so every try of such a run, and
+    a backfill of the same week, lands on the same names. A manual or Asset-triggered run owns
+    the moment it was triggered (``run_after``): Airflow infers a data interval for manual
+    runs too, but two manual runs in one week are two different runs.
+    """
 
     run_id: str
     run_after: datetime
     data_interval_start: datetime | None = None
     data_interval_end: datetime | None = None
+    run_type: str = "manual"
 
     @classmethod
     def from_context(cls, context: Mapping[str, Any]) -> RunInfo:
         dag_run = context["dag_run"]
+        run_type = getattr(dag_run, "run_type", "manual")
         return cls(
             run_id=dag_run.run_id,
             run_after=dag_run.run_after,
             data_interval_start=getattr(dag_run, "data_interval_start", None),
             data_interval_end=getattr(dag_run, "data_interval_end", None),
+            run_type=str(getattr(run_type, "value", run_type)),
         )
 
     @property
+    def owns_interval(self) -> bool:
+        return self.run_type in ("scheduled", "backfill") and self.data_interval_end is not None
+
+    @property
     def interval_start(self) -> datetime:
-        """Start of the data this run owns; a manual run with no interval owns ``run_after``."""
-        return _utc(self.data_interval_start or self.run_after)
+        """Start of the data this run owns."""
+        return _utc(self.data_interval_start if self.owns_interval and self.data_interval_start else self.run_after)
 
     @property
     def interval_end(self) -> datetime:
-        return _utc(self.data_interval_end or self.run_after)
+        return _utc(self.data_interval_end if self.owns_interval else self.run_after)
 
     @property
     def stamp(self) -> str:
-        """Deterministic per run, unique across runs: the end of the interval, to the second."""
+        """Deterministic per run, unique across runs, to the second."""
         return self.interval_end.strftime(STAMP_FORMAT)
 
     @property
@@ -474,7 +487,8 @@ class PipelineConfig:
 
     @property
     def run_prefix(self) -> str:
-        return f"{self.s3_root}/runs/{self.run.stamp}/"
+        # Per pipeline: pipelines sharing a bucket and prefix must not overwrite each other's runs.
+        return f"{self.s3_root}/runs/{self.pipeline_name}/{self.run.stamp}/"
 
     @property
     def train_manifest_uri(self) -> str:

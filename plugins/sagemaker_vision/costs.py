@@ -773,7 +773,7 @@ def estimate_and_guard(cfg: Any, *, num_images: int = 0, log: Any = None) -> dic
     """
     import logging
 
-    from airflow.exceptions import AirflowFailException
+    from airflow.sdk.exceptions import AirflowFailException
 
     log = log or logging.getLogger(__name__)
     estimate = estimate_pipeline(cfg, num_images=num_images)

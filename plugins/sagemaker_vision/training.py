@@ -13,10 +13,12 @@ from typing import Any
 from airflow.providers.amazon.aws.operators.sagemaker import SageMakerTrainingOperator
 from airflow.providers.amazon.aws.triggers.sagemaker import SageMakerTrigger
 from airflow.providers.amazon.aws.utils import validate_execute_complete_event
-from airflow.providers.common.compat.sdk import AirflowException
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 from botocore.exceptions import ClientError
 
 REUSABLE = ("InProgress", "Stopping", "Completed")
+# The provider's hook counts only "Failed" as failed; a Stopped job produced no model either.
+UNSUCCESSFUL = ("Failed", "Stopped")
 
 
 def failure_message(description: dict[str, Any]) -> str:
@@ -46,6 +48,12 @@ class ObjectDetectionTrainingOperator(SageMakerTrainingOperator):
                 self.log.warning("%s; starting a new job (the provider adds a timestamp to the name)",
                                  failure_message(job))
             return super().execute(context)
+        differences = _differences(job, self.config)
+        if differences:
+            raise AirflowFailException(
+                f"Training job {name} already exists but trains something else; clear the whole run or "
+                "change pipeline_name: " + "; ".join(differences)
+            )
         status = job["TrainingJobStatus"]
         self.log.info("Reusing training job %s (%s, %s) instead of starting another", name, status,
                       job.get("SecondaryStatus"))
@@ -55,7 +63,7 @@ class ObjectDetectionTrainingOperator(SageMakerTrainingOperator):
             job = self.hook.check_status(name, "TrainingJobStatus", self.hook.describe_training_job,
                                          self.check_interval, self.max_ingestion_time,
                                          self.hook.non_terminal_states)
-            if job["TrainingJobStatus"] in self.hook.failed_states:
+            if job["TrainingJobStatus"] in UNSUCCESSFUL:
                 raise AirflowException(failure_message(job))
             return self.serialize_result(name)
         self.defer(
@@ -72,11 +80,31 @@ class ObjectDetectionTrainingOperator(SageMakerTrainingOperator):
         if event["status"] != "success":
             # The trigger's message is generic; the job's own FailureReason says what went wrong.
             job = self._existing(event.get("job_name") or self.config["TrainingJobName"])
-            if job is not None and job["TrainingJobStatus"] in self.hook.failed_states:
+            if job is not None and job["TrainingJobStatus"] in UNSUCCESSFUL:
                 raise AirflowException(failure_message(job))
             raise AirflowException(f"Waiting for training job failed: {event}")
         result = super().execute_complete(context, event)
         job = result["Training"]
-        if job.get("TrainingJobStatus") in self.hook.failed_states:
+        if job.get("TrainingJobStatus") in UNSUCCESSFUL:
             raise AirflowException(failure_message(job))
         return result
+
+
+def _differences(job: dict[str, Any], request: dict[str, Any]) -> list[str]:
+    """What a same-named job was asked to do differently: reusing it would return the wrong model."""
+    out = []
+    if job.get("HyperParameters", {}) != request.get("HyperParameters", {}):
+        changed = sorted(k for k in set(job.get("HyperParameters", {})) | set(request.get("HyperParameters", {}))
+                         if job.get("HyperParameters", {}).get(k) != request.get("HyperParameters", {}).get(k))
+        out.append(f"HyperParameters differ in {changed}")
+
+    def uris(config: dict[str, Any]) -> dict[str, str]:
+        return {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in config.get("InputDataConfig", [])}
+
+    if uris(job) != uris(request):
+        out.append(f"InputDataConfig S3Uri: existing {uris(job)}, requested {uris(request)}")
+    image = (job.get("AlgorithmSpecification") or {}).get("TrainingImage")
+    wanted = (request.get("AlgorithmSpecification") or {}).get("TrainingImage")
+    if image != wanted:
+        out.append(f"TrainingImage: existing {image}, requested {wanted}")
+    return out

@@ -23,7 +23,7 @@ def _dag():
 
 
 def _latest_run_prefix(s3, bucket: str) -> str:
-    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="object-detection/runs/",
+    pages = s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="object-detection/runs/shapes-detector/",
                                                          Delimiter="/")
     prefixes = sorted(p["Prefix"] for page in pages for p in page.get("CommonPrefixes", []))
     assert prefixes, "the run wrote nothing under runs/"

@@ -42,14 +42,14 @@ def test_rerunning_every_task_duplicates_nothing(airflow_db, aws_clients):
             "load_test_requests": 20, "load_test_concurrency": 2}
     when = datetime(2026, 10, 4, tzinfo=UTC)
 
-    first = dag.test(logical_date=when, run_conf=conf)
+    first = dag.test(logical_date=when, run_after=when, run_conf=conf)
     assert first.state == "success"
     before = inventory(aws_clients, bucket)
     assert before["training_jobs"] == before["labeling_jobs"] == before["models"] == 1
     assert before["endpoint_configs"] == before["endpoints"] == 1
 
     # Same logical date: dag.test clears every task instance and runs each task again.
-    second = dag.test(logical_date=when, run_conf=conf)
+    second = dag.test(logical_date=when, run_after=when, run_conf=conf)
     assert second.state == "success"
     after = inventory(aws_clients, bucket)
     assert after == before, {k: (before[k], after[k]) for k in before.keys() | after.keys() if before[k] != after[k]}

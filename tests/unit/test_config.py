@@ -14,6 +14,7 @@ RUN = RunInfo(
     run_after=datetime(2026, 11, 23, tzinfo=UTC),
     data_interval_start=datetime(2026, 11, 16, tzinfo=UTC),
     data_interval_end=datetime(2026, 11, 23, tzinfo=UTC),
+    run_type="scheduled",
 )
 ROLE = "arn:aws:iam::123456789012:role/sagemaker-vision-execution"
 
@@ -34,7 +35,7 @@ def test_names_and_locations_derive_from_the_data_interval():
     assert cfg.job_name == "shapes-detector-20261123-000000"
     cfg = build(bucket="my-bucket")
     assert cfg.raw_prefix == "s3://my-bucket/object-detection/raw/dt=2026-11-16/"
-    assert cfg.train_manifest_uri.endswith("/runs/20261123T000000/manifests/train.manifest")
+    assert cfg.train_manifest_uri.endswith("/runs/shapes-detector/20261123T000000/manifests/train.manifest")
     assert cfg.image_uri == "811284229777.dkr.ecr.us-east-1.amazonaws.com/object-detection:1"
 
 
@@ -43,6 +44,18 @@ def test_manual_run_without_interval_uses_run_after():
     cfg = PipelineConfig.from_params({**param_defaults(), "role_arn": ROLE}, run=run, region="us-east-1")
     assert cfg.job_name.endswith("-20261125-083005")
     assert cfg.run.partition == "dt=2026-11-25"
+
+
+def test_manual_runs_in_one_week_get_their_own_names_despite_the_inferred_interval():
+    def manual(minute: int) -> RunInfo:
+        return RunInfo(run_id=f"manual__{minute}", run_after=datetime(2026, 11, 25, 8, minute, tzinfo=UTC),
+                       data_interval_start=RUN.data_interval_start, data_interval_end=RUN.data_interval_end)
+
+    params = {**param_defaults(), "role_arn": ROLE}
+    first = PipelineConfig.from_params(params, run=manual(1), region="us-east-1")
+    second = PipelineConfig.from_params(params, run=manual(2), region="us-east-1")
+    assert first.job_name != second.job_name
+    assert first.run.partition == second.run.partition == "dt=2026-11-25"
 
 
 def test_same_run_same_names():

@@ -1,0 +1,816 @@
+"""The IAM policies in include/iam/: valid, least-privilege, and covering every AWS call the package makes.
+
+The key test scans the code itself (``plugins/sagemaker_vision/**/*.py`` and ``dags/*.py``) with
+``ast`` for boto3 calls, adds what the provider operators used there call, maps each operation to
+its IAM action(s) through botocore's service models, and checks the Airflow policy allows them
+all. New code is picked up without touching this file; a missing action fails with its call sites.
+Run with ``-s`` to see the discovered calls.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import importlib
+import json
+import re
+import string
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+IAM_DIR = ROOT / "include" / "iam"
+PACKAGE_DIR = ROOT / "plugins" / "sagemaker_vision"
+DAGS_DIR = ROOT / "dags"
+PROVIDER_WAITERS = Path(importlib.import_module("airflow.providers.amazon.aws.waiters").__file__).parent
+AIRFLOW_POLICY = "airflow-role-policy.json"
+EXECUTION_POLICY = "sagemaker-execution-role-policy.json"
+TRUST_POLICY = "sagemaker-execution-role-trust.json"
+IDENTITY_POLICIES = (AIRFLOW_POLICY, EXECUTION_POLICY)
+PLACEHOLDER_RE = re.compile(r"\$\{([A-Za-z][A-Za-z0-9]*)\}")
+
+# boto3 client name -> IAM service prefix. sagemaker-runtime's actions live under "sagemaker".
+SERVICE_PREFIX = {
+    "s3": "s3",
+    "sagemaker": "sagemaker",
+    "sagemaker-runtime": "sagemaker",
+    "cloudwatch": "cloudwatch",
+    "application-autoscaling": "application-autoscaling",
+    "logs": "logs",
+    "iam": "iam",
+    "sts": "sts",
+}
+
+# S3 operations whose IAM action is not "s3:<Operation>" (Service Authorization Reference, Amazon S3).
+# Any S3 operation not listed here maps to "s3:<Operation>" (GetBucketLocation, PutObjectTagging, ...).
+S3_ACTIONS: dict[str, tuple[str, ...]] = {
+    "ListObjectsV2": ("s3:ListBucket",),
+    "ListObjects": ("s3:ListBucket",),
+    "HeadBucket": ("s3:ListBucket",),
+    "HeadObject": ("s3:GetObject",),
+    "GetObject": ("s3:GetObject",),
+    "CopyObject": ("s3:GetObject", "s3:PutObject"),  # read the source, write the destination
+    "DeleteObjects": ("s3:DeleteObject",),
+    "CreateMultipartUpload": ("s3:PutObject",),
+    "UploadPart": ("s3:PutObject",),
+    "UploadPartCopy": ("s3:GetObject", "s3:PutObject"),
+    "CompleteMultipartUpload": ("s3:PutObject",),
+    "ListMultipartUploads": ("s3:ListBucketMultipartUploads",),
+    "ListParts": ("s3:ListMultipartUploadParts",),
+    "ListObjectVersions": ("s3:ListBucketVersions",),
+    "ListBuckets": ("s3:ListAllMyBuckets",),
+}
+# Other operations whose IAM action differs from "<prefix>:<Operation>".
+OTHER_ACTIONS: dict[tuple[str, str], tuple[str, ...]] = {
+    # AWS authorises the streaming variant with the plain InvokeEndpoint action.
+    ("sagemaker-runtime", "InvokeEndpointWithResponseStream"): ("sagemaker:InvokeEndpoint",),
+}
+# Operations that need no permission at all.
+NO_PERMISSION = {("sts", "GetCallerIdentity")}
+# Extra actions an operation needs besides its own (IAM "dependent actions" and service docs).
+IMPLIED: dict[tuple[str, str], tuple[str, ...]] = {
+    # RoleArn / ExecutionRoleArn in the request is a PassRole; Tags in a Create* request need AddTags
+    # (sagemaker_vision.requests.tags() puts tags on everything it creates).
+    ("sagemaker", "CreateTrainingJob"): ("iam:PassRole", "sagemaker:AddTags"),
+    ("sagemaker", "CreateModel"): ("iam:PassRole", "sagemaker:AddTags"),
+    ("sagemaker", "CreateLabelingJob"): ("iam:PassRole", "sagemaker:AddTags"),
+    ("sagemaker", "CreateEndpointConfig"): ("sagemaker:AddTags",),
+    ("sagemaker", "CreateEndpoint"): ("sagemaker:AddTags",),
+    # Application Auto Scaling user guide, "Permissions required for API actions on target services":
+    ("application-autoscaling", "RegisterScalableTarget"): (
+        "sagemaker:DescribeEndpoint", "sagemaker:UpdateEndpointWeightsAndCapacities", "iam:CreateServiceLinkedRole",
+    ),
+    ("application-autoscaling", "PutScalingPolicy"): ("cloudwatch:DescribeAlarms", "cloudwatch:PutMetricAlarm"),
+    ("application-autoscaling", "DeleteScalingPolicy"): ("cloudwatch:DescribeAlarms", "cloudwatch:DeleteAlarms"),
+}
+# s3transfer's managed transfers: the operations each may send (small objects in one request,
+# large ones in parts; a failed multipart transfer is aborted).
+_MULTIPART = ("CreateMultipartUpload", "UploadPart", "CompleteMultipartUpload", "AbortMultipartUpload")
+MANAGED_TRANSFERS: dict[str, tuple[str, ...]] = {
+    "upload": ("PutObject", *_MULTIPART),
+    "download": ("HeadObject", "GetObject"),
+    "copy": ("HeadObject", "CopyObject", "CreateMultipartUpload", "UploadPartCopy", "CompleteMultipartUpload",
+             "AbortMultipartUpload"),
+}
+# Method names that are a managed transfer on an S3 client or a TransferManager. The short names
+# (upload/download/copy) also name plain Python methods (dict.copy()), so they count only with
+# the three or more arguments a transfer takes (fileobj or source, bucket, key).
+TRANSFER_METHODS = {
+    "upload_file": "upload", "upload_fileobj": "upload", "download_file": "download",
+    "download_fileobj": "download", "upload": "upload", "download": "download", "copy": "copy",
+}
+SHORT_TRANSFER_METHODS = {"upload", "download", "copy"}
+# When a method name exists in several services and the code's call is really one of them, name it
+# here: {("module/relative/path.py", "method_name"): "service"}. Unresolved ambiguities require all.
+RESOLVE_AMBIGUOUS: dict[tuple[str, str], str] = {}
+
+# What the provider (apache-airflow-providers-amazon 9.39.0) operators, sensors and triggers used by
+# the code call, read from their source. Hooks need no entry: the scan reads their source itself
+# (see hook_method_ops). Base classes have no calls of their own: the subclass's are scanned.
+_PROVIDER = "airflow.providers.amazon.aws"
+PROVIDER_CALLS: dict[str, tuple[tuple[str, str], ...]] = {
+    # operators/sagemaker.py SageMakerTrainingOperator.execute / execute_complete, with
+    # hooks/sagemaker.py SageMakerHook.create_training_job -> check_training_config -> check_s3_url
+    # (S3Hook.check_for_bucket = HeadBucket, check_for_key = HeadObject, check_for_prefix =
+    # ListObjectsV2), _get_unique_job_name (DescribeTrainingJob), print_log (describe_training_job_with_log:
+    # logs DescribeLogStreams + GetLogEvents) and SageMakerTrigger's TrainingJobComplete waiter
+    # (DescribeTrainingJob). Not listed: S3Operations (CreateBucket/PutObject), which our requests
+    # never carry, and IAM GetRole from expand_role, which runs only for a role *name* (PipelineConfig
+    # insists on an ARN).
+    "SageMakerTrainingOperator": (
+        ("s3", "HeadBucket"), ("s3", "HeadObject"), ("s3", "ListObjectsV2"),
+        ("sagemaker", "DescribeTrainingJob"), ("sagemaker", "CreateTrainingJob"),
+        ("logs", "DescribeLogStreams"), ("logs", "GetLogEvents"),
+    ),
+    # SageMakerModelOperator.execute: create_model, describe_model.
+    "SageMakerModelOperator": (("sagemaker", "CreateModel"), ("sagemaker", "DescribeModel")),
+    # SageMakerEndpointConfigOperator.execute: create_endpoint_config, describe_endpoint_config.
+    "SageMakerEndpointConfigOperator": (
+        ("sagemaker", "CreateEndpointConfig"), ("sagemaker", "DescribeEndpointConfig"),
+    ),
+    # SageMakerEndpointOperator.execute: create_model / create_endpoint_config when the config holds
+    # "Model" / "EndpointConfig", create_endpoint (update_endpoint when it already exists),
+    # endpoint_in_service waiter or SageMakerTrigger(job_type="endpoint") -> DescribeEndpoint, and
+    # execute_complete: describe_endpoint + describe_endpoint_config.
+    "SageMakerEndpointOperator": (
+        ("sagemaker", "CreateModel"), ("sagemaker", "CreateEndpointConfig"), ("sagemaker", "CreateEndpoint"),
+        ("sagemaker", "UpdateEndpoint"), ("sagemaker", "DescribeEndpoint"), ("sagemaker", "DescribeEndpointConfig"),
+    ),
+    "SageMakerTrigger": (("sagemaker", "DescribeTrainingJob"), ("sagemaker", "DescribeEndpoint")),
+    "AwsBaseOperator": (),
+    "AwsBaseSensor": (),
+    "AwsBaseWaiterTrigger": (),  # runs the subclass's waiter, whose JSON the scan reads
+}
+
+# What the DESIGN says the modules still being written will call (deploy, scaling, async
+# inference, teardown, labeling): covered now so the policy does not lag behind the code. The scan
+# checks their real calls once they land.
+DESIGNED_CALLS: tuple[tuple[str, str], ...] = (
+    ("sagemaker", "UpdateEndpoint"), ("sagemaker", "UpdateEndpointWeightsAndCapacities"),
+    ("sagemaker", "DeleteEndpoint"), ("sagemaker", "DeleteEndpointConfig"), ("sagemaker", "DeleteModel"),
+    ("sagemaker", "ListTags"), ("sagemaker", "AddTags"),
+    ("sagemaker", "CreateLabelingJob"), ("sagemaker", "DescribeLabelingJob"), ("sagemaker", "StopLabelingJob"),
+    ("sagemaker", "ListLabelingJobs"), ("sagemaker", "ListTrainingJobs"), ("sagemaker", "StopTrainingJob"),
+    ("sagemaker-runtime", "InvokeEndpoint"), ("sagemaker-runtime", "InvokeEndpointAsync"),
+    ("cloudwatch", "PutMetricAlarm"), ("cloudwatch", "DeleteAlarms"), ("cloudwatch", "DescribeAlarms"),
+    ("application-autoscaling", "RegisterScalableTarget"), ("application-autoscaling", "PutScalingPolicy"),
+    ("application-autoscaling", "DescribeScalableTargets"), ("application-autoscaling", "DescribeScalingPolicies"),
+    ("application-autoscaling", "DeregisterScalableTarget"), ("application-autoscaling", "DeleteScalingPolicy"),
+    ("logs", "GetLogEvents"), ("logs", "DescribeLogStreams"),
+)
+
+# Actions that may be granted on "Resource": "*", each with the reason (mirrored in README.md).
+STAR_RESOURCE_ALLOWED: dict[str, str] = {
+    "sagemaker:ListTrainingJobs": "List actions have no resource type",
+    "sagemaker:ListLabelingJobs": "List actions have no resource type",
+    "sagemaker:ListEndpoints": "List actions have no resource type",
+    "sagemaker:ListEndpointConfigs": "List actions have no resource type",
+    "sagemaker:ListModels": "List actions have no resource type",
+    "application-autoscaling:DescribeScalableTargets": "Describe actions have no resource type",
+    "application-autoscaling:DescribeScalingPolicies": "Describe actions have no resource type",
+    "ecr:GetAuthorizationToken": "the registry login token is account-wide",
+    "cloudwatch:PutMetricData": "no resource type; narrowed by the cloudwatch:namespace condition",
+}
+
+
+# -- discovery --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Call:
+    """One AWS operation the code may send, and where the scan found it."""
+
+    service: str
+    operation: str
+    where: str
+
+
+@cache
+def _client(service: str) -> Any:
+    # Dummy credentials and region: only the service model is read, nothing is sent.
+    return boto3.client(service, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+
+
+@cache
+def method_index() -> dict[str, frozenset[tuple[str, str]]]:
+    """boto3 method name -> {(service, operation)} over SERVICE_PREFIX's services."""
+    index: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    for service in SERVICE_PREFIX:
+        for method, operation in _client(service).meta.method_to_api_mapping.items():
+            index[method].add((service, operation))
+    return {m: frozenset(v) for m, v in index.items()}
+
+
+@cache
+def operation_index() -> dict[str, frozenset[str]]:
+    """API operation name -> services that have it."""
+    index: dict[str, set[str]] = defaultdict(set)
+    for service in SERVICE_PREFIX:
+        for operation in _client(service).meta.service_model.operation_names:
+            index[operation].add(service)
+    return {op: frozenset(v) for op, v in index.items()}
+
+
+@cache
+def waiter_index() -> dict[str, frozenset[tuple[str, str]]]:
+    """Waiter name -> {(service, operation)}: boto3's own and the provider's custom JSON waiters."""
+    index: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    for service in SERVICE_PREFIX:
+        client = _client(service)
+        for name in client.waiter_names:
+            index[name].add((service, client.get_waiter(name).config.operation))
+    for path in PROVIDER_WAITERS.glob("*.json"):
+        if path.stem in SERVICE_PREFIX:
+            for name, spec in json.loads(path.read_text())["waiters"].items():
+                index[name].add((path.stem, spec["operation"]))
+    return {k: frozenset(v) for k, v in index.items()}
+
+
+def _const_str(node: ast.AST | None) -> str | None:
+    return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
+
+
+def _module_names(tree: ast.AST) -> set[str]:
+    """Names that are never clients: modules bound by ``import`` (``re``, ``json as j``) and regex
+    patterns bound by ``X = re.compile(...)`` (``PATTERN.search(...)`` is not SageMaker's Search)."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update((alias.asname or alias.name).split(".")[0] for alias in node.names)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign | ast.AnnAssign) and isinstance(node.value, ast.Call):
+            func = node.value.func
+            if isinstance(func, ast.Attribute) and func.attr == "compile" and \
+                    isinstance(func.value, ast.Name) and func.value.id == "re":
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                names.update(t.id for t in targets if isinstance(t, ast.Name))
+    return names
+
+
+def _provider_imports(tree: ast.AST) -> list[tuple[str, str]]:
+    """(module, name) of every name imported from the amazon provider."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(_PROVIDER):
+            found.extend((node.module, alias.name) for alias in node.names)
+    return found
+
+
+def _provider_class(module: str, name: str) -> type | None:
+    obj = getattr(importlib.import_module(module), name, None)
+    return obj if isinstance(obj, type) else None
+
+
+def _is_aws_component(cls: type | None) -> bool:
+    """Operators, sensors and triggers: the provider classes that talk to AWS on their own."""
+    from airflow.sdk import BaseOperator
+    from airflow.triggers.base import BaseTrigger
+
+    return cls is not None and issubclass(cls, BaseOperator | BaseTrigger)
+
+
+def _is_hook(cls: type | None) -> bool:
+    from airflow.sdk import BaseHook
+
+    return cls is not None and issubclass(cls, BaseHook)
+
+
+def _candidates(method: str, rel: str) -> frozenset[tuple[str, str]]:
+    found = method_index().get(method, frozenset())
+    if len(found) > 1 and (rel, method) in RESOLVE_AMBIGUOUS:
+        service = RESOLVE_AMBIGUOUS[(rel, method)]
+        found = frozenset(c for c in found if c[0] == service)
+    return found
+
+
+def _calls_in(tree: ast.AST, modules: set[str], rel: str,
+              hook_ops: Mapping[str, frozenset[tuple[str, str]]]) -> tuple[list[Call], set[str]]:
+    """(AWS calls, names of all methods called) in a syntax tree."""
+    calls: list[Call] = []
+    called: set[str] = set()
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+            continue
+        method, receiver = node.func.attr, node.func.value
+        if isinstance(receiver, ast.Name) and receiver.id in modules:
+            continue  # re.search(...) is not SageMaker's Search
+        called.add(method)
+        where = f"{rel}:{node.lineno}"
+        first = node.args[0] if node.args else None
+        found: Iterable[tuple[str, str]]
+        if method == "get_paginator":
+            found = _candidates(_const_str(first) or "", rel)
+        elif method == "get_waiter":
+            found = waiter_index().get(_const_str(first) or "", ())
+        elif method == "generate_presigned_url":
+            kw = {k.arg: k.value for k in node.keywords}
+            found = _candidates(_const_str(first or kw.get("ClientMethod")) or "", rel)
+        elif method in TRANSFER_METHODS:
+            n_args = len(node.args) + len(node.keywords)
+            use = method not in SHORT_TRANSFER_METHODS or n_args >= 3
+            found = [("s3", op) for op in MANAGED_TRANSFERS[TRANSFER_METHODS[method]]] if use else []
+        else:
+            found = _candidates(method, rel)
+        found = set(found)
+        calls.extend(Call(service, op, where) for service, op in found)
+        # A provider hook's helper (S3Hook.get_head_object_async, SageMakerHook.create_training_job)
+        # sends what its source sends.
+        calls.extend(Call(service, op, f"{where} (hook method {method})")
+                     for service, op in hook_ops.get(method, frozenset()) - found)
+    return calls, called
+
+
+@cache
+def hook_method_ops(hook_classes: frozenset[type]) -> dict[str, frozenset[tuple[str, str]]]:
+    """Method name -> operations, read from the source of provider hooks (and the hooks they build).
+
+    Each method's own boto3 calls, closed over the methods it calls in turn (SageMakerHook's
+    create_training_job -> check_training_config -> check_s3_url -> S3Hook.check_for_bucket).
+    """
+    classes = set(hook_classes)
+    for cls in hook_classes:  # hooks a hook builds internally: those its module imports
+        classes |= {v for v in vars(importlib.import_module(cls.__module__)).values()
+                    if isinstance(v, type) and _is_hook(v) and v.__module__.startswith(_PROVIDER)}
+    classes = {c for cls in classes for c in cls.__mro__ if c.__module__.startswith(_PROVIDER)}
+    direct: dict[str, set[tuple[str, str]]] = defaultdict(set)
+    edges: dict[str, set[str]] = defaultdict(set)
+    for cls in sorted(classes, key=lambda c: c.__qualname__):
+        source = Path(importlib.import_module(cls.__module__).__file__)
+        tree = ast.parse(source.read_text(encoding="utf-8"))
+        modules = _module_names(tree)
+        (class_def,) = [n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == cls.__name__]
+        for fn in class_def.body:
+            if isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
+                calls, called = _calls_in(fn, modules, cls.__name__, {})
+                direct[fn.name] |= {(c.service, c.operation) for c in calls}
+                edges[fn.name] |= called
+    ops = {name: set(found) for name, found in direct.items()}
+    changed = True
+    while changed:  # fixpoint over the call graph (recursion-safe)
+        changed = False
+        for name, callees in edges.items():
+            before = len(ops[name])
+            for callee in callees & ops.keys():
+                ops[name] |= ops[callee]
+            changed |= len(ops[name]) != before
+    return {name: frozenset(found) for name, found in ops.items() if found}
+
+
+def scan_source(path: Path, rel: str) -> tuple[list[Call], list[str]]:
+    """(calls, provider operators/sensors/triggers missing from PROVIDER_CALLS) of one Python file."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    imported = [(module, name, _provider_class(module, name)) for module, name in _provider_imports(tree)]
+    hooks = frozenset(cls for _, _, cls in imported if _is_hook(cls))
+    calls, _ = _calls_in(tree, _module_names(tree), rel, hook_method_ops(hooks) if hooks else {})
+    unmapped = []
+    for module, name, cls in imported:
+        if name in PROVIDER_CALLS:
+            calls.extend(Call(service, op, f"{rel} ({name})") for service, op in PROVIDER_CALLS[name])
+        elif _is_aws_component(cls):
+            unmapped.append(f"{rel}: {module}.{name}")
+    return calls, unmapped
+
+
+def scan_waiter_json(path: Path, rel: str) -> list[Call]:
+    """The operation of every waiter in one of the package's custom waiter files."""
+    calls = []
+    for name, spec in json.loads(path.read_text()).get("waiters", {}).items():
+        for service in operation_index().get(spec["operation"], ()):
+            calls.append(Call(service, spec["operation"], f"{rel} ({name})"))
+    return calls
+
+
+@cache
+def discover(package_dir: Path = PACKAGE_DIR, dags_dir: Path = DAGS_DIR) -> tuple[list[Call], list[str]]:
+    """Every AWS call of the package and its DAGs, plus provider classes the table lacks."""
+    calls: list[Call] = []
+    unmapped: list[str] = []
+    sources = sorted(package_dir.rglob("*.py")) + sorted(dags_dir.glob("*.py"))
+    for path in sources:
+        rel = str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+        found, missing = scan_source(path, rel)
+        calls.extend(found)
+        unmapped.extend(missing)
+    for path in sorted(package_dir.rglob("waiters/*.json")):
+        calls.extend(scan_waiter_json(path, str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)))
+    return calls, unmapped
+
+
+def iam_actions(service: str, operation: str) -> tuple[str, ...]:
+    """The IAM actions one API operation needs, its dependent actions included."""
+    if (service, operation) in NO_PERMISSION:
+        return ()
+    if service == "s3":
+        own = S3_ACTIONS.get(operation, (f"s3:{operation}",))
+    else:
+        own = OTHER_ACTIONS.get((service, operation), (f"{SERVICE_PREFIX[service]}:{operation}",))
+    return own + IMPLIED.get((service, operation), ())
+
+
+def required_actions(calls: Iterable[Call]) -> dict[str, list[str]]:
+    """IAM action -> the call sites that need it."""
+    needed: dict[str, list[str]] = defaultdict(list)
+    for call in calls:
+        for action in iam_actions(call.service, call.operation):
+            needed[action].append(f"{call.where} {call.service}.{call.operation}")
+    return dict(needed)
+
+
+# -- policy evaluation (enough of IAM's rules for these templates) ---------------------------
+def load(name: str) -> dict[str, Any]:
+    return json.loads((IAM_DIR / name).read_text())
+
+
+def _as_list(value: str | list[str]) -> list[str]:
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _wildcard(pattern: str, value: str, case_sensitive: bool = True) -> bool:
+    """IAM's * and ? (no character classes, unlike fnmatch)."""
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, value, 0 if case_sensitive else re.IGNORECASE) is not None
+
+
+def _conditions_hold(condition: Mapping[str, Mapping[str, Any]], context: Mapping[str, str]) -> bool:
+    for operator, tests in condition.items():
+        for key, expected in tests.items():
+            if key not in context:  # an absent key fails every operator used here
+                return False
+            actual, wanted = context[key], _as_list(expected)
+            if operator == "StringEquals":
+                ok = actual in wanted
+            elif operator in ("StringLike", "ArnLike"):
+                ok = any(_wildcard(w, actual) for w in wanted)
+            else:
+                raise AssertionError(f"condition operator {operator} is not modelled by this test")
+            if not ok:
+                return False
+    return True
+
+
+def allows(policy: Mapping[str, Any], action: str, resource: str, context: Mapping[str, str] | None = None) -> bool:
+    """Whether an Allow statement grants ``action`` on ``resource`` given the condition ``context``."""
+    for st in policy["Statement"]:
+        if st["Effect"] != "Allow":
+            continue
+        # Action names are case-insensitive in IAM; ARNs are case-sensitive.
+        if not any(_wildcard(a, action, case_sensitive=False) for a in _as_list(st["Action"])):
+            continue
+        if not any(_wildcard(r, resource) for r in _as_list(st["Resource"])):
+            continue
+        if _conditions_hold(st.get("Condition", {}), context or {}):
+            return True
+    return False
+
+
+def granted_actions(policy: Mapping[str, Any]) -> set[str]:
+    return {a for st in policy["Statement"] if st["Effect"] == "Allow" for a in _as_list(st["Action"])}
+
+
+def missing_actions(policy: Mapping[str, Any], needed: Iterable[str]) -> list[str]:
+    granted = granted_actions(policy)
+    return sorted(a for a in needed if not any(_wildcard(g, a, case_sensitive=False) for g in granted))
+
+
+def _render(name: str, values: Mapping[str, str]) -> dict[str, Any]:
+    return json.loads(string.Template((IAM_DIR / name).read_text()).substitute(values))
+
+
+# -- tests: documents ---------------------------------------------------------------------------
+@pytest.mark.parametrize("name", [AIRFLOW_POLICY, EXECUTION_POLICY, TRUST_POLICY])
+def test_policy_is_a_valid_policy_document(name):
+    doc = load(name)
+    assert set(doc) == {"Version", "Statement"}, f"{name}: unexpected top-level keys {sorted(doc)}"
+    assert doc["Version"] == "2012-10-17"
+    assert isinstance(doc["Statement"], list) and doc["Statement"], f"{name}: Statement must be a non-empty list"
+    sids = [st.get("Sid") for st in doc["Statement"]]
+    assert all(sids) and len(set(sids)) == len(sids), f"{name}: every statement needs a unique Sid: {sids}"
+    for st in doc["Statement"]:
+        where = f"{name} {st['Sid']}"
+        assert st.get("Effect") in ("Allow", "Deny"), where
+        assert "NotAction" not in st and "NotResource" not in st, f"{where}: Not* inverts least privilege"
+        actions = _as_list(st["Action"])
+        assert actions and all(re.fullmatch(r"[a-z0-9-]+:[A-Za-z0-9]+", a) for a in actions), (where, actions)
+        assert len(set(actions)) == len(actions), f"{where}: duplicate actions"
+        if name == TRUST_POLICY:
+            assert "Principal" in st and "Resource" not in st, where
+        else:
+            assert "Principal" not in st, f"{where}: identity policies have no Principal"
+            resources = _as_list(st["Resource"])
+            assert resources and all(r == "*" or r.startswith("arn:${Partition}:") for r in resources), where
+        assert set(st) <= {"Sid", "Effect", "Action", "Resource", "Principal", "Condition"}, where
+
+
+@pytest.mark.parametrize("name", [AIRFLOW_POLICY, EXECUTION_POLICY, TRUST_POLICY])
+def test_no_wildcard_actions(name):
+    for st in load(name)["Statement"]:
+        wild = [a for a in _as_list(st["Action"]) if "*" in a or "?" in a]
+        assert not wild, f"{name} {st['Sid']}: wildcard actions {wild}; list each action"
+
+
+def test_star_resource_only_where_aws_requires_it():
+    used: set[str] = set()
+    for name in IDENTITY_POLICIES:
+        for st in load(name)["Statement"]:
+            resources = _as_list(st["Resource"])
+            if "*" in resources:
+                assert resources == ["*"], f"{name} {st['Sid']}: mixes * with ARNs"
+                bad = [a for a in _as_list(st["Action"]) if a not in STAR_RESOURCE_ALLOWED]
+                assert not bad, f"{name} {st['Sid']}: {bad} on Resource * (not in STAR_RESOURCE_ALLOWED)"
+                used.update(_as_list(st["Action"]))
+            for r in resources:
+                assert r == "*" or not re.fullmatch(r"arn:\$\{Partition\}:[a-z0-9-]+:[^:]*:[^:]*:\*", r), (
+                    f"{name} {st['Sid']}: {r} is a whole-service wildcard")
+    stale = set(STAR_RESOURCE_ALLOWED) - used
+    assert not stale, f"STAR_RESOURCE_ALLOWED lists actions no statement grants on *: {sorted(stale)}"
+    readme = (IAM_DIR / "README.md").read_text()
+    for action in STAR_RESOURCE_ALLOWED:
+        assert action.split(":")[1] in readme, f"README.md does not explain {action} on Resource *"
+
+
+def test_placeholders_are_documented_and_all_substituted():
+    # The README's placeholder table: one row per placeholder, "| `${Name}` | value | example |".
+    rows = re.findall(r"^\| `\$\{([A-Za-z0-9]+)\}` \|", (IAM_DIR / "README.md").read_text(), re.MULTILINE)
+    documented = set(rows)
+    assert len(rows) == len(documented), "a placeholder is documented twice"
+    used: set[str] = set()
+    for path in sorted(IAM_DIR.glob("*.json")):
+        names = set(PLACEHOLDER_RE.findall(path.read_text()))
+        assert names, f"{path.name} has no placeholders; it cannot be account-independent"
+        used |= names
+        assert "$" not in PLACEHOLDER_RE.sub("", path.read_text()), f"{path.name}: malformed placeholder"
+    assert used <= documented, f"undocumented placeholders: {sorted(used - documented)}"
+    assert documented <= used, f"README documents unused placeholders: {sorted(documented - used)}"
+    values = {name: "x" for name in used}
+    for path in sorted(IAM_DIR.glob("*.json")):
+        rendered = _render(path.name, values)
+        assert "${" not in json.dumps(rendered)
+
+
+def test_pass_role_is_limited_to_the_execution_role_and_sagemaker():
+    statements = [st for st in load(AIRFLOW_POLICY)["Statement"] if "iam:PassRole" in _as_list(st["Action"])]
+    assert len(statements) == 1
+    (st,) = statements
+    assert _as_list(st["Action"]) == ["iam:PassRole"]
+    assert _as_list(st["Resource"]) == ["arn:${Partition}:iam::${Account}:role/${ExecutionRoleName}"]
+    assert st["Condition"] == {"StringEquals": {"iam:PassedToService": "sagemaker.amazonaws.com"}}
+
+
+def test_trust_policy_lets_only_sagemaker_of_this_account_assume_the_role():
+    (st,) = load(TRUST_POLICY)["Statement"]
+    assert st["Effect"] == "Allow" and st["Action"] == "sts:AssumeRole"
+    assert st["Principal"] == {"Service": "sagemaker.amazonaws.com"}
+    assert st["Condition"]["StringEquals"] == {"aws:SourceAccount": "${Account}"}
+    assert st["Condition"]["ArnLike"] == {"aws:SourceArn": "arn:${Partition}:sagemaker:${Region}:${Account}:*"}
+
+
+# -- tests: the code's calls are covered -----------------------------------------------------
+def test_every_aws_call_of_the_code_is_allowed_by_the_airflow_policy():
+    calls, unmapped = discover()
+    assert not unmapped, (
+        "provider classes with no entry in PROVIDER_CALLS (read their source and list what they call):\n  "
+        + "\n  ".join(unmapped))
+    needed = required_actions(calls)
+    print("\nAWS calls found in the code:")
+    for call in sorted(set(calls), key=lambda c: (c.service, c.operation, c.where)):
+        print(f"  {call.service}.{call.operation:<34} {call.where}")
+    print("IAM actions required:", ", ".join(sorted(needed)))
+    missing = missing_actions(load(AIRFLOW_POLICY), needed)
+    assert not missing, "airflow-role-policy.json lacks:\n" + "\n".join(
+        f"  {a}: needed by {', '.join(sorted(set(needed[a]))[:5])}" for a in missing)
+
+
+def test_scan_finds_the_calls_everyone_knows_are_there():
+    """Guards the scanner itself: if it went blind, the coverage test would pass vacuously."""
+    found = {(c.service, c.operation) for c in discover()[0]}
+    for expected in [
+        ("s3", "ListObjectsV2"),           # get_paginator("list_objects_v2") in s3io / s3_sync
+        ("s3", "PutObject"),               # put_object in s3io and load_test
+        ("s3", "DeleteObjects"),           # S3SyncOperator's delete batches
+        ("s3", "UploadPartCopy"),          # S3SyncOperator's TransferManager.copy for large objects
+        ("sagemaker-runtime", "InvokeEndpoint"),
+        ("sagemaker", "CreateTrainingJob"),  # the provider's SageMakerTrainingOperator in the DAG
+        ("sagemaker", "DescribeLabelingJob"),  # waiters/labeling_job.json
+    ]:
+        assert expected in found, f"the scan no longer finds {expected}"
+    assert ("sagemaker", "Search") not in found, "re.search(...) was taken for SageMaker's Search"
+
+
+def test_removing_any_required_action_from_the_policy_is_caught():
+    """Every action the scan requires is load-bearing: drop one from a copy and the check names it."""
+    policy = load(AIRFLOW_POLICY)
+    needed = required_actions(discover()[0])
+    assert len(needed) >= 20, sorted(needed)
+    for action in sorted(needed):
+        trimmed = copy.deepcopy(policy)
+        for st in trimmed["Statement"]:
+            st["Action"] = [a for a in _as_list(st["Action"]) if a != action]
+        trimmed["Statement"] = [st for st in trimmed["Statement"] if st["Action"]]
+        assert missing_actions(trimmed, needed) == [action], action
+
+
+def test_scan_picks_up_new_modules(tmp_path):
+    """A module that lands tomorrow is scanned without editing this test."""
+    package = tmp_path / "sagemaker_vision"
+    (package / "waiters").mkdir(parents=True)
+    (package / "scaling.py").write_text(
+        "import re\n"
+        "from sagemaker_vision import aws\n\n"
+        "PATTERN = re.compile('x')\n\n"
+        "def scale(cfg, fh):\n"
+        "    aas = aws.client('application-autoscaling')\n"
+        "    aas.register_scalable_target(ServiceNamespace='sagemaker')\n"
+        "    aws.client('cloudwatch').put_metric_alarm(AlarmName=cfg.name)\n"
+        "    re.search('x', 'y')\n"
+        "    PATTERN.search('y')\n"
+        "    aws.client('s3').upload_fileobj(fh, 'b', 'k')\n"
+        "    {}.copy()\n"
+        "    aws.client('sagemaker').get_waiter('endpoint_deleted').wait(EndpointName='e')\n"
+        "    aws.client('s3').generate_presigned_url('get_object', Params={})\n"
+        "    for _ in aws.client('sagemaker').get_paginator('list_notebook_instances').paginate():\n"
+        "        pass\n"
+    )
+    (package / "waiters" / "custom.json").write_text(json.dumps(
+        {"version": 2, "waiters": {"alarm_ok": {"operation": "DescribeAlarms", "delay": 5, "maxAttempts": 3,
+                                                "acceptors": []}}}))
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    (dags / "teardown.py").write_text(
+        "from airflow.providers.amazon.aws.operators.sagemaker import SageMakerDeleteModelOperator\n")
+    calls, unmapped = discover(package, dags)
+    found = {(c.service, c.operation) for c in calls}
+    assert {("application-autoscaling", "RegisterScalableTarget"), ("cloudwatch", "PutMetricAlarm"),
+            ("s3", "PutObject"), ("s3", "CreateMultipartUpload"), ("sagemaker", "DescribeEndpoint"),
+            ("s3", "GetObject"), ("sagemaker", "ListNotebookInstances"), ("cloudwatch", "DescribeAlarms")} <= found
+    assert ("sagemaker", "Search") not in found
+    assert ("s3", "CopyObject") not in found, "dict.copy() is not an S3 copy"
+    # A provider operator nobody has read yet must be listed, not silently trusted.
+    assert unmapped == [f"{dags / 'teardown.py'}: {_PROVIDER}.operators.sagemaker.SageMakerDeleteModelOperator"]
+    needed = required_actions(calls)
+    assert "iam:CreateServiceLinkedRole" in needed and "sagemaker:UpdateEndpointWeightsAndCapacities" in needed
+    # sagemaker:ListNotebookInstances is not granted: the check would fail on this module until it is.
+    assert missing_actions(load(AIRFLOW_POLICY), needed) == ["sagemaker:ListNotebookInstances"]
+
+
+def test_designed_calls_are_allowed_before_their_modules_land():
+    needed = required_actions(Call(s, op, "DESIGN.md") for s, op in DESIGNED_CALLS)
+    assert not missing_actions(load(AIRFLOW_POLICY), needed)
+
+
+def test_operation_names_in_the_tables_exist_in_botocore():
+    """A typo in a hand-written table would otherwise map to an action nobody calls."""
+    tables = [*((s, op) for calls in PROVIDER_CALLS.values() for s, op in calls), *DESIGNED_CALLS, *IMPLIED,
+              *OTHER_ACTIONS, *NO_PERMISSION, *(("s3", op) for op in S3_ACTIONS),
+              *(("s3", op) for ops in MANAGED_TRANSFERS.values() for op in ops)]
+    for service, operation in tables:
+        assert operation in _client(service).meta.service_model.operation_names, (service, operation)
+
+
+# -- tests: resources match what PipelineConfig really names ------------------------------------
+ACCOUNT = "123456789012"
+REGION = "eu-west-1"
+
+
+@pytest.fixture
+def cfg():
+    from sagemaker_vision.config import PipelineConfig, RunInfo
+    from sagemaker_vision.params import param_defaults
+
+    params = {**param_defaults(), "bucket": "vision-prod", "image_source": "s3://camera-uploads/site-a/",
+              "role_arn": f"arn:aws:iam::{ACCOUNT}:role/sagemaker-vision-execution"}
+    run = RunInfo(run_id="scheduled__2026-03-02", run_after=datetime(2026, 3, 9, tzinfo=UTC),
+                  data_interval_start=datetime(2026, 3, 2, tzinfo=UTC),
+                  data_interval_end=datetime(2026, 3, 9, tzinfo=UTC))
+    return PipelineConfig.from_params(params, run=run, region=REGION)
+
+
+@pytest.fixture
+def values(cfg) -> dict[str, str]:
+    from sagemaker_vision import algorithms
+
+    src_bucket, _, src_prefix = cfg.image_source[5:].partition("/")
+    return {"Partition": "aws", "Region": REGION, "Account": ACCOUNT, "Bucket": cfg.bucket, "Prefix": cfg.prefix,
+            "ImageSourceBucket": src_bucket, "ImageSourcePrefix": src_prefix, "NamePrefix": cfg.pipeline_name.lower(),
+            "ExecutionRoleName": cfg.role_arn.split(":role/", 1)[1],
+            "AlgorithmAccount": algorithms.OBJECT_DETECTION_ECR_ACCOUNTS[REGION]}
+
+
+def _sm(kind: str, name: str) -> str:
+    return f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:{kind}/{name.lower()}"
+
+
+def _obj(uri: str) -> str:
+    return "arn:aws:s3:::" + uri.removeprefix("s3://")
+
+
+def test_airflow_policy_reaches_the_resources_the_pipeline_names(cfg, values):
+    from sagemaker_vision.requests import PACKAGE_TAG, PACKAGE_TAG_VALUE
+
+    policy = _render(AIRFLOW_POLICY, values)
+    for action, kind, name in [
+        ("sagemaker:CreateTrainingJob", "training-job", cfg.job_name),
+        ("sagemaker:DescribeTrainingJob", "training-job", cfg.job_name),
+        ("sagemaker:CreateLabelingJob", "labeling-job", cfg.labeling_job_name),
+        ("sagemaker:CreateModel", "model", cfg.model_name),
+        ("sagemaker:CreateEndpointConfig", "endpoint-config", cfg.endpoint_config_name),
+        ("sagemaker:CreateEndpoint", "endpoint", cfg.endpoint_name),
+        ("sagemaker:UpdateEndpoint", "endpoint", cfg.endpoint_name),
+        ("sagemaker:InvokeEndpoint", "endpoint", cfg.endpoint_name),
+        ("sagemaker:AddTags", "endpoint", cfg.endpoint_name),
+        ("sagemaker:ListTags", "endpoint", cfg.endpoint_name),
+    ]:
+        assert allows(policy, action, _sm(kind, name)), (action, name)
+    # Another team's resources in the same account stay out of reach.
+    for action, kind in [("sagemaker:CreateTrainingJob", "training-job"), ("sagemaker:InvokeEndpoint", "endpoint"),
+                         ("sagemaker:UpdateEndpoint", "endpoint")]:
+        assert not allows(policy, action, _sm(kind, "fraud-model-prod")), action
+
+    # Deletes need the package's tag on the resource.
+    endpoint = _sm("endpoint", cfg.endpoint_name)
+    assert allows(policy, "sagemaker:DeleteEndpoint", endpoint, {f"aws:ResourceTag/{PACKAGE_TAG}": PACKAGE_TAG_VALUE})
+    assert not allows(policy, "sagemaker:DeleteEndpoint", endpoint, {f"aws:ResourceTag/{PACKAGE_TAG}": "someone"})
+    assert not allows(policy, "sagemaker:DeleteEndpoint", endpoint)
+
+    # PassRole: this role, to SageMaker only.
+    assert allows(policy, "iam:PassRole", cfg.role_arn, {"iam:PassedToService": "sagemaker.amazonaws.com"})
+    assert not allows(policy, "iam:PassRole", cfg.role_arn, {"iam:PassedToService": "ec2.amazonaws.com"})
+    assert not allows(policy, "iam:PassRole", f"arn:aws:iam::{ACCOUNT}:role/admin",
+                      {"iam:PassedToService": "sagemaker.amazonaws.com"})
+
+    # S3: everything under the prefix, nothing beside it; the source is read-only.
+    for uri in (cfg.raw_prefix + "shape_000.jpg", cfg.labeled_manifest_uri, cfg.train_manifest_uri,
+                cfg.report_prefix + "report.json"):
+        assert allows(policy, "s3:PutObject", _obj(uri)) and allows(policy, "s3:GetObject", _obj(uri)), uri
+    assert allows(policy, "s3:DeleteObject", _obj(cfg.raw_prefix + "old.jpg"))
+    assert not allows(policy, "s3:PutObject", f"arn:aws:s3:::{cfg.bucket}/billing/export.csv")
+    assert not allows(policy, "s3:GetObject", "arn:aws:s3:::another-bucket/object-detection/x")
+    assert allows(policy, "s3:ListBucket", f"arn:aws:s3:::{cfg.bucket}")
+    assert allows(policy, "s3:GetObject", _obj(cfg.image_source + "cam1/0001.jpg"))
+    assert not allows(policy, "s3:PutObject", _obj(cfg.image_source + "cam1/0001.jpg"))
+    assert allows(policy, "s3:ListBucket", "arn:aws:s3:::camera-uploads", {"s3:prefix": "site-a/"})
+    assert not allows(policy, "s3:ListBucket", "arn:aws:s3:::camera-uploads", {"s3:prefix": "site-b/"})
+
+    # Training logs of this pipeline's jobs.
+    stream = (f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/sagemaker/TrainingJobs:"
+              f"log-stream:{cfg.job_name}/algo-1-1700000000")
+    assert allows(policy, "logs:GetLogEvents", stream)
+
+    # Auto scaling writes are for SageMaker targets only.
+    target = f"arn:aws:application-autoscaling:{REGION}:{ACCOUNT}:scalable-target/0123abcd"
+    assert allows(policy, "application-autoscaling:RegisterScalableTarget", target,
+                  {"application-autoscaling:service-namespace": "sagemaker"})
+    assert not allows(policy, "application-autoscaling:RegisterScalableTarget", target,
+                      {"application-autoscaling:service-namespace": "ecs"})
+    alarm = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:TargetTracking-endpoint/{cfg.endpoint_name}/variant/x"
+    assert allows(policy, "cloudwatch:PutMetricAlarm", alarm)
+    # The alarms the package names itself: blue/green rollback and async scale-from-zero.
+    from sagemaker_vision.deploy import rollback_alarm_names
+    from sagemaker_vision.scaling import backlog_alarm_name
+
+    for name in [*rollback_alarm_names(cfg.endpoint_name), backlog_alarm_name(cfg.endpoint_name)]:
+        arn = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}"
+        assert allows(policy, "cloudwatch:PutMetricAlarm", arn) and allows(policy, "cloudwatch:DeleteAlarms", arn)
+    assert not allows(policy, "cloudwatch:DeleteAlarms", f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:billing")
+
+
+def test_execution_role_reads_inputs_writes_outputs_and_nothing_else(cfg, values):
+    from sagemaker_vision import algorithms
+
+    policy = _render(EXECUTION_POLICY, values)
+    for uri in (cfg.train_manifest_uri, cfg.validation_manifest_uri, cfg.raw_prefix + "shape_000.jpg",
+                cfg.training_output_uri + f"{cfg.job_name}/output/model.tar.gz"):
+        assert allows(policy, "s3:GetObject", _obj(uri)), uri
+    assert allows(policy, "s3:PutObject", _obj(cfg.training_output_uri + f"{cfg.job_name}/output/model.tar.gz"))
+    assert allows(policy, "s3:PutObject", _obj(
+        f"{cfg.labeling_work_prefix}ground-truth/{cfg.labeling_job_name}/manifests/output/output.manifest"))
+    for prefix in (cfg.async_output_prefix, cfg.async_failure_prefix):  # async inference results
+        assert allows(policy, "s3:PutObject", _obj(prefix + "0f6c.out")), prefix
+    # SageMaker must never overwrite the images or the manifests it trains on.
+    assert not allows(policy, "s3:PutObject", _obj(cfg.raw_prefix + "shape_000.jpg"))
+    assert not allows(policy, "s3:DeleteObject", _obj(cfg.train_manifest_uri))
+    assert allows(policy, "s3:ListBucket", f"arn:aws:s3:::{cfg.bucket}", {"s3:prefix": f"{cfg.prefix}/runs/"})
+    assert not allows(policy, "s3:ListBucket", f"arn:aws:s3:::{cfg.bucket}", {"s3:prefix": "billing/"})
+
+    # The repository of the image the training request names.
+    registry, _, repository = cfg.image_uri.partition("/")
+    repo_arn = f"arn:aws:ecr:{REGION}:{registry.split('.')[0]}:repository/{repository.split(':')[0]}"
+    assert repository.startswith(algorithms.OBJECT_DETECTION_REPOSITORY)
+    assert allows(policy, "ecr:BatchGetImage", repo_arn) and allows(policy, "ecr:GetDownloadUrlForLayer", repo_arn)
+    assert not allows(policy, "ecr:BatchGetImage", f"arn:aws:ecr:{REGION}:999999999999:repository/object-detection")
+    assert allows(policy, "cloudwatch:PutMetricData", "*", {"cloudwatch:namespace": "/aws/sagemaker/TrainingJobs"})
+    assert not allows(policy, "cloudwatch:PutMetricData", "*", {"cloudwatch:namespace": "Billing"})
+    assert allows(policy, "logs:PutLogEvents",
+                  f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/sagemaker/TrainingJobs:log-stream:x")
+
+
+def test_unsubstituted_template_names_the_missing_value(values):
+    partial = {k: v for k, v in values.items() if k != "ExecutionRoleName"}
+    with pytest.raises(KeyError, match="ExecutionRoleName"):
+        _render(AIRFLOW_POLICY, partial)
+
