@@ -21,26 +21,14 @@ from __future__ import annotations
 
 import os
 
-import pendulum
 from airflow.sdk import Param, dag
 
-from sagemaker_vision import aws
 from sagemaker_vision.load_test import LoadTestOperator
-from sagemaker_vision.tasks import retry_delay_seconds
+from sagemaker_vision.tasks import endpoint_name_param, manual_dag_kwargs
 
 
-@dag(
-    schedule=None,
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
-    doc_md=__doc__,
-    tags=["sagemaker", "object-detection", "load-test"],
-    default_args={"retries": 2, "retry_delay": pendulum.duration(seconds=retry_delay_seconds()),
-                  "botocore_config": aws.BOTOCORE_CONFIG},
-    params={
-        "endpoint_name": Param(os.environ.get("SAGEMAKER_VISION_PIPELINE_NAME", "shapes-detector"), type="string",
-                               minLength=1, maxLength=63, description="The endpoint to load (InService)."),
+@dag(schedule=None, **manual_dag_kwargs(__doc__, ["load-test"], params={
+        "endpoint_name": endpoint_name_param("The endpoint to load (InService)."),
         "payload_prefix": Param("include/sample_data/images", type="string", minLength=1,
                                 description="Images to send, cycled: an s3:// prefix or a local folder "
                                 "(relative to the project root). ContentType comes from each file."),
@@ -58,8 +46,7 @@ from sagemaker_vision.tasks import retry_delay_seconds
             description="Where report.json and chart.png go; the run id is appended."),
         "force": Param(False, type="boolean",
                        description="Load an endpoint that is not tagged load-test-allowed=true. Think twice."),
-    },
-)
+    }))
 def endpoint_load_test():
     LoadTestOperator(
         task_id="load_test",

@@ -14,29 +14,15 @@ Manual trigger only. The logic lives in `sagemaker_vision.scaling`.
 
 from __future__ import annotations
 
-import os
-
-import pendulum
-from airflow.sdk import Param, dag, task
+from airflow.sdk import dag, task
 
 from sagemaker_vision import aws
-from sagemaker_vision.tasks import retry_delay_seconds
+from sagemaker_vision.tasks import endpoint_name_param, manual_dag_kwargs
 
 
-@dag(
-    schedule=None,
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
-    doc_md=__doc__,
-    tags=["sagemaker", "object-detection", "deploy"],
-    default_args={"retries": 2, "retry_delay": pendulum.duration(seconds=retry_delay_seconds())},
-    params={
-        "endpoint_name": Param(os.environ.get("SAGEMAKER_VISION_PIPELINE_NAME", "shapes-detector"), type="string",
-                               minLength=1, maxLength=63, pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$",
-                               description="The A/B endpoint whose Challenger variant takes all traffic."),
-    },
-)
+@dag(schedule=None, **manual_dag_kwargs(__doc__, ["deploy"], params={
+    "endpoint_name": endpoint_name_param("The A/B endpoint whose Challenger variant takes all traffic."),
+}))
 def endpoint_promote_challenger():
     @task
     def promote(**context) -> dict:

@@ -19,27 +19,17 @@ Manual trigger only. This file only wires; the logic lives in `sagemaker_vision.
 
 from __future__ import annotations
 
-import os
-
-import pendulum
 from airflow.sdk import Param, dag, task
 
-from sagemaker_vision.tasks import retry_delay_seconds
+from sagemaker_vision.tasks import endpoint_name_param, manual_dag_kwargs
 
 
-@dag(
-    schedule=None,
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
-    catchup=False,
-    max_active_runs=1,
-    doc_md=__doc__,
-    tags=["sagemaker", "object-detection", "teardown"],
+@dag(schedule=None, **manual_dag_kwargs(
+    __doc__,
+    ["teardown"],
     params={
-        "endpoint_name": Param(
-            os.environ.get("SAGEMAKER_VISION_PIPELINE_NAME", "shapes-detector"), type="string",
-            minLength=1, maxLength=63, pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$",
-            description="The endpoint to tear down (or whose pipeline to prune). It must be tagged "
-            "managed-by=sagemaker-vision."),
+        "endpoint_name": endpoint_name_param(
+            "The endpoint to tear down (or whose pipeline to prune). It must be tagged managed-by=sagemaker-vision."),
         "keep_models": Param(
             2, type="integer", minimum=0,
             description="Keep the newest N models of the endpoint's pipeline (for a later deploy or rollback); "
@@ -52,8 +42,7 @@ from sagemaker_vision.tasks import retry_delay_seconds
             False, type="boolean",
             description="Only log the plan (what would be deleted, why, and the cost it stops); delete nothing."),
     },
-    default_args={"retries": 2, "retry_delay": pendulum.duration(seconds=retry_delay_seconds())},
-)
+))
 def endpoint_teardown():
     @task
     def plan(**context) -> dict:

@@ -39,6 +39,30 @@ def dag_kwargs(doc_md: str, tags: list[str]) -> dict[str, Any]:
     }
 
 
+def manual_dag_kwargs(doc_md: str, tags: list[str], params: dict[str, Any]) -> dict[str, Any]:
+    """What the manual-trigger DAGs (load test, teardown, promote) share; they pass schedule=None."""
+    return {
+        "start_date": pendulum.datetime(2026, 1, 1, tz="UTC"),
+        "catchup": False,
+        "max_active_runs": 1,
+        "doc_md": doc_md,
+        "tags": ["sagemaker", "object-detection", *tags],
+        "params": params,
+        "default_args": {"retries": 2, "retry_delay": pendulum.duration(seconds=retry_delay_seconds()),
+                         "botocore_config": aws.BOTOCORE_CONFIG},
+    }
+
+
+def endpoint_name_param(description: str):
+    """The ``endpoint_name`` param of the manual DAGs."""
+    import os
+
+    from airflow.sdk import Param
+
+    return Param(os.environ.get("SAGEMAKER_VISION_PIPELINE_NAME", "shapes-detector"), type="string", minLength=1,
+                 maxLength=63, pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$", description=description)
+
+
 @task
 def estimate_costs(labels: bool = True, **context) -> dict:
     """Price every paid step of this run; fail before spending when over `budget_usd`."""
