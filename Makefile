@@ -51,6 +51,9 @@ label-studio: $(STAMP)
 label-studio-stop: $(STAMP)
 	$(PY) scripts/label_studio.py stop
 
+bench: $(STAMP)
+	$(PY) benchmarks/run_all.py $(BENCH_ARGS)
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff check --select AIR3 --preview dags plugins

@@ -911,6 +911,9 @@ class LoadTestOperator(BaseOperator):
     :param max_error_rate: error share every step must stay under; None for no error SLO.
     :param report_s3_prefix: ``s3://bucket/prefix`` for report.json and chart.png.
     :param force: load-test an endpoint that lacks the ``load-test-allowed=true`` tag.
+    :param engine: ``threads`` on one shared client (light; the pipeline's default) or ``asyncio``
+        on aiobotocore, spread over ``processes`` worker processes (for high concurrency).
+    :param processes: worker processes for the ``asyncio`` engine.
     :param fail_on_slo_breach: raise on a breach (True) or only report it (False), e.g. when
         the ramp deliberately goes past the knee to find ``max_sustainable_rps``.
     """
@@ -939,6 +942,8 @@ class LoadTestOperator(BaseOperator):
         safety_factor: float = 0.5,
         force: bool = False,
         fail_on_slo_breach: bool = True,
+        engine: str = "threads",
+        processes: int = 1,
         aws_conn_id: str | None = "aws_default",
         region_name: str | None = None,
         **kwargs: Any,
@@ -957,6 +962,12 @@ class LoadTestOperator(BaseOperator):
         self.max_payloads = max_payloads
         self.safety_factor = safety_factor
         self.force = force
+        if engine not in ("threads", "asyncio"):
+            raise ValueError(f"engine must be 'threads' or 'asyncio', got {engine!r}")
+        if not isinstance(processes, int) or processes < 1 or (engine == "threads" and processes != 1):
+            raise ValueError(f"processes must be >= 1 (and 1 for the threads engine), got {processes!r}")
+        self.engine = engine
+        self.processes = processes
         self.fail_on_slo_breach = fail_on_slo_breach
         self.aws_conn_id = aws_conn_id
         self.region_name = region_name
@@ -1046,10 +1057,25 @@ class LoadTestOperator(BaseOperator):
             config.endpoint_name, instance_count, list(config.concurrency_steps), config.step_seconds,
             config.max_requests_per_step, len(payloads), config.worst_case_seconds,
         )
-        invoke = boto3_invoker(self.client, config.endpoint_name)
+        def on_step(step: StepResult) -> None:
+            self.log.info("step done: %s", step.summary())
+
         try:
-            report = run_load_test(invoke, config,
-                                   on_step=lambda step: self.log.info("step done: %s", step.summary()))
+            if self.engine == "threads":
+                report = run_load_test(boto3_invoker(self.client, config.endpoint_name), config, on_step=on_step)
+            else:
+                # Past ~50 concurrent requests one client's CPU is the limit (benchmarks/README.md):
+                # asyncio workers in several processes keep the tester from being the bottleneck.
+                from sagemaker_vision.load_engine_mp import ClientSpec, run_load_test_processes
+
+                spec = ClientSpec.from_hook(
+                    aws.hook("sagemaker-runtime", self.aws_conn_id, self.region_name),
+                    max_pool_connections=max(config.concurrency_steps),
+                    connect_timeout_s=min(10.0, float(config.request_timeout_s)),
+                    read_timeout_s=float(config.request_timeout_s),
+                )
+                report = run_load_test_processes(config, spec, processes=self.processes, engine=self.engine,
+                                                 on_step=on_step)
         except LoadTestError as exc:
             raise AirflowException(str(exc)) from exc
 
