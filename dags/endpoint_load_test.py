@@ -59,9 +59,6 @@ def endpoint_load_test():
         max_error_rate="{{ params.max_error_rate }}",
         report_s3_prefix="{{ params.report_s3_prefix.rstrip('/') }}/{{ dag_run.run_id | replace(':', '-') }}/",
         force="{{ params.force }}",
-        # The ramp goes to high concurrency: asyncio workers in two processes (benchmarks P3b, P4).
-        engine="asyncio",
-        processes=2,
     )
 
 

@@ -24,6 +24,7 @@ This file only wires; each stage lives in one module of `plugins/sagemaker_visio
 from __future__ import annotations
 
 from airflow.sdk import dag
+from airflow.timetables.interval import CronDataIntervalTimetable
 
 from sagemaker_vision.labeling import LabelImagesOperator
 from sagemaker_vision.params import default_poll_seconds
@@ -31,7 +32,13 @@ from sagemaker_vision.s3_sync import S3SyncOperator
 from sagemaker_vision.tasks import dag_kwargs, estimate_costs, prepare_manifests, train_and_deploy
 
 
-@dag(schedule="@weekly", catchup=False, **dag_kwargs(__doc__, ["training", "weekly"]))
+# Weekly data intervals (Sunday to Sunday), not Airflow 3's default zero-length cron triggers:
+# each run owns one week of images, which is what its partition and backfills are keyed on.
+@dag(
+    schedule=CronDataIntervalTimetable("0 0 * * 0", timezone="UTC"),
+    catchup=False,
+    **dag_kwargs(__doc__, ["training", "weekly"]),
+)
 def object_detection_pipeline():
     sync_images = S3SyncOperator(
         task_id="sync_images",

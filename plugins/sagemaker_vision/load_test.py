@@ -911,8 +911,9 @@ class LoadTestOperator(BaseOperator):
     :param max_error_rate: error share every step must stay under; None for no error SLO.
     :param report_s3_prefix: ``s3://bucket/prefix`` for report.json and chart.png.
     :param force: load-test an endpoint that lacks the ``load-test-allowed=true`` tag.
-    :param engine: ``threads`` on one shared client (light; the pipeline's default) or ``asyncio``
-        on aiobotocore, spread over ``processes`` worker processes (for high concurrency).
+    :param engine: ``asyncio`` on aiobotocore, spread over ``processes`` worker processes (the
+        default: the tester is not the bottleneck at high concurrency), or ``threads`` on one
+        shared client (lighter to start; fine below ~50 concurrent requests).
     :param processes: worker processes for the ``asyncio`` engine.
     :param fail_on_slo_breach: raise on a breach (True) or only report it (False), e.g. when
         the ramp deliberately goes past the knee to find ``max_sustainable_rps``.
@@ -942,8 +943,8 @@ class LoadTestOperator(BaseOperator):
         safety_factor: float = 0.5,
         force: bool = False,
         fail_on_slo_breach: bool = True,
-        engine: str = "threads",
-        processes: int = 1,
+        engine: str = "asyncio",
+        processes: int = 2,
         aws_conn_id: str | None = "aws_default",
         region_name: str | None = None,
         **kwargs: Any,

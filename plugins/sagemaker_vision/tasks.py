@@ -203,6 +203,9 @@ def train_and_deploy(manifests: Any, poll: int | None = None) -> tuple[Any, Any]
         slo_p95_ms="{{ params.slo_p95_ms }}",
         max_error_rate="{{ params.max_error_rate }}",
         report_s3_prefix="{{ pipeline().report_prefix }}",
+        # A few concurrent requests: one process of threads starts faster than worker processes.
+        engine="threads",
+        processes=1,
     )
     gate_training >> request
     quality_gate(train.output, manifests) >> requests

@@ -547,6 +547,8 @@ def make_operator(stub_url: str, endpoint: str, **overrides) -> LoadTestOperator
         "report_s3_prefix": "s3://reports/load-tests/run-1/", "concurrency_steps": [1, 2],
         "step_seconds": 0.3, "max_requests_per_step": 20, "slo_p95_ms": 1000, "max_error_rate": 0.0,
         "warmup_requests": 2, "aws_conn_id": None, "region_name": REGION,
+        # The client below is injected: only the in-process engine uses it.
+        "engine": "threads", "processes": 1,
     }
     kwargs.update(overrides)
     op = LoadTestOperator(**kwargs)
