@@ -19,9 +19,11 @@ from tests.airflow_cluster import AirflowCluster
 pytestmark = pytest.mark.integration
 
 DAG_ID = "object_detection_pipeline"
-# @weekly intervals start on Sundays: Nov 1, 8 and 15 2026, ending Nov 8, 15 and 22.
-FROM, TO = "2026-11-01", "2026-11-15"
-PARTITIONS = ["2026-11-01", "2026-11-08", "2026-11-15"]
+# Weekly intervals start on Sundays: Oct 11, 18 and 25 2026, ending Oct 18, 25 and Nov 1. (Not
+# the latest weeks: unpausing schedules the latest complete week, and a backfill skips dates
+# that already have a run.)
+FROM, TO = "2026-10-11", "2026-10-25"
+PARTITIONS = ["2026-10-11", "2026-10-18", "2026-10-25"]
 PIPELINE = "backfill-detector"
 
 
@@ -82,7 +84,7 @@ def test_backfill_three_weeks_each_trains_on_its_own_interval(tmp_path, aws_clie
 
     jobs = sorted(j["TrainingJobName"] for j in sm.list_training_jobs(MaxResults=100)["TrainingJobSummaries"]
                   if j["TrainingJobName"].startswith(PIPELINE + "-"))
-    assert jobs == [f"{PIPELINE}-202611{d}-000000" for d in ("08", "15", "22")], jobs
+    assert jobs == [f"{PIPELINE}-{d}-000000" for d in ("20261018", "20261025", "20261101")], jobs
     for week, job in enumerate(jobs, start=1):
         stamp = job.removeprefix(PIPELINE + "-").replace("-", "T")
         refs = []
