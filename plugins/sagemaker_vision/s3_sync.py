@@ -16,7 +16,6 @@ import hashlib
 import logging
 import mimetypes
 import os
-import re
 import stat
 import threading
 import time
@@ -33,6 +32,7 @@ from botocore.exceptions import ClientError
 from s3transfer.subscribers import BaseSubscriber
 
 from sagemaker_vision import aws
+from sagemaker_vision.config import validate_bucket
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -53,7 +53,6 @@ MAX_FAILURES_IN_MESSAGE = 50
 
 # mimetypes maps ".manifest" to the HTML5 appcache type; SageMaker manifests are JSON Lines.
 _CONTENT_TYPE_OVERRIDES = {".manifest": "application/jsonlines", ".jsonl": "application/jsonlines"}
-_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 logger = logging.getLogger(__name__)
 
@@ -195,8 +194,7 @@ def parse_s3_uri(uri: str, field_name: str) -> tuple[str, str]:
     if not isinstance(uri, str) or not uri.startswith("s3://"):
         raise ValueError(f"{field_name}: expected an s3://bucket/prefix URI, got {uri!r}")
     bucket, _, prefix = uri[len("s3://"):].partition("/")
-    if not _BUCKET_RE.match(bucket) or ".." in bucket:
-        raise ValueError(f"{field_name}: {bucket!r} is not a valid S3 bucket name (in {uri!r})")
+    validate_bucket(bucket, field_name)
     prefix = prefix.lstrip("/")
     if prefix and not prefix.endswith("/"):
         prefix += "/"
