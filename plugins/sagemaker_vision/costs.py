@@ -582,8 +582,8 @@ def async_endpoint_cost(
     An async endpoint can scale to zero instances; pass the hours it actually had
     ``instance_count`` instances running.
     """
-    table = _active_table(prices)
-    return _cents(_hosting(table, region, instance_type, instance_count, hours, gb_in, gb_out))
+    return realtime_endpoint_cost(instance_type, instance_count, hours, gb_in=gb_in, gb_out=gb_out,
+                                  prices=prices, region=region)
 
 
 def _hosting(
