@@ -66,6 +66,18 @@ class Control:
         """Timeline length for jobs and endpoints created from now on."""
         self._call("POST", "config", {"transition_seconds": seconds})
 
+    def set_time_scale(self, scale: float | None) -> None:
+        """Emulated AWS seconds per real second; None derives it from transition_seconds again."""
+        self._call("POST", "config", {"time_scale": scale})
+
+    def set_duration(self, kind: str, seconds: float, name_prefix: str = "") -> None:
+        """Resources of ``kind`` named ``name_prefix…`` created from now on last ``seconds`` of emulated time."""
+        self._call("POST", "durations", {"kind": kind, "name_prefix": name_prefix, "seconds": seconds})
+
+    def clear_durations(self) -> None:
+        """Back to each resource's default emulated duration."""
+        self._call("DELETE", "durations")
+
     def reset(self) -> None:
         """Empty all AWS state and drop fault rules and mAP overrides."""
         self._call("POST", "reset")

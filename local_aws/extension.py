@@ -56,6 +56,10 @@ class Extension:
         self.lock = threading.RLock()
         self.faults = FaultBook()
         self.transition_seconds = 2.0
+        # Explicit emulated-seconds-per-real-second; None derives it from transition_seconds.
+        self._time_scale: float | None = None
+        # (kind, name_prefix, emulated seconds) set through the control API; the latest match wins.
+        self.duration_rules: list[tuple[str, str, float]] = []
         self.answer_key: AnswerKey | None = None
         # (name_prefix, mAP) pairs set through the control API; the latest match wins.
         self.map_rules: list[tuple[str, float]] = []
@@ -85,14 +89,53 @@ class Extension:
         with self.lock:
             self.faults.clear()
             self.map_rules.clear()
+            self.duration_rules.clear()
+            self._time_scale = None
             self._tasks.clear()
             self.counters.clear()
 
     # -- time ---------------------------------------------------------------------------
     @staticmethod
     def now() -> float:
-        """Monotonic seconds; timelines never jump with the wall clock."""
+        """Monotonic real seconds; timelines never jump with the wall clock."""
         return time.monotonic()
+
+    @property
+    def time_scale(self) -> float:
+        """Emulated AWS seconds per real second (inf: everything is instant).
+
+        Resources last realistic *emulated* durations (a training job its hour, a labeling job
+        its days); the clock compresses them. By default one ``transition_seconds`` of real time
+        stands for ``REFERENCE_TRANSITION`` emulated seconds.
+        """
+        if self._time_scale is not None:
+            return self._time_scale
+        return REFERENCE_TRANSITION / self.transition_seconds if self.transition_seconds > 0 else float("inf")
+
+    def set_time_scale(self, scale: float | None) -> None:
+        """Fix the time scale (emulated s per real s), or None to derive it from transition_seconds."""
+        if scale is not None and not scale > 0:
+            raise ValueError("time_scale must be > 0")
+        with self.lock:
+            self._time_scale = None if scale is None else float(scale)
+
+    def emulated_duration(self, kind: str, name: str, default: float) -> float:
+        """Emulated seconds a ``kind`` resource called ``name`` lasts: an override, else ``default``."""
+        with self.lock:
+            for rule_kind, prefix, seconds in reversed(self.duration_rules):
+                if rule_kind == kind and name.startswith(prefix):
+                    return seconds
+        return default
+
+    def real_seconds(self, emulated: float) -> float:
+        """Real seconds that ``emulated`` AWS seconds take at the current time scale."""
+        scale = self.time_scale
+        return 0.0 if scale == float("inf") else emulated / scale
+
+    def emulated_since(self, started: float) -> float:
+        """Emulated seconds elapsed since the real monotonic instant ``started``."""
+        scale = self.time_scale
+        return float("inf") if scale == float("inf") else (self.now() - started) * scale
 
     def schedule(self, delay: float, fn: Callable[[], None]) -> None:
         """Run ``fn`` under the lock once ``delay`` seconds have passed (at the next tick)."""
@@ -169,6 +212,8 @@ class Extension:
                 "transition_seconds": self.transition_seconds,
                 "faults": self.faults.rules(),
                 "training_map": [{"name_prefix": p, "map": v} for p, v in self.map_rules],
+                "time_scale": self.time_scale,
+                "durations": [{"kind": k, "name_prefix": p, "seconds": v} for k, p, v in self.duration_rules],
                 "pending_tasks": len(self._tasks),
                 "counters": dict(self.counters),
                 "resources": resources,
@@ -182,6 +227,12 @@ def fake_map(job_name: str) -> float:
     digest = int(hashlib.sha256(job_name.encode()).hexdigest()[:8], 16)
     return round(0.55 + 0.25 * digest / 0xFFFFFFFF, 4)
 
+
+# Emulated seconds that one real ``transition_seconds`` stands for, unless a time_scale is set:
+# with the default 2 s, ten emulated minutes pass per two real seconds (scale 300).
+REFERENCE_TRANSITION = 600.0
+
+DURATION_KINDS = ("training", "endpoint_create", "endpoint_update", "labeling", "async_inference")
 
 # One per process: moto's backends are process-global too.
 EXTENSION = Extension()

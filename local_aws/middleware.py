@@ -150,6 +150,8 @@ class EmulatorMiddleware:
             ("DELETE", "training"): self._clear_map,
             ("POST", "reset"): lambda _: (self.reset(), (200, {"reset": True}))[1],
             ("POST", "config"): self._configure,
+            ("POST", "durations"): self._set_duration,
+            ("DELETE", "durations"): self._clear_durations,
         }
         handler = handlers.get((method, route))
         if handler is None:
@@ -182,11 +184,40 @@ class EmulatorMiddleware:
         return 201, {"training_map": [{"name_prefix": p, "map": v} for p, v in self.ext.map_rules]}
 
     def _configure(self, payload: Any) -> tuple[int, Any]:
-        value = payload.get("transition_seconds") if isinstance(payload, dict) else None
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 or len(payload) != 1:
-            return 400, {"error": 'expected {"transition_seconds": number >= 0}'}
-        self.set_transition_seconds(float(value))
-        return 200, {"transition_seconds": float(value)}
+        usage = 'expected {"transition_seconds": number >= 0} and/or {"time_scale": number > 0 or null}'
+        if not isinstance(payload, dict) or not payload or set(payload) - {"transition_seconds", "time_scale"}:
+            return 400, {"error": usage}
+        seconds, scale = payload.get("transition_seconds"), payload.get("time_scale")
+        if "transition_seconds" in payload and (isinstance(seconds, bool) or not isinstance(seconds, int | float)
+                                                or seconds < 0):
+            return 400, {"error": usage}
+        if scale is not None and (isinstance(scale, bool) or not isinstance(scale, int | float) or scale <= 0):
+            return 400, {"error": usage}
+        if "transition_seconds" in payload:
+            self.set_transition_seconds(float(seconds))
+        if "time_scale" in payload:
+            self.ext.set_time_scale(scale)
+        return 200, {"transition_seconds": self.ext.transition_seconds, "time_scale": self.ext.time_scale}
+
+    def _set_duration(self, payload: Any) -> tuple[int, Any]:
+        from .extension import DURATION_KINDS
+
+        usage = f'expected {{"kind": one of {list(DURATION_KINDS)}, "name_prefix": str, "seconds": number > 0}}'
+        if not isinstance(payload, dict) or set(payload) - {"kind", "name_prefix", "seconds"}:
+            return 400, {"error": usage}
+        kind, prefix, seconds = payload.get("kind"), payload.get("name_prefix", ""), payload.get("seconds")
+        if kind not in DURATION_KINDS or not isinstance(prefix, str) or isinstance(seconds, bool) \
+                or not isinstance(seconds, int | float) or seconds <= 0:
+            return 400, {"error": usage}
+        with self.ext.lock:
+            self.ext.duration_rules.append((kind, prefix, float(seconds)))
+            rules = [{"kind": k, "name_prefix": p, "seconds": v} for k, p, v in self.ext.duration_rules]
+        return 201, {"durations": rules}
+
+    def _clear_durations(self, _payload: Any) -> tuple[int, Any]:
+        with self.ext.lock:
+            self.ext.duration_rules.clear()
+        return 200, {"durations": []}
 
     def _clear_map(self, _payload: Any) -> tuple[int, Any]:
         with self.ext.lock:
