@@ -91,6 +91,10 @@ __all__ = [
 ]
 
 OBJECT_DETECTION_TYPE = "groundtruth/object-detection"
+# Ground Truth writes "groundtruth/object-detection"; the built-in algorithm's own augmented-manifest
+# example (SageMaker guide, object-detection.md, "Train with the augmented manifest image format")
+# writes "groundtruth/object_detection". The algorithm ignores the metadata, so both are accepted.
+OBJECT_DETECTION_TYPES = frozenset((OBJECT_DETECTION_TYPE, "groundtruth/object_detection"))
 
 # str(ManifestError) lists this many problems; the error object keeps up to MAX_KEPT_PROBLEMS
 # (so a manifest that is wrong on every line cannot exhaust memory) and counts all of them.
@@ -644,9 +648,10 @@ def _scan(lines: Iterable[str | bytes], *, label_attribute: str, source: str, se
         if type(meta) is dict:
             ids = ids_of(meta.get("class-map"), lineno)
             job_type = meta.get("type")
-            if job_type is not None and job_type != OBJECT_DETECTION_TYPE:
+            if job_type is not None and (type(job_type) is not str or job_type not in OBJECT_DETECTION_TYPES):
                 add(lineno, f"{meta_attr}.type",
-                    f"must be {OBJECT_DETECTION_TYPE!r} for bounding boxes, got {_short(job_type)}")
+                    f"must be {' or '.join(map(repr, sorted(OBJECT_DETECTION_TYPES)))} for bounding boxes, "
+                    f"got {_short(job_type)}")
         elif meta is _MISSING:
             add(lineno, meta_attr, "missing")
         else:

@@ -847,3 +847,55 @@ def test_coco_tiny_and_border_boxes_are_kept_inside_the_image() -> None:
     got = [(a["left"], a["top"], a["width"], a["height"]) for a in rec["bb"]["annotations"]]
     assert got == [(11, 3, 1, 1), (19, 9, 1, 1), (0, 0, 20, 10)]
     assert labels.validate_manifest([labels.dumps_line(rec)], label_attribute="bb").num_boxes == 3
+
+
+# --- AWS's own augmented-manifest example (issue 8, defect 6) ------------------------------------
+
+# The line shape of the built-in Object Detection algorithm's example (SageMaker developer guide,
+# object-detection.md, "Train with the augmented manifest image format"): the type is spelled with
+# an underscore and the metadata holds only the class-map and the type.
+AWS_EXAMPLE_LINES = [
+    '{"source-ref": "s3://your_bucket/image1.jpg", "bounding-box": {"image_size": [{"width": 500, '
+    '"height": 400, "depth": 3}], "annotations": [{"class_id": 0, "left": 111, "top": 134, "width": 61, '
+    '"height": 128}, {"class_id": 1, "left": 161, "top": 250, "width": 79, "height": 143}]}, '
+    '"bounding-box-metadata": {"class-map": {"0": "dog", "1": "cat"}, "type": "groundtruth/object_detection"}}\n',
+    '{"source-ref": "s3://your_bucket/image2.jpg", "bounding-box": {"image_size": [{"width": 400, '
+    '"height": 300, "depth": 3}], "annotations": [{"class_id": 1, "left": 100, "top": 120, "width": 43, '
+    '"height": 78}]}, "bounding-box-metadata": {"class-map": {"1": "cat"}, "type": "groundtruth/object_detection"}}\n',
+]
+
+
+def test_aws_object_detection_example_validates_and_splits():
+    stats = labels.validate_manifest(AWS_EXAMPLE_LINES, label_attribute=ATTR, source="aws.manifest")
+    assert stats.num_lines == 2 and stats.num_boxes == 3
+    assert stats.class_map == {0: "dog", 1: "cat"}
+    train, valid = io.StringIO(), io.StringIO()
+    result = labels.split_manifest(AWS_EXAMPLE_LINES, label_attribute=ATTR, validation_fraction=0.5,
+                                   train_out=train, validation_out=valid)
+    assert result.num_training_samples + result.num_validation_samples == 2
+
+
+@pytest.mark.parametrize("job_type", ["groundtruth/object-detection", "groundtruth/object_detection"])
+def test_both_type_spellings_and_minimal_metadata(job_type):
+    rec = record(1)
+    rec[f"{ATTR}-metadata"] = {"class-map": dict(CLASSES), "type": job_type}
+    assert labels.validate_manifest([line(rec)], label_attribute=ATTR).num_lines == 1
+
+
+@pytest.mark.parametrize("job_type, why", [
+    ("groundtruth/image-classification", "another task type"),
+    ("groundtruth/object detection", "neither spelling"),
+    (["groundtruth/object_detection"], "not a string"),
+])
+def test_other_types_are_still_refused(job_type, why):
+    rec = record(1)
+    rec[f"{ATTR}-metadata"]["type"] = job_type
+    err = manifest_error([line(rec)])
+    assert f"{ATTR}-metadata.type" in str(err), why
+    assert "groundtruth/object_detection" in str(err) and "groundtruth/object-detection" in str(err)
+
+
+def test_minimal_metadata_still_needs_a_class_map():
+    rec = record(1)
+    rec[f"{ATTR}-metadata"] = {"type": "groundtruth/object_detection"}
+    assert f"{ATTR}-metadata.class-map" in str(manifest_error([line(rec)]))
