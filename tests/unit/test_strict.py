@@ -1,0 +1,234 @@
+"""local_aws.strict: the strict walk of a request against botocore's model, check by check."""
+
+from __future__ import annotations
+
+import base64
+
+import botocore.session
+import pytest
+from botocore.exceptions import ParamValidationError
+
+from local_aws import strict
+
+ROLE = "arn:aws:iam::123456789012:role/sagemaker-vision-execution"
+
+
+def _training(**overrides):
+    params = {
+        "TrainingJobName": "od-2026-12-01",
+        "AlgorithmSpecification": {"TrainingImage": "811284229777.dkr.ecr.us-east-1.amazonaws.com/object-detection:1",
+                                   "TrainingInputMode": "File"},
+        "RoleArn": ROLE,
+        "OutputDataConfig": {"S3OutputPath": "s3://bucket/out"},
+        "ResourceConfig": {"InstanceType": "ml.p3.2xlarge", "InstanceCount": 1, "VolumeSizeInGB": 50},
+        "StoppingCondition": {"MaxRuntimeInSeconds": 3600},
+        "HyperParameters": {"num_classes": "2"},
+        "Tags": [{"Key": "project", "Value": "vision"}],
+    }
+    params.update(overrides)
+    return params
+
+
+def _kinds(found):
+    return [(v.path, v.kind) for v in found]
+
+
+def test_a_valid_request_has_no_violations():
+    assert strict.violations("sagemaker", "CreateTrainingJob", _training()) == []
+
+
+def test_required_member_missing_is_value_null_must_not_be_null():
+    params = _training()
+    del params["RoleArn"]
+    params["OutputDataConfig"] = {"KmsKeyId": "k"}
+    found = strict.violations("sagemaker", "CreateTrainingJob", params)
+    assert _kinds(found) == [("roleArn", "required"), ("outputDataConfig.s3OutputPath", "required")]
+    assert str(found[0]) == "Value null at 'roleArn' failed to satisfy constraint: Member must not be null"
+
+
+def test_unknown_members_at_top_and_nested():
+    params = _training(Bogus=1, ResourceConfig={"InstanceType": "ml.p3.2xlarge", "InstanceCount": 1,
+                                                "VolumeSizeInGB": 50, "Extra": "x"})
+    assert _kinds(strict.violations("sagemaker", "CreateTrainingJob", params)) == [
+        ("bogus", "unknown"), ("resourceConfig.extra", "unknown")]
+
+
+def test_enum_outside_the_value_set():
+    params = _training(ResourceConfig={"InstanceType": "ml.banana", "InstanceCount": 1, "VolumeSizeInGB": 50})
+    (found,) = strict.violations("sagemaker", "CreateTrainingJob", params)
+    assert found.path == "resourceConfig.instanceType" and found.kind == "enum"
+    assert found.constraint.startswith("Member must satisfy enum value set: [ml.m4.xlarge, ")
+
+
+def test_numeric_min_and_max():
+    low = _training(StoppingCondition={"MaxRuntimeInSeconds": 0})
+    (found,) = strict.violations("sagemaker", "CreateTrainingJob", low)
+    assert str(found) == ("Value '0' at 'stoppingCondition.maxRuntimeInSeconds' failed to satisfy constraint: "
+                          "Member must have value greater than or equal to 1")
+    # UpdateEndpointWeightsAndCapacities: DesiredInstanceCount has min 0 and no max; weights min 0
+    ok = {"EndpointName": "ep", "DesiredWeightsAndCapacities": [{"VariantName": "A", "DesiredWeight": 0.0}]}
+    assert strict.violations("sagemaker", "UpdateEndpointWeightsAndCapacities", ok) == []
+    bad = {"EndpointName": "ep", "DesiredWeightsAndCapacities": [{"VariantName": "A", "DesiredWeight": -1.0}]}
+    assert _kinds(strict.violations("sagemaker", "UpdateEndpointWeightsAndCapacities", bad)) == [
+        ("desiredWeightsAndCapacities.1.member.desiredWeight", "range")]
+    # max: application-autoscaling TargetValue has none, but PutScalingPolicy ScalableDimension is enum;
+    # MaxCapacity of RegisterScalableTarget is a plain integer; use a real max: logs Limit (max 10000)
+    found = strict.violations("logs", "GetLogEvents", {"logGroupName": "g", "logStreamName": "s", "limit": 10001})
+    assert [str(v) for v in found] == ["Value '10001' at 'limit' failed to satisfy constraint: "
+                                       "Member must have value less than or equal to 10000"]
+
+
+def test_string_length_min_and_max():
+    found = strict.violations("sagemaker", "CreateTrainingJob", _training(TrainingJobName="x" * 64))
+    assert _kinds(found) == [("trainingJobName", "length"), ("trainingJobName", "pattern")]
+    assert found[0].constraint == "Member must have length less than or equal to 63"
+    found = strict.violations("sagemaker", "CreateTrainingJob", _training(RoleArn="arn:aws:iam::1:role"))
+    assert ("roleArn", "length") in _kinds(found)
+
+
+def test_list_length_and_list_members_with_one_based_member_paths():
+    tags = [{"Key": f"k{i}", "Value": "v"} for i in range(51)]
+    found = strict.violations("sagemaker", "CreateTrainingJob", _training(Tags=tags))
+    assert [str(v) for v in found][0].endswith("Member must have length less than or equal to 50")
+    found = strict.violations("sagemaker", "CreateTrainingJob",
+                              _training(Tags=[{"Key": "ok", "Value": "v"}, {"Key": "bad{", "Value": "v"}]))
+    assert _kinds(found) == [("tags.2.member.key", "pattern")]
+
+
+def test_map_keys_and_values_reported_at_the_map():
+    found = strict.violations("sagemaker", "CreateTrainingJob", _training(HyperParameters={"k": "v" * 2501}))
+    assert len(found) == 1
+    assert found[0].path == "hyperParameters"
+    assert found[0].constraint == "Map value must satisfy constraint: [Member must have length less than or equal to 2500]"
+    found = strict.violations("sagemaker", "CreateTrainingJob", _training(HyperParameters={"k" * 257: "v"}))
+    assert found[0].constraint == "Map keys must satisfy constraint: [Member must have length less than or equal to 256]"
+    assert str(found[0]).startswith(f"Value '{{{'k' * 257}=v}}' at 'hyperParameters'")
+    # map length: HyperParameters has max 100 entries
+    many = {f"k{i}": "v" for i in range(101)}
+    assert _kinds(strict.violations("sagemaker", "CreateTrainingJob", _training(HyperParameters=many))) == [
+        ("hyperParameters", "length")]
+
+
+def test_list_of_scalars_reported_at_the_list():
+    params = {"ResourceARNs": ["arn:aws:sagemaker:us-east-1:123456789012:endpoint/x" + "x" * 2100]}
+    found = strict.violations("sagemaker", "ListTags", {"ResourceArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/x"})
+    assert found == []  # ListTags.ResourceArn only has max 256 and a loose pattern
+    found = strict.violations("logs", "DescribeLogStreams", {"logGroupName": "g", "orderBy": "Nope"})
+    assert _kinds(found) == [("orderBy", "enum")]
+    assert params  # the ARN list above is only documentation of the shape
+
+
+def test_blob_length_client_and_wire():
+    body = b"x" * (6 * 1024 * 1024 + 1)
+    found = strict.violations("sagemaker-runtime", "InvokeEndpoint",
+                              {"EndpointName": "ep", "Body": body, "ContentType": "image/jpeg"})
+    assert [(v.path, v.constraint) for v in found] == [
+        ("body", "Member must have length less than or equal to 6291456")]
+    encoded = base64.b64encode(b"\x00" * 10).decode()
+    assert strict.violations("sagemaker-runtime", "InvokeEndpoint", {"EndpointName": "ep", "Body": encoded},
+                             wire=True) == []
+
+
+def test_wire_types_and_nulls():
+    params = _training(ResourceConfig={"InstanceType": "ml.p3.2xlarge", "InstanceCount": "1", "VolumeSizeInGB": True})
+    assert _kinds(strict.violations("sagemaker", "CreateTrainingJob", params, wire=True)) == [
+        ("resourceConfig.instanceCount", "type"), ("resourceConfig.volumeSizeInGB", "type")]
+    params = _training(RoleArn=None)
+    assert _kinds(strict.violations("sagemaker", "CreateTrainingJob", params, wire=True)) == [("roleArn", "required")]
+
+
+def test_message_in_aws_format():
+    found = strict.violations("sagemaker", "CreateTrainingJob", _training(TrainingJobName="bad_name"))
+    assert strict.message(found) == (
+        "1 validation error detected: Value 'bad_name' at 'trainingJobName' failed to satisfy constraint: "
+        "Member must satisfy regular expression pattern: [a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}")
+    two = strict.violations("sagemaker", "CreateTrainingJob", _training(TrainingJobName="bad_name" * 9))
+    assert strict.message(two).startswith("2 validation errors detected: Value '")
+    assert "; Value '" in strict.message(two)
+    with pytest.raises(strict.StrictValidationError, match="sagemaker.CreateTrainingJob: 2 validation errors"):
+        strict.check("sagemaker", "CreateTrainingJob", _training(TrainingJobName="bad_name" * 9))
+
+
+def _model_pattern(service, shape):
+    return botocore.session.get_session().get_service_model(service).shape_for(shape).metadata["pattern"]
+
+
+# Real patterns from botocore 1.43.117's models, each with values that must pass and must fail.
+PATTERNS = [
+    ("sagemaker", "TrainingJobName", ["od-1", "a", "A-b--c9"], ["bad_name", "-lead", "trail-", "x" * 64, ""]),
+    ("sagemaker", "ModelName", ["m", "m-1"], ["m_", "-m", "m-"]),
+    ("sagemaker", "RoleArn", [ROLE, "arn:aws-cn:iam::123456789012:role/a/b"],
+     ["arn:aws:iam::12345:role/x", "role/x", f"{ROLE} "]),
+    ("sagemaker", "S3Uri", ["s3://b/k", "https://b.s3.amazonaws.com/k", "s3://b"], ["b/k", "S3://b/k", "ftp://b"]),
+    ("sagemaker", "TagKey", ["project", "a b", "ü:é/=+-@", "k.1_2"], ["bad{", "a,b", "x*"]),
+    ("sagemaker", "ArnOrName", ["wt", "arn:aws:sagemaker:us-east-1:123456789012:workteam/wt"], ["wt-", "a_b"]),
+    ("sagemaker", "TaskKeyword", ["Images", "bounding boxes"], ["two  spaces", " lead", "trail "]),
+    ("sagemaker", "ChannelName", ["train", "validation.1-a_b"], ["tr ain", ""]),
+    ("sagemaker", "ContainerImage", ["repo/image:1"], ["repo/image :1", ""]),
+    ("sagemaker", "TaskTitle", ["Draw boxes", "tab\tok", "émoji ok"], ["\x00nul", "\U0001F600"]),
+    ("sagemaker", "WorkteamArn", ["arn:aws:sagemaker:us-east-1:123456789012:workteam/private-crowd/t"],
+     ["arn:aws:sagemaker:us-east-1:1:workteam/x"]),
+    ("sagemaker-runtime", "InferenceId", ["id-1", "a b", "é"], [" lead", "tab\there", "aé"]),
+    ("sagemaker-runtime", "Header", ["image/jpeg"], ["imagé/jpeg"]),
+    ("logs", "LogGroupName", ["/aws/sagemaker/TrainingJobs", "a#b"], ["a b", "a*b", ""]),
+]
+
+
+@pytest.mark.parametrize(("service", "shape", "good", "bad"), PATTERNS, ids=[f"{s}.{n}" for s, n, *_ in PATTERNS])
+def test_real_model_patterns_full_match(service, shape, good, bad):
+    pattern = _model_pattern(service, shape)
+    for value in good:
+        assert strict._full_match(pattern, value), (pattern, value)
+    for value in bad:
+        assert not strict._full_match(pattern, value), (pattern, value)
+
+
+def test_java_translation():
+    # POSIX classes are ASCII in Java
+    assert not strict._full_match(r"\p{Print}+", "é") and strict._full_match(r"\p{Print}+", "a ~")
+    assert not strict._full_match(r"[\p{Alnum}-]+", "é") and strict._full_match(r"[\p{Alnum}-]+", "a-1")
+    # \w and \d are ASCII in Java, \p{L} stays Unicode
+    assert not strict._full_match(r"\w+", "é") and not strict._full_match(r"\d", "\u0663")
+    assert strict._full_match(r"\p{L}+", "é")
+    # a surrogate-pair range is a supplementary range
+    assert strict._full_match("[\\uD800\\uDC00-\\uDBFF\\uDFFF]", "\U0001F600")
+    pattern = _model_pattern("sagemaker", "ProcessingEnvironmentValue") if False else \
+        "[\\u0020-\\uD7FF\\uE000-\\uFFFD\\uD800\\uDC00-\\uDBFF\\uDFFF\\t]*"
+    assert strict._full_match(pattern, "ok \U0001F600\t") and not strict._full_match(pattern, "\x01")
+    # \A ... \z anchors
+    assert strict._full_match(r"\A\S[\p{Print}]*\z", "ab c") and not strict._full_match(r"\A\S[\p{Print}]*\z", "")
+    # full match, not search
+    assert not strict._full_match("[a-z]+", "abc1")
+
+
+def test_every_pattern_of_the_models_we_use_compiles():
+    session = botocore.session.get_session()
+    count = 0
+    for service in ("sagemaker", "sagemaker-runtime", "application-autoscaling", "logs", "cloudwatch", "s3", "sts"):
+        model = session.get_service_model(service)
+        for name in model.shape_names:
+            pattern = model.shape_for(name).metadata.get("pattern")
+            if pattern is not None:
+                strict.compiled(pattern)
+                count += 1
+    assert count > 300
+
+
+def test_what_botocore_itself_lets_through():
+    """The checks botocore leaves out: the request below passes ParamValidator but not the strict walk."""
+    client = botocore.session.get_session().create_client(
+        "sagemaker", region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
+    params = _training(TrainingJobName="bad_name" + "x" * 60,
+                       ResourceConfig={"InstanceType": "ml.banana", "InstanceCount": 1, "VolumeSizeInGB": 50},
+                       HyperParameters={"k": "v" * 2501})
+    validator = client.meta.events  # noqa: F841 - the client is only built to show its validator
+    from botocore.validate import ParamValidator
+
+    model = client.meta.service_model.operation_model("CreateTrainingJob")
+    assert not ParamValidator().validate(params, model.input_shape).has_errors()
+    kinds = {v.kind for v in strict.violations("sagemaker", "CreateTrainingJob", params)}
+    assert kinds == {"length", "pattern", "enum"}
+    with pytest.raises(ParamValidationError):  # and what botocore does catch, strict catches too
+        client.create_training_job(**{k: v for k, v in params.items() if k != "RoleArn"})
+    assert ("roleArn", "required") in _kinds(strict.violations(
+        "sagemaker", "CreateTrainingJob", {k: v for k, v in params.items() if k != "RoleArn"}))
