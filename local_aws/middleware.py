@@ -17,7 +17,7 @@ from typing import Any
 from werkzeug.exceptions import NotFound
 from werkzeug.wsgi import get_input_stream
 
-from . import patches, runtime
+from . import patches, runtime, strict
 from .extension import Extension
 from .faults import FaultRule, FaultRuleError, service_info
 
@@ -101,6 +101,14 @@ class EmulatorMiddleware:
             throttled = self._throttle(environ, body)
             if throttled is not None:
                 return _reply(start_response, *throttled)
+        target = environ.get("HTTP_X_AMZ_TARGET")
+        if target:
+            if body is None:
+                body = get_input_stream(environ).read()
+                environ["wsgi.input"] = io.BytesIO(body)
+            refused = self._strict_json(target, body)
+            if refused is not None:
+                return _reply(start_response, *refused)
         match = runtime.INVOKE_PATH.match(path)
         if match and environ.get("REQUEST_METHOD") == "POST":
             ident = runtime.identify(environ)
@@ -109,6 +117,9 @@ class EmulatorMiddleware:
                     body = get_input_stream(environ).read()
                     environ["wsgi.input"] = io.BytesIO(body)
                 name, kind = match.groups()
+                refused = self._strict_invoke(environ, name, kind, body)
+                if refused is not None:
+                    return _reply(start_response, *refused)
                 reply = (runtime.invoke(self.ext, ident, name, environ, body) if kind == "invocations"
                          else runtime.invoke_async(self.ext, ident, name, environ))
                 if reply is not None:
@@ -116,6 +127,40 @@ class EmulatorMiddleware:
                 environ["wsgi.input"] = io.BytesIO(body)
         with patches.serving():  # moto's response is built inside this call
             return self.app(environ, start_response)
+
+    # -- strict model validation (local_aws/strict.py) --------------------------------------
+    def _strict_json(self, target: str, body: bytes) -> runtime.Reply | None:
+        """ValidationException for a JSON-protocol request that breaks botocore's model."""
+        checked = strict.check_json_request(target, body)
+        if checked is None or not checked[2]:
+            return None
+        _service, _operation, found = checked
+        self.ext.counters["strict_refused"] += 1
+        types = [v for v in found if v.kind == "type"]
+        code = "SerializationException" if types else "ValidationException"
+        text = (f"Unexpected value at '{types[0].path}': {types[0].constraint}" if types
+                else strict.message(found))
+        payload = json.dumps({"__type": code, "message": text}).encode()
+        return 400, [("Content-Type", "application/x-amz-json-1.1"), ("x-amzn-ErrorType", code),
+                     ("x-amzn-RequestId", str(uuid.uuid4()))], payload
+
+    def _strict_invoke(self, environ: dict[str, Any], name: str, kind: str, body: bytes
+                       ) -> runtime.Reply | None:
+        """sagemaker-runtime's ValidationError for InvokeEndpoint(Async) URI/header/body members."""
+        from urllib.parse import unquote
+
+        operation = "InvokeEndpoint" if kind == "invocations" else "InvokeEndpointAsync"
+        headers = {key[5:].replace("_", "-").lower(): value for key, value in environ.items()
+                   if key.startswith("HTTP_")}
+        if "CONTENT_TYPE" in environ:
+            headers["content-type"] = environ["CONTENT_TYPE"]
+        params = strict.rest_json_params("sagemaker-runtime", operation, {"EndpointName": unquote(name)},
+                                         headers, body)
+        found = strict.violations("sagemaker-runtime", operation, params)
+        if not found:
+            return None
+        self.ext.counters["strict_refused"] += 1
+        return runtime.error("ValidationError", strict.message(found))
 
     # -- faults ---------------------------------------------------------------------------
     def _throttle(self, environ: dict[str, Any], body: bytes) -> runtime.Reply | None:

@@ -406,3 +406,67 @@ def _full_match(pattern: str, value: str) -> bool:
     except TimeoutError:
         log.warning("pattern %r timed out on a %d-character value; not enforced", pattern, len(value))
         return True
+
+
+# -- server side: requests as the emulator receives them ------------------------------------
+
+# JSON-protocol services the package calls (``metadata.protocol`` json in botocore 1.43.117;
+# CloudWatch lists ``smithy-rpc-v2-cbor`` first, but botocore's priority order resolves it to json).
+JSON_SERVICES = ("sagemaker", "application-autoscaling", "logs", "cloudwatch")
+
+
+@functools.cache
+def _json_targets() -> dict[str, str]:
+    """``X-Amz-Target`` prefix -> service name, for :data:`JSON_SERVICES`."""
+    return {service_model(name).metadata["targetPrefix"]: name for name in JSON_SERVICES}
+
+
+@functools.cache
+def _has_operation(service: str, operation: str) -> bool:
+    return operation in service_model(service).operation_names
+
+
+def check_json_request(target: str, body: bytes) -> tuple[str, str, list[Violation]] | None:
+    """(service, operation, violations) for a JSON-protocol request, or None if it is not ours.
+
+    ``target`` is the ``X-Amz-Target`` header (``SageMaker.CreateTrainingJob``). A body that is not
+    a JSON object is left to moto (which answers a SerializationException of its own).
+    """
+    import json
+
+    prefix, _, operation = target.rpartition(".")
+    service = _json_targets().get(prefix)
+    if service is None or not _has_operation(service, operation):
+        return None
+    try:
+        params = json.loads(body or b"{}")
+    except ValueError:
+        return None
+    if not isinstance(params, dict):
+        return None
+    return service, operation, violations(service, operation, params, wire=True)
+
+
+@functools.cache
+def _header_members(service: str, operation: str) -> tuple[tuple[str, str], ...]:
+    shape = operation_model(service, operation).input_shape
+    return tuple((m.serialization["name"].lower(), n) for n, m in shape.members.items()
+                 if m.serialization.get("location") == "header")
+
+
+def rest_json_params(service: str, operation: str, uri: Mapping[str, str], headers: Mapping[str, str],
+                     body: bytes | None) -> dict[str, Any]:
+    """The members a rest-json request carries in its URI labels, headers and blob payload.
+
+    ``headers`` maps lower-case header names to values. Used for sagemaker-runtime's
+    InvokeEndpoint / InvokeEndpointAsync, which the emulator answers itself.
+    """
+    params: dict[str, Any] = dict(uri)
+    for header, member in _header_members(service, operation):
+        if header in headers:
+            params[member] = headers[header]
+    shape = operation_model(service, operation).input_shape
+    payload = shape.serialization.get("payload")
+    if payload in shape.members and body is not None:
+        params[payload] = bytes(body)
+    return params
