@@ -1,0 +1,264 @@
+"""S3 rules moto 5.2.5 does not enforce: ETags that are not MD5s, and SSE-C.
+
+Installed through ``patches.PATCHES``; like every patch there, each wrapper acts only on requests
+the emulator's server is handling (``patches._on()``), so ``mock_aws`` users get stock moto.
+
+What AWS does, and this module makes the emulator do:
+
+* **ETags.** botocore's ``s3`` model, ``Object.ETag``: objects created by PUT, POST or Copy and
+  encrypted with SSE-S3 or not at all have ETags that are the MD5 of their data; objects
+  encrypted with **SSE-C or SSE-KMS** have ETags that are **not** an MD5 digest; objects created
+  by multipart upload are never an MD5, whatever the encryption. Moto 5.2.5 already gives
+  multipart objects ``md5-of-part-md5s-N`` (not an MD5 of the data), but gives SSE-KMS objects the
+  MD5 of their data and knows nothing of SSE-C. Here an SSE-KMS or SSE-C object gets a fresh
+  random ETag on every write (its ``-N`` suffix kept for multipart), the strictest reading of
+  "not an MD5": a client can compare it with nothing but the ETag of the same write.
+* **SSE-C** (S3 user guide, "Using server-side encryption with customer-provided keys (SSE-C)"
+  and "Specifying server-side encryption with customer-provided keys"): a write with SSE-C
+  headers must send all three (algorithm ``AES256``, a base64 256-bit key, its base64 MD5),
+  else ``400 InvalidArgument``. Every GET and HEAD of an SSE-C object must send the same key
+  (``400 InvalidRequest`` without it, ``403 AccessDenied`` with another), a copy from one must
+  send it as ``x-amz-copy-source-server-side-encryption-customer-*``, and each UploadPart of an
+  SSE-C multipart upload must repeat it. SSE-C headers on a GET or HEAD of an object that is not
+  SSE-C are refused with ``400 InvalidRequest``. Responses echo the algorithm and key MD5.
+* **SSE-C is blocked on new buckets** ("Blocking or unblocking SSE-C for a general purpose
+  bucket": since April 2026 new general purpose buckets block SSE-C writes, rejected with
+  ``403 AccessDenied``, until the bucket's default encryption sets
+  ``BlockedEncryptionTypes: {EncryptionType: [NONE]}``).
+* **Server-side copies keep a readable checksum.** Moto copies a multipart source's composite
+  checksum value onto the single-part copy without its type, so a GET with checksum validation
+  fails on the copy (issue 9, item 14). A copy here gets the full-object checksum of its data.
+
+Not enforced (the emulator is plain HTTP): AWS refuses SSE-C over HTTP altogether.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import re
+import secrets
+import threading
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlparse
+from xml.sax.saxutils import escape
+
+from moto.s3.exceptions import S3ClientError
+from moto.s3.models import FakeKey, S3Backend
+from moto.s3.responses import S3Response
+
+from . import patches
+
+SSE_C = "x-amz-server-side-encryption-customer-"
+COPY_SSE_C = "x-amz-copy-source-server-side-encryption-customer-"
+_ATTR = "_local_aws_sse_c"  # base64 key MD5 on a FakeKey or FakeMultipart written with SSE-C
+_SUB_RESOURCES = ("acl", "tagging", "legal-hold", "retention", "attributes", "restore", "select")
+_state = threading.local()
+
+
+class _Error(S3ClientError):
+    def __init__(self, code: str, message: str, status: int):
+        super().__init__(code, message)
+        self.code, self.message, self.status = code, message, status
+
+
+def _invalid_argument(message: str) -> _Error:
+    return _Error("InvalidArgument", message, 400)
+
+
+def _header(headers: Any, name: str) -> str | None:
+    value = headers.get(name)
+    if value is None:
+        for k in headers.keys():
+            if k.lower() == name:
+                return headers[k]
+    return value
+
+
+def customer_key(headers: Any, prefix: str = SSE_C) -> str | None:
+    """The base64 key MD5 of a request's SSE-C headers, or None when it sends none; checks all three."""
+    alg, key, md5 = (_header(headers, prefix + p) for p in ("algorithm", "key", "key-md5"))
+    if alg is None and key is None and md5 is None:
+        return None
+    if alg is None or key is None or md5 is None:
+        raise _invalid_argument(f"Requests specifying Server Side Encryption with Customer provided keys must "
+                                f"provide all of {prefix}algorithm, {prefix}key and {prefix}key-MD5.")
+    if alg != "AES256":
+        raise _invalid_argument(f"The encryption method specified is not supported ({prefix}algorithm: {alg!r}).")
+    try:
+        raw = base64.b64decode(key, validate=True)
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != 32:
+        raise _invalid_argument("The secret key was invalid for the specified algorithm.")
+    if base64.b64encode(hashlib.md5(raw).digest()).decode() != md5:
+        raise _invalid_argument("The calculated MD5 hash of the key did not match the hash that was provided.")
+    return md5
+
+
+def _check_read(obj: Any, given: str | None, what: str) -> None:
+    stored = getattr(obj, _ATTR, None)
+    if stored is None:
+        if given is not None:
+            raise _Error("InvalidRequest", f"The encryption parameters are not applicable to this object ({what}).",
+                         400)
+        return
+    if given is None:
+        raise _Error("InvalidRequest", f"The object was stored using a form of Server Side Encryption. The correct "
+                     f"parameters must be provided to retrieve the object ({what}).", 400)
+    if given != stored:
+        raise _Error("AccessDenied", f"Access Denied: the SSE-C key does not match the one {what} was written with.",
+                     403)
+
+
+def _check_not_blocked(backend: S3Backend, bucket_name: str) -> None:
+    try:
+        rule = (backend.get_bucket(bucket_name).encryption or {}).get("Rule") or {}
+    except S3ClientError:
+        return  # moto's own NoSuchBucket follows
+    blocked = (rule.get("BlockedEncryptionTypes") or {}).get("EncryptionType", "SSE-C")
+    types = blocked if isinstance(blocked, list) else [blocked]
+    if types != ["NONE"]:
+        raise _Error("AccessDenied", f"SSE-C writes are blocked for bucket {bucket_name!r}: new general purpose "
+                     "buckets block SSE-C until PutBucketEncryption sets BlockedEncryptionTypes "
+                     "EncryptionType [NONE].", 403)
+
+
+def _copy_source(headers: Any) -> tuple[str, str, str | None] | None:
+    raw = _header(headers, "x-amz-copy-source")
+    if not raw:
+        return None
+    if isinstance(raw, bytes):
+        raw = raw.decode()
+    parsed = urlparse(raw)
+    bucket, _, key = unquote(parsed.path).lstrip("/").partition("/")
+    return bucket, key, parse_qs(parsed.query).get("versionId", [None])[0]
+
+
+def _with_headers(response: Any, md5: str | None) -> Any:
+    if md5 is None or not (isinstance(response, tuple) and len(response) == 3 and isinstance(response[1], dict)):
+        return response
+    status, headers, body = response
+    headers = {**headers, SSE_C + "algorithm": "AES256", SSE_C + "key-MD5": md5}
+    return status, headers, body
+
+
+def _key_response(self: S3Response, request: Any, full_url: str) -> Any:
+    original = patches._orig(S3Response, "_key_response")
+    if not patches._on():
+        return original(self, request, full_url)
+    try:
+        return _checked_key_response(self, original, request, full_url)
+    except _Error as exc:  # moto would send every unknown code as 400; AccessDenied is 403
+        body = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{exc.code}</Code>'
+                f"<Message>{escape(exc.message)}</Message></Error>")
+        return exc.status, {"Content-Type": "application/xml"}, body
+
+
+def _checked_key_response(self: S3Response, original: Any, request: Any, full_url: str) -> Any:
+    method = request.method
+    query = parse_qs(urlparse(full_url).query, keep_blank_values=True)
+    headers = request.headers
+    bucket_name = self.parse_bucket_name_from_url(request, full_url)
+    key_name = self.parse_key_name()
+    if method in ("GET", "HEAD", "PUT", "POST") and not any(q in query for q in _SUB_RESOURCES):
+        given = customer_key(headers)
+        dest = given
+        if method in ("GET", "HEAD") and "uploadId" not in query:
+            try:
+                obj = self.backend.get_object(bucket_name, key_name,
+                                              version_id=(query.get("versionId") or [None])[0])
+            except S3ClientError:
+                obj = None
+            if obj is not None:
+                _check_read(obj, given, f"s3://{bucket_name}/{key_name}")
+                dest = getattr(obj, _ATTR, None)
+        elif method == "PUT":
+            source = _copy_source(headers)
+            if source is not None:
+                try:
+                    src = self.backend.get_object(source[0], source[1], version_id=source[2])
+                except S3ClientError:
+                    src = None
+                if src is not None:
+                    _check_read(src, customer_key(headers, COPY_SSE_C), f"copy source s3://{source[0]}/{source[1]}")
+            if "uploadId" in query:  # UploadPart / UploadPartCopy: the upload's key, every part
+                upload = _multipart(self.backend, bucket_name, query["uploadId"][0])
+                expected = getattr(upload, _ATTR, None) if upload is not None else None
+                if upload is not None and expected != given:
+                    raise _Error("InvalidRequest", "The multipart upload was initiated with "
+                                 f"{'SSE-C' if expected else 'no SSE-C'}; every UploadPart must send the same "
+                                 "customer key headers.", 400)
+            elif given is not None:
+                _check_not_blocked(self.backend, bucket_name)
+        elif method == "POST":
+            if "uploads" in query and given is not None:
+                _check_not_blocked(self.backend, bucket_name)
+            if "uploadId" in query:  # CompleteMultipartUpload: the object inherits the upload's key
+                upload = _multipart(self.backend, bucket_name, query["uploadId"][0])
+                dest = getattr(upload, _ATTR, None) if upload is not None else None
+        _state.dest = dest if method in ("PUT", "POST") else None
+        _state.copy = method == "PUT" and "uploadId" not in query and _copy_source(headers) is not None
+        try:
+            response = original(self, request, full_url)
+        finally:
+            _state.dest = None
+            _state.copy = False
+        if method == "POST" and "uploads" in query and given is not None:
+            _mark_new_upload(self.backend, bucket_name, response, given)
+        return _with_headers(response, dest)
+    return original(self, request, full_url)
+
+
+def _multipart(backend: S3Backend, bucket_name: str, upload_id: str) -> Any:
+    try:
+        return backend.get_bucket(bucket_name).multiparts.get(upload_id)
+    except S3ClientError:
+        return None
+
+
+def _mark_new_upload(backend: S3Backend, bucket_name: str, response: Any, md5: str) -> None:
+    body = response[2] if isinstance(response, tuple) and len(response) == 3 else response
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    match = re.search(r"<UploadId>([^<]+)</UploadId>", body if isinstance(body, str) else "")
+    upload = _multipart(backend, bucket_name, match.group(1)) if match else None
+    if upload is not None:
+        setattr(upload, _ATTR, md5)
+
+
+def _put_object(self: S3Backend, bucket_name: str, key_name: str, value: bytes, *args: Any, **kwargs: Any) -> FakeKey:
+    key = patches._orig(S3Backend, "put_object")(self, bucket_name, key_name, value, *args, **kwargs)
+    if not patches._on():
+        return key
+    sse_c = getattr(_state, "dest", None)
+    if sse_c is not None:
+        setattr(key, _ATTR, sse_c)
+    if sse_c is not None or str(key.encryption or "").startswith("aws:kms"):
+        given = kwargs.get("etag") or ""
+        suffix = given[given.rfind("-"):].rstrip('"') if "-" in given else ""
+        key._etag = secrets.token_hex(16) + suffix
+    return key
+
+
+def _copy_object(self: S3Backend, src_key: FakeKey, dest_bucket_name: str, dest_key_name: str, *args: Any,
+                 **kwargs: Any) -> None:
+    patches._orig(S3Backend, "copy_object")(self, src_key, dest_bucket_name, dest_key_name, *args, **kwargs)
+    if not patches._on():
+        return
+    new = self.get_object(dest_bucket_name, dest_key_name)
+    if new is not None and new.checksum_value and new.checksum_algorithm:
+        # One CopyObject makes a single-part object: its checksum is that of its whole data.
+        from moto.s3.utils import compute_checksum
+
+        new.checksum_value = compute_checksum(new.value, new.checksum_algorithm.upper()).decode()
+        new.checksum_type = "FULL_OBJECT"
+        new.checksum_parts = None
+
+
+PATCHES = [
+    (S3Response, "_key_response", _key_response),
+    (S3Backend, "put_object", _put_object),
+    (S3Backend, "copy_object", _copy_object),
+]

@@ -1,0 +1,144 @@
+"""The emulator's S3 rules (local_aws/s3_rules.py): ETags that are not MD5s, SSE-C, copies' checksums.
+
+Each test states the AWS behaviour it pins and fails on stock moto 5.2.5 (the patches off).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+
+pytestmark = pytest.mark.integration
+
+BUCKET = "s3-rules-test"
+KEY = os.urandom(32)  # an SSE-C customer key
+OTHER_KEY = os.urandom(32)
+SSE_C = {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": KEY}
+MiB = 1024**2
+
+
+@pytest.fixture
+def s3(emulator):
+    client = boto3.client("s3", endpoint_url=emulator.endpoint_url, region_name="us-east-1",
+                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    emulator.reset()
+    client.create_bucket(Bucket=BUCKET)
+    yield client
+    emulator.reset()
+
+
+def _allow_sse_c(s3, sse="AES256"):
+    s3.put_bucket_encryption(Bucket=BUCKET, ServerSideEncryptionConfiguration={"Rules": [{
+        "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": sse},
+        "BlockedEncryptionTypes": {"EncryptionType": ["NONE"]}}]})
+
+
+def _etag(s3, key, **extra):
+    return s3.head_object(Bucket=BUCKET, Key=key, **extra)["ETag"].strip('"')
+
+
+def test_plain_and_sse_s3_etags_are_md5s(s3):
+    s3.put_object(Bucket=BUCKET, Key="plain", Body=b"hello")
+    s3.put_object(Bucket=BUCKET, Key="sse-s3", Body=b"hello", ServerSideEncryption="AES256")
+    md5 = hashlib.md5(b"hello").hexdigest()
+    assert _etag(s3, "plain") == _etag(s3, "sse-s3") == md5
+
+
+def test_sse_kms_etags_are_not_md5s_and_change_on_every_write(s3):
+    body = b"the same bytes"
+    first = s3.put_object(Bucket=BUCKET, Key="kms", Body=body, ServerSideEncryption="aws:kms")["ETag"].strip('"')
+    listed = s3.list_objects_v2(Bucket=BUCKET)["Contents"][0]["ETag"].strip('"')
+    assert first == listed == _etag(s3, "kms")
+    assert first != hashlib.md5(body).hexdigest()
+    s3.put_object(Bucket=BUCKET, Key="kms", Body=body, ServerSideEncryption="aws:kms")
+    assert _etag(s3, "kms") != first
+
+
+def test_bucket_default_kms_and_copies_into_it_are_not_md5s(s3):
+    s3.put_object(Bucket=BUCKET, Key="src", Body=b"abc")
+    s3.put_bucket_encryption(Bucket=BUCKET, ServerSideEncryptionConfiguration={"Rules": [{
+        "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "aws:kms"}}]})
+    s3.put_object(Bucket=BUCKET, Key="default", Body=b"abc")
+    s3.copy_object(Bucket=BUCKET, Key="copy", CopySource={"Bucket": BUCKET, "Key": "src"})
+    md5 = hashlib.md5(b"abc").hexdigest()
+    assert _etag(s3, "src") == md5
+    assert _etag(s3, "default") != md5 and _etag(s3, "copy") != md5
+
+
+def test_multipart_etags_are_md5_of_part_md5s(s3):
+    parts = [os.urandom(5 * MiB), b"tail"]
+    upload = s3.create_multipart_upload(Bucket=BUCKET, Key="mp")["UploadId"]
+    done = [{"PartNumber": n, "ETag": s3.upload_part(Bucket=BUCKET, Key="mp", UploadId=upload, PartNumber=n,
+                                                     Body=p)["ETag"]} for n, p in enumerate(parts, 1)]
+    s3.complete_multipart_upload(Bucket=BUCKET, Key="mp", UploadId=upload, MultipartUpload={"Parts": done})
+    etag = _etag(s3, "mp")
+    assert etag != hashlib.md5(b"".join(parts)).hexdigest()
+    assert etag == hashlib.md5(b"".join(hashlib.md5(p).digest() for p in parts)).hexdigest() + "-2"
+
+
+def test_sse_c_is_blocked_on_new_buckets(s3):
+    with pytest.raises(ClientError) as info:
+        s3.put_object(Bucket=BUCKET, Key="c", Body=b"x", **SSE_C)
+    assert info.value.response["Error"]["Code"] == "AccessDenied"
+    assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    with pytest.raises(ClientError):
+        s3.create_multipart_upload(Bucket=BUCKET, Key="c", **SSE_C)
+
+
+def test_sse_c_objects_need_their_key_to_be_read(s3):
+    _allow_sse_c(s3)
+    put = s3.put_object(Bucket=BUCKET, Key="c", Body=b"secret", **SSE_C)
+    assert put["ETag"].strip('"') != hashlib.md5(b"secret").hexdigest()
+    assert put["SSECustomerKeyMD5"] == base64.b64encode(hashlib.md5(KEY).digest()).decode()
+    assert s3.get_object(Bucket=BUCKET, Key="c", **SSE_C)["Body"].read() == b"secret"
+    assert s3.head_object(Bucket=BUCKET, Key="c", **SSE_C)["SSECustomerAlgorithm"] == "AES256"
+    for call in (s3.get_object, s3.head_object):
+        with pytest.raises(ClientError) as missing:
+            call(Bucket=BUCKET, Key="c")
+        assert missing.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+        with pytest.raises(ClientError) as wrong:
+            call(Bucket=BUCKET, Key="c", SSECustomerAlgorithm="AES256", SSECustomerKey=OTHER_KEY)
+        assert wrong.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    s3.put_object(Bucket=BUCKET, Key="plain", Body=b"x")
+    with pytest.raises(ClientError) as not_ssec:
+        s3.get_object(Bucket=BUCKET, Key="plain", **SSE_C)
+    assert not_ssec.value.response["Error"]["Code"] == "InvalidRequest"
+
+
+def test_copy_from_sse_c_needs_the_copy_source_key(s3):
+    _allow_sse_c(s3)
+    s3.put_object(Bucket=BUCKET, Key="c", Body=b"secret", **SSE_C)
+    with pytest.raises(ClientError) as info:
+        s3.copy_object(Bucket=BUCKET, Key="d", CopySource={"Bucket": BUCKET, "Key": "c"})
+    assert info.value.response["Error"]["Code"] == "InvalidRequest"
+    s3.copy_object(Bucket=BUCKET, Key="d", CopySource={"Bucket": BUCKET, "Key": "c"},
+                   CopySourceSSECustomerAlgorithm="AES256", CopySourceSSECustomerKey=KEY, **SSE_C)
+    assert s3.get_object(Bucket=BUCKET, Key="d", **SSE_C)["Body"].read() == b"secret"
+
+
+def test_sse_c_multipart_needs_the_key_on_every_part(s3):
+    _allow_sse_c(s3)
+    upload = s3.create_multipart_upload(Bucket=BUCKET, Key="mc", **SSE_C)["UploadId"]
+    with pytest.raises(ClientError):
+        s3.upload_part(Bucket=BUCKET, Key="mc", UploadId=upload, PartNumber=1, Body=b"x")
+    etag = s3.upload_part(Bucket=BUCKET, Key="mc", UploadId=upload, PartNumber=1, Body=b"x", **SSE_C)["ETag"]
+    s3.complete_multipart_upload(Bucket=BUCKET, Key="mc", UploadId=upload,
+                                 MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": etag}]})
+    assert _etag(s3, "mc", **SSE_C).endswith("-1")
+    with pytest.raises(ClientError):
+        s3.get_object(Bucket=BUCKET, Key="mc")
+
+
+def test_a_server_side_copy_of_a_multipart_object_reads_back(s3, tmp_path):
+    """Issue 9, item 14: a copy of a >= 8 MiB (multipart) upload failed its checksum on GET."""
+    path = tmp_path / "big.manifest"
+    path.write_bytes(os.urandom(9 * MiB))
+    s3.upload_file(str(path), BUCKET, "big")  # s3transfer: multipart above 8 MiB, CRC32 by default
+    s3.copy_object(Bucket=BUCKET, Key="copy", CopySource={"Bucket": BUCKET, "Key": "big"})
+    body = s3.get_object(Bucket=BUCKET, Key="copy", ChecksumMode="ENABLED")["Body"].read()
+    assert body == path.read_bytes()
