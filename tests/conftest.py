@@ -86,3 +86,14 @@ def aws_clients(emulator_env):
     except clients["s3"].exceptions.BucketAlreadyOwnedByYou:
         pass
     return clients
+
+
+# Contract tests: every AWS request of the session is captured at the client and checked against
+# the service model; the report and its verdict come at the end (tests/contract/plugin.py).
+from tests.contract.plugin import (  # noqa: E402,F401
+    pytest_collection_finish,
+    pytest_configure,
+    pytest_deselected,
+    pytest_sessionfinish,
+    pytest_terminal_summary,
+)

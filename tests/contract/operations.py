@@ -1,0 +1,100 @@
+"""Every AWS operation the package calls, directly or through the amazon provider on its behalf.
+
+``tests/unit/test_contract.py`` cross-checks this list against a static scan of ``plugins/`` and
+``dags/`` (client method calls, paginators, waiters and waiter models, provider classes and hook
+methods), so a new call without an entry here fails. ``tests/contract/plugin.py`` reports, at the
+end of a session, how often each was captured at the client and whether any capture broke the
+service model; an operation never captured is a gap.
+
+``GAPS`` names the operations that no test exercises yet, each with the reason. A gap fails a
+full run (see plugin.py) unless it is listed here, and an operation listed here that IS captured
+fails too, so the list cannot go stale.
+"""
+
+from __future__ import annotations
+
+# service.Operation -> where the package calls it
+OPERATIONS: dict[str, str] = {
+    # SageMaker: training
+    "sagemaker.CreateTrainingJob": "training.py (provider SageMakerTrainingOperator -> SageMakerHook.create_training_job)",
+    "sagemaker.DescribeTrainingJob": "training.py, tasks.py; provider operator, hook.check_status and SageMakerTrigger",
+    "sagemaker.ListTrainingJobs": "tasks.py / training.py (find the interval's job)",
+    # SageMaker: models, endpoints
+    "sagemaker.CreateModel": "deploy.py",
+    "sagemaker.DescribeModel": "deploy.py",
+    "sagemaker.DeleteModel": "teardown.py",
+    "sagemaker.ListModels": "teardown.py (paginator)",
+    "sagemaker.CreateEndpointConfig": "deploy.py",
+    "sagemaker.DescribeEndpointConfig": "deploy.py",
+    "sagemaker.DeleteEndpointConfig": "teardown.py",
+    "sagemaker.ListEndpointConfigs": "teardown.py (paginator)",
+    "sagemaker.CreateEndpoint": "deploy.py",
+    "sagemaker.UpdateEndpoint": "deploy.py",
+    "sagemaker.DescribeEndpoint": "deploy.py, scaling.py, inference.py, load_test.py, async_inference.py; waiters",
+    "sagemaker.DeleteEndpoint": "teardown.py",
+    "sagemaker.ListEndpoints": "teardown.py (paginator)",
+    "sagemaker.UpdateEndpointWeightsAndCapacities": "scaling.py",
+    "sagemaker.AddTags": "deploy.py",
+    "sagemaker.ListTags": "deploy.py, load_test.py, teardown.py (paginator)",
+    # SageMaker: labeling
+    "sagemaker.CreateLabelingJob": "ground_truth.py",
+    "sagemaker.DescribeLabelingJob": "ground_truth.py, waiters/ (labeling_job.json), triggers.py",
+    "sagemaker.StopLabelingJob": "ground_truth.py, waiters/__init__.py",
+    # sagemaker-runtime
+    "sagemaker-runtime.InvokeEndpoint": "inference.py, load_test.py, load_engine_mp.py",
+    "sagemaker-runtime.InvokeEndpointAsync": "async_inference.py",
+    # S3
+    "s3.GetObject": "s3io.py, labeling.py, inference.py, tasks.py, label_studio.py",
+    "s3.PutObject": "s3_sync.py, s3io.py, labeling.py, tasks.py",
+    "s3.HeadObject": "s3_sync.py, s3io.py, triggers.py (S3Hook.get_head_object_async)",
+    "s3.CopyObject": "s3_sync.py",
+    "s3.DeleteObjects": "s3_sync.py",
+    "s3.ListObjectsV2": "s3_sync.py, s3io.py, load_test.py (paginator); S3Hook.list_keys",
+    "s3.GetBucketCors": "ground_truth.py (CORS rule before CreateLabelingJob)",
+    "s3.PutBucketCors": "ground_truth.py (CORS rule before CreateLabelingJob)",
+    # Application Auto Scaling
+    "application-autoscaling.RegisterScalableTarget": "scaling.py, async_inference.py",
+    "application-autoscaling.PutScalingPolicy": "scaling.py, async_inference.py",
+    "application-autoscaling.DescribeScalableTargets": "teardown.py (paginator)",
+    "application-autoscaling.DescribeScalingPolicies": "teardown.py (paginator)",
+    "application-autoscaling.DeleteScalingPolicy": "teardown.py",
+    "application-autoscaling.DeregisterScalableTarget": "teardown.py",
+    # CloudWatch
+    "cloudwatch.PutMetricAlarm": "deploy.py (blue/green rollback alarm), async_inference.py",
+    "cloudwatch.DescribeAlarms": "teardown.py",
+    "cloudwatch.DeleteAlarms": "teardown.py",
+    # CloudWatch Logs: the provider's print_log while training (describe_training_job_with_log)
+    "logs.DescribeLogStreams": "provider SageMakerHook.describe_training_job_with_log (print_log=True)",
+    "logs.GetLogEvents": "provider SageMakerHook.describe_training_job_with_log (print_log=True)",
+}
+
+# Provider classes the package uses -> the operations they send on its behalf.
+PROVIDER_CLASSES: dict[str, list[str]] = {
+    "SageMakerTrainingOperator": ["sagemaker.CreateTrainingJob", "sagemaker.DescribeTrainingJob",
+                                  "logs.DescribeLogStreams", "logs.GetLogEvents"],
+    "SageMakerTrigger": ["sagemaker.DescribeTrainingJob"],
+    "SageMakerHook": [],  # its methods are scanned by name (HOOK_METHODS / operation names)
+    "S3Hook": [],
+    "AwsBaseHook": [], "AwsBaseHookMixin": [], "AwsBaseOperator": [], "AwsBaseSensor": [],
+    "AwsBaseWaiterTrigger": [],  # sends what its waiter model says (scanned: "operation" entries)
+    "BaseBotoWaiter": [],
+}
+
+# Provider hook methods the package calls whose names are not operation names -> operations.
+HOOK_METHODS: dict[str, list[str]] = {
+    "list_keys": ["s3.ListObjectsV2"],
+    "get_head_object_async": ["s3.HeadObject"],
+    "check_status": ["sagemaker.DescribeTrainingJob"],
+    "get_waiter": [],  # the waiter's operations are scanned from its name / model
+    "get_conn": [], "get_async_conn": [], "get_client_type": [], "get_session": [], "get_credentials": [],
+    "get_connection": [], "aget_connection": [], "parse_s3_url": [], "generate_presigned_url": [],
+}
+
+# Attribute calls in the package that share a name with an AWS operation but are not AWS calls.
+NOT_AWS: dict[str, str] = {
+    "search": "re.search / compiled-pattern .search (manifests.py, label_studio.py)",
+}
+
+# Operations no test exercises yet -> why. Must stay in step with the capture (see module doc).
+GAPS: dict[str, str] = {
+}
