@@ -1,10 +1,19 @@
-"""Training jobs with a timeline: InProgress through the real secondary statuses, then an end.
+"""Training jobs on the emulated clock: InProgress through the real secondary statuses, then an end.
 
 Moto creates a training job already Completed with a fake ``train:progress`` metric. Here it
-stays InProgress (Starting -> Downloading -> Training -> Uploading) for ``transition_seconds``,
+stays InProgress (Starting -> Downloading -> Training -> Uploading) for an *emulated* duration,
 checks its S3 input channels when "downloading" finishes, and ends Completed with a fake
 ``validation:mAP`` and a small placeholder ``model.tar.gz`` at ``ModelArtifacts`` -- or Failed /
-Stopped when a fault rule, a missing input or StopTrainingJob says so.
+Stopped when a fault rule, a missing input, StopTrainingJob or its stopping condition says so.
+
+Durations are emulated seconds (``estimated_seconds``, or ``Control.set_duration("training", ...)``)
+compressed by the extension's time scale, frozen when the job is created; the timestamps in
+DescribeTrainingJob are emulated too (creation time plus emulated offsets).
+
+The stopping condition is enforced as the SageMaker API reference describes it: when the job
+would run past ``MaxRuntimeInSeconds`` (default one day), it goes Stopping at that moment and,
+after the 120 s SIGTERM grace, Stopped with secondary status ``MaxRuntimeExceeded``. CreateTrainingJob
+refuses a spot configuration AWS refuses (see ``check_stopping_condition``).
 """
 
 from __future__ import annotations
@@ -16,44 +25,120 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from moto.core.utils import utcnow
 from moto.sagemaker.exceptions import ResourceInUseException, ResourceNotFound, ValidationError
 from moto.sagemaker.models import FakeTrainingJob, SageMakerModelBackend
 
 from . import cwlogs, s3io
 from .extension import Extension, state_of
 
-# (secondary status, start as a fraction of the timeline, status message)
-PHASES: tuple[tuple[str, float, str], ...] = (
-    ("Starting", 0.0, "Preparing the instances for training"),
-    ("Downloading", 0.15, "Downloading input data"),
-    ("Training", 0.35, "Downloading the training image completed; training in progress"),
-    ("Uploading", 0.85, "Uploading generated training model"),
+# Default emulated duration of a job, from its request. AWS publishes none of these; they are
+# round estimates of a small built-in Object Detection job on one ml.p3.2xlarge:
+STARTING_SECONDS = 180.0  # launching the ML instances
+DOWNLOADING_SECONDS = 90.0  # pulling the training image, opening the Pipe channels
+UPLOADING_SECONDS = 30.0  # writing model.tar.gz (SSD weights, ~100 MB) to S3
+IMAGES_PER_SECOND = 20.0  # training throughput per instance (SSD-512, one V100)
+EPOCH_OVERHEAD_SECONDS = 5.0  # validation pass and bookkeeping per epoch
+DEFAULT_EPOCHS = 30  # the algorithm's default ``epochs``
+
+# StoppingCondition (API reference and the botocore model's documentation):
+DEFAULT_MAX_RUNTIME_SECONDS = 86_400  # "The default value is 1 day."
+MAX_RUNTIME_LIMIT_SECONDS = 28 * 86_400  # "The maximum value is 28 days."
+SIGTERM_GRACE_SECONDS = 120.0  # "SIGTERM ... delays job termination for 120 seconds"
+
+# (secondary status, status message) in timeline order; starts come from the job's plan.
+PHASES: tuple[tuple[str, str], ...] = (
+    ("Starting", "Preparing the instances for training"),
+    ("Downloading", "Downloading input data"),
+    ("Training", "Downloading the training image completed; training in progress"),
+    ("Uploading", "Uploading generated training model"),
 )
-STOPPING_AT = 0.6  # where a training_stopped fault rule begins stopping the job
+STOPPING_AT = 0.6  # where a training_stopped fault rule begins stopping the job (fraction)
 METRIC_NAME = "validation:mAP"
+MAX_RUNTIME_MESSAGE = "Training job runtime exceeded MaxRuntimeInSeconds provided"
 
 
 @dataclass
 class TrainingRun:
-    """Timeline of one training job."""
+    """Timeline of one training job, in emulated seconds since creation."""
 
     job: FakeTrainingJob
-    started: float
-    duration: float
+    started: float  # real monotonic instant of creation
+    scale: float  # emulated seconds per real second, frozen at creation (inf: instant)
+    duration: float  # emulated seconds until Completed
+    starts: tuple[float, ...]  # emulated start of each PHASES entry
+    limit: float  # emulated seconds after which the stopping condition ends the job
     log_stream: str
     fail_reason: str | None = None
     stop_fault: bool = False
     stop_reason: str | None = None
-    stop_at: float | None = None  # monotonic time the job becomes Stopped
-    stop_end: datetime | None = None  # its nominal timestamp (None: use the wall clock)
+    stop_at: float | None = None  # emulated instant the job becomes Stopped
+    stop_secondary: str = "Stopped"  # its final secondary status
     phase: int = -1
     terminal: bool = False
     log_errors: int = 0
 
-    def at(self, fraction: float) -> datetime:
-        """Wall-clock time of a point on the timeline (transitions get nominal timestamps)."""
-        return self.job.creation_time + timedelta(seconds=fraction * self.duration)
+    def at(self, emulated: float) -> datetime:
+        """Emulated timestamp of a point on the timeline."""
+        return self.job.creation_time + timedelta(seconds=emulated)
+
+    def elapsed(self, now: float) -> float:
+        """Emulated seconds since creation at the real monotonic instant ``now``."""
+        return float("inf") if self.scale == float("inf") else (now - self.started) * self.scale
+
+
+def _hyperparameter(job_kwargs: dict[str, Any], key: str, default: float) -> float:
+    try:
+        return float((job_kwargs.get("hyper_parameters") or {}).get(key, default))
+    except (TypeError, ValueError):
+        return default
+
+
+def estimated_seconds(kwargs: dict[str, Any]) -> tuple[float, ...]:
+    """Emulated seconds of each phase (Starting, Downloading, Training, Uploading) for a request.
+
+    Training time is ``epochs * (num_training_samples / (IMAGES_PER_SECOND * InstanceCount) +
+    EPOCH_OVERHEAD_SECONDS)``: 30 epochs of 100 images on one instance take 5 min, and the
+    whole job about 10 min.
+    """
+    epochs = max(1.0, _hyperparameter(kwargs, "epochs", DEFAULT_EPOCHS))
+    samples = max(0.0, _hyperparameter(kwargs, "num_training_samples", 0))
+    try:
+        instances = max(1, int((kwargs.get("resource_config") or {}).get("InstanceCount", 1)))
+    except (TypeError, ValueError):
+        instances = 1
+    training = epochs * (samples / (IMAGES_PER_SECOND * instances) + EPOCH_OVERHEAD_SECONDS)
+    return (STARTING_SECONDS, DOWNLOADING_SECONDS, training, UPLOADING_SECONDS)
+
+
+def check_stopping_condition(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """The StoppingCondition AWS would store, or the ValidationException it would send.
+
+    - MaxRuntimeInSeconds defaults to one day and may not exceed 28 days (API_StoppingCondition).
+    - MaxWaitTimeInSeconds belongs to managed spot training: AWS answers "Invalid
+      MaxWaitTimeInSeconds. It is only supported when EnableManagedSpotTraining is set to true".
+    - With EnableManagedSpotTraining, MaxWaitTimeInSeconds is required and "must be equal to or
+      greater than MaxRuntimeInSeconds" (API_StoppingCondition; Managed Spot Training page:
+      "Set EnableManagedSpotTraining to True and specify the MaxWaitTimeInSeconds").
+    """
+    condition = dict(kwargs.get("stopping_condition") or {})
+    runtime = condition.setdefault("MaxRuntimeInSeconds", DEFAULT_MAX_RUNTIME_SECONDS)
+    if runtime > MAX_RUNTIME_LIMIT_SECONDS:
+        raise ValidationError(
+            f"Invalid MaxRuntimeInSeconds: {runtime}. The maximum value is {MAX_RUNTIME_LIMIT_SECONDS} "
+            "seconds (28 days)."
+        )
+    wait = condition.get("MaxWaitTimeInSeconds")
+    if not kwargs.get("enable_managed_spot_training"):
+        if wait is not None:
+            raise ValidationError(
+                "Invalid MaxWaitTimeInSeconds. It is only supported when EnableManagedSpotTraining is set to true"
+            )
+    elif wait is None or wait < runtime:
+        raise ValidationError(
+            f"Invalid MaxWaitTimeInSeconds: {wait}. It is required when EnableManagedSpotTraining is set "
+            f"to true, and must be greater than or equal to MaxRuntimeInSeconds ({runtime})."
+        )
+    return condition
 
 
 def create(ext: Extension, backend: SageMakerModelBackend, original: Any, kwargs: dict[str, Any]
@@ -66,6 +151,8 @@ def create(ext: Extension, backend: SageMakerModelBackend, original: Any, kwargs
             f"Training job names must be unique within an AWS account and region, "
             f"and a training job with this name already exists ({arn})"
         )
+    condition = check_stopping_condition(kwargs)
+    kwargs = {**kwargs, "stopping_condition": condition}
     spec = kwargs.get("algorithm_specification") or {}
     requested_metrics = spec.get("MetricDefinitions")
     job = original(backend, **kwargs)
@@ -78,13 +165,23 @@ def create(ext: Extension, backend: SageMakerModelBackend, original: Any, kwargs
         job.training_job_status = "InProgress"
         job.secondary_status = "Starting"
         job.secondary_status_transitions = []
+        job.training_start_time = None  # set when the instances are up (Downloading)
         job.training_end_time = None
         job.final_metric_data_list = None
         job.failure_reason = None
         job.training_time_in_seconds = None
         job.billable_time_in_seconds = None
         stamp = cwlogs.epoch_ms(job.creation_time) // 1000
-        run = TrainingRun(job=job, started=ext.now(), duration=ext.transition_seconds,
+        phases = estimated_seconds(kwargs)
+        planned = sum(phases)
+        duration = ext.emulated_duration("training", name, planned)
+        factor = duration / planned if planned > 0 else 0.0
+        starts, offset = [], 0.0
+        for seconds in phases:
+            starts.append(offset * factor)
+            offset += seconds
+        run = TrainingRun(job=job, started=ext.now(), scale=ext.time_scale, duration=duration,
+                          starts=tuple(starts), limit=float(condition["MaxRuntimeInSeconds"]),
                           log_stream=f"{name}/algo-1-{stamp}")
         failure = ext.faults.take("training_failure", name)
         if failure:
@@ -98,7 +195,7 @@ def create(ext: Extension, backend: SageMakerModelBackend, original: Any, kwargs
 
 
 def stop(ext: Extension, backend: SageMakerModelBackend, name: str) -> None:
-    """StopTrainingJob: InProgress -> Stopping -> Stopped (a quarter of the timeline later)."""
+    """StopTrainingJob: InProgress -> Stopping -> Stopped after the SIGTERM grace period."""
     with ext.lock:
         run = state_of(backend).training.get(name)
         if run is None or backend.training_jobs.get(name) is not run.job:
@@ -111,8 +208,9 @@ def stop(ext: Extension, backend: SageMakerModelBackend, name: str) -> None:
             raise ValidationError(
                 f"The request was rejected because the training job is in status {status}."
             )
-        _begin_stopping(backend, run, utcnow(), "Stopping the training job (StopTrainingJob)")
-        run.stop_at = ext.now() + 0.25 * run.duration
+        now = run.elapsed(ext.now())
+        _begin_stopping(backend, run, run.at(now), "Stopping the training job (StopTrainingJob)")
+        run.stop_at = now + SIGTERM_GRACE_SECONDS
 
 
 def refresh_one(ext: Extension, backend: SageMakerModelBackend, name: str) -> None:
@@ -138,30 +236,44 @@ def refresh(ext: Extension, backend: SageMakerModelBackend, run: TrainingRun) ->
     if backend.training_jobs.get(job.training_job_name) is not job:
         run.terminal = True  # deleted or replaced behind our back (e.g. moto reset)
         return
-    now = ext.now()
+    elapsed = run.elapsed(ext.now())
     if run.stop_at is not None:
-        if now >= run.stop_at:
-            _finish(ext, backend, run, "Stopped", "Stopped", run.stop_reason, run.stop_end or utcnow())
+        if elapsed >= run.stop_at:
+            reason = run.stop_reason if run.stop_secondary == "Stopped" else None
+            message = MAX_RUNTIME_MESSAGE if run.stop_secondary == "MaxRuntimeExceeded" else None
+            _finish(ext, backend, run, "Stopped", run.stop_secondary, reason, run.at(run.stop_at), message)
         return
-    frac = (now - run.started) / run.duration if run.duration > 0 else float("inf")
-    while run.phase + 1 < len(PHASES) and frac >= PHASES[run.phase + 1][1]:
-        name, start, message = PHASES[run.phase + 1]
+    # The stopping condition cuts the timeline short when the job would outlast it.
+    over_limit = run.duration > run.limit
+    horizon = min(elapsed, run.limit) if over_limit else elapsed
+    while run.phase + 1 < len(PHASES) and horizon >= run.starts[run.phase + 1]:
+        name, message = PHASES[run.phase + 1]
+        start = run.starts[run.phase + 1]
         if name == "Training":
             missing = _missing_input(backend, job)
             if missing:
                 _finish(ext, backend, run, "Failed", "Failed", missing, run.at(start))
                 return
+        if name == "Downloading":
+            job.training_start_time = run.at(start)
         _enter(backend, run, name, message, run.at(start))
         run.phase += 1
-    if run.stop_fault and frac >= STOPPING_AT and job.training_job_status == "InProgress":
-        _begin_stopping(backend, run, run.at(STOPPING_AT), "Stopping the training job")
-        run.stop_at, run.stop_end = run.started + run.duration, run.at(1)
-        if frac >= 1:
-            _finish(ext, backend, run, "Stopped", "Stopped", run.stop_reason, run.stop_end)
+    stop_fault_at = STOPPING_AT * run.duration
+    if run.stop_fault and (not over_limit or stop_fault_at < run.limit) and elapsed >= stop_fault_at:
+        _begin_stopping(backend, run, run.at(stop_fault_at), "Stopping the training job")
+        run.stop_at = min(run.duration, run.limit)
+        refresh(ext, backend, run)
         return
-    if frac < 1:
+    if over_limit:
+        if elapsed >= run.limit:
+            _begin_stopping(backend, run, run.at(run.limit),
+                            f"Stopping the training job: MaxRuntimeInSeconds ({run.limit:g}) reached")
+            run.stop_at, run.stop_secondary = run.limit + SIGTERM_GRACE_SECONDS, "MaxRuntimeExceeded"
+            refresh(ext, backend, run)
         return
-    end = run.at(1)
+    if elapsed < run.duration:
+        return
+    end = run.at(run.duration)
     if run.fail_reason:
         _finish(ext, backend, run, "Failed", "Failed", run.fail_reason, end)
         return
@@ -196,21 +308,20 @@ def _begin_stopping(backend: SageMakerModelBackend, run: TrainingRun, at: dateti
 
 
 def _finish(ext: Extension, backend: SageMakerModelBackend, run: TrainingRun, status: str,
-            secondary: str, reason: str | None, at: datetime) -> None:
+            secondary: str, reason: str | None, at: datetime, message: str | None = None) -> None:
     job = run.job
-    message = reason or {"Completed": "Training job completed",
-                         "Stopped": "Training job stopped"}.get(secondary, secondary)
+    message = message or reason or {"Completed": "Training job completed",
+                                    "Stopped": "Training job stopped"}.get(secondary, secondary)
     _enter(backend, run, secondary, message, at)
     job.secondary_status_transitions[-1]["EndTime"] = at
     job.training_job_status = status
     job.failure_reason = reason
     job.training_end_time = at
-    seconds = max(1, int((at - job.training_start_time).total_seconds()))
+    begun = job.training_start_time or job.creation_time
+    seconds = max(1, int((at - begun).total_seconds()))
     job.training_time_in_seconds = job.billable_time_in_seconds = seconds
     run.terminal = True
     ext.counters[f"training_{status.lower()}"] += 1
-
-
 def _missing_input(backend: SageMakerModelBackend, job: FakeTrainingJob) -> str | None:
     """FailureReason if an S3 input channel has no data, as the real download step would fail."""
     for channel in job.input_data_config or []:

@@ -2,8 +2,13 @@
 
 The provider's ``SageMakerTrainingOperator`` creates a *new*, timestamped job when a job of the
 same name exists, so clearing the task would pay for a second training. This subclass first
-looks for the run's job: InProgress is waited for, Completed is returned as it is, and only a
-job that Failed or was Stopped (which produced nothing) is retried under a new name.
+looks for the run's job (its own name, or the newest timestamped name a retry gave it):
+InProgress or Stopping is waited for, Completed is returned as it is, and only a job that Failed
+or was Stopped (which produced nothing) is replaced by a new, timestamped one.
+
+The wait is sized from the job's stopping condition (``training_budget``), not the provider's
+60 polls. If it still runs out, the task fails saying the job is still running, and a retry
+resumes waiting on that same job.
 """
 
 from __future__ import annotations
@@ -16,21 +21,36 @@ from airflow.providers.amazon.aws.utils import validate_execute_complete_event
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 from botocore.exceptions import ClientError
 
-REUSABLE = ("InProgress", "Stopping", "Completed")
+from sagemaker_vision.training_budget import (
+    ended_message,
+    is_run_job,
+    retry_would_repeat,
+    still_running_message,
+    wait_attempts,
+)
+
+RUNNING = ("InProgress", "Stopping")
+REUSABLE = (*RUNNING, "Completed")
 # The provider's hook counts only "Failed" as failed; a Stopped job produced no model either.
 UNSUCCESSFUL = ("Failed", "Stopped")
 
 
-def failure_message(description: dict[str, Any]) -> str:
-    name, status = description.get("TrainingJobName"), description.get("TrainingJobStatus")
-    reason = description.get("FailureReason") or "(no FailureReason given)"
-    return f"Training job {name} ended {status}: {reason}"
-
-
 class ObjectDetectionTrainingOperator(SageMakerTrainingOperator):
-    """``SageMakerTrainingOperator`` that reuses this run's job instead of duplicating it."""
+    """``SageMakerTrainingOperator`` that reuses this run's job and waits as long as the job may run.
+
+    ``max_attempts`` left unset (the usual case) is derived from the request's
+    ``StoppingCondition`` and ``check_interval`` when the task runs; a number given here wins.
+    """
 
     ui_color = "#d8e8f8"
+
+    def __init__(self, *, max_attempts: int | None = None, **kwargs: Any) -> None:
+        super().__init__(max_attempts=max_attempts, **kwargs)
+        self.budget_from_stopping_condition = max_attempts is None
+
+    def _size_budget(self) -> None:
+        if self.budget_from_stopping_condition:
+            self.max_attempts = wait_attempts(self.config, self.check_interval)
 
     def _existing(self, name: str) -> dict[str, Any] | None:
         try:
@@ -40,14 +60,32 @@ class ObjectDetectionTrainingOperator(SageMakerTrainingOperator):
                 return None  # "Requested resource not found"
             raise
 
+    def _run_job(self, base: str) -> dict[str, Any] | None:
+        """The newest job of this run: ``base`` itself, or a retry's ``base-<timestamp>``."""
+        job = self._existing(base)
+        if job is None or job["TrainingJobStatus"] in REUSABLE:
+            return job
+        # The run's first job ended badly, so an earlier try may have started a timestamped one.
+        summaries = self.hook.get_conn().list_training_jobs(
+            NameContains=base[:52], SortBy="CreationTime", SortOrder="Descending", MaxResults=100,
+        )["TrainingJobSummaries"]
+        for summary in summaries:
+            if summary["TrainingJobName"] != base and is_run_job(summary["TrainingJobName"], base):
+                return self._existing(summary["TrainingJobName"]) or job
+        return job
+
     def execute(self, context: Any) -> dict:
-        name = self.config["TrainingJobName"]
-        job = self._existing(name)
+        base = self.config["TrainingJobName"]
+        self._size_budget()
+        job = self._run_job(base)
         if job is None or job["TrainingJobStatus"] not in REUSABLE:
             if job is not None:
                 self.log.warning("%s; starting a new job (the provider adds a timestamp to the name)",
-                                 failure_message(job))
+                                 ended_message(job))
+            self.log.info("Waiting up to %d polls every %s s for the new job (its stopping condition "
+                          "plus margins)", self.max_attempts, self.check_interval)
             return super().execute(context)
+        name = job["TrainingJobName"]
         differences = _differences(job, self.config)
         if differences:
             raise AirflowFailException(
@@ -64,8 +102,9 @@ class ObjectDetectionTrainingOperator(SageMakerTrainingOperator):
                                          self.check_interval, self.max_ingestion_time,
                                          self.hook.non_terminal_states)
             if job["TrainingJobStatus"] in UNSUCCESSFUL:
-                raise AirflowException(failure_message(job))
+                raise self._ended(job)
             return self.serialize_result(name)
+        self.log.info("Resuming the wait: up to %d polls every %s s", self.max_attempts, self.check_interval)
         self.defer(
             trigger=SageMakerTrigger(
                 job_name=name, job_type="Training", waiter_delay=self.check_interval,
@@ -75,18 +114,31 @@ class ObjectDetectionTrainingOperator(SageMakerTrainingOperator):
             method_name="execute_complete",
         )
 
+    @staticmethod
+    def _ended(job: dict[str, Any]) -> AirflowException:
+        # A Stopped job hit its limit or was stopped on purpose: the same request would end the
+        # same way (or undo the stop), so retrying is refused; a Failed one may be transient.
+        if retry_would_repeat(job):
+            return AirflowFailException(ended_message(job))
+        return AirflowException(ended_message(job))
+
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, dict]:
         event = validate_execute_complete_event(event)
+        name = event.get("job_name") or self.config["TrainingJobName"]
         if event["status"] != "success":
-            # The trigger's message is generic; the job's own FailureReason says what went wrong.
-            job = self._existing(event.get("job_name") or self.config["TrainingJobName"])
+            # The trigger's message is generic; the job itself says what happened.
+            job = self._existing(name)
             if job is not None and job["TrainingJobStatus"] in UNSUCCESSFUL:
-                raise AirflowException(failure_message(job))
-            raise AirflowException(f"Waiting for training job failed: {event}")
+                raise self._ended(job)
+            if job is not None and job["TrainingJobStatus"] == "Completed":
+                return self.serialize_result(name)  # it finished between the last poll and now
+            if job is not None and job["TrainingJobStatus"] in RUNNING and event["status"] == "timeout":
+                raise AirflowException(still_running_message(job, self.max_attempts, self.check_interval))
+            raise AirflowException(f"Waiting for training job {name} failed: {event}")
         result = super().execute_complete(context, event)
         job = result["Training"]
         if job.get("TrainingJobStatus") in UNSUCCESSFUL:
-            raise AirflowException(failure_message(job))
+            raise self._ended(job)
         return result
 
 
