@@ -7,12 +7,35 @@ Three layers, each usable alone:
 * :func:`list_local` / :func:`list_s3` build the listings; :func:`sync` lists, plans and runs
   the transfers on one shared boto3 client, without Airflow.
 * :class:`S3SyncOperator` is the thin Airflow wrapper that returns an XCom-friendly summary.
+
+How "unchanged" is decided (``compare="size_and_etag"``, the default). An ETag is the MD5 of the
+data only for single-part, unencrypted or SSE-S3 objects; SSE-KMS and SSE-C objects and multipart
+uploads have ETags that are not MD5s (botocore's ``s3`` model, ``Object.ETag``), and a listing
+does not say which kind an object has. So an ETag is only ever trusted as an identity of one
+write, never assumed to be an MD5:
+
+* every object this sync writes carries its content MD5 in metadata (``x-amz-meta-md5chksum``,
+  base64, the name rclone uses), and the sync keeps a state object next to the destination
+  prefix (``<prefix>.s3sync-state.json``, see :func:`state_key`), mapping each key to the ETag and size it had after the sync,
+  with its content MD5 (and, for S3 sources, the source ETag it was copied from);
+* a destination object is unchanged when its listed ETag and size are the ones the state
+  recorded and the recorded MD5 (or source ETag) matches the source; or when the source's MD5
+  (or, S3 to S3, its ETag) equals the destination ETag; or, when neither is known, after one
+  ``HeadObject`` of each side that reads ``md5chksum``. Anything still undecided is copied:
+  an unverifiable object is re-copied once (and recorded), never skipped on a guess.
+
+So a no-op re-sync costs the listings, one GET of the state object and the local MD5s of
+same-size files, and no HEAD per object; a one-byte edit that keeps size and mtime is copied
+whatever the encryption or upload method.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import fnmatch
 import hashlib
+import json
 import logging
 import mimetypes
 import os
@@ -50,6 +73,13 @@ COPY_OBJECT_LIMIT = 5 * GiB
 DELETE_BATCH = 1000  # the delete_objects maximum per request
 PROGRESS_INTERVAL_S = 2.0
 MAX_FAILURES_IN_MESSAGE = 50
+# The sync's own record of what it wrote, next to the destination prefix ("raw/dt=1" keeps it in
+# "raw/dt=1.s3sync-state.json"), so the synced folder holds only synced files. Never synced itself.
+STATE_SUFFIX = ".s3sync-state.json"
+STATE_VERSION = 1
+# User metadata holding the base64 MD5 of the data (rclone's name, so its uploads compare too).
+MD5_METADATA = "md5chksum"
+SSE_MODES = ("AES256", "aws:kms", "aws:kms:dsse")
 
 # mimetypes maps ".manifest" to the HTML5 appcache type; SageMaker manifests are JSON Lines.
 _CONTENT_TYPE_OVERRIDES = {".manifest": "application/jsonlines", ".jsonl": "application/jsonlines"}
@@ -66,9 +96,12 @@ logger = logging.getLogger(__name__)
 class ObjectInfo:
     """One file or object: the S3 key (or the path relative to a local root) and what we compare.
 
-    ``etag`` is the hex ETag without quotes. A local file leaves it ``None`` and passes
-    ``etag_loader`` instead, so its MD5 is only computed when :func:`plan_sync` needs it
-    (sizes equal and the other side has a plain MD5 ETag).
+    ``etag`` is the hex ETag without quotes: for an S3 object an opaque identity of one write
+    (it may or may not be an MD5), for a local file its MD5. A local file leaves it ``None`` and
+    passes ``etag_loader`` instead, so its MD5 is only computed when :func:`plan_sync` needs it
+    (sizes equal). ``md5`` is an S3 object's content MD5 when something vouches for it (the
+    sync state or ``md5chksum`` metadata); ``source_etag`` is, for a destination object, the
+    ETag of the source object the sync state says it was copied from.
     """
 
     key_or_relpath: str
@@ -76,24 +109,30 @@ class ObjectInfo:
     etag: str | None = None
     mtime: float | None = None
     etag_loader: Callable[[], str] | None = field(default=None, repr=False, compare=False)
+    md5: str | None = None
+    source_etag: str | None = None
+    local: bool = False
 
     def __post_init__(self) -> None:
         if self.size < 0:
             raise ValueError(f"size: must be >= 0 for {self.key_or_relpath!r}, got {self.size}")
         if self.etag is not None:
             self.etag = self.etag.strip('"').lower()
+        if self.etag_loader is not None:
+            self.local = True
+        if self.md5 is not None:
+            self.md5 = self.md5.lower()
+        if self.source_etag is not None:
+            self.source_etag = self.source_etag.strip('"').lower()
 
     @property
     def is_multipart(self) -> bool:
         """True when the ETag is a multipart one ("<md5-of-md5s>-<parts>"), which is not an MD5."""
         return self.etag is not None and "-" in self.etag
 
-    @property
-    def has_md5(self) -> bool:
-        """True when an MD5 is known or can be computed for this object."""
-        return (self.etag is not None and not self.is_multipart) or (
-            self.etag is None and self.etag_loader is not None
-        )
+    def content_md5(self) -> str | None:
+        """The MD5 of the data when known: a local file's (computed), an S3 object's if vouched for."""
+        return self.resolve_etag() if self.local else self.md5
 
     def resolve_etag(self) -> str | None:
         """The ETag, computing (once) and caching it through ``etag_loader`` if needed."""
@@ -114,8 +153,27 @@ class SyncPlan:
     copy_reasons: dict[str, str] = field(default_factory=dict)  # relpath -> missing|size|etag|mtime
 
 
-def _etags_comparable(src: ObjectInfo, dst: ObjectInfo) -> bool:
-    return src.has_md5 and dst.has_md5
+def same_content(src: ObjectInfo, dst: ObjectInfo) -> bool:
+    """True only when something proves ``dst`` holds ``src``'s bytes (sizes already equal).
+
+    Equal ETags prove it (an MD5 against an MD5, or the same write's identity); so does a
+    source ETag the sync state recorded for this very destination write, or two known MD5s.
+    A local file's MD5 against an ETag that is not an MD5 proves nothing, and gives False.
+    """
+    if not src.local and src.etag is not None and src.etag == dst.source_etag:
+        return True
+    identity = src.resolve_etag()
+    if identity is not None and identity == dst.etag:
+        return True
+    digest = src.content_md5()
+    return digest is not None and digest == dst.md5
+
+
+def needs_head(src: ObjectInfo, dst: ObjectInfo | None, compare: str) -> bool:
+    """Whether a ``HeadObject`` could still prove a same-size pair equal (nothing vouches yet)."""
+    if compare != "size_and_etag" or dst is None or src.size != dst.size or same_content(src, dst):
+        return False
+    return dst.md5 is None or (not src.local and src.md5 is None)
 
 
 def _copy_reason(src: ObjectInfo, dst: ObjectInfo | None, compare: str) -> str | None:
@@ -125,10 +183,10 @@ def _copy_reason(src: ObjectInfo, dst: ObjectInfo | None, compare: str) -> str |
         return "size"
     if compare == "size_only":
         return None
-    if compare == "size_and_etag" and _etags_comparable(src, dst):
-        return "etag" if src.resolve_etag() != dst.resolve_etag() else None
-    # size_and_mtime, or an ETag that is not an MD5 on either side: like `aws s3 sync`, a
-    # source newer than its copy means it changed after it was copied.
+    if compare == "size_and_etag":
+        # Never a guess from mtimes: an edit that keeps size and mtime must still be copied.
+        return None if same_content(src, dst) else "etag"
+    # size_and_mtime: like `aws s3 sync`, a source newer than its copy changed after it was copied.
     if src.mtime is not None and dst.mtime is not None and src.mtime > dst.mtime:
         return "mtime"
     return None
@@ -153,10 +211,10 @@ def plan_sync(
 ) -> SyncPlan:
     """Decide, per relative path, whether to copy, skip or delete.
 
-    Copy when dest lacks the path, the sizes differ, or (``size_and_etag``) both MD5s are known
-    and differ. A multipart ETag on either side falls back to mtime, as does ``size_and_mtime``:
-    copy when the source is newer than dest. ``size_only`` compares sizes only. With
-    ``delete``, paths only in dest are deleted.
+    Copy when dest lacks the path, the sizes differ, or (``size_and_etag``) nothing proves the
+    contents equal (:func:`same_content`; :func:`sync` first fills in what the sync state and,
+    where needed, ``HeadObject`` know). ``size_and_mtime`` copies when the source is newer than
+    dest; ``size_only`` compares sizes only. With ``delete``, paths only in dest are deleted.
     """
     _check_compare(compare)
     to_copy: dict[str, ObjectInfo] = {}
@@ -257,7 +315,7 @@ def list_local(
             if not stat.S_ISREG(st.st_mode):  # never try to upload a FIFO or a socket
                 continue
             out[relpath] = ObjectInfo(
-                relpath, st.st_size, mtime=st.st_mtime, etag_loader=partial(md5_file, abspath)
+                relpath, st.st_size, mtime=st.st_mtime, etag_loader=partial(md5_file, abspath), local=True
             )
     return out
 
@@ -272,7 +330,7 @@ def list_s3(
         for obj in page.get("Contents", ()):
             key = obj["Key"]
             relpath = key[len(prefix):]
-            if not relpath or relpath.endswith("/") or not _matches(relpath, patterns):
+            if not relpath or relpath.endswith("/") or relpath.endswith(STATE_SUFFIX) or not _matches(relpath, patterns):
                 continue
             out[relpath] = ObjectInfo(
                 key, obj["Size"], etag=obj.get("ETag"), mtime=obj["LastModified"].timestamp()
@@ -450,10 +508,170 @@ def _prefetch_md5s(executor: ThreadPoolExecutor, source: Mapping[str, ObjectInfo
     todo = [
         src for rel, src in source.items()
         if src.etag is None and src.etag_loader is not None
-        and (dst := dest.get(rel)) is not None and dst.size == src.size and _etags_comparable(src, dst)
+        and (dst := dest.get(rel)) is not None and dst.size == src.size
     ]
     _run_bounded(executor, lambda o: o.resolve_etag(), todo, limit)
     return len(todo)
+
+
+# --------------------------------------------------------------------------------------------
+# Encryption arguments, content digests and the sync state
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Encryption:
+    """Request arguments for the destination's encryption and, S3 to S3, the source's SSE-C key."""
+
+    write: dict[str, Any]  # PutObject / CopyObject / multipart upload
+    dest_read: dict[str, Any]  # HeadObject / GetObject of destination objects
+    source_read: dict[str, Any]  # HeadObject of source objects
+    copy_source: dict[str, Any]  # CopyObject / UploadPartCopy of an SSE-C source
+
+    def __repr__(self) -> str:  # never show a customer key
+        return "_Encryption(...)"
+
+
+def _customer_key(value: bytes | str | None, field_name: str) -> bytes | None:
+    if value is None:
+        return None
+    raw = value.encode() if isinstance(value, str) else value
+    if not isinstance(raw, bytes) or len(raw) != 32:
+        raise ValueError(f"{field_name}: an SSE-C key must be 32 bytes (AES-256)")
+    return raw
+
+
+def encryption_args(sse: str | None = None, sse_kms_key_id: str | None = None,
+                    sse_customer_key: bytes | str | None = None,
+                    source_sse_customer_key: bytes | str | None = None) -> _Encryption:
+    """Validate the encryption settings and turn them into request arguments (no AWS call)."""
+    if sse is not None and sse not in SSE_MODES:
+        raise ValueError(f"sse: must be one of {', '.join(SSE_MODES)} or None, got {sse!r}")
+    if sse_kms_key_id and not (sse or "").startswith("aws:kms"):
+        raise ValueError("sse_kms_key_id: only with sse='aws:kms' or 'aws:kms:dsse'")
+    key = _customer_key(sse_customer_key, "sse_customer_key")
+    source_key = _customer_key(source_sse_customer_key, "source_sse_customer_key")
+    if key is not None and sse is not None:
+        raise ValueError("sse_customer_key: SSE-C cannot be combined with sse")
+    write: dict[str, Any] = {}
+    if sse:
+        write["ServerSideEncryption"] = sse
+    if sse_kms_key_id:
+        write["SSEKMSKeyId"] = sse_kms_key_id
+    dest_read = {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": key} if key else {}
+    write.update(dest_read)
+    source_read = {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": source_key} if source_key else {}
+    copy_source = ({"CopySourceSSECustomerAlgorithm": "AES256", "CopySourceSSECustomerKey": source_key}
+                   if source_key else {})
+    return _Encryption(write, dest_read, source_read, copy_source)
+
+
+def _md5_b64(hex_md5: str) -> str:
+    return base64.b64encode(bytes.fromhex(hex_md5)).decode()
+
+
+def _md5_from_metadata(metadata: Mapping[str, str] | None) -> str | None:
+    """The hex MD5 in ``md5chksum`` metadata, or None when absent or malformed."""
+    value = (metadata or {}).get(MD5_METADATA)
+    if not value:
+        return None
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    return raw.hex() if len(raw) == 16 else None
+
+
+def state_key(dest_prefix: str) -> str:
+    """Where the sync keeps its state for ``dest_prefix`` ("raw/" -> "raw.s3sync-state.json"), a key
+    that no listing of the prefix returns (at the bucket root, a name the sync never copies)."""
+    return dest_prefix[:-1] + STATE_SUFFIX if dest_prefix else STATE_SUFFIX
+
+
+def load_state(client: Any, bucket: str, prefix: str, read_args: Mapping[str, Any],
+               log: logging.Logger = logger) -> dict[str, dict[str, Any]]:
+    """The entries of the state object, ``{}`` when there is none or it is unreadable (logged)."""
+    key = state_key(prefix)
+    try:
+        body = client.get_object(Bucket=bucket, Key=key, **read_args)["Body"].read()
+    except ClientError as exc:
+        code = str(exc.response.get("Error", {}).get("Code", ""))
+        if code not in ("NoSuchKey", "404", "NotFound"):
+            log.warning("Ignoring the sync state s3://%s/%s (%s): every object will be verified", bucket, key, code)
+        return {}
+    try:
+        data = json.loads(body)
+        entries = data["entries"] if data.get("version") == STATE_VERSION else None
+        if not isinstance(entries, dict):
+            raise ValueError(f"unsupported version {data.get('version')!r}")
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        log.warning("Ignoring the malformed sync state s3://%s/%s (%s): every object will be verified",
+                    bucket, key, exc)
+        return {}
+    return {rel: e for rel, e in entries.items() if isinstance(e, dict)}
+
+
+def apply_state(dest: Mapping[str, ObjectInfo], entries: Mapping[str, Mapping[str, Any]]) -> int:
+    """Fill ``md5``/``source_etag`` of dest objects whose ETag and size are those the state recorded."""
+    applied = 0
+    for rel, entry in entries.items():
+        obj = dest.get(rel)
+        etag = str(entry.get("etag") or "").strip('"').lower()
+        if obj is None or not etag or obj.etag != etag or obj.size != entry.get("size"):
+            continue  # rewritten by someone else since: the entry says nothing about it
+        if isinstance(entry.get("md5"), str):
+            obj.md5 = entry["md5"].lower()
+        if isinstance(entry.get("source_etag"), str):
+            obj.source_etag = entry["source_etag"].strip('"').lower()
+        applied += 1
+    return applied
+
+
+def _entry(obj: ObjectInfo) -> dict[str, Any] | None:
+    if obj.etag is None or (obj.md5 is None and obj.source_etag is None):
+        return None
+    entry: dict[str, Any] = {"etag": obj.etag, "size": obj.size}
+    if obj.md5 is not None:
+        entry["md5"] = obj.md5
+    if obj.source_etag is not None:
+        entry["source_etag"] = obj.source_etag
+    return entry
+
+
+def _head(client: Any, bucket: str, key: str, read_args: Mapping[str, Any]) -> dict[str, Any] | None:
+    try:
+        return client.head_object(Bucket=bucket, Key=key, **read_args)
+    except ClientError as exc:
+        logger.info("Cannot verify s3://%s/%s (%s): it will be copied", bucket, key, _error_code(exc))
+        return None
+
+
+def _verify_by_head(executor: ThreadPoolExecutor, client: Any, ep: _Endpoints, source: Mapping[str, ObjectInfo],
+                    dest: Mapping[str, ObjectInfo], compare: str, enc: _Encryption, limit: int) -> int:
+    """HEAD the same-size pairs nothing vouches for, reading ``md5chksum``; returns the HEAD count."""
+    pairs = [(rel, src, dest[rel]) for rel, src in source.items() if needs_head(src, dest.get(rel), compare)]
+    count = 0
+    lock = threading.Lock()
+
+    def verify(item: tuple[str, ObjectInfo, ObjectInfo]) -> None:
+        nonlocal count
+        rel, src, dst = item
+        calls = 0
+        if dst.md5 is None:
+            head = _head(client, ep.dest_bucket, ep.dest_prefix + rel, enc.dest_read)
+            calls += 1
+            if head is not None and str(head.get("ETag", "")).strip('"').lower() == dst.etag:
+                dst.md5 = _md5_from_metadata(head.get("Metadata"))
+        if not src.local and src.md5 is None and dst.md5 is not None:
+            head = _head(client, ep.source_bucket, src.key_or_relpath, enc.source_read)
+            calls += 1
+            if head is not None and str(head.get("ETag", "")).strip('"').lower() == src.etag:
+                src.md5 = _md5_from_metadata(head.get("Metadata"))
+        with lock:
+            count += calls
+
+    _run_bounded(executor, verify, pairs, limit)
+    return count
 
 
 def sync(
@@ -466,6 +684,10 @@ def sync(
     max_concurrency: int = 16,
     compare: Compare = "size_and_etag",
     log: logging.Logger = logger,
+    sse: str | None = None,
+    sse_kms_key_id: str | None = None,
+    sse_customer_key: bytes | str | None = None,
+    source_sse_customer_key: bytes | str | None = None,
 ) -> dict[str, Any]:
     """Make ``dest`` (s3://) mirror ``source`` (a local folder or s3://); see :func:`plan_sync`.
 
@@ -473,9 +695,14 @@ def sync(
     connections (``aws.client(..., max_pool_connections=max_concurrency)``). Failed transfers
     are collected and raised together as :class:`S3SyncError` once the others have finished;
     deletions are then skipped, so a failing run never removes anything.
+
+    ``sse`` (``AES256``, ``aws:kms``, ``aws:kms:dsse``) with ``sse_kms_key_id``, or an SSE-C
+    ``sse_customer_key`` (32 bytes), encrypt what is written; ``source_sse_customer_key``
+    reads an SSE-C source. The state object is written with the same encryption.
     """
     _check_compare(compare)
     _check_concurrency(max_concurrency)
+    enc = encryption_args(sse, sse_kms_key_id, sse_customer_key, source_sse_customer_key)
     ep = resolve_endpoints(source, dest, include)
     pool = getattr(getattr(getattr(client, "meta", None), "config", None), "max_pool_connections", None)
     if isinstance(pool, int) and pool < max_concurrency:
@@ -501,34 +728,52 @@ def sync(
         # An empty (or unmounted) source folder would otherwise wipe the destination.
         raise ValueError(f"source: {source!r} has no files to sync; refusing to delete all "
                          f"{len(dest_objects)} objects under dest {dest!r}")
+    state = load_state(client, ep.dest_bucket, ep.dest_prefix, enc.dest_read, log) if compare == "size_and_etag" else {}
+    apply_state(dest_objects, state)
 
     limit = 4 * max_concurrency
+    recorded: dict[str, ObjectInfo] = {}  # relpath -> what this run wrote (etag, md5/source etag)
     with ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="s3sync") as executor:
         try:
             hashed = _prefetch_md5s(executor, src_objects, dest_objects, compare, limit)
+            heads = _verify_by_head(executor, client, ep, src_objects, dest_objects, compare, enc, limit)
             plan = plan_sync(src_objects, dest_objects, delete=delete, compare=compare)
             log.info(
                 "Sync %s -> %s: %d source files, %d dest objects; %d to copy (%s), %d unchanged, "
-                "%d to delete (%d local files hashed)", source, dest, len(src_objects),
-                len(dest_objects), len(plan.to_copy), _human(plan.bytes_to_copy), len(plan.to_skip),
-                len(plan.to_delete), hashed,
+                "%d to delete (%d local files hashed, %d objects verified by HEAD)", source, dest,
+                len(src_objects), len(dest_objects), len(plan.to_copy), _human(plan.bytes_to_copy),
+                len(plan.to_skip), len(plan.to_delete), hashed, heads,
             )
             progress = _Progress(log, len(plan.to_copy), plan.bytes_to_copy)
             big_limit = SMALL_FILE_LIMIT if ep.local_root is not None else COPY_OBJECT_LIMIT
             small = [(r, o) for r, o in plan.to_copy.items() if o.size < big_limit]
             large = [(r, o) for r, o in plan.to_copy.items() if o.size >= big_limit]
+            lock = threading.Lock()
+
+            def record(relpath: str, etag: str | None, size: int, md5: str | None,
+                       source_etag: str | None) -> None:
+                if etag:
+                    with lock:
+                        recorded[relpath] = ObjectInfo(ep.dest_prefix + relpath, size, etag=etag, md5=md5,
+                                                       source_etag=source_etag)
 
             def copy_one(item: tuple[str, ObjectInfo]) -> None:
                 relpath, obj = item
                 key = ep.dest_prefix + relpath
                 try:
                     if ep.local_root is not None:
-                        with open(ep.local_root / obj.key_or_relpath, "rb") as body:
-                            client.put_object(Bucket=ep.dest_bucket, Key=key, Body=body,
-                                              ContentType=content_type(relpath))
+                        # The bytes sent are the bytes hashed, so the recorded MD5 is exact.
+                        data = (ep.local_root / obj.key_or_relpath).read_bytes()
+                        md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
+                        resp = client.put_object(Bucket=ep.dest_bucket, Key=key, Body=data,
+                                                 ContentType=content_type(relpath),
+                                                 Metadata={MD5_METADATA: _md5_b64(md5)}, **enc.write)
+                        record(relpath, resp.get("ETag"), len(data), md5, None)
                     else:
-                        client.copy_object(Bucket=ep.dest_bucket, Key=key,
-                                           CopySource={"Bucket": ep.source_bucket, "Key": obj.key_or_relpath})
+                        resp = client.copy_object(Bucket=ep.dest_bucket, Key=key,
+                                                  CopySource={"Bucket": ep.source_bucket, "Key": obj.key_or_relpath},
+                                                  **enc.write, **enc.copy_source)
+                        record(relpath, resp.get("CopyObjectResult", {}).get("ETag"), obj.size, obj.md5, obj.etag)
                 except Exception as exc:  # collected, raised together at the end
                     progress.done(key, obj.size, exc)
                 else:
@@ -536,7 +781,24 @@ def sync(
 
             _run_bounded(executor, copy_one, small, limit)
             if large:
-                _copy_large(client, ep, large, progress, max_concurrency)
+                done = _copy_large(client, ep, large, progress, max_concurrency, enc)
+
+                def record_large(item: tuple[str, ObjectInfo, str | None]) -> None:
+                    # s3transfer does not return the final ETag: one HEAD per large object.
+                    relpath, obj, md5 = item
+                    head = _head(client, ep.dest_bucket, ep.dest_prefix + relpath, enc.dest_read)
+                    if head is None:
+                        return
+                    if obj.local:
+                        st = (ep.local_root / obj.key_or_relpath).stat()
+                        if st.st_size != obj.size or st.st_mtime != obj.mtime:
+                            return  # changed while uploading: record nothing, verify next time
+                        md5 = _md5_from_metadata(head.get("Metadata")) if md5 else None
+                        record(relpath, head.get("ETag"), obj.size, md5, None)
+                    else:
+                        record(relpath, head.get("ETag"), obj.size, obj.md5, obj.etag)
+
+                _run_bounded(executor, record_large, done, limit)
 
             deleted = 0
             failures = list(progress.failures)
@@ -551,6 +813,7 @@ def sync(
             executor.shutdown(wait=True, cancel_futures=True)
             raise
 
+    _save_state(client, ep, state, src_objects, dest_objects, plan, recorded, deleted, enc, log)
     elapsed = time.monotonic() - started
     rate = progress.bytes_copied / elapsed if elapsed > 0 else 0.0
     log.info(
@@ -566,34 +829,83 @@ def sync(
         "skipped": len(plan.to_skip),
         "deleted": deleted,
         "bytes_copied": progress.bytes_copied,
+        "verified_by_head": heads,
         "source": source,
         "dest": dest,
     }
 
 
+def _save_state(client: Any, ep: _Endpoints, old: Mapping[str, Any], source: Mapping[str, ObjectInfo],
+                dest: Mapping[str, ObjectInfo], plan: SyncPlan, recorded: Mapping[str, ObjectInfo],
+                deleted: int, enc: _Encryption, log: logging.Logger) -> None:
+    """Write what is now known of each dest object, when it changed; a failure only costs HEADs later."""
+    entries: dict[str, dict[str, Any]] = {}
+    gone = set(plan.to_delete) if deleted else set()
+    for rel, obj in dest.items():
+        if rel in gone or rel in plan.to_copy:
+            continue
+        src = source.get(rel)
+        if src is not None and rel in plan.to_skip and obj.md5 is None and src.local and src.etag is not None:
+            obj.md5 = src.etag  # proven equal to the local file: its MD5 is the object's
+        if src is not None and rel in plan.to_skip and obj.source_etag is None and not src.local:
+            obj.source_etag = src.etag
+        if (entry := _entry(obj)) is not None:
+            entries[rel] = entry
+    for rel, obj in recorded.items():
+        if (entry := _entry(obj)) is not None:
+            entries[rel] = entry
+    if entries == old:
+        return
+    body = json.dumps({"version": STATE_VERSION, "entries": dict(sorted(entries.items()))},
+                      separators=(",", ":")).encode()
+    try:
+        client.put_object(Bucket=ep.dest_bucket, Key=state_key(ep.dest_prefix), Body=body,
+                          ContentType="application/json", **enc.write)
+    except ClientError as exc:
+        log.warning("Could not write the sync state s3://%s/%s (%s): the next sync verifies by HEAD",
+                    ep.dest_bucket, state_key(ep.dest_prefix), _error_code(exc))
+
+
 def _copy_large(client: Any, ep: _Endpoints, items: Sequence[tuple[str, ObjectInfo]],
-                progress: _Progress, max_concurrency: int) -> None:
+                progress: _Progress, max_concurrency: int,
+                enc: _Encryption | None = None) -> list[tuple[str, ObjectInfo, str | None]]:
     """Managed multipart uploads/copies, all through ONE TransferManager.
 
     A manager per file (what ``upload_file`` does) would multiply the threads; one manager keeps
-    every part of every file in a single pool of ``max_concurrency`` requests.
+    every part of every file in a single pool of ``max_concurrency`` requests. Local files are
+    hashed first, so their MD5 goes up as ``md5chksum`` metadata. Returns the items that
+    completed, with that MD5.
     """
+    enc = enc or encryption_args()
     config = TransferConfig(
         multipart_threshold=SMALL_FILE_LIMIT,
         max_concurrency=max_concurrency,
         preferred_transfer_client="classic",  # CRT would ignore this client and its endpoint
     )
+    futures = []
     with create_transfer_manager(client, config) as manager:
         for relpath, obj in items:
             key = ep.dest_prefix + relpath
             done = [_OnDone(progress, key, obj.size)]
             if ep.local_root is not None:
-                manager.upload(str(ep.local_root / obj.key_or_relpath), ep.dest_bucket, key,
-                               extra_args={"ContentType": content_type(relpath)}, subscribers=done)
+                md5 = md5_file(ep.local_root / obj.key_or_relpath)
+                extra = {"ContentType": content_type(relpath), "Metadata": {MD5_METADATA: _md5_b64(md5)}, **enc.write}
+                future = manager.upload(str(ep.local_root / obj.key_or_relpath), ep.dest_bucket, key,
+                                        extra_args=extra, subscribers=done)
             else:
+                md5 = None
                 # s3transfer copies ContentType and Metadata to the multipart copy itself.
-                manager.copy({"Bucket": ep.source_bucket, "Key": obj.key_or_relpath}, ep.dest_bucket,
-                             key, subscribers=done)
+                future = manager.copy({"Bucket": ep.source_bucket, "Key": obj.key_or_relpath}, ep.dest_bucket,
+                                      key, extra_args={**enc.write, **enc.copy_source} or None, subscribers=done)
+            futures.append((relpath, obj, md5, future))
+    completed = []
+    for relpath, obj, md5, future in futures:
+        try:
+            future.result()
+        except Exception:  # already reported through _OnDone
+            continue
+        completed.append((relpath, obj, md5))
+    return completed
 
 
 def _delete(executor: ThreadPoolExecutor, client: Any, ep: _Endpoints, relpaths: Sequence[str],
@@ -640,10 +952,16 @@ class S3SyncOperator(BaseOperator):
     :param include: comma-separated globs such as ``"*.jpg,*.png"``, matched case-insensitively
         against the relative path on both sides (templated); ``None`` syncs everything
     :param max_concurrency: parallel transfers, and the client's connection pool size
-    :param compare: ``size_and_etag`` (default), ``size_and_mtime`` or ``size_only``
+    :param compare: ``size_and_etag`` (default: content, whatever the encryption and upload
+        method; see the module doc), ``size_and_mtime`` or ``size_only``
+    :param sse: ``AES256``, ``aws:kms`` or ``aws:kms:dsse`` for what is written (``None``: the
+        bucket's default encryption)
+    :param sse_kms_key_id: the KMS key with ``sse="aws:kms"``
+    :param sse_customer_key: a 32-byte SSE-C key for what is written (never templated or logged)
+    :param source_sse_customer_key: the SSE-C key of an S3 source
     :param aws_conn_id: Airflow connection for AWS credentials and endpoint
     :param region_name: AWS region; the connection's when ``None``
-    :return: ``{"copied", "skipped", "deleted", "bytes_copied", "source", "dest"}``
+    :return: ``{"copied", "skipped", "deleted", "bytes_copied", "verified_by_head", "source", "dest"}``
     """
 
     template_fields: Sequence[str] = ("source", "dest", "include")
@@ -658,6 +976,10 @@ class S3SyncOperator(BaseOperator):
         include: str | None = None,
         max_concurrency: int = 16,
         compare: Compare = "size_and_etag",
+        sse: str | None = None,
+        sse_kms_key_id: str | None = None,
+        sse_customer_key: bytes | str | None = None,
+        source_sse_customer_key: bytes | str | None = None,
         aws_conn_id: str | None = "aws_default",
         region_name: str | None = None,
         **kwargs: Any,
@@ -666,6 +988,11 @@ class S3SyncOperator(BaseOperator):
         # source/dest/include may be Jinja templates: they are validated in execute().
         _check_compare(compare)
         _check_concurrency(max_concurrency)
+        encryption_args(sse, sse_kms_key_id, sse_customer_key, source_sse_customer_key)
+        self.sse = sse
+        self.sse_kms_key_id = sse_kms_key_id
+        self._sse_customer_key = sse_customer_key
+        self._source_sse_customer_key = source_sse_customer_key
         self.source = source
         self.dest = dest
         self.delete = delete
@@ -692,4 +1019,8 @@ class S3SyncOperator(BaseOperator):
             max_concurrency=self.max_concurrency,
             compare=self.compare,
             log=self.log,
+            sse=self.sse,
+            sse_kms_key_id=self.sse_kms_key_id,
+            sse_customer_key=self._sse_customer_key,
+            source_sse_customer_key=self._source_sse_customer_key,
         )

@@ -89,23 +89,37 @@ def test_plan_hashes_local_files_lazily_only_when_sizes_match() -> None:
     assert src["same.jpg"].etag == "z" * 32 and src["same.jpg"].etag_loader is None  # cached
 
 
-@pytest.mark.parametrize(
-    ("src_mtime", "dst_mtime", "expected"),
-    [(300.0, 200.0, "mtime"), (200.0, 200.0, None), (100.0, 200.0, None), (None, 200.0, None)],
-)
-def test_plan_multipart_etag_falls_back_to_mtime_without_hashing(src_mtime, dst_mtime, expected) -> None:
+@pytest.mark.parametrize(("src_mtime", "dst_mtime"), [(300.0, 200.0), (200.0, 200.0), (100.0, 200.0), (None, 200.0)])
+def test_plan_multipart_etag_never_falls_back_to_mtime(src_mtime, dst_mtime) -> None:
+    """Issue 9, item 4: a multipart ETag proves nothing, so an older or equal mtime is no reason to skip."""
     calls: list[str] = []
     src = {"big.tif": ObjectInfo("big.tif", 9, mtime=src_mtime, etag_loader=_loader("m" * 32, calls))}
     dst = {"big.tif": ObjectInfo("raw/big.tif", 9, etag="abcdef-2", mtime=dst_mtime)}
-    plan = plan_sync(src, dst)
-    assert plan.copy_reasons.get("big.tif") == expected
-    assert calls == []
+    assert plan_sync(src, dst).copy_reasons == {"big.tif": "etag"}
+    # With the MD5 the sync state (or md5chksum metadata) vouches for, the same pair is decided by content.
+    dst["big.tif"].md5 = "m" * 32
+    assert plan_sync(src, dst).to_skip == ("big.tif",)
+    dst["big.tif"].md5 = "n" * 32
+    assert plan_sync(src, dst).copy_reasons == {"big.tif": "etag"}
 
 
-def test_plan_multipart_source_s3_object_falls_back_to_mtime() -> None:
+def test_plan_s3_source_uses_the_recorded_source_etag_not_mtime() -> None:
     src = {"k": ObjectInfo("p/k", 9, etag="aa-3", mtime=50.0)}
     dst = {"k": ObjectInfo("raw/k", 9, etag="b" * 32, mtime=100.0)}
+    assert plan_sync(src, dst).copy_reasons == {"k": "etag"}  # nothing proves them equal
+    dst["k"].source_etag = "aa-3"  # the state: raw/k's write was a copy of exactly this source
     assert plan_sync(src, dst).to_skip == ("k",)
+    dst["k"].source_etag = "aa-4"
+    assert plan_sync(src, dst).copy_reasons == {"k": "etag"}
+
+
+def test_plan_local_md5_against_a_non_md5_etag_is_decided_by_the_vouched_md5() -> None:
+    """SSE-KMS / SSE-C: the ETag is not the MD5, so only the recorded MD5 can prove equality."""
+    src = {"a.jpg": ObjectInfo("a.jpg", 5, etag_loader=lambda: "c" * 32)}
+    dst = {"a.jpg": ObjectInfo("raw/a.jpg", 5, etag="9" * 32)}  # looks like an MD5, is not
+    assert plan_sync(src, dst).copy_reasons == {"a.jpg": "etag"}
+    dst["a.jpg"].md5 = "c" * 32
+    assert plan_sync(src, dst).to_skip == ("a.jpg",)
 
 
 def test_plan_compare_modes() -> None:
@@ -272,7 +286,7 @@ def test_first_sync_copies_all_then_noop_resync(s3: Any, images: Path, caplog) -
 
     total = sum(p.stat().st_size for p in images.rglob("*") if p.is_file() and ".thumbs" not in p.parts
                 and not p.name.startswith("."))
-    assert result == {"copied": 24, "skipped": 0, "deleted": 0, "bytes_copied": total,
+    assert result == {"copied": 24, "skipped": 0, "deleted": 0, "bytes_copied": total, "verified_by_head": 0,
                       "source": str(images), "dest": DEST_URI}
     keys = _dest_keys(s3)
     assert len(keys) == 24 and "raw/cats/001.jpg" in keys and "raw/.DS_Store" not in keys
@@ -280,14 +294,15 @@ def test_first_sync_copies_all_then_noop_resync(s3: Any, images: Path, caplog) -
     assert s3.head_object(Bucket=DEST, Key="raw/dogs/002.png")["ContentType"] == "image/png"
     body = s3.get_object(Bucket=DEST, Key="raw/dogs/003.jpg")["Body"].read()
     assert body == (images / "dogs/003.jpg").read_bytes()
-    assert calls.calls["PutObject"] == 24 and calls.calls["CreateMultipartUpload"] == 0
+    assert calls.calls["PutObject"] == 24 + 1 and calls.calls["CreateMultipartUpload"] == 0  # + the state
     assert "Copied 24/24 files" in caplog.text and "(100%)" in caplog.text
     assert "copied 24" in caplog.text  # the final summary
 
     calls.calls.clear()
     again = sync(str(images), DEST_URI, client=s3, max_concurrency=8)
     assert again["copied"] == 0 and again["skipped"] == 24 and again["bytes_copied"] == 0
-    assert calls.calls["PutObject"] == 0
+    assert calls.calls["PutObject"] == 0  # not even the state: nothing changed
+    assert calls.calls["HeadObject"] == 0 and calls.calls["GetObject"] == 1  # the state, once
 
 
 def test_changed_files_are_recopied(s3: Any, images: Path, monkeypatch) -> None:
@@ -384,7 +399,7 @@ def test_s3_to_s3_uses_server_side_copy(s3: Any) -> None:
     result = sync(f"s3://{SRC}/in", DEST_URI, client=s3)
     assert result["copied"] == 10 and result["bytes_copied"] == sum(100 + i for i in range(10))
     assert calls.calls["CopyObject"] == 10
-    assert calls.calls["PutObject"] == 0 and calls.calls["GetObject"] == 0
+    assert calls.calls["PutObject"] == 1 and calls.calls["GetObject"] == 1  # the sync state, read then written
     assert sorted(_dest_keys(s3)) == sorted(f"raw/img{i}.jpg" for i in range(10))
     assert s3.head_object(Bucket=DEST, Key="raw/img3.jpg")["ContentType"] == "image/jpeg"
 
@@ -401,15 +416,27 @@ def test_large_local_file_uses_multipart_and_resync_does_not_hash_it(s3: Any, tm
     calls = CallLog(s3)
     assert sync(str(tmp_path), DEST_URI, client=s3)["copied"] == 2
     assert calls.calls["CreateMultipartUpload"] == 1 and calls.calls["UploadPart"] == 2
-    assert calls.calls["PutObject"] == 1
+    assert calls.calls["PutObject"] == 1 + 1  # small.jpg and the sync state
     head = s3.head_object(Bucket=DEST, Key="raw/big.tif")
     assert head["ContentType"] == "image/tiff" and head["ETag"].strip('"').endswith("-2")
+    assert head["Metadata"] == {"md5chksum": __import__("base64").b64encode(
+        __import__("hashlib").md5((tmp_path / "big.tif").read_bytes()).digest()).decode()}
 
-    hashed: list[str] = []
-    monkeypatch.setattr(s3_sync, "md5_file", lambda p: hashed.append(str(p)) or "0" * 32)
+    calls.calls.clear()
     result = sync(str(tmp_path), DEST_URI, client=s3)
-    assert result["copied"] == 1 and result["skipped"] == 1  # small.jpg's fake MD5 differs
-    assert hashed == [str(tmp_path / "small.jpg")]
+    assert result["copied"] == 0 and result["skipped"] == 2 and result["verified_by_head"] == 0
+    assert calls.calls["HeadObject"] == 0  # the state vouches for the multipart object's MD5
+
+    # Issue 9, item 4: one byte changed, size and mtime kept: copied, although the ETag is multipart.
+    big = tmp_path / "big.tif"
+    st = big.stat()
+    data = bytearray(big.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    big.write_bytes(bytes(data))
+    os.utime(big, ns=(st.st_atime_ns, st.st_mtime_ns))
+    result = sync(str(tmp_path), DEST_URI, client=s3)
+    assert result["copied"] == 1 and result["skipped"] == 1
+    assert s3.get_object(Bucket=DEST, Key="raw/big.tif")["Body"].read() == bytes(data)
 
 
 def test_large_s3_object_uses_managed_multipart_copy(s3: Any, monkeypatch) -> None:
@@ -437,6 +464,7 @@ def test_failed_transfer_names_the_key_and_the_others_complete(s3: Any, images: 
     assert "raw/cats/005.jpg (AccessDenied)" in message and "raw/dogs/010.png (AccessDenied)" in message
     assert message.startswith("2 of 25 operations failed")
     assert sorted(f.key for f in err.value.failures) == ["raw/cats/005.jpg", "raw/dogs/010.png"]
+    s3.meta.events.unregister("provide-client-params.s3.PutObject", deny)
     keys = _dest_keys(s3)
     assert len(keys) == 23  # 22 copied, plus the stale object
     assert "raw/stale.jpg" in keys  # a failing run deletes nothing

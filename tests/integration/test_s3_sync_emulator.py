@@ -1,0 +1,189 @@
+"""s3_sync against the emulator, whose SSE-KMS, SSE-C and multipart ETags are not MD5s (as on AWS).
+
+Issue 8, defect 5 (every object re-copied on every run in SSE-KMS / SSE-C buckets and for
+multipart objects) and issue 9, item 4 (a one-byte edit in a large file, mtime kept, never
+synced). Each scenario runs local -> S3 and S3 -> S3.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from sagemaker_vision import aws, s3_sync
+from sagemaker_vision.s3_sync import S3SyncError, sync
+
+pytestmark = pytest.mark.integration
+
+SRC, DEST = "sync-src", "sync-dest"
+DEST_URI = f"s3://{DEST}/raw/"
+KEY = os.urandom(32)
+SRC_KEY = os.urandom(32)
+MiB = 1024**2
+BIG = s3_sync.SMALL_FILE_LIMIT + MiB  # uploaded as multipart (two parts)
+
+
+class Calls:
+    def __init__(self, client: Any):
+        self.counts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        client.meta.events.register("before-call.s3", self._record)
+
+    def _record(self, event_name: str, **_: Any) -> None:
+        with self._lock:
+            self.counts[event_name.rsplit(".", 1)[-1]] += 1
+
+
+@pytest.fixture
+def s3(emulator):
+    emulator.reset()
+    client = boto3.client("s3", endpoint_url=emulator.endpoint_url, region_name="us-east-1",
+                          aws_access_key_id="testing", aws_secret_access_key="testing",
+                          config=aws.botocore_config(max_pool_connections=8))
+    for bucket in (SRC, DEST):
+        client.create_bucket(Bucket=bucket)
+    yield client
+    emulator.reset()
+
+
+def _encrypt(s3, bucket: str, algorithm: str) -> None:
+    s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={"Rules": [{
+        "ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": algorithm},
+        "BlockedEncryptionTypes": {"EncryptionType": ["NONE"]}}]})
+
+
+def _files(root: Path) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(6):
+        (root / f"img_{i}.jpg").write_bytes(os.urandom(2000 + i))
+    (root / "big.tif").write_bytes(os.urandom(BIG))
+    return root
+
+
+def _edit_one_byte_keep_mtime(path: Path) -> bytes:
+    st = path.stat()
+    data = bytearray(path.read_bytes())
+    data[len(data) // 3] ^= 0x01
+    path.write_bytes(bytes(data))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+    return bytes(data)
+
+
+# (bucket default encryption, sync kwargs, read kwargs) per scenario
+SCENARIOS = {
+    "plain": (None, {}, {}),
+    "sse-kms-bucket-default": ("aws:kms", {}, {}),
+    "sse-kms-requested": (None, {"sse": "aws:kms", "sse_kms_key_id": "alias/images"}, {}),
+    "sse-c": ("AES256", {"sse_customer_key": KEY}, {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": KEY}),
+}
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_local_to_s3_copies_once_and_catches_a_one_byte_edit(s3, tmp_path, scenario):
+    default, kwargs, read = SCENARIOS[scenario]
+    if default:
+        _encrypt(s3, DEST, default)
+    root = _files(tmp_path / "images")
+    calls = Calls(s3)
+    assert sync(str(root), DEST_URI, client=s3, **kwargs)["copied"] == 7
+    etag = s3.head_object(Bucket=DEST, Key="raw/img_0.jpg", **read)["ETag"]
+    assert s3.head_object(Bucket=DEST, Key="raw/big.tif", **read)["ETag"].strip('"').endswith("-2")
+
+    calls.counts.clear()
+    again = sync(str(root), DEST_URI, client=s3, **kwargs)
+    assert (again["copied"], again["skipped"], again["verified_by_head"]) == (0, 7, 0)
+    assert calls.counts["HeadObject"] == 0 and calls.counts["PutObject"] == 0
+    assert s3.head_object(Bucket=DEST, Key="raw/img_0.jpg", **read)["ETag"] == etag  # not rewritten
+
+    edited = _edit_one_byte_keep_mtime(root / "big.tif")
+    small = _edit_one_byte_keep_mtime(root / "img_3.jpg")
+    result = sync(str(root), DEST_URI, client=s3, **kwargs)
+    assert (result["copied"], result["skipped"]) == (2, 5)
+    assert s3.get_object(Bucket=DEST, Key="raw/big.tif", **read)["Body"].read() == edited
+    assert s3.get_object(Bucket=DEST, Key="raw/img_3.jpg", **read)["Body"].read() == small
+
+
+@pytest.mark.parametrize("scenario", list(SCENARIOS))
+def test_without_the_state_object_md5chksum_metadata_still_prevents_recopies(s3, tmp_path, scenario):
+    default, kwargs, _ = SCENARIOS[scenario]
+    if default:
+        _encrypt(s3, DEST, default)
+    root = _files(tmp_path / "images")
+    sync(str(root), DEST_URI, client=s3, **kwargs)
+    s3.delete_object(Bucket=DEST, Key=s3_sync.state_key("raw/"))
+    result = sync(str(root), DEST_URI, client=s3, **kwargs)
+    # The plain bucket's single-part ETags are MD5s and prove equality without a HEAD.
+    expected_heads = 1 if scenario == "plain" else 7
+    assert (result["copied"], result["verified_by_head"]) == (0, expected_heads)
+    again = sync(str(root), DEST_URI, client=s3, **kwargs)  # the state was rebuilt
+    assert (again["copied"], again["verified_by_head"]) == (0, 0)
+
+
+def test_objects_written_by_someone_else_are_verified_then_copied_never_skipped(s3, tmp_path):
+    _encrypt(s3, DEST, "aws:kms")
+    root = _files(tmp_path / "images")
+    for path in root.iterdir():  # same bytes, uploaded by another tool: no md5chksum, no state
+        s3.put_object(Bucket=DEST, Key=f"raw/{path.name}", Body=path.read_bytes())
+    result = sync(str(root), DEST_URI, client=s3)
+    assert (result["copied"], result["verified_by_head"]) == (7, 7)  # unverifiable: copied once
+    assert sync(str(root), DEST_URI, client=s3)["copied"] == 0
+
+
+@pytest.mark.parametrize("scenario", ["plain", "sse-kms", "sse-c"])
+def test_s3_to_s3_copies_once_and_catches_changed_sources(s3, tmp_path, scenario):
+    kwargs: dict[str, Any] = {}
+    src_put: dict[str, Any] = {}
+    if scenario == "sse-kms":
+        _encrypt(s3, SRC, "aws:kms")
+        _encrypt(s3, DEST, "aws:kms")
+    elif scenario == "sse-c":
+        _encrypt(s3, SRC, "AES256")
+        _encrypt(s3, DEST, "AES256")
+        src_put = {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": SRC_KEY}
+        kwargs = {"sse_customer_key": KEY, "source_sse_customer_key": SRC_KEY}
+    bodies = {f"in/img_{i}.jpg": os.urandom(3000 + i) for i in range(5)}
+    for key, body in bodies.items():
+        s3.put_object(Bucket=SRC, Key=key, Body=body, **src_put)
+    s3.upload_file(str(_files(tmp_path / "x") / "big.tif"), SRC, "in/big.tif", ExtraArgs=src_put or None)
+
+    calls = Calls(s3)
+    assert sync(f"s3://{SRC}/in/", DEST_URI, client=s3, **kwargs)["copied"] == 6
+    calls.counts.clear()
+    again = sync(f"s3://{SRC}/in/", DEST_URI, client=s3, **kwargs)
+    assert (again["copied"], again["skipped"], again["verified_by_head"]) == (0, 6, 0)
+    assert calls.counts["CopyObject"] == calls.counts["HeadObject"] == 0
+
+    changed = bytearray(bodies["in/img_2.jpg"])
+    changed[10] ^= 0x01  # same size
+    s3.put_object(Bucket=SRC, Key="in/img_2.jpg", Body=bytes(changed), **src_put)
+    result = sync(f"s3://{SRC}/in/", DEST_URI, client=s3, **kwargs)
+    assert (result["copied"], result["skipped"]) == (1, 5)
+    read = {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": KEY} if scenario == "sse-c" else {}
+    assert s3.get_object(Bucket=DEST, Key="raw/img_2.jpg", **read)["Body"].read() == bytes(changed)
+
+
+def test_sse_c_on_a_bucket_that_blocks_it_fails_naming_the_keys(s3, tmp_path):
+    root = _files(tmp_path / "images")
+    with pytest.raises(S3SyncError, match=r"raw/img_0\.jpg \(AccessDenied\)"):
+        sync(str(root), DEST_URI, client=s3, sse_customer_key=KEY)
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"sse": "aws:kmz"}, "^sse: "),
+    ({"sse_kms_key_id": "alias/x"}, "^sse_kms_key_id: "),
+    ({"sse_customer_key": b"short"}, "^sse_customer_key: "),
+    ({"sse": "AES256", "sse_customer_key": KEY}, "^sse_customer_key: "),
+])
+def test_encryption_arguments_are_checked_before_any_call(tmp_path, kwargs, match):
+    class NoCalls:
+        def __getattr__(self, name: str) -> Any:
+            raise AssertionError(f"client.{name} used")
+
+    with pytest.raises(ValueError, match=match):
+        sync(str(tmp_path), DEST_URI, client=NoCalls(), **kwargs)
