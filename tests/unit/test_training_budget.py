@@ -107,4 +107,17 @@ def test_ended_message_uses_the_secondary_status_when_there_is_no_failure_reason
 def test_the_module_imports_without_airflow():
     code = ("import sys; sys.path.insert(0, 'plugins'); import sagemaker_vision.training_budget; "
             "assert not [m for m in sys.modules if m.split('.')[0] in ('airflow', 'boto3', 'botocore')], 'imported'")
-    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
+    # -I: no PYTHONPATH, so no sitecustomize of the test session (contract capture imports botocore).
+    subprocess.run([sys.executable, "-I", "-c", code], cwd=ROOT, check=True)
+
+
+def test_the_pipelines_own_request_waits_past_its_two_hour_stopping_condition():
+    from sagemaker_vision import requests as rq
+    from tests.unit.test_config import build
+
+    req = rq.training_request(build(), num_classes=3, num_training_samples=9)
+    runtime = req["StoppingCondition"]["MaxRuntimeInSeconds"]
+    # Before: the provider's 60 polls x 30 s per try, 3 tries (retries=2) = 1.5 h < the 2 h limit.
+    assert 3 * tb.PROVIDER_DEFAULT_ATTEMPTS * 30 < runtime
+    attempts = tb.wait_attempts(req, 30)
+    assert (attempts - 1) * 30 >= runtime + MARGINS  # one try now covers the whole job
