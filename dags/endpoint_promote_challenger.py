@@ -1,39 +1,50 @@
 """
 ## endpoint_promote_challenger
 
-Shift all traffic of an A/B endpoint to its Challenger variant.
+End the A/B test of an endpoint: promote its Challenger variant, or drop it.
 
 When `object_detection_pipeline` runs with `challenger_weight` above 0 on a provisioned
 endpoint, the new model joins as the `Challenger` variant with that share of traffic while
-the serving model stays as `Champion`. Once its metrics convince you, trigger this DAG: it
-calls `UpdateEndpointWeightsAndCapacities` (Champion weight 0, Challenger 1) and waits until
-the endpoint is InService. Idempotent: an endpoint already promoted is left alone.
+the serving model stays as `Champion`. Once its metrics convince you (or not), trigger this DAG:
+
+- `promote`: `UpdateEndpointWeightsAndCapacities` sends all traffic to the Challenger at once
+  (Champion weight 0, no redeploy); then the endpoint is updated to serve the Challenger's model
+  alone as `AllTraffic`, so the idle Champion fleet stops costing money.
+- `drop`: the endpoint is updated to serve the Champion's model alone as `AllTraffic`.
+
+Both updates change the variant names, so they carry no DeploymentConfig (AWS refuses blue/green
+and rolling deployments that rename variants); SageMaker still brings the new fleet up before it
+shifts traffic, so there is no downtime. Idempotent: an endpoint already ended is left alone.
 
 Manual trigger only. The logic lives in `sagemaker_vision.scaling`.
 """
 
 from __future__ import annotations
 
-from airflow.sdk import dag, task
+from airflow.sdk import Param, dag, task
 
 from sagemaker_vision import aws
 from sagemaker_vision.tasks import endpoint_name_param, manual_dag_kwargs
 
 
 @dag(schedule=None, **manual_dag_kwargs(__doc__, ["deploy"], params={
-    "endpoint_name": endpoint_name_param("The A/B endpoint whose Challenger variant takes all traffic."),
+    "endpoint_name": endpoint_name_param("The A/B endpoint whose test ends."),
+    "action": Param("promote", type="string", enum=["promote", "drop"],
+                    description="promote: the Challenger takes all traffic and then serves alone; "
+                                "drop: the Champion serves alone again."),
 }))
 def endpoint_promote_challenger():
     @task
-    def promote(**context) -> dict:
-        """Challenger weight 1, Champion 0, then wait until the endpoint is InService."""
+    def end_test(**context) -> dict:
+        """promote: all traffic to the Challenger, then it serves alone; drop: the Champion serves alone."""
         from sagemaker_vision.params import default_poll_seconds
-        from sagemaker_vision.scaling import promote_challenger
+        from sagemaker_vision.scaling import finish_ab_test
 
-        return promote_challenger(aws.client("sagemaker"), context["params"]["endpoint_name"],
-                                  waiter_delay=default_poll_seconds())
+        params = context["params"]
+        return finish_ab_test(aws.client("sagemaker"), params["endpoint_name"], params["action"],
+                              waiter_delay=default_poll_seconds())
 
-    promote()
+    end_test()
 
 
 endpoint_promote_challenger()

@@ -1,10 +1,20 @@
 """Endpoints with a timeline, plus UpdateEndpoint (moto 5.2.5 answers it with HTTP 500).
 
-CreateEndpoint: Creating -> InService (or Failed on an ``endpoint_failure`` rule).
+CreateEndpoint: Creating -> InService (or Failed on an ``endpoint_failure`` rule, OutOfService on
+an ``endpoint_out_of_service`` rule).
 UpdateEndpoint: Updating while the OLD config keeps serving, then InService on the new config;
 on an ``update_endpoint_failure`` rule it returns to InService on the old config with
-FailureReason set, the way SageMaker rolls back a failed deployment.
+FailureReason set, the way SageMaker rolls back a failed deployment; on an
+``update_rollback_failure`` rule the rollback fails too: UpdateRollbackFailed, with the reason.
 UpdateEndpointWeightsAndCapacities: moto applies the weights; we add the Updating period.
+
+Timelines run on the emulated clock (``Extension.emulated_duration`` / ``real_seconds``):
+creating an endpoint takes :data:`CREATE_EMULATED_S`; an update brings a new fleet up (the same
+time) and then waits what its DeploymentConfig asks for: each traffic-shifting step's baking
+period (``WaitIntervalInSeconds``) and the old fleet's ``TerminationWaitInSeconds``.
+
+UpdateEndpoint enforces the deployment-guardrails rules (:func:`check_deployment`), each with the
+ValidationException text closest to what the documentation states.
 """
 
 from __future__ import annotations
@@ -22,6 +32,15 @@ from .extension import Extension, state_of
 # Statuses in which SageMaker routes invocations to the endpoint's current config.
 SERVING = {"InService", "Updating", "SystemUpdating", "RollingBack"}
 
+# Emulated seconds to bring a fleet up (instances, model download, health check). AWS publishes no
+# typical figure; a round estimate of the several minutes endpoint creation takes.
+CREATE_EMULATED_S = 480.0
+# UpdateEndpointWeightsAndCapacities: a round estimate too (no new fleet when only weights change).
+WEIGHTS_EMULATED_S = 120.0
+
+GUARDRAILS_URL = "https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails.html"
+EXCLUSIONS_URL = "https://docs.aws.amazon.com/sagemaker/latest/dg/deployment-guardrails-exclusions.html"
+
 
 @dataclass
 class EndpointRun:
@@ -30,10 +49,14 @@ class EndpointRun:
     endpoint: FakeEndpoint
     kind: str  # "create" | "update" | "weights"
     started: float
-    duration: float
+    duration: float  # real seconds
     fail_reason: str | None = None
     new_config: str | None = None
     done: bool = False
+    # The status a failed run ends in: Failed (create), InService rolled back (update),
+    # UpdateRollbackFailed (update whose rollback failed) or OutOfService.
+    fail_status: str | None = None
+    emulated_duration: float = 0.0
 
 
 def _endpoint_arn(backend: SageMakerModelBackend, name: str) -> str:
@@ -55,9 +78,13 @@ def create(ext: Extension, backend: SageMakerModelBackend, original: Any, kwargs
         config = backend.endpoint_configs[endpoint.endpoint_config_name]
         endpoint.async_inference_config = config.async_inference_config
         endpoint.endpoint_status = "Creating"
-        rule = ext.faults.take("endpoint_failure", name)
-        run = EndpointRun(endpoint, "create", ext.now(), ext.transition_seconds,
-                          fail_reason=rule.reason if rule else None)
+        rule, status = ext.faults.take("endpoint_failure", name), "Failed"
+        if rule is None:
+            rule, status = ext.faults.take("endpoint_out_of_service", name), "OutOfService"
+        emulated = ext.emulated_duration("endpoint_create", name, CREATE_EMULATED_S)
+        run = EndpointRun(endpoint, "create", ext.now(), ext.real_seconds(emulated),
+                          fail_reason=rule.reason if rule else None, fail_status=status if rule else None,
+                          emulated_duration=emulated)
         state_of(backend).endpoints[name] = run
         refresh(ext, backend, run)
     return endpoint
@@ -79,6 +106,11 @@ def update(ext: Extension, backend: SageMakerModelBackend, name: str, config_nam
                 f'Cannot update in-progress endpoint "{endpoint.arn}" '
                 f"(status {endpoint.endpoint_status}); wait until it is InService."
             )
+        effective = deployment_config if deployment_config is not None else (
+            endpoint.last_deployment_config if retain_deployment_config else None)
+        new_variants = list(backend.endpoint_configs[config_name].production_variants or [])
+        check_deployment(effective, endpoint.production_variants or [], new_variants,
+                         current_config=endpoint.endpoint_config_name, new_config=config_name)
         endpoint.endpoint_status = "Updating"
         endpoint.last_modified_time = utcnow()
         endpoint.pending_deployment_summary = {
@@ -89,9 +121,16 @@ def update(ext: Extension, backend: SageMakerModelBackend, name: str, config_nam
             endpoint.last_deployment_config = deployment_config
         elif not retain_deployment_config:
             endpoint.last_deployment_config = None
-        rule = ext.faults.take("update_endpoint_failure", name)
-        run = EndpointRun(endpoint, "update", ext.now(), ext.transition_seconds,
-                          fail_reason=rule.reason if rule else None, new_config=config_name)
+        rule, status = ext.faults.take("update_rollback_failure", name), "UpdateRollbackFailed"
+        if rule is None:
+            rule, status = ext.faults.take("endpoint_out_of_service", name), "OutOfService"
+        if rule is None:
+            rule, status = ext.faults.take("update_endpoint_failure", name), "InService"
+        default = ext.emulated_duration("endpoint_create", name, CREATE_EMULATED_S) + deployment_waiting(effective)
+        emulated = ext.emulated_duration("endpoint_update", name, default)
+        run = EndpointRun(endpoint, "update", ext.now(), ext.real_seconds(emulated),
+                          fail_reason=rule.reason if rule else None, new_config=config_name,
+                          fail_status=status if rule else None, emulated_duration=emulated)
         state_of(backend).endpoints[name] = run
         refresh(ext, backend, run)
         return endpoint.arn
@@ -112,7 +151,8 @@ def update_weights(ext: Extension, backend: SageMakerModelBackend, original: Any
         endpoint = backend.endpoints[name]
         endpoint.endpoint_status = "Updating"
         endpoint.last_modified_time = utcnow()
-        run = EndpointRun(endpoint, "weights", ext.now(), ext.transition_seconds)
+        emulated = ext.emulated_duration("endpoint_update", name, WEIGHTS_EMULATED_S)
+        run = EndpointRun(endpoint, "weights", ext.now(), ext.real_seconds(emulated), emulated_duration=emulated)
         state_of(backend).endpoints[name] = run
         refresh(ext, backend, run)
         return arn
@@ -149,7 +189,7 @@ def refresh(ext: Extension, backend: SageMakerModelBackend, run: EndpointRun) ->
         return
     endpoint.last_modified_time = utcnow()
     if run.kind == "create":
-        endpoint.endpoint_status = "Failed" if run.fail_reason else "InService"
+        endpoint.endpoint_status = (run.fail_status or "Failed") if run.fail_reason else "InService"
         endpoint.failure_reason = run.fail_reason
     elif run.kind == "update":
         _finish_update(backend, endpoint, run, endpoint.last_modified_time)
@@ -163,6 +203,12 @@ def _finish_update(backend: SageMakerModelBackend, endpoint: FakeEndpoint, run: 
     endpoint.pending_deployment_summary = None
     endpoint.endpoint_status = "InService"
     config = backend.endpoint_configs.get(run.new_config or "")
+    if run.fail_reason and run.fail_status in ("UpdateRollbackFailed", "OutOfService"):
+        endpoint.endpoint_status = run.fail_status
+        what = "rolling back to endpoint config" if run.fail_status == "UpdateRollbackFailed" else "serving"
+        endpoint.failure_reason = (f"{run.fail_status} while {what} '{endpoint.endpoint_config_name}' "
+                                   f"(deploying '{run.new_config}'): {run.fail_reason}")
+        return
     if run.fail_reason or config is None:
         reason = run.fail_reason or f"endpoint config {run.new_config} was deleted during the update"
         endpoint.failure_reason = (
@@ -175,3 +221,116 @@ def _finish_update(backend: SageMakerModelBackend, endpoint: FakeEndpoint, run: 
     endpoint.data_capture_config = config.data_capture_config
     endpoint.async_inference_config = config.async_inference_config
     endpoint.failure_reason = None
+
+
+# -- deployment guardrails ---------------------------------------------------------------------
+
+
+def _is_serverless(variants: list[dict[str, Any]]) -> bool:
+    return any(v.get("ServerlessConfig") or v.get("CurrentServerlessConfig") or v.get("DesiredServerlessConfig")
+               for v in variants)
+
+
+def _names(variants: list[dict[str, Any]]) -> list[str]:
+    return sorted(str(v.get("VariantName")) for v in variants)
+
+
+def _instances(variants: list[dict[str, Any]]) -> int:
+    return sum(int(v.get("InitialInstanceCount") or 0) for v in variants)
+
+
+def _size(size: dict[str, Any] | None, field: str, low_pct: int, high_pct: int, instances: int,
+          doc: str) -> None:
+    """CapacitySize as a share of the variant's instances, ``low_pct``-``high_pct`` percent."""
+    if not size:
+        raise ValidationError(f"{field} is required: {doc}")
+    kind, value = size.get("Type"), int(size.get("Value") or 0)
+    if kind == "CAPACITY_PERCENT":
+        percent = float(value)
+    elif instances:
+        percent = 100.0 * value / instances
+    else:
+        return  # INSTANCE_COUNT on a fleet without an instance count: nothing to compare with
+    if not low_pct <= percent <= high_pct:
+        shown = f"{value}%" if kind == "CAPACITY_PERCENT" else f"{value} of {instances} instance(s)"
+        raise ValidationError(f"{field} {shown} is out of range: {doc}")
+
+
+def check_deployment(config: dict[str, Any] | None, current: list[dict[str, Any]], new: list[dict[str, Any]],
+                     *, current_config: str, new_config: str) -> None:
+    """Refuse what SageMaker's deployment guardrails refuse; ``config`` is the DeploymentConfig in effect.
+
+    Sources: Deployment guardrails (:data:`GUARDRAILS_URL`): "Deployment guardrails only apply to
+    Asynchronous inference and Real-time inference endpoint types"; Exclusions
+    (:data:`EXCLUSIONS_URL`): "When doing a blue/green or rolling deployment, your new endpoint
+    configuration must have the same variant name as the old endpoint configuration", and rolling
+    deployments exclude "Serverless inference endpoints" and "Multi-variant inference endpoints";
+    botocore's sagemaker model: DeploymentConfig ("Only one update policy should be used"),
+    TrafficRoutingConfig (CanarySize "less than or equal to 50% of the variant's total instance
+    count", LinearStepSize "10-50%"), RollingUpdatePolicy (MaximumBatchSize "between 5% to 50%"),
+    BlueGreenUpdatePolicy (MaximumExecutionTimeoutInSeconds "should be larger than the total waiting
+    time specified in TerminationWaitInSeconds and WaitIntervalInSeconds").
+    An UpdateEndpoint without a DeploymentConfig is not a guardrails deployment: none of this applies.
+    """
+    if not config:
+        return
+    blue_green, rolling = config.get("BlueGreenUpdatePolicy"), config.get("RollingUpdatePolicy")
+    if blue_green and rolling:
+        raise ValidationError("DeploymentConfig: only one update policy can be used; specify either "
+                              "BlueGreenUpdatePolicy or RollingUpdatePolicy, not both.")
+    if _is_serverless(current) or _is_serverless(new):
+        kind = "a rolling deployment" if rolling else "deployment guardrails (DeploymentConfig)"
+        raise ValidationError(
+            f"Endpoint config '{new_config}' is for a serverless endpoint, which does not support {kind}: "
+            "deployment guardrails only apply to asynchronous and real-time inference endpoints. "
+            "Update without a DeploymentConfig.")
+    if _names(current) != _names(new):
+        raise ValidationError(
+            f"When doing a blue/green or rolling deployment, the new endpoint configuration must have the same "
+            f"variant names as the old one: endpoint config '{new_config}' has {_names(new)}, endpoint config "
+            f"'{current_config}' has {_names(current)}.")
+    instances = _instances(new)
+    if rolling:
+        if len(current) > 1 or len(new) > 1:
+            raise ValidationError(
+                f"Rolling deployments are not supported for multi-variant inference endpoints: endpoint config "
+                f"'{new_config}' has {len(new)} variant(s), the endpoint serves {len(current)}.")
+        _size(rolling.get("MaximumBatchSize"), "RollingUpdatePolicy.MaximumBatchSize", 5, 50, instances,
+              "value must be between 5% to 50% of the variant's total instance count")
+        return
+    if not blue_green:
+        return  # AutoRollbackConfiguration alone: blue/green all at once by default
+    routing = blue_green.get("TrafficRoutingConfiguration") or {}
+    kind = routing.get("Type")
+    if kind == "CANARY":
+        _size(routing.get("CanarySize"), "TrafficRoutingConfiguration.CanarySize", 0, 50, instances,
+              "value must be less than or equal to 50% of the variant's total instance count")
+    elif kind == "LINEAR":
+        _size(routing.get("LinearStepSize"), "TrafficRoutingConfiguration.LinearStepSize", 10, 50, instances,
+              "value must be 10-50% of the variant's total instance count")
+    timeout = blue_green.get("MaximumExecutionTimeoutInSeconds")
+    waiting = int(routing.get("WaitIntervalInSeconds") or 0) + int(blue_green.get("TerminationWaitInSeconds") or 0)
+    if timeout is not None and int(timeout) <= waiting:
+        raise ValidationError(
+            f"BlueGreenUpdatePolicy.MaximumExecutionTimeoutInSeconds {timeout} must be larger than the total "
+            f"waiting time specified in TerminationWaitInSeconds and WaitIntervalInSeconds ({waiting}).")
+
+
+def deployment_waiting(config: dict[str, Any] | None) -> float:
+    """Emulated seconds a DeploymentConfig waits: its baking periods, then TerminationWaitInSeconds."""
+    blue_green = (config or {}).get("BlueGreenUpdatePolicy")
+    if blue_green:
+        routing = blue_green.get("TrafficRoutingConfiguration") or {}
+        bake = float(routing.get("WaitIntervalInSeconds") or 0)
+        steps = 1
+        if routing.get("Type") == "CANARY":
+            steps = 2
+        elif routing.get("Type") == "LINEAR":
+            size = routing.get("LinearStepSize") or {}
+            steps = -(-100 // int(size["Value"])) if size.get("Type") == "CAPACITY_PERCENT" and size.get("Value") \
+                else 2
+        return steps * bake + float(blue_green.get("TerminationWaitInSeconds") or 0)
+    rolling = (config or {}).get("RollingUpdatePolicy")
+    if rolling:
+        return float(rolling.get("WaitIntervalInSeconds") or 0)
+    return 0.0

@@ -24,6 +24,11 @@ JOB_KINDS = {
     "labeling_failure": "ClientError: emulated labeling failure (local_aws fault rule)",
     "endpoint_failure": "ClientError: emulated endpoint creation failure (local_aws fault rule)",
     "update_endpoint_failure": "ClientError: emulated deployment failure (local_aws fault rule)",
+    # The update fails and so does its rollback: the endpoint ends UpdateRollbackFailed.
+    "update_rollback_failure": "ClientError: emulated deployment failure whose rollback failed too "
+                               "(local_aws fault rule)",
+    # CreateEndpoint or UpdateEndpoint ends with the endpoint OutOfService.
+    "endpoint_out_of_service": "ClientError: emulated endpoint taken out of service (local_aws fault rule)",
 }
 REQUEST_KINDS = {"throttle", "invoke_error", "invoke_latency_ms"}
 INVOKE_ERROR_CODES = {"ModelError", "ThrottlingException", "ServiceUnavailable", "ValidationError",

@@ -14,9 +14,11 @@ Thin AWS helpers around them: :func:`production_map` reads the serving model's m
 ``validation-map`` tag; :func:`ensure_model` / :func:`ensure_endpoint_config` create or reuse (a
 rerun never duplicates, a same-named resource that differs is refused by field);
 :func:`ensure_rollback_alarms` puts the alarms. :class:`DeployEndpointOperator` creates or
-updates the endpoint and waits (deferrable, with the provider's ``SageMakerTrigger``); when an
-update fails or rolls back it fails the task with the ``FailureReason`` and says which config
-still serves: the old model keeps serving.
+updates the endpoint and waits (deferrable, with :class:`EndpointTrigger`, within a budget from
+``endpoint_waits``); a failed state (Failed, UpdateRollbackFailed, OutOfService, Deleting) ends
+the wait at once. When an update fails or rolls back it fails the task with the ``FailureReason``
+and says which config still serves: the old model keeps serving. An update that adds or removes a
+variant (an A/B Challenger) is sent without a DeploymentConfig, which AWS refuses then.
 """
 
 from __future__ import annotations
@@ -31,14 +33,17 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.amazon.aws.exceptions import WaiterMaxAttemptsError, WaiterTerminalFailure
 from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
-from airflow.providers.amazon.aws.triggers.sagemaker import SageMakerTrigger
+from airflow.providers.amazon.aws.triggers.base import AwsBaseWaiterTrigger
 from airflow.providers.amazon.aws.utils import validate_execute_complete_event
 from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.amazon.aws.utils.waiter_with_logging import wait
+from airflow.providers.amazon.aws.waiters.base_waiter import BaseBotoWaiter
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, conf
+from airflow.triggers.base import TriggerEvent
 from botocore.exceptions import ClientError
 
 from sagemaker_vision import aws
+from sagemaker_vision import endpoint_waits as waits
 from sagemaker_vision.config import ConfigError, validate_sagemaker_name
 from sagemaker_vision.requests import PACKAGE_TAG, PACKAGE_TAG_VALUE, VARIANT_NAME
 
@@ -75,13 +80,15 @@ MAX_ALARM_LOOKBACK_S = 86_400
 MICROSECONDS_PER_MS = 1000
 
 # DescribeEndpoint EndpointStatus values, by what a deploy does about them.
-IN_FLIGHT = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack"})
+IN_FLIGHT = waits.IN_FLIGHT_STATES
 # "DeleteEndpoint is the only operation that can be performed on a failed endpoint" (DescribeEndpoint).
+# OutOfService ("not available to take incoming requests") and Deleting end a wait at once too
+# (waits.FAILED_STATES), but a later deploy may find them changed: their refusal is retryable.
 NEEDS_A_HUMAN = frozenset({"Failed", "UpdateRollbackFailed"})
-ENDPOINT_WAITER = "endpoint_in_service"
+# This package's waiter: boto's endpoint_in_service fails on Failed only, and would poll an endpoint
+# in UpdateRollbackFailed or OutOfService until the budget ran out.
+ENDPOINT_WAITER = waits.ENDPOINT_SETTLED
 ENDPOINT_STATUS_QUERIES = ["EndpointStatus", "PendingDeploymentSummary.EndpointConfigName", "FailureReason"]
-# Waiting budget on top of the deployment timeout, for provisioning the new fleet.
-PROVISIONING_HEADROOM_S = 3600
 
 
 class ResourceConflictError(AirflowFailException):
@@ -679,6 +686,72 @@ def _as_tags(tags: Any) -> list[dict[str, str]]:
 
 
 # --------------------------------------------------------------------------------------------
+# Airflow: the endpoint hook and trigger (fail fast on every failed state)
+# --------------------------------------------------------------------------------------------
+
+
+class EndpointHook(SageMakerHook):
+    """``SageMakerHook`` that also knows the ``endpoint_settled`` waiter (see ``endpoint_waits``).
+
+    Sync (``get_waiter(ENDPOINT_WAITER)``) and async (``deferrable=True, client=...``) waiters are
+    built from the same model; every other waiter name goes to the provider's lookup.
+    """
+
+    def get_waiter(self, waiter_name: str, parameters: dict[str, str] | None = None,
+                   config_overrides: dict[str, Any] | None = None, deferrable: bool = False,
+                   client: Any = None) -> Any:
+        if waiter_name != waits.ENDPOINT_SETTLED:
+            return super().get_waiter(waiter_name, parameters, config_overrides, deferrable, client)
+        if deferrable and client is None:
+            raise ValueError("client must be provided for a deferrable waiter.")
+        return BaseBotoWaiter(client=client or self.conn, model_config=waits.ENDPOINT_SETTLED_MODEL,
+                              deferrable=deferrable).waiter(waiter_name)
+
+
+class EndpointTrigger(AwsBaseWaiterTrigger):
+    """Wait in the triggerer until ``endpoint_name`` is InService, or fail at once.
+
+    Events: ``success``; ``failed`` (Failed, UpdateRollbackFailed, OutOfService, Deleting, or the
+    endpoint vanished), with ``endpoint_status`` and the ``FailureReason`` as ``message``;
+    ``timeout`` when ``waiter_max_attempts`` ran out (the operation goes on); ``error`` otherwise.
+    """
+
+    aws_hook_class = EndpointHook
+
+    def __init__(self, *, endpoint_name: str, waiter_delay: float = 30, waiter_max_attempts: int = 120,
+                 aws_conn_id: str | None = "aws_default", region_name: str | None = None,
+                 verify: bool | str | None = None, botocore_config: dict | None = None):
+        super().__init__(
+            serialized_fields={"endpoint_name": endpoint_name},
+            waiter_name=waits.ENDPOINT_SETTLED,
+            waiter_args={"EndpointName": endpoint_name},
+            failure_message=f"Endpoint {endpoint_name} failed",
+            status_message=f"Endpoint {endpoint_name} not in service yet",
+            status_queries=ENDPOINT_STATUS_QUERIES,
+            return_key="job_name",
+            return_value=endpoint_name,
+            waiter_delay=waiter_delay,
+            waiter_max_attempts=waiter_max_attempts,
+            aws_conn_id=aws_conn_id,
+            region_name=region_name,
+            verify=verify,
+            botocore_config=botocore_config,
+        )
+        self.endpoint_name = endpoint_name
+
+    def _event_from_exception(self, error: AirflowException) -> TriggerEvent:
+        base = {"job_name": self.endpoint_name}
+        if isinstance(error, WaiterMaxAttemptsError):
+            return TriggerEvent({**base, "status": "timeout", "message": str(error)})
+        if isinstance(error, WaiterTerminalFailure):
+            response = getattr(error, "last_response", None) or {}
+            status = response.get("EndpointStatus")
+            message = waits.failure_message(response) if status else str(error)
+            return TriggerEvent({**base, "status": "failed", "endpoint_status": status, "message": message})
+        return TriggerEvent({**base, "status": "error", "message": str(error)})
+
+
+# --------------------------------------------------------------------------------------------
 # Airflow: the deploy operator
 # --------------------------------------------------------------------------------------------
 
@@ -694,7 +767,18 @@ class DeployEndpointOperator(AwsBaseOperator[SageMakerHook]):
       ``deployment_policy`` (see :func:`deployment_config`) and ``RetainDeploymentConfig=False``,
       after putting the rollback alarms (provisioned endpoints only; serverless updates have no
       guardrails).
-    * Failed / UpdateRollbackFailed: refused with the FailureReason (only DeleteEndpoint works).
+    * InService on a config whose variant names differ (a Challenger joins or leaves): AWS refuses
+      a DeploymentConfig then ("When doing a blue/green or rolling deployment, your new endpoint
+      configuration must have the same variant name as the old", Deployment guardrails,
+      Exclusions), so the update is sent without one: SageMaker still brings the new fleet up
+      before it shifts traffic and deletes the old one ("there is no availability loss",
+      UpdateEndpoint), but with no baking period and no alarm rollback. The log says so.
+    * Failed / UpdateRollbackFailed / OutOfService: refused with the FailureReason.
+
+    Waiting ends at once, with the status and the ``FailureReason``, when the endpoint reaches
+    Failed, UpdateRollbackFailed, OutOfService or Deleting. Its budget is
+    :func:`~sagemaker_vision.endpoint_waits.endpoint_wait_budget` for the operation and the
+    DeploymentConfig actually sent, unless ``max_ingestion_time`` is given.
 
     Succeeds only when the endpoint is InService on ``endpoint_config_name``. A failed or
     rolled-back update fails the task with the FailureReason and names the config that still
@@ -717,14 +801,14 @@ class DeployEndpointOperator(AwsBaseOperator[SageMakerHook]):
     :param alarm_latency_threshold_ms: Average ModelLatency that trips ``<endpoint>-latency``.
     :param alarm_period_s: Alarm period, whole minutes.
     :param alarm_evaluation_periods: Breaching periods in a row that trip an alarm.
-    :param check_interval: Seconds between two status checks while waiting.
+    :param check_interval: Seconds between two status checks while waiting (a number above 0).
     :param max_ingestion_time: Give up waiting after this many seconds (the endpoint operation
-        goes on; clear the task to resume waiting). Default: the deployment timeout plus an hour
-        for provisioning.
-    :param deferrable: Wait in the triggerer (the provider's ``SageMakerTrigger``).
+        goes on; clear the task to resume waiting). Default: ``endpoint_wait_budget`` of the
+        operation, from AWS's limits and the DeploymentConfig sent.
+    :param deferrable: Wait in the triggerer (:class:`EndpointTrigger`).
     """
 
-    aws_hook_class = SageMakerHook
+    aws_hook_class = EndpointHook
     template_fields: Sequence[str] = aws_template_fields(
         "endpoint_name",
         "endpoint_config_name",
@@ -808,9 +892,11 @@ class DeployEndpointOperator(AwsBaseOperator[SageMakerHook]):
                 latency_threshold_ms=self.alarm_latency_threshold_ms, period_s=self.alarm_period_s,
                 evaluation_periods=self.alarm_evaluation_periods,
             )
-        if isinstance(self.check_interval, bool) or not isinstance(self.check_interval, int) or \
-                self.check_interval < 1:
-            raise ConfigError("check_interval", f"must be a whole number of seconds >= 1, got {self.check_interval!r}")
+        if isinstance(self.check_interval, bool) or not isinstance(self.check_interval, int | float) or \
+                not math.isfinite(self.check_interval) or self.check_interval <= 0:
+            raise ConfigError("check_interval", f"must be a number of seconds above 0, got {self.check_interval!r}")
+        if self.max_ingestion_time is not None:
+            _int_in_range(self.max_ingestion_time, "max_ingestion_time", 1, 10 * 86_400)
 
     def _deployment_for(self, endpoint_type: str) -> dict[str, Any]:
         """The DeploymentConfig an update of this endpoint type sends (``{}``: none); raises ConfigError."""
@@ -831,15 +917,13 @@ class DeployEndpointOperator(AwsBaseOperator[SageMakerHook]):
             )
         return config
 
-    @property
-    def _wait_seconds(self) -> int:
+    def _budget(self, operation: str, variants: Sequence[Mapping[str, Any]],
+                deployment: Mapping[str, Any] | None) -> int:
+        """Seconds to wait for ``operation``: ``max_ingestion_time``, else AWS's limits for it."""
         if self.max_ingestion_time is not None:
-            return max(1, int(self.max_ingestion_time))
-        return int(self.maximum_execution_timeout_s) + PROVISIONING_HEADROOM_S
-
-    @property
-    def _max_attempts(self) -> int:
-        return max(1, math.ceil(self._wait_seconds / self.check_interval))
+            return int(self.max_ingestion_time)
+        window = self.alarm_period_s * self.alarm_evaluation_periods if self.rollback_alarms else 0
+        return waits.endpoint_wait_budget(operation, variants, deployment or None, alarm_window_s=window)
 
     # -- execution --------------------------------------------------------------------------
     def execute(self, context: Context) -> dict[str, Any]:
@@ -873,22 +957,34 @@ class DeployEndpointOperator(AwsBaseOperator[SageMakerHook]):
             self.hook.conn.create_endpoint(EndpointName=self.endpoint_name,
                                            EndpointConfigName=self.endpoint_config_name, Tags=_as_tags(self.tags))
             self.log.info("Creating endpoint %s with %s", self.endpoint_name, self.endpoint_config_name)
+            budget = self._budget("create", variants, None)
         elif plan.action == "update":
-            self._update(variants, endpoint or {}, deployment)
+            sent = self._update(variants, endpoint or {}, deployment)
+            budget = self._budget("update", variants, sent)
+        elif plan.result_action == "created":  # an earlier try's CreateEndpoint
+            budget = self._budget("create", variants, None)
+        else:  # an update in flight, ours or another's: it may carry any DeploymentConfig
+            running = (endpoint or {}).get("LastDeploymentConfig") or deployment
+            budget = max(self._budget("update", variants, running), self._budget("update", variants, deployment))
         return self._wait(context, action=plan.result_action or "wait", previous_config=plan.previous_config,
-                          replans=replans)
+                          replans=replans, budget=budget)
 
     def _update(self, variants: Sequence[Mapping[str, Any]], endpoint: Mapping[str, Any],
-                deployment: dict[str, Any]) -> None:
-        if deployment:
-            serving = sorted(v.get("VariantName") for v in endpoint.get("ProductionVariants") or [])
-            new = sorted(v.get("VariantName") for v in variants)
-            if serving and serving != new:
-                # "your new endpoint configuration must have the same variant name as the old" (Exclusions)
-                raise AirflowFailException(
-                    f"endpoint_config_name: {self.endpoint_config_name} has variants {new}, but {self.endpoint_name} "
-                    f"serves {serving}; a blue/green deployment needs the same variant names"
-                )
+                deployment: dict[str, Any]) -> dict[str, Any]:
+        """UpdateEndpoint; returns the DeploymentConfig sent (``{}``: none)."""
+        serving = sorted(v.get("VariantName") for v in endpoint.get("ProductionVariants") or [])
+        new = sorted(v.get("VariantName") for v in variants)
+        if deployment and serving and serving != new:
+            # "When doing a blue/green or rolling deployment, your new endpoint configuration must have
+            # the same variant name as the old endpoint configuration" (Deployment guardrails, Exclusions).
+            self.log.warning(
+                "%s serves variants %s and %s has %s: SageMaker refuses a %s deployment (blue/green with a "
+                "DeploymentConfig) when the variant names change, so this update is sent without one. SageMaker "
+                "still provisions the new fleet before shifting all traffic to it (no downtime), but there is no "
+                "baking period and no alarm rollback for this step", self.endpoint_name, serving,
+                self.endpoint_config_name, new, self.deployment_policy)
+            deployment = {}
+        elif deployment:
             if self.rollback_alarms:
                 ensure_rollback_alarms(
                     aws.client("cloudwatch", self.aws_conn_id, self.region_name), self.endpoint_name,
@@ -900,7 +996,7 @@ class DeployEndpointOperator(AwsBaseOperator[SageMakerHook]):
             alarms = [a["AlarmName"] for a in deployment.get("AutoRollbackConfiguration", {}).get("Alarms", [])]
             self.log.info("Blue/green update of %s: %s, baking %s s, rollback alarms %s", self.endpoint_name,
                           routing["Type"], routing["WaitIntervalInSeconds"], alarms)
-        else:
+        elif endpoint_type_of(variants) == "serverless":
             self.log.info("Blue/green update of serverless endpoint %s, all at once: SageMaker has no baking "
                           "period or alarm rollback for serverless endpoints", self.endpoint_name)
         request: dict[str, Any] = {"EndpointName": self.endpoint_name, "EndpointConfigName": self.endpoint_config_name,
@@ -910,16 +1006,20 @@ class DeployEndpointOperator(AwsBaseOperator[SageMakerHook]):
         self.hook.conn.update_endpoint(**request)
         self.log.info("Updating endpoint %s from %s to %s; the old config serves until the new one is ready",
                       self.endpoint_name, endpoint.get("EndpointConfigName"), self.endpoint_config_name)
+        return deployment
 
-    def _wait(self, context: Context, *, action: str, previous_config: str | None, replans: int) -> dict[str, Any]:
-        kwargs = {"action": action, "previous_config": previous_config, "replans": replans}
+    def _wait(self, context: Context, *, action: str, previous_config: str | None, replans: int,
+              budget: int) -> dict[str, Any]:
+        kwargs = {"action": action, "previous_config": previous_config, "replans": replans, "budget": budget}
+        attempts = waits.max_attempts(budget, self.check_interval)
+        self.log.info("Waiting up to %d s for %s (%d checks %s s apart)", budget, self.endpoint_name, attempts,
+                      self.check_interval)
         if self.deferrable:
             self.defer(
-                trigger=SageMakerTrigger(
-                    job_name=self.endpoint_name,
-                    job_type="endpoint",
+                trigger=EndpointTrigger(
+                    endpoint_name=self.endpoint_name,
                     waiter_delay=self.check_interval,
-                    waiter_max_attempts=self._max_attempts,
+                    waiter_max_attempts=attempts,
                     aws_conn_id=self.aws_conn_id,
                     region_name=self.region_name,
                     verify=self.verify,
@@ -929,39 +1029,40 @@ class DeployEndpointOperator(AwsBaseOperator[SageMakerHook]):
                 method_name="execute_complete",
                 kwargs=kwargs,
                 # A backstop only: the trigger gives up first and reports a timeout event.
-                timeout=timedelta(seconds=self._wait_seconds + 2 * self.check_interval),
+                timeout=timedelta(seconds=budget + 2 * self.check_interval),
             )
         try:
             wait(
                 waiter=self.hook.get_waiter(ENDPOINT_WAITER),
                 waiter_delay=self.check_interval,
-                waiter_max_attempts=self._max_attempts,
+                waiter_max_attempts=attempts,
                 args={"EndpointName": self.endpoint_name},
                 failure_message=f"Endpoint {self.endpoint_name} failed",
                 status_message=f"Endpoint {self.endpoint_name} not in service yet",
                 status_args=ENDPOINT_STATUS_QUERIES,
             )
         except WaiterTerminalFailure:
-            pass  # Failed: _finish raises with the FailureReason
+            pass  # a failed state: _finish raises with the status and the FailureReason
         except WaiterMaxAttemptsError:
-            raise AirflowException(self._timeout_message()) from None
+            raise AirflowException(self._timeout_message(budget)) from None
         return self._finish(context, **kwargs)
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None, action: str = "updated",
-                         previous_config: str | None = None, replans: int = 0) -> dict[str, Any]:
+                         previous_config: str | None = None, replans: int = 0,
+                         budget: int | None = None) -> dict[str, Any]:
         """Resume after the trigger: success only when InService on the requested config."""
         event = validate_execute_complete_event(event)
         if event.get("job_name", self.endpoint_name) != self.endpoint_name:
             raise AirflowException(f"Trigger event is for {event.get('job_name')}, not {self.endpoint_name}")
         if event["status"] == "timeout":
-            raise AirflowException(self._timeout_message())
+            raise AirflowException(self._timeout_message(budget))
         if event["status"] not in ("success", "failed"):
             raise AirflowException(f"Waiting for endpoint {self.endpoint_name} failed ({event['status']}): "
                                    f"{event.get('message')}")
-        return self._finish(context, action=action, previous_config=previous_config, replans=replans)
+        return self._finish(context, action=action, previous_config=previous_config, replans=replans, budget=budget)
 
     def _finish(self, context: Context, *, action: str, previous_config: str | None,
-                replans: int) -> dict[str, Any]:
+                replans: int, budget: int | None = None) -> dict[str, Any]:
         if action == "wait":  # another operation was in flight: now deploy ours
             return self._deploy(context, replans=replans + 1)
         endpoint = _describe_or_none(self.hook.conn.describe_endpoint, EndpointName=self.endpoint_name)
@@ -979,14 +1080,18 @@ class DeployEndpointOperator(AwsBaseOperator[SageMakerHook]):
                 f"Deploying {self.endpoint_config_name} to endpoint {self.endpoint_name} failed and was rolled "
                 f"back: {reason}. The endpoint still serves {serving}: the old model keeps serving."
             )
-        if status in NEEDS_A_HUMAN:
-            raise AirflowFailException(f"Endpoint {self.endpoint_name} is {status}: {reason}")
+        if status in waits.FAILED_STATES:
+            raise AirflowFailException(
+                f"Deploying {self.endpoint_config_name}: {waits.failure_message(endpoint)}"
+                + (". SageMaker allows only DeleteEndpoint on it" if status in NEEDS_A_HUMAN else "")
+            )
         raise AirflowException(f"Endpoint {self.endpoint_name} is {status} on {serving}, expected InService on "
                                f"{self.endpoint_config_name}")
 
-    def _timeout_message(self) -> str:
+    def _timeout_message(self, budget: int | None) -> str:
         return (f"Endpoint {self.endpoint_name} was not InService on {self.endpoint_config_name} after "
-                f"{self._wait_seconds} s; the operation goes on: clear this task to resume waiting")
+                f"{budget if budget is not None else 'the budgeted'} s; it is still in progress on AWS (the "
+                "operation goes on): clear this task, and the retry resumes waiting on the same operation")
 
     def _result(self, previous_config: str | None, action: str) -> dict[str, Any]:
         return {

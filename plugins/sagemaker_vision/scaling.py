@@ -13,6 +13,16 @@ make the calls on clients they are given. Every bad input raises
 * :func:`ab_endpoint_config_request` + :func:`promote_challenger`: two production variants,
   ``Champion`` and ``Challenger``, weighted ``1 - w`` and ``w``; promotion shifts all traffic to
   the challenger with ``UpdateEndpointWeightsAndCapacities`` (no redeploy) and waits InService.
+* :func:`end_ab_test`: the A/B test's last step, keeping one variant (the Challenger after a
+  promotion, the Champion when the Challenger is dropped) as a single ``AllTraffic`` variant, so
+  the idle one stops costing money. The variant names change, so the UpdateEndpoint carries no
+  DeploymentConfig: AWS refuses one then ("When doing a blue/green or rolling deployment, your new
+  endpoint configuration must have the same variant name as the old endpoint configuration",
+  Deployment guardrails, Exclusions); without one SageMaker still provisions the new fleet before
+  it shifts traffic and deletes the old one ("there is no availability loss", UpdateEndpoint).
+
+Every wait polls DescribeEndpoint within a budget from :mod:`~sagemaker_vision.endpoint_waits`
+and fails at once on Failed, UpdateRollbackFailed, OutOfService or Deleting, with the reason.
 """
 
 from __future__ import annotations
@@ -20,11 +30,13 @@ from __future__ import annotations
 import logging
 import math
 import re
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from botocore.exceptions import WaiterError
+from botocore.exceptions import ClientError
 
+from sagemaker_vision import endpoint_waits as waits
 from sagemaker_vision.config import ConfigError, validate_sagemaker_name
 from sagemaker_vision.requests import PACKAGE_TAG, PACKAGE_TAG_VALUE, VARIANT_NAME
 
@@ -44,9 +56,9 @@ SERVERLESS_EXCLUSIONS_URL = (
 )
 INSTANCE_TYPE_RE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
 MAX_TAGS = 50
-# UpdateEndpointWeightsAndCapacities takes a few minutes on AWS; 30 s x 120 = one hour at most.
 DEFAULT_WAITER_DELAY = 30
-DEFAULT_WAITER_MAX_ATTEMPTS = 120
+# None: as many polls as the operation's budget (endpoint_waits.endpoint_wait_budget) needs.
+DEFAULT_WAITER_MAX_ATTEMPTS: int | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -360,29 +372,41 @@ def _check_ab_endpoint(description: Mapping[str, Any]) -> None:
         )
 
 
-def wait_in_service(sagemaker_client: Any, endpoint_name: str, *, waiter_delay: int = DEFAULT_WAITER_DELAY,
-                    waiter_max_attempts: int = DEFAULT_WAITER_MAX_ATTEMPTS) -> dict[str, Any]:
-    """Block until the endpoint is InService (bounded); RuntimeError with its FailureReason otherwise."""
-    try:
-        sagemaker_client.get_waiter("endpoint_in_service").wait(
-            EndpointName=endpoint_name,
-            WaiterConfig={"Delay": waiter_delay, "MaxAttempts": waiter_max_attempts},
-        )
-    except WaiterError as exc:
-        last = exc.last_response or {}
-        raise RuntimeError(
-            f"endpoint {endpoint_name!r} did not reach InService: status {last.get('EndpointStatus')}, "
-            f"reason {last.get('FailureReason') or exc}"
-        ) from None
-    return sagemaker_client.describe_endpoint(EndpointName=endpoint_name)
+def wait_in_service(sagemaker_client: Any, endpoint_name: str, *, waiter_delay: float = DEFAULT_WAITER_DELAY,
+                    waiter_max_attempts: int | None = DEFAULT_WAITER_MAX_ATTEMPTS, budget_s: int | None = None,
+                    sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
+    """Poll DescribeEndpoint until InService; RuntimeError at once on a failed state, or when out of polls.
+
+    ``waiter_max_attempts`` None: enough polls for ``budget_s`` (default: the budget of an update,
+    endpoint_waits). Failed, UpdateRollbackFailed, OutOfService and Deleting end the wait at the
+    first poll that sees them, naming the status and the FailureReason.
+    """
+    positive_number(waiter_delay, "waiter_delay")
+    if waiter_max_attempts is None:
+        waiter_max_attempts = waits.max_attempts(budget_s or waits.endpoint_wait_budget("update", []), waiter_delay)
+    int_field(waiter_max_attempts, "waiter_max_attempts", 1)
+    description: dict[str, Any] = {}
+    for attempt in range(1, waiter_max_attempts + 1):
+        description = sagemaker_client.describe_endpoint(EndpointName=endpoint_name)
+        status = description.get("EndpointStatus")
+        if status == "InService":
+            return description
+        if status in waits.FAILED_STATES:
+            raise RuntimeError(waits.failure_message(description))
+        if attempt < waiter_max_attempts:
+            sleep(waiter_delay)
+    raise RuntimeError(
+        f"endpoint {endpoint_name!r} is still {description.get('EndpointStatus')} after {waiter_max_attempts} checks "
+        f"{waiter_delay} s apart; the operation goes on on AWS: run this again to resume waiting"
+    )
 
 
 def promote_challenger(
     sagemaker_client: Any,
     endpoint_name: str,
     *,
-    waiter_delay: int = DEFAULT_WAITER_DELAY,
-    waiter_max_attempts: int = DEFAULT_WAITER_MAX_ATTEMPTS,
+    waiter_delay: float = DEFAULT_WAITER_DELAY,
+    waiter_max_attempts: int | None = DEFAULT_WAITER_MAX_ATTEMPTS,
 ) -> dict[str, Any]:
     """Shift all traffic to ``Challenger`` (``Champion`` weight 0), then wait InService.
 
@@ -391,8 +415,9 @@ def promote_challenger(
     refuses weight changes on an endpoint in progress. Returns the weights after the change.
     """
     request = promotion_request(endpoint_name)
-    int_field(waiter_delay, "waiter_delay", 1)
-    int_field(waiter_max_attempts, "waiter_max_attempts", 1)
+    positive_number(waiter_delay, "waiter_delay")
+    if waiter_max_attempts is not None:
+        int_field(waiter_max_attempts, "waiter_max_attempts", 1)
     description = sagemaker_client.describe_endpoint(EndpointName=endpoint_name)
     _check_ab_endpoint(description)
     if description.get("EndpointStatus") != "InService":
@@ -405,7 +430,8 @@ def promote_challenger(
         sagemaker_client.update_endpoint_weights_and_capacities(**request)
         log.info("Endpoint %s: sending all traffic to %s", endpoint_name, CHALLENGER)
         description = wait_in_service(sagemaker_client, endpoint_name, waiter_delay=waiter_delay,
-                                      waiter_max_attempts=waiter_max_attempts)
+                                      waiter_max_attempts=waiter_max_attempts,
+                                      budget_s=waits.endpoint_wait_budget("weights", []))
         if not is_promoted(description):
             raise RuntimeError(f"endpoint {endpoint_name!r} is InService but the weights did not change: "
                                f"{_weights(description)}")
@@ -418,6 +444,127 @@ def _weights(description: Mapping[str, Any]) -> dict[str, float | None]:
     return {v.get("VariantName"): v.get("CurrentWeight") for v in description.get("ProductionVariants") or []}
 
 
+SINGLE_SUFFIX = "-single"
+CONFIG_COPIED = ("ModelName", "InstanceType", "InitialInstanceCount", "AcceleratorType", "VolumeSizeInGB",
+                 "ModelDataDownloadTimeoutInSeconds", "ContainerStartupHealthCheckTimeoutInSeconds",
+                 "ManagedInstanceScaling", "RoutingConfig", "InferenceAmiVersion")
+
+
+def single_variant_config_name(model_name: str) -> str:
+    """``<model>-single``, cut to SageMaker's 63 characters."""
+    validate_sagemaker_name(model_name, "model_name")
+    return f"{model_name[:63 - len(SINGLE_SUFFIX)].rstrip('-')}{SINGLE_SUFFIX}"
+
+
+def single_variant_config_request(ab_config: Mapping[str, Any], keep: str,
+                                  tags: Sequence[Mapping[str, str]] | Mapping[str, str] = ()) -> dict[str, Any]:
+    """``CreateEndpointConfig`` kwargs serving ``keep``'s model alone, as ``AllTraffic``, from an A/B config.
+
+    ``ab_config`` is the DescribeEndpointConfig of the A/B endpoint; the kept variant's model,
+    instance type and count (and its timeouts) are copied, its weight becomes 1.
+    """
+    if keep not in (CHAMPION, CHALLENGER):
+        raise ConfigError("keep", f"must be {CHAMPION} or {CHALLENGER}, got {keep!r}")
+    variants = {v.get("VariantName"): v for v in ab_config.get("ProductionVariants") or []}
+    if keep not in variants:
+        raise ConfigError("endpoint_name", f"endpoint config {ab_config.get('EndpointConfigName')!r} has no {keep} "
+                                           f"variant; it has {sorted(n for n in variants if n)}")
+    kept = variants[keep]
+    variant = {key: kept[key] for key in CONFIG_COPIED if kept.get(key) is not None}
+    variant.update(VariantName=VARIANT_NAME, InitialVariantWeight=1.0)
+    request: dict[str, Any] = {"EndpointConfigName": single_variant_config_name(kept["ModelName"]),
+                               "ProductionVariants": [variant], "Tags": package_tags(tags)}
+    for key in ("DataCaptureConfig", "KmsKeyId"):
+        if ab_config.get(key):
+            request[key] = ab_config[key]
+    return request
+
+
+def end_ab_test(sagemaker_client: Any, endpoint_name: str, keep: str, *, waiter_delay: float = DEFAULT_WAITER_DELAY,
+                waiter_max_attempts: int | None = DEFAULT_WAITER_MAX_ATTEMPTS,
+                sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
+    """Serve only ``keep``'s model (``Challenger`` or ``Champion``) as ``AllTraffic``, without downtime.
+
+    Idempotent: an endpoint already serving the single-variant config is left alone, and an existing
+    config of that name is reused when it serves the same model. Refuses an endpoint that is not
+    an A/B endpoint. Returns ``{"endpoint_name", "endpoint_config_name", "model_name", "changed"}``.
+    """
+    validate_sagemaker_name(endpoint_name, "endpoint_name")
+    description = sagemaker_client.describe_endpoint(EndpointName=endpoint_name)
+    if description.get("EndpointStatus") != "InService":
+        description = wait_in_service(sagemaker_client, endpoint_name, waiter_delay=waiter_delay,
+                                      waiter_max_attempts=waiter_max_attempts, sleep=sleep)
+    serving = sagemaker_client.describe_endpoint_config(EndpointConfigName=description["EndpointConfigName"])
+    names = sorted(v.get("VariantName") for v in serving.get("ProductionVariants") or [])
+    if names == [VARIANT_NAME] and serving["EndpointConfigName"].endswith(SINGLE_SUFFIX):
+        model = serving["ProductionVariants"][0].get("ModelName")
+        log.info("Endpoint %s already serves %s alone (%s); nothing to do", endpoint_name, model,
+                 serving["EndpointConfigName"])
+        return {"endpoint_name": endpoint_name, "endpoint_config_name": serving["EndpointConfigName"],
+                "model_name": model, "changed": False}
+    _check_ab_endpoint({"EndpointName": endpoint_name, "ProductionVariants": serving.get("ProductionVariants")})
+    tags = sagemaker_client.list_tags(ResourceArn=serving["EndpointConfigArn"]).get("Tags") or []
+    request = single_variant_config_request(serving, keep, tags)
+    _ensure_config(sagemaker_client, request)
+    sagemaker_client.update_endpoint(EndpointName=endpoint_name, EndpointConfigName=request["EndpointConfigName"],
+                                     RetainDeploymentConfig=False)
+    model = request["ProductionVariants"][0]["ModelName"]
+    log.info("Endpoint %s: %s (%s) takes all traffic alone; updating to %s without a DeploymentConfig (the "
+             "variant names change, which blue/green guardrails do not allow); the A/B fleet serves until the "
+             "new one is InService", endpoint_name, keep, model, request["EndpointConfigName"])
+    description = wait_in_service(sagemaker_client, endpoint_name, waiter_delay=waiter_delay,
+                                  waiter_max_attempts=waiter_max_attempts, sleep=sleep,
+                                  budget_s=waits.endpoint_wait_budget("update", request["ProductionVariants"]))
+    if description.get("EndpointConfigName") != request["EndpointConfigName"]:
+        raise RuntimeError(f"endpoint {endpoint_name!r} is InService on {description.get('EndpointConfigName')}, "
+                           f"not {request['EndpointConfigName']}: the update was rolled back: "
+                           f"{description.get('FailureReason') or 'no FailureReason given'}")
+    return {"endpoint_name": endpoint_name, "endpoint_config_name": request["EndpointConfigName"],
+            "model_name": model, "changed": True}
+
+
+AB_ACTIONS = ("promote", "drop")
+
+
+def finish_ab_test(sagemaker_client: Any, endpoint_name: str, action: str, *,
+                   waiter_delay: float = DEFAULT_WAITER_DELAY,
+                   sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
+    """``promote``: all traffic to the Challenger (weights), then it serves alone; ``drop``: the Champion does.
+
+    Safe to rerun: a promotion already done is not repeated, an endpoint already serving one
+    variant alone is left alone.
+    """
+    if action not in AB_ACTIONS:
+        raise ConfigError("action", f"must be one of {', '.join(AB_ACTIONS)}; got {action!r}")
+    validate_sagemaker_name(endpoint_name, "endpoint_name")
+    promoted = None
+    names = {v.get("VariantName") for v in
+             sagemaker_client.describe_endpoint(EndpointName=endpoint_name).get("ProductionVariants") or []}
+    if action == "promote" and CHALLENGER in names:
+        promoted = promote_challenger(sagemaker_client, endpoint_name, waiter_delay=waiter_delay)
+    ended = end_ab_test(sagemaker_client, endpoint_name, CHALLENGER if action == "promote" else CHAMPION,
+                        waiter_delay=waiter_delay, sleep=sleep)
+    return {**ended, "action": action, "promotion": promoted}
+
+
+def _ensure_config(client: Any, request: Mapping[str, Any]) -> None:
+    name = request["EndpointConfigName"]
+    try:
+        existing = client.describe_endpoint_config(EndpointConfigName=name)
+    except ClientError as exc:
+        if "could not find" not in str(exc.response.get("Error", {}).get("Message", "")).lower():
+            raise
+        client.create_endpoint_config(**request)
+        log.info("Created endpoint config %s", name)
+        return
+    have = [(v.get("VariantName"), v.get("ModelName")) for v in existing.get("ProductionVariants") or []]
+    want = [(v["VariantName"], v["ModelName"]) for v in request["ProductionVariants"]]
+    if have != want:
+        raise ConfigError("endpoint_name", f"endpoint config {name} exists with variants {have}, not {want}; "
+                                           "delete it or deploy by hand")
+    log.info("Reusing endpoint config %s", name)
+
+
 __all__ = [
     "CHALLENGER",
     "CHAMPION",
@@ -427,6 +574,8 @@ __all__ = [
     "SERVICE_NAMESPACE",
     "ab_endpoint_config_request",
     "apply_autoscaling",
+    "end_ab_test",
+    "finish_ab_test",
     "backlog_alarm_name",
     "check_autoscalable",
     "is_promoted",
@@ -435,6 +584,7 @@ __all__ = [
     "promotion_request",
     "resource_id",
     "scalable_target_request",
+    "single_variant_config_request",
     "target_tracking_policy",
     "wait_in_service",
 ]

@@ -1,9 +1,9 @@
 """The deployment stage end to end against the embedded emulator (local_aws).
 
 Real code paths: Airflow's ``aws_default`` connection (pointed at the emulator by
-``emulator_env``), botocore's validation of every request, the boto ``endpoint_in_service``
-waiter (sync, and async inside the provider's ``SageMakerTrigger``), CloudWatch alarms in moto,
-and the emulator's UpdateEndpoint with its injected-failure rollback.
+``emulator_env``), botocore's validation of every request, the package's ``endpoint_settled``
+waiter (sync, and async inside ``EndpointTrigger``), CloudWatch alarms in moto, and the
+emulator's UpdateEndpoint with its guardrails rules and injected failures.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from unittest import mock
 import boto3
 import botocore.client
 import pytest
-from airflow.providers.amazon.aws.triggers.sagemaker import SageMakerTrigger
 from airflow.providers.common.compat.sdk import AirflowFailException, TaskDeferred
 from airflow.triggers.base import TriggerEvent
 
@@ -96,7 +95,7 @@ def context() -> dict[str, Any]:
     return {"ti": mock.MagicMock()}
 
 
-def first_event(trigger: SageMakerTrigger, timeout: float = 60) -> TriggerEvent:
+def first_event(trigger: Any, timeout: float = 60) -> TriggerEvent:
     """Run the trigger's async loop as the triggerer would, until its first event."""
 
     async def run() -> TriggerEvent:
@@ -112,8 +111,8 @@ def resume(op: dp.DeployEndpointOperator) -> dict[str, Any]:
     with pytest.raises(TaskDeferred) as deferred:
         op.execute(context())
     classpath, kwargs = deferred.value.trigger.serialize()
-    assert classpath.endswith("SageMakerTrigger")
-    event = first_event(SageMakerTrigger(**kwargs))
+    assert classpath == "sagemaker_vision.deploy.EndpointTrigger"
+    event = first_event(dp.EndpointTrigger(**kwargs))
     return getattr(op, deferred.value.method_name)(context(), event.payload, **(deferred.value.kwargs or {}))
 
 

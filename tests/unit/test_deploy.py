@@ -15,12 +15,12 @@ import boto3
 import botocore.session
 import pytest
 from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
-from airflow.providers.amazon.aws.triggers.sagemaker import SageMakerTrigger
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, TaskDeferred
 from botocore.stub import Stubber
 from botocore.validate import ParamValidator
 
 from sagemaker_vision import deploy as dp
+from sagemaker_vision import endpoint_waits as waits
 from sagemaker_vision.config import ConfigError
 
 REGION = "us-east-1"
@@ -634,14 +634,22 @@ def test_operator_refuses_a_failed_endpoint_with_its_reason(sagemaker):
         op.execute({})
 
 
-def test_operator_refuses_a_blue_green_update_that_renames_the_variant(sagemaker):
+def test_operator_updates_without_a_deployment_config_when_the_variant_names_change(sagemaker):
+    # AWS refuses a blue/green DeploymentConfig when the variant names change (Deployment guardrails,
+    # Exclusions); the old code refused the update itself, so an A/B test could never start.
     client, stubber = sagemaker
     stubber.add_response("describe_endpoint_config", config_response(serverless=False, variant="Green"))
     stubber.add_response("describe_endpoint", endpoint("InService", "cfg-1", variants=("AllTraffic",)))
-    op = operator()
+    stubber.add_response("update_endpoint", {"EndpointArn": arn("endpoint", "shapes")},
+                         {"EndpointName": "shapes", "EndpointConfigName": "cfg-2", "RetainDeploymentConfig": False})
+    op = operator(deployment_policy="canary")
     install(op, client)
-    with pytest.raises(AirflowFailException, match="same variant names"):
+    with pytest.raises(TaskDeferred) as deferred:
         op.execute({})
+    stubber.assert_no_pending_responses()
+    # No DeploymentConfig sent, so no baking in the budget: a fleet's worth of time.
+    assert deferred.value.kwargs["budget"] == waits.endpoint_wait_budget("update", config_response(
+        serverless=False, variant="Green")["ProductionVariants"], None)
 
 
 def test_operator_creates_then_defers_to_the_providers_trigger(sagemaker):
@@ -657,14 +665,14 @@ def test_operator_creates_then_defers_to_the_providers_trigger(sagemaker):
     with pytest.raises(TaskDeferred) as deferred:
         op.execute({})
     trigger = deferred.value.trigger
-    assert isinstance(trigger, SageMakerTrigger)
+    assert isinstance(trigger, dp.EndpointTrigger)
     classpath, kwargs = trigger.serialize()
-    assert classpath == "airflow.providers.amazon.aws.triggers.sagemaker.SageMakerTrigger"
-    assert kwargs["job_name"] == "shapes" and kwargs["job_type"] == "endpoint"
+    assert classpath == "sagemaker_vision.deploy.EndpointTrigger"
+    assert kwargs["endpoint_name"] == "shapes"
     assert (kwargs["waiter_delay"], kwargs["waiter_max_attempts"]) == (15, 40)
     assert json.loads(json.dumps(kwargs)) == kwargs  # the triggerer stores them as JSON
     assert deferred.value.method_name == "execute_complete"
-    assert deferred.value.kwargs == {"action": "created", "previous_config": None, "replans": 0}
+    assert deferred.value.kwargs == {"action": "created", "previous_config": None, "replans": 0, "budget": 600}
     assert json.dumps(deferred.value.kwargs)
 
 
@@ -704,7 +712,26 @@ def test_execute_complete_fails_a_rolled_back_update_naming_the_serving_config(s
     assert "still serves cfg-1" in str(err.value)
 
 
-def test_wait_budget_defaults_to_the_deployment_timeout_plus_provisioning():
-    op = operator(check_interval=60, maximum_execution_timeout_s=3600)
-    assert op._wait_seconds == 7200 and op._max_attempts == 120
-    assert operator(check_interval=7, max_ingestion_time=100)._max_attempts == 15  # ceil(100 / 7)
+def test_wait_budget_comes_from_aws_limits_and_the_deployment_config_sent():
+    variants = config_response(serverless=False)["ProductionVariants"]
+    sent = dp.deployment_config("linear", endpoint_type="provisioned", linear_step_percent=20, wait_interval_s=600,
+                                termination_wait_s=300, maximum_execution_timeout_s=4200, alarm_names=["a"])
+    op = operator(check_interval=60)
+    # fleet (provisioning + the variant's download and health-check maxima) + the deployment's own
+    # timeout (it exceeds 5 bakes x 600 + 300) + a rollback's provisioning.
+    assert op._budget("update", variants, sent) == 1800 + 3600 + 3600 + 4200 + 1800
+    # The old budget (timeout + 1 h = 7800 s) ended the wait while the deployment could still run.
+    assert op._budget("update", variants, sent) > 4200 + 3600
+    assert operator(max_ingestion_time=100)._budget("update", variants, sent) == 100
+    assert waits.max_attempts(100, 7) == 15  # ceil(100 / 7)
+
+
+@pytest.mark.parametrize("status", ["Failed", "UpdateRollbackFailed", "OutOfService", "Deleting"])
+def test_execute_complete_fails_at_once_on_a_failed_state_with_its_reason(sagemaker, status):
+    client, stubber = sagemaker
+    stubber.add_response("describe_endpoint", endpoint(status, "cfg-1", reason="rollback could not restore cfg-1"))
+    op = operator()
+    install(op, client)
+    with pytest.raises(AirflowFailException, match=f"shapes is {status}: rollback could not restore cfg-1"):
+        op.execute_complete({}, {"status": "failed", "job_name": "shapes", "message": "x"}, action="updated",
+                            previous_config="cfg-1")

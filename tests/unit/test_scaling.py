@@ -128,8 +128,10 @@ class FakeSageMaker:
         self.descriptions = list(descriptions)
         self.updates: list[dict[str, Any]] = []
         self.waits: list[dict[str, Any]] = []
+        self.describes = 0
 
     def describe_endpoint(self, EndpointName: str) -> dict[str, Any]:  # noqa: N803 - boto3's name
+        self.describes += 1
         return self.descriptions[0] if len(self.descriptions) == 1 else self.descriptions.pop(0)
 
     def update_endpoint_weights_and_capacities(self, **kwargs: Any) -> dict[str, Any]:
@@ -260,7 +262,7 @@ def test_promote_updates_weights_then_waits_in_service():
     client = FakeSageMaker(ab_described(0.9, 0.1), ab_described(0.0, 1.0))
     result = scaling.promote_challenger(client, "shapes", waiter_delay=1, waiter_max_attempts=5)
     assert client.updates == [scaling.promotion_request("shapes")]
-    assert client.waits == [{"EndpointName": "shapes", "WaiterConfig": {"Delay": 1, "MaxAttempts": 5}}]
+    assert client.describes == 2  # before, then the wait's first poll sees InService
     assert result == {"endpoint_name": "shapes", "changed": True, "weights": {"Champion": 0.0, "Challenger": 1.0}}
 
 
@@ -274,7 +276,25 @@ def test_promote_is_a_no_op_when_already_promoted():
 def test_promote_waits_for_an_endpoint_in_progress_first():
     client = FakeSageMaker(ab_described(0.9, 0.1, "Updating"), ab_described(0.9, 0.1), ab_described(0.0, 1.0))
     scaling.promote_challenger(client, "shapes", waiter_delay=1, waiter_max_attempts=5)
-    assert len(client.waits) == 2 and len(client.updates) == 1
+    assert client.describes == 3 and len(client.updates) == 1
+
+
+@pytest.mark.parametrize("status", ["Failed", "UpdateRollbackFailed", "OutOfService", "Deleting"])
+def test_wait_in_service_fails_at_the_first_poll_that_sees_a_failed_state(status):
+    # The old wait (boto's endpoint_in_service waiter) failed on Failed only: UpdateRollbackFailed and
+    # OutOfService were polled until the attempts ran out.
+    failed = {**ab_described(0.9, 0.1, status), "FailureReason": "the old fleet could not be restored"}
+    client, slept = FakeSageMaker(ab_described(0.9, 0.1, "Updating"), failed), []
+    with pytest.raises(RuntimeError, match=f"shapes is {status}: the old fleet could not be restored"):
+        scaling.wait_in_service(client, "shapes", waiter_delay=30, waiter_max_attempts=100, sleep=slept.append)
+    assert client.describes == 2 and slept == [30]
+
+
+def test_wait_in_service_polls_for_the_whole_budget_then_says_the_operation_goes_on():
+    client, slept = FakeSageMaker(ab_described(0.9, 0.1, "Updating")), []
+    with pytest.raises(RuntimeError, match="still Updating after 4 checks 30 s apart; the operation goes on"):
+        scaling.wait_in_service(client, "shapes", waiter_delay=30, budget_s=100, sleep=slept.append)
+    assert client.describes == 4 and slept == [30, 30, 30]  # ceil(100 / 30) polls
 
 
 def test_promote_fails_when_the_weights_did_not_move():

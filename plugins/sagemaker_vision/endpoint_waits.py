@@ -1,0 +1,192 @@
+"""How long to wait for an endpoint, and which of its states end the wait at once.
+
+No Airflow imports: the deploy operator, its trigger, the A/B helpers and the async smoke test
+all take their budgets and their waiter from here.
+
+Budgets (:func:`endpoint_wait_budget`, :func:`async_result_budget`) are AWS seconds, derived from
+the limits AWS documents for the operation and from the request's own settings, never from a
+fixed number of polls:
+
+* Creating an endpoint (and the new fleet of an update): the instances are launched (no AWS
+  limit is published; :data:`PROVISIONING_S` is a round estimate), then every variant downloads
+  its model (``ModelDataDownloadTimeoutInSeconds``, 60-3600 s) and its container must pass the
+  health check (``ContainerStartupHealthCheckTimeoutInSeconds``, 60-3600 s); botocore's
+  ``ProductionVariant`` shape. A variant that sets neither is given the maxima.
+* A blue/green update adds its traffic shifting: every step bakes ``WaitIntervalInSeconds``
+  (at least as long as the rollback alarms need to trip), the old fleet is kept
+  ``TerminationWaitInSeconds``, and the whole deployment is bounded by
+  ``MaximumExecutionTimeoutInSeconds`` (``BlueGreenUpdatePolicy``, 600-28800 s), after which
+  SageMaker rolls back; the rollback gets a provisioning estimate of its own.
+* A rolling update (``RollingUpdatePolicy``) is bounded by its ``MaximumExecutionTimeoutInSeconds``
+  (28800 s when unset), plus a rollback that re-provisions the old fleet.
+* A weights/capacity change (``UpdateEndpointWeightsAndCapacities``) may add instances:
+  a new fleet's worth of time.
+* An async request lives at most ``RequestTTLSeconds`` in the queue (default and maximum 6 h)
+  plus ``InvocationTimeoutSeconds`` being processed (default 15 min, maximum 1 h);
+  botocore's ``InvokeEndpointAsyncInput``.
+
+States (:data:`FAILED_STATES`): botocore's ``EndpointStatus`` enum has nine values. ``InService``
+ends a wait well; ``Creating``, ``Updating``, ``SystemUpdating`` and ``RollingBack`` are in
+flight; ``Failed``, ``UpdateRollbackFailed``, ``OutOfService`` and ``Deleting`` end it badly,
+at once, with the ``FailureReason`` ("DeleteEndpoint is the only operation that can be performed
+on a failed endpoint", DescribeEndpoint).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+ENDPOINT_STATUSES = frozenset({"OutOfService", "Creating", "Updating", "SystemUpdating", "RollingBack",
+                               "InService", "Deleting", "Failed", "UpdateRollbackFailed"})
+IN_FLIGHT_STATES = frozenset({"Creating", "Updating", "SystemUpdating", "RollingBack"})
+FAILED_STATES = frozenset({"Failed", "UpdateRollbackFailed", "OutOfService", "Deleting"})
+
+# Launching the instances of a fleet: AWS publishes no bound; a round, generous estimate.
+PROVISIONING_S = 1800
+# ProductionVariant.ModelDataDownloadTimeoutInSeconds / ContainerStartupHealthCheckTimeoutInSeconds.
+MAX_MODEL_DOWNLOAD_S = 3600
+MAX_HEALTH_CHECK_S = 3600
+# BlueGreenUpdatePolicy / RollingUpdatePolicy.MaximumExecutionTimeoutInSeconds: 600-28800.
+MAX_DEPLOYMENT_TIMEOUT_S = 28800
+# InvokeEndpointAsyncInput.RequestTTLSeconds (default and max 21600), InvocationTimeoutSeconds (900, max 3600).
+ASYNC_REQUEST_TTL_DEFAULT_S = 21600
+ASYNC_INVOCATION_TIMEOUT_DEFAULT_S = 900
+
+OPERATIONS = ("create", "update", "weights")
+
+# The waiter every endpoint wait of this package uses (boto's EndpointInService fails only on
+# Failed, so an endpoint in UpdateRollbackFailed or OutOfService was polled until the budget ran out).
+ENDPOINT_SETTLED = "endpoint_settled"
+ENDPOINT_SETTLED_MODEL: dict[str, Any] = {
+    "version": 2,
+    "waiters": {
+        ENDPOINT_SETTLED: {
+            "operation": "DescribeEndpoint",
+            "delay": 30,
+            "maxAttempts": 120,
+            "description": "Wait until an endpoint is InService; Failed, UpdateRollbackFailed, OutOfService "
+                           "and Deleting end the wait at once",
+            "acceptors": [
+                {"matcher": "path", "argument": "EndpointStatus", "expected": "InService", "state": "success"},
+                *({"matcher": "path", "argument": "EndpointStatus", "expected": status, "state": "failure"}
+                  for status in sorted(FAILED_STATES)),
+                {"matcher": "error", "expected": "ValidationException", "state": "failure"},
+            ],
+        }
+    },
+}
+
+
+def _seconds(value: Any, name: str, low: int, high: int, default: int) -> int:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{name}: {value!r} is not a whole number of seconds from {low} to {high}")
+    return value
+
+
+def fleet_budget(variants: Sequence[Mapping[str, Any]]) -> int:
+    """Seconds to bring up a fleet of ``variants`` (CreateEndpointConfig ProductionVariants).
+
+    Provisioning, then the slowest variant's model download and health check. Variants come up in
+    parallel, so the slowest one counts, not the sum.
+    """
+    slowest = 0
+    for variant in variants or [{}]:
+        download = _seconds(variant.get("ModelDataDownloadTimeoutInSeconds"), "ModelDataDownloadTimeoutInSeconds",
+                            60, MAX_MODEL_DOWNLOAD_S, MAX_MODEL_DOWNLOAD_S)
+        health = _seconds(variant.get("ContainerStartupHealthCheckTimeoutInSeconds"),
+                          "ContainerStartupHealthCheckTimeoutInSeconds", 60, MAX_HEALTH_CHECK_S, MAX_HEALTH_CHECK_S)
+        slowest = max(slowest, download + health)
+    return PROVISIONING_S + slowest
+
+
+def traffic_steps(routing: Mapping[str, Any]) -> int:
+    """Baking periods of a blue/green TrafficRoutingConfig: 1 all at once, 2 canary, n linear steps."""
+    kind = routing.get("Type")
+    if kind == "CANARY":
+        return 2
+    if kind == "LINEAR":
+        size = routing.get("LinearStepSize") or {}
+        if size.get("Type") == "CAPACITY_PERCENT" and size.get("Value"):
+            return math.ceil(100 / int(size["Value"]))
+        return 10  # INSTANCE_COUNT steps are at least 10% of the fleet: at most 10 steps
+    return 1
+
+
+def deployment_waiting(deployment_config: Mapping[str, Any] | None, *, alarm_window_s: int = 0) -> int:
+    """Seconds a DeploymentConfig itself waits: its baking periods and the old fleet's termination wait.
+
+    Each bake lasts ``WaitIntervalInSeconds``, but never less than ``alarm_window_s`` (an alarm
+    that trips later cannot roll back a finished step). Rolling updates bake once per batch; with
+    batches of at least 5% that is at most 20 bakes.
+    """
+    config = deployment_config or {}
+    window = max(0, int(alarm_window_s))
+    blue_green = config.get("BlueGreenUpdatePolicy")
+    if blue_green:
+        routing = blue_green.get("TrafficRoutingConfiguration") or {}
+        bake = max(int(routing.get("WaitIntervalInSeconds") or 0), window)
+        return traffic_steps(routing) * bake + int(blue_green.get("TerminationWaitInSeconds") or 0)
+    rolling = config.get("RollingUpdatePolicy")
+    if rolling:
+        size = rolling.get("MaximumBatchSize") or {}
+        batches = math.ceil(100 / int(size["Value"])) if size.get("Type") == "CAPACITY_PERCENT" and \
+            size.get("Value") else 20
+        return batches * max(int(rolling.get("WaitIntervalInSeconds") or 0), window)
+    return 0
+
+
+def endpoint_wait_budget(operation: str, variants: Sequence[Mapping[str, Any]],
+                         deployment_config: Mapping[str, Any] | None = None, *, alarm_window_s: int = 0) -> int:
+    """AWS seconds to wait for ``operation`` (create, update or weights) on an endpoint to settle.
+
+    ``variants``: the ProductionVariants of the config being deployed; ``deployment_config``: the
+    UpdateEndpoint DeploymentConfig sent (None: none, an all-at-once blue/green update without
+    baking). See the module docstring for where each term comes from.
+    """
+    if operation not in OPERATIONS:
+        raise ValueError(f"operation must be one of {', '.join(OPERATIONS)}; got {operation!r}")
+    fleet = fleet_budget(variants)
+    if operation in ("create", "weights"):
+        return fleet
+    config = deployment_config or {}
+    waiting = deployment_waiting(config, alarm_window_s=alarm_window_s)
+    policy = config.get("BlueGreenUpdatePolicy") or config.get("RollingUpdatePolicy")
+    if not policy:
+        return fleet + waiting
+    timeout = _seconds(policy.get("MaximumExecutionTimeoutInSeconds"), "MaximumExecutionTimeoutInSeconds", 600,
+                       MAX_DEPLOYMENT_TIMEOUT_S, MAX_DEPLOYMENT_TIMEOUT_S)
+    # The new fleet comes up, then the deployment runs (bounded by its timeout, which must exceed its
+    # waiting), then a rollback may need a fleet again (rolling: the old one re-provisioned).
+    return fleet + max(timeout, waiting) + PROVISIONING_S
+
+
+def async_result_budget(request_ttl_s: int | None = None, invocation_timeout_s: int | None = None) -> int:
+    """AWS seconds until an async request has either answered or expired: queue TTL + processing timeout."""
+    ttl = _seconds(request_ttl_s, "RequestTTLSeconds", 60, 21600, ASYNC_REQUEST_TTL_DEFAULT_S)
+    processing = _seconds(invocation_timeout_s, "InvocationTimeoutSeconds", 1, 3600,
+                          ASYNC_INVOCATION_TIMEOUT_DEFAULT_S)
+    return ttl + processing
+
+
+def max_attempts(budget_s: float, delay_s: float) -> int:
+    """Polls ``delay_s`` apart that cover ``budget_s``: at least one."""
+    if not delay_s > 0:
+        raise ValueError(f"delay_s must be above 0, got {delay_s!r}")
+    return max(1, math.ceil(budget_s / delay_s))
+
+
+def failure_message(description: Mapping[str, Any]) -> str:
+    """``Endpoint <name> is <status>: <FailureReason>`` from a DescribeEndpoint response."""
+    return (f"Endpoint {description.get('EndpointName')} is {description.get('EndpointStatus')}: "
+            f"{description.get('FailureReason') or 'no FailureReason given'}")
+
+
+def settled_waiter(client: Any) -> Any:
+    """A botocore waiter (sync client) built from :data:`ENDPOINT_SETTLED_MODEL`."""
+    from botocore.waiter import WaiterModel, create_waiter_with_client
+
+    return create_waiter_with_client(ENDPOINT_SETTLED, WaiterModel(ENDPOINT_SETTLED_MODEL), client)
