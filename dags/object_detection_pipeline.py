@@ -12,8 +12,9 @@ Images to a load-tested SageMaker object-detection endpoint, every week, on dema
   `labels/dt=…/`; a run trains on every partition labeled up to its interval's end, so a
   backfilled week trains on what existed then.
 * **Labeling backends** (`label_backend`): `import` an existing Ground Truth manifest, a
-  SageMaker Ground Truth job, or a Label Studio project. The `label` task updates the
-  `object_detection_labels` Asset, which also drives `object_detection_retrain`.
+  SageMaker Ground Truth job (a private or vendor work team), or a Label Studio project. The
+  `label` task group branches to the one backend task that runs; its `label.publish` step
+  updates the `object_detection_labels` Asset, which also drives `object_detection_retrain`.
 * **Safe to rerun**: names derive from the run, so clearing any task reuses what it made; a
   worse model never replaces a better one (`min_map`, `map_tolerance`); updates are blue/green.
 
@@ -26,7 +27,7 @@ from __future__ import annotations
 from airflow.sdk import dag
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from sagemaker_vision.labeling import LabelImagesOperator
+from sagemaker_vision.labeling import label_images
 from sagemaker_vision.params import default_poll_seconds
 from sagemaker_vision.s3_sync import S3SyncOperator
 from sagemaker_vision.tasks import dag_kwargs, estimate_costs, prepare_manifests, train_and_deploy
@@ -46,8 +47,8 @@ def object_detection_pipeline():
         dest="{{ pipeline().raw_prefix }}",
         doc_md="Copy new or changed images into this run's `raw/dt=…/` partition.",
     )
-    label = LabelImagesOperator(task_id="label", poll_seconds=default_poll_seconds())
-    manifests = prepare_manifests(label.output)
+    label, labeled = label_images("label", poll_seconds=default_poll_seconds())
+    manifests = prepare_manifests(labeled)
     first, _ = train_and_deploy(manifests)
 
     estimate_costs() >> sync_images >> label

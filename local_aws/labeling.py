@@ -1,12 +1,35 @@
 """Ground Truth labeling jobs, which moto 5.2.5 does not have at all.
 
 A job validates what SageMaker validates server-side (name rules, label attribute name rules,
-readable input manifest and label category file, unique name), stays InProgress for
-``transition_seconds`` with LabelCounters moving, then writes a real output manifest to
+readable input manifest and label category file, unique name, the retired public workforce),
+stays InProgress for its emulated duration on the shared clock (``extension.py``; kind
+``labeling``) with LabelCounters moving, then writes a real output manifest to
 ``<S3OutputPath>/<job>/manifests/output/output.manifest``. The "workers" are the sample data's
 answer key: an image whose basename is in ``include/sample_data`` gets its true boxes; any other
-readable image gets an empty annotation list; an unreadable one counts as FailedNonRetryableError
-and is left out, as Ground Truth does. Only bounding-box tasks are emulated.
+readable image gets an empty annotation list; an unreadable one, or one in a bucket without the
+CORS rule Ground Truth needs, counts as FailedNonRetryableError and is left out. Only
+bounding-box tasks are emulated.
+
+Rules and their sources:
+
+* Public workforce: Amazon Mechanical Turk closed on 2026-09-30 (notice on the MTurk API
+  reference pages); Ground Truth is closed to new customers (note on every Ground Truth page,
+  e.g. ``sms-bounding-box``). A public-crowd ``WorkteamArn`` or a ``PublicWorkforceTaskPrice``
+  is a ValidationException.
+* CORS: "If you do not add a CORS configuration to the Amazon S3 buckets that contain your input
+  data, labeling tasks for those input data objects will fail" (``sms-cors-update``; the rule is
+  GET from origin ``*``). The objects of such a bucket fail (FailedNonRetryableError, the
+  LabelCounters member for "objects that could not be labeled due to an error"); when no object
+  at all could be labeled the job ends Failed, naming the bucket.
+* Label category file (botocore, ``LabelCategoryConfigS3Uri``): ``{"document-version":
+  "2018-11-28", "labels": [{"label": ...}, ...]}``, at least one label, each unique. Bounding
+  box via the API: at most 50 labels, each at most 256 characters ("Input Data Quotas", Label
+  Category Quotas).
+* Input manifest: one JSON object per line; bounding-box jobs identify each image with
+  ``"source-ref"`` (``sms-bounding-box``: "use "source-ref" to identify the location of each
+  image file"), an ``s3://`` URI; at most 100,000 objects ("Input Data Quotas").
+* Lifetime: "Labeling jobs fail after 30 days with an appropriate client error message"
+  (botocore, ``LabelingJobStoppingConditions``).
 """
 
 from __future__ import annotations
@@ -17,7 +40,7 @@ import math
 import re
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from moto.core.utils import utcnow
@@ -39,6 +62,18 @@ ATTRIBUTE_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,126}$")
 BUILTIN_TASK_RE = re.compile(r":function:(?:[A-Za-z0-9-]*)PRE-([A-Za-z]+)$")
 STOP_FRACTION = 0.25  # Stopping lasts this share of the timeline
 CONFIDENCE = 0.95
+PUBLIC_WORKFORCE_ACCOUNT = "394669845002"
+LABEL_CATEGORIES_VERSION = "2018-11-28"
+MAX_BOUNDING_BOX_LABELS = 50  # Input Data Quotas, Label Category Quotas, API column
+MAX_LABEL_LENGTH = 256
+MAX_MANIFEST_OBJECTS = 100_000  # Input Data Quotas: every type but semantic segmentation
+MAX_JOB_SECONDS = 30 * 86_400  # LabelingJobStoppingConditions: jobs fail after 30 days
+# Realistic emulated duration, a round estimate (AWS publishes none): five minutes for the job
+# to start and consolidate, plus 30 s per image and worker for a person drawing a few boxes on
+# a simple image (TaskTimeLimitInSeconds is only the upper bound). Override it per job name with
+# Control.set_duration("labeling", seconds, name_prefix), e.g. days for a slow private team.
+SETUP_SECONDS = 300.0
+SECONDS_PER_OBJECT = 30.0
 
 
 @dataclass
@@ -53,8 +88,9 @@ class LabelingJob:
     labels: list[str]
     items: list[dict[str, Any]]
     started: float
-    duration: float
+    duration: float  # real seconds at the time scale of creation
     creation_time: datetime
+    emulated_duration: float = 0.0
     fail_reason: str | None = None
     status: str = "InProgress"
     failure_reason: str | None = None
@@ -126,22 +162,51 @@ def _task_type(request: dict[str, Any]) -> str | None:
     return match.group(1) if match else None
 
 
+def _check_workforce(request: dict[str, Any]) -> None:
+    """The public workforce (Amazon Mechanical Turk) is gone: refuse it like any unknown team."""
+    task = request.get("HumanTaskConfig") or {}
+    arn = task.get("WorkteamArn") or ""
+    if "/public-crowd/" in arn or f":{PUBLIC_WORKFORCE_ACCOUNT}:workteam/" in arn:
+        raise _validation(
+            f"WorkteamArn {arn} is the public workforce: Amazon Mechanical Turk closed on 2026-09-30 "
+            "and Ground Truth is closed to new customers. Use a private or vendor work team."
+        )
+    if "PublicWorkforceTaskPrice" in task:
+        raise _validation("PublicWorkforceTaskPrice applies only to the public workforce (Amazon Mechanical "
+                          "Turk), which closed on 2026-09-30.")
+
+
 def _read_labels(account: str, partition: str, uri: str) -> list[str]:
     data = s3io.read(account, partition, uri)
     if data is None:
         raise _validation(f"Cannot access the label category configuration file {uri}.")
+    expected = ('expected {"document-version": "2018-11-28", "labels": [{"label": "label_1"}, ...]}')
     try:
         doc = json.loads(data)
-        labels = [entry["label"] for entry in doc["labels"]]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise _validation(
-            f"The label category configuration file {uri} is not valid: expected "
-            '{"document-version": "2018-11-28", "labels": [{"label": ...}, ...]}'
-        ) from exc
-    if not labels or not all(isinstance(x, str) and x for x in labels):
-        raise _validation(f"The label category configuration file {uri} lists no labels.")
-    if len(set(labels)) != len(labels):
-        raise _validation(f"The label category configuration file {uri} has duplicate labels.")
+    except ValueError as exc:
+        raise _validation(f"The label category configuration file {uri} is not valid JSON: {expected}") from exc
+    if not isinstance(doc, dict) or doc.get("document-version") != LABEL_CATEGORIES_VERSION:
+        raise _validation(f"The label category configuration file {uri} must have \"document-version\": "
+                          f"\"{LABEL_CATEGORIES_VERSION}\": {expected}")
+    entries = doc.get("labels")
+    if not isinstance(entries, list) or not entries:
+        raise _validation(f"The label category configuration file {uri} lists no labels: {expected}")
+    labels: list[str] = []
+    for index, entry in enumerate(entries):
+        label = entry.get("label") if isinstance(entry, dict) else None
+        if not isinstance(label, str) or not label:
+            raise _validation(f"The label category configuration file {uri}: labels[{index}] is not "
+                              f"{{\"label\": <name>}}: {expected}")
+        if len(label) > MAX_LABEL_LENGTH:
+            raise _validation(f"The label category configuration file {uri}: labels[{index}] is longer than "
+                              f"{MAX_LABEL_LENGTH} characters.")
+        if label in labels:
+            raise _validation(f"The label category configuration file {uri} has duplicate labels: "
+                              f"labels[{index}] {label!r}; each label category must be unique.")
+        labels.append(label)
+    if len(labels) > MAX_BOUNDING_BOX_LABELS:
+        raise _validation(f"The label category configuration file {uri} has {len(labels)} labels; a bounding "
+                          f"box job takes at most {MAX_BOUNDING_BOX_LABELS}.")
     return labels
 
 
@@ -158,9 +223,15 @@ def _read_manifest(account: str, partition: str, uri: str) -> tuple[list[dict[st
             line = json.loads(raw)
         except ValueError:
             return [], f"ClientError: {uri} line {lineno} is not valid JSON."
-        if not isinstance(line, dict) or not isinstance(line.get("source-ref") or line.get("source"), str):
-            return [], f"ClientError: {uri} line {lineno} has no source-ref or source."
+        if not isinstance(line, dict):
+            return [], f"ClientError: {uri} line {lineno} is not a JSON object."
+        ref = line.get("source-ref")
+        if not isinstance(ref, str) or not ref.startswith("s3://") or len(ref) <= 5:
+            return [], (f"ClientError: {uri} line {lineno} has no \"source-ref\" s3:// URI; bounding box jobs "
+                        "identify each image with source-ref.")
         items.append(line)
+        if len(items) > MAX_MANIFEST_OBJECTS:
+            return [], f"ClientError: {uri} has more than {MAX_MANIFEST_OBJECTS} data objects."
     if not items:
         return [], f"ClientError: the input manifest {uri} is empty."
     return items, None
@@ -191,6 +262,7 @@ def create(ext: Extension, backend: SageMakerModelBackend, request: dict[str, An
         )
     if task is not None and task != "BoundingBox":
         raise _validation(f"local_aws emulator: only BoundingBox labeling jobs are emulated, not {task}.")
+    _check_workforce(request)
     source = request["InputConfig"]["DataSource"]
     if "S3DataSource" not in source:
         raise _validation("local_aws emulator: streaming labeling jobs (SnsDataSource) are not emulated.")
@@ -212,11 +284,20 @@ def create(ext: Extension, backend: SageMakerModelBackend, request: dict[str, An
         items, bad_manifest = _read_manifest(account, partition, source["S3DataSource"]["ManifestS3Uri"])
         rule = ext.faults.take("labeling_failure", name)
         now = utcnow()
+        workers = int((request.get("HumanTaskConfig") or {}).get("NumberOfHumanWorkersPerDataObject") or 1)
+        emulated = ext.emulated_duration("labeling", name,
+                                         SETUP_SECONDS + SECONDS_PER_OBJECT * len(items) * workers)
+        fail_reason = bad_manifest or (rule.reason if rule else None)
+        if emulated > MAX_JOB_SECONDS and not fail_reason:
+            # The workers would need longer than AWS lets a job run: it fails at the 30-day mark.
+            emulated, fail_reason = float(MAX_JOB_SECONDS), (
+                "ClientError: The labeling job did not finish within 30 days, the longest a labeling job "
+                "can run; the data objects not labeled by then were not labeled.")
         job = LabelingJob(
             account_id=account, partition=partition, name=name, arn=arn, request=request,
-            labels=labels, items=items, started=ext.now(), duration=ext.transition_seconds,
-            creation_time=now, last_modified_time=now,
-            fail_reason=bad_manifest or (rule.reason if rule else None),
+            labels=labels, items=items, started=ext.now(), duration=ext.real_seconds(emulated),
+            creation_time=now, last_modified_time=now, emulated_duration=emulated,
+            fail_reason=fail_reason,
             tags=list(request.get("Tags") or []),
         )
         _set_progress(job, 0)
@@ -240,7 +321,7 @@ def stop(ext: Extension, backend: SageMakerModelBackend, name: str) -> None:
         if job.status != "InProgress":
             raise _validation(f"Labeling job {name} is {job.status} and cannot be stopped.")
         job.status = "Stopping"
-        job.last_modified_time = utcnow()
+        job.last_modified_time = _emulated_time(ext, job)
         job.stop_done = job.counters.get("HumanLabeled", 0)
         job.stop_at = ext.now() + STOP_FRACTION * job.duration
         refresh(ext, backend, job)
@@ -308,11 +389,11 @@ def refresh(ext: Extension, backend: SageMakerModelBackend, job: LabelingJob) ->
         done = min(len(job.items), math.floor(frac * len(job.items)))
         if done != job.counters.get("HumanLabeled"):
             _set_progress(job, done)
-            job.last_modified_time = utcnow()
+            job.last_modified_time = _emulated_time(ext, job)
         return
     if job.fail_reason:
         job.status, job.failure_reason = "Failed", job.fail_reason
-        job.last_modified_time = utcnow()
+        job.last_modified_time = job.creation_time + timedelta(seconds=job.emulated_duration)
         ext.counters["labeling_failed"] += 1
         return
     _finish(ext, job, "Completed", job.items)
@@ -324,6 +405,30 @@ def _get(ext: Extension, backend: SageMakerModelBackend, name: str) -> LabelingJ
         raise ResourceNotFound(f"Could not find requested job with name {name}")
     refresh(ext, backend, job)
     return job
+
+
+def _emulated_time(ext: Extension, job: LabelingJob) -> datetime:
+    """The job's emulated "now": its creation plus the emulated seconds its timeline has run."""
+    if job.duration <= 0:
+        return job.creation_time + timedelta(seconds=job.emulated_duration)
+    elapsed = (ext.now() - job.started) * job.emulated_duration / job.duration
+    return job.creation_time + timedelta(seconds=elapsed)
+
+
+def bucket_allows_ground_truth(account: str, partition: str, bucket: str) -> bool:
+    """Whether ``bucket`` has a CORS rule granting GET from any origin (``sms-cors-update``)."""
+    from moto.s3.exceptions import MissingBucket
+    from moto.s3.models import s3_backends
+
+    try:
+        rules = s3_backends[account][partition].get_bucket(bucket).cors
+    except MissingBucket:
+        return False
+    for rule in rules:
+        methods = {str(m).upper() for m in (rule.allowed_methods or [])}
+        if "GET" in methods and "*" in (rule.allowed_origins or []):
+            return True
+    return False
 
 
 def _naive(value: Any) -> Any:
@@ -340,15 +445,35 @@ def _finish(ext: Extension, job: LabelingJob, status: str, items: list[dict[str,
     """Label ``items``, write the output manifest, and end the job in ``status``."""
     key = ext.key()
     out_lines, failed = [], 0
+    cors: dict[str, bool] = {}
+    no_cors: list[str] = []
     for item in items:
-        line = _label(job, key, item)
+        bucket = s3io.split_uri(item["source-ref"])[0]
+        if bucket not in cors:
+            cors[bucket] = bucket_allows_ground_truth(job.account_id, job.partition, bucket)
+            if not cors[bucket]:
+                no_cors.append(bucket)
+        line = _label(job, key, item) if cors[bucket] else None  # the worker UI cannot load the image
         if line is None:
             failed += 1
         else:
             out_lines.append(json.dumps(line, separators=(",", ":")))
     uri = s3io.join(job.request["OutputConfig"]["S3OutputPath"], job.name, "manifests", "output",
                     "output.manifest")
-    job.last_modified_time = utcnow()
+    end = job.emulated_duration if status == "Completed" else None
+    job.last_modified_time = (job.creation_time + timedelta(seconds=end)) if end is not None \
+        else _emulated_time(ext, job)
+    if items and not out_lines and no_cors:
+        job.counters = {"TotalLabeled": 0, "HumanLabeled": 0, "MachineLabeled": 0,
+                        "FailedNonRetryableError": failed, "Unlabeled": len(job.items) - failed}
+        job.status = "Failed"
+        job.failure_reason = (
+            f"ClientError: All {failed} data objects failed: the S3 bucket(s) {', '.join(no_cors)} holding the "
+            "input images have no CORS configuration allowing GET from origin *, so the labeling tasks "
+            "failed (see 'CORS Requirement for Input Image Data')."
+        )
+        ext.counters["labeling_failed"] += 1
+        return
     try:
         s3io.write(job.account_id, job.partition, uri, ("\n".join(out_lines) + "\n").encode()
                    if out_lines else b"")

@@ -181,11 +181,10 @@ def _utc(value: datetime) -> datetime:
 
 @dataclass(frozen=True)
 class GroundTruthSpec:
-    """ground_truth backend: who labels and at what price."""
+    """ground_truth backend: the private or vendor work team that labels, and its task settings."""
 
-    workteam_arn: str | None  # None: the public workforce (Mechanical Turk)
+    workteam_arn: str | None  # required for ground_truth: the public workforce (MTurk) closed 2026-09-30
     workers_per_object: int
-    task_price_usd: float
     task_description: str
     task_time_limit_s: int
 
@@ -322,22 +321,18 @@ class PipelineConfig:
         ground_truth = GroundTruthSpec(
             workteam_arn=workteam,
             workers_per_object=_number(p, "gt_workers_per_object", int, 1, 9),
-            task_price_usd=_number(p, "gt_task_price_usd", float, 0.001, 100),
             task_description=(p.get("gt_task_description") or "").strip()
             or f"Draw a tight box around every {', '.join(label_classes) or 'object'} in the image.",
             task_time_limit_s=_number(p, "gt_task_time_limit_s", int, 30, 28800),
         )
-        if label_backend == "ground_truth" and ground_truth.workteam_arn is None:
-            from decimal import Decimal
+        if label_backend == "ground_truth":
+            from sagemaker_vision.ground_truth import MTURK_CLOSED
 
-            from sagemaker_vision.costs import ALLOWED_PUBLIC_TASK_PRICES_USD
-
-            if Decimal(str(ground_truth.task_price_usd)) not in ALLOWED_PUBLIC_TASK_PRICES_USD:
-                raise ConfigError(
-                    "gt_task_price_usd",
-                    f"{ground_truth.task_price_usd} is not a public-workforce price AWS accepts for boxes; "
-                    f"allowed: {', '.join(str(x) for x in ALLOWED_PUBLIC_TASK_PRICES_USD)}",
-                )
+            if ground_truth.workteam_arn is None:
+                raise ConfigError("gt_workteam_arn", f"is required for label_backend=ground_truth: {MTURK_CLOSED}")
+            if "/public-crowd/" in ground_truth.workteam_arn:
+                raise ConfigError("gt_workteam_arn", f"{ground_truth.workteam_arn} is the public workforce: "
+                                  f"{MTURK_CLOSED}")
         label_studio = LabelStudioSpec(
             conn_id=(p.get("label_studio_conn_id") or "label_studio_default"),
             project_title=(p.get("label_studio_project") or "").strip() or pipeline_name,

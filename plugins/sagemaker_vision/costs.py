@@ -44,7 +44,9 @@ DEFAULT_PRICES: dict[str, dict[str, Any]] = {
     "us-east-1": {
         # Ground Truth per-object fee, tiered on objects labeled per month in the account. The
         # page has a third tier the brief did not mention: over 1,000,000 objects/month $0.02
-        # (the same three tiers as Amazon A2I). The public workforce's per-task price is extra.
+        # (the same three tiers as Amazon A2I). There is no per-task worker price any more: the
+        # public workforce (Mechanical Turk) closed on 2026-09-30, and a private or vendor team
+        # is paid by you, outside this table.
         "ground_truth_usd_per_object_tiers": [
             {"up_to_objects": 50_000, "usd": D("0.08")},  # [GT] first 50,000 objects
             {"up_to_objects": 1_000_000, "usd": D("0.04")},  # [GT] next 950,000 objects
@@ -100,18 +102,6 @@ DEFAULT_PRICES: dict[str, dict[str, Any]] = {
     },
 }
 
-# CreateLabelingJob PublicWorkforceTaskPrice.AmountInUsd: the only prices AWS accepts for
-# bounding-box tasks on the public (Mechanical Turk) workforce. Source: SageMaker API
-# reference, PublicWorkforceTaskPrice, checked 2026-11-25; the list matches the brief.
-ALLOWED_PUBLIC_TASK_PRICES_USD: tuple[Decimal, ...] = tuple(
-    D(p)
-    for p in (
-        "0.036", "0.048", "0.060", "0.072", "0.120", "0.240", "0.360",
-        "0.480", "0.600", "0.720", "0.840", "0.960", "1.080", "1.200",
-    )
-)
-# The cheapest allowed price, for quick, simple boxes; raise it for harder images.
-DEFAULT_PUBLIC_TASK_PRICE_USD = ALLOWED_PUBLIC_TASK_PRICES_USD[0]
 # HumanTaskConfig.NumberOfHumanWorkersPerDataObject is 1..9.
 MAX_WORKERS_PER_OBJECT = 9
 # ServerlessConfig.MemorySizeInMB: 1024..6144 in 1 GB steps.
@@ -451,34 +441,25 @@ def _cents(amount: Decimal) -> Decimal:
 
 def labeling_cost(
     num_objects: int,
-    workers_per_object: int,
-    price_per_task_usd: Number = DEFAULT_PUBLIC_TASK_PRICE_USD,
+    workers_per_object: int = 1,
     *,
     objects_already_this_month: int = 0,
-    public_workforce: bool = True,
     prices: PriceTable | None = None,
     region: str = DEFAULT_REGION,
 ) -> Decimal:
-    """Ground Truth bounding-box labeling, in USD (the public workforce unless told otherwise).
+    """Ground Truth bounding-box labeling on a private or vendor work team, in USD.
 
-    A private work team is not paid per task through AWS, so only the per-object fee counts.
-
-    Each object is labeled by ``workers_per_object`` workers at ``price_per_task_usd`` each,
-    plus Ground Truth's tiered per-object fee. ``objects_already_this_month`` places this job
-    on the monthly tiers, so a job that straddles the 50,000-object boundary is priced on both.
+    Only Ground Truth's tiered per-object fee is priced: a private team's workers are yours and
+    not paid per task through AWS; a vendor team's price is on its AWS Marketplace listing, not in
+    this table (add it to your budget yourself); the public workforce (Mechanical Turk, the only
+    one with a per-task price here) closed on 2026-09-30. ``workers_per_object``
+    (1-9) is checked but does not change the fee. ``objects_already_this_month`` places this
+    job on the monthly tiers, so a job that straddles the 50,000-object boundary is priced on both.
     """
     num_objects = _to_int(num_objects, "num_objects")
-    workers = _to_int(workers_per_object, "workers_per_object", 1, MAX_WORKERS_PER_OBJECT)
+    _to_int(workers_per_object, "workers_per_object", 1, MAX_WORKERS_PER_OBJECT)
     already = _to_int(objects_already_this_month, "objects_already_this_month")
-    task_price = _to_decimal(price_per_task_usd, "price_per_task_usd") if public_workforce else D(0)
-    if public_workforce and task_price not in ALLOWED_PUBLIC_TASK_PRICES_USD:
-        allowed = ", ".join(str(p) for p in ALLOWED_PUBLIC_TASK_PRICES_USD)
-        raise ValueError(
-            f"price_per_task_usd {price_per_task_usd!r} is not a price AWS accepts for public-workforce "
-            f"bounding-box tasks; allowed: {allowed}"
-        )
     table = _active_table(prices)
-    tasks = num_objects * workers * task_price
     per_object = D(0)
     start, end, lower = already, already + num_objects, 0
     for upper, usd in table.object_tiers(region):
@@ -488,7 +469,7 @@ def labeling_cost(
         if upper is None:
             break
         lower = upper
-    return _cents(tasks + per_object)
+    return _cents(per_object)
 
 
 def training_cost(
@@ -693,9 +674,7 @@ class CostEstimate:
 
 
 __all__ = [
-    "ALLOWED_PUBLIC_TASK_PRICES_USD",
     "DEFAULT_PRICES",
-    "DEFAULT_PUBLIC_TASK_PRICE_USD",
     "DEFAULT_REGION",
     "MAX_WORKERS_PER_OBJECT",
     "PRICES_ENV_VAR",
@@ -734,12 +713,10 @@ def estimate_pipeline(cfg: Any, *, num_images: int = 0, prices: PriceTable | Non
     lines: list[CostLine] = []
     if cfg.label_backend == "ground_truth":
         gt = cfg.ground_truth
-        public = gt.workteam_arn is None
-        usd = labeling_cost(num_images, gt.workers_per_object, gt.task_price_usd, public_workforce=public,
-                            prices=table, region=region)
-        who = f"@ ${gt.task_price_usd} (public workforce)" if public else "(private team: per-object fee only)"
+        usd = labeling_cost(num_images, gt.workers_per_object, prices=table, region=region)
         lines.append(CostLine("label (Ground Truth)", usd,
-                              f"{num_images} images x {gt.workers_per_object} workers {who}{note}"))
+                              f"{num_images} images, Ground Truth per-object fee only (no per-task worker "
+                              f"price: private team; a vendor's price is on its listing){note}"))
     else:
         lines.append(CostLine(f"label ({cfg.label_backend})", D(0), "no AWS charge"))
     t = cfg.training

@@ -4,10 +4,13 @@ The amazon provider has no labeling-job operator, sensor, trigger or waiter; thi
 them in the provider's style, on top of pure functions that do the thinking:
 
 * :func:`labeling_job_request` builds and validates a ``CreateLabelingJob`` request for the
-  built-in bounding-box task (public or private workforce) before any AWS call; every error is a
+  built-in bounding-box task on a private or vendor work team before any AWS call (the public
+  workforce, Amazon Mechanical Turk, closed on 2026-09-30); every error is a
   :class:`~sagemaker_vision.config.ConfigError` naming the argument at fault.
 * :func:`input_manifest_lines`, :func:`label_categories_document` and :func:`render_template`
   make the three inputs a job reads, and :func:`prepare_labeling_inputs` publishes them to S3.
+* :func:`ensure_cors` gives every bucket holding input images the CORS rule Ground Truth's
+  worker UI needs (without it the tasks fail), merged with the bucket's own rules.
 * :class:`GroundTruthLabelingOperator` creates the job, or reuses the one of the same name,
   and waits (deferrable, with :class:`~sagemaker_vision.triggers.LabelingJobTrigger`) for the
   output manifest; :class:`GroundTruthLabelingJobSensor` waits for a job started elsewhere;
@@ -22,7 +25,6 @@ import re
 import string
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import timedelta
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -44,7 +46,6 @@ from sagemaker_vision.config import (
     parse_s3_uri,
     validate_sagemaker_name,
 )
-from sagemaker_vision.costs import ALLOWED_PUBLIC_TASK_PRICES_USD, DEFAULT_PUBLIC_TASK_PRICE_USD
 from sagemaker_vision.triggers import LABELING_JOB_STATUS_QUERIES, LabelingJobTrigger
 from sagemaker_vision.waiters import LABELING_JOB_COMPLETE, LabelingJobHook
 
@@ -69,18 +70,41 @@ BOUNDING_BOX_LAMBDA_ACCOUNTS: dict[str, str] = {
     "ap-southeast-1": "377565633583",
     "ap-southeast-2": "454466003867",
 }
-# The public workforce (Amazon Mechanical Turk) work team is owned by this account in every region.
+# The public workforce (Amazon Mechanical Turk) work team was owned by this account in every
+# region. Mechanical Turk closed on 2026-09-30 (the notice on the MTurk API reference pages) and
+# Ground Truth is closed to new customers (the note on every Ground Truth page, e.g.
+# `sms-bounding-box`); existing customers keep private and vendor work teams. The ARN is kept
+# only to recognise and refuse it.
 PUBLIC_WORKFORCE_ACCOUNT = "394669845002"
-# Mechanical Turk workers only see a task whose content is declared free of both.
-PUBLIC_CONTENT_CLASSIFIERS = ("FreeOfPersonallyIdentifiableInformation", "FreeOfAdultContent")
+MTURK_CLOSED = (
+    "the public workforce (Amazon Mechanical Turk) closed on 2026-09-30, and Ground Truth is closed "
+    "to new customers. Give the ARN of a private or vendor work team your account already has "
+    "(arn:aws:sagemaker:<region>:<account>:workteam/private-crowd/<team>), or label with "
+    "label_backend=label_studio"
+)
+
+# The CORS rule Ground Truth's worker UI needs on every bucket holding input images, exactly as
+# the Ground Truth guide gives it ("CORS Requirement for Input Image Data", sms-cors-update):
+# without a CORS configuration "labeling tasks for those input data objects will fail". Jobs
+# created through the API get none; the console adds it.
+GROUND_TRUTH_CORS_RULE: dict[str, list[str]] = {
+    "AllowedHeaders": [],
+    "AllowedMethods": ["GET"],
+    "AllowedOrigins": ["*"],
+    "ExposeHeaders": [],
+}
 
 # HumanTaskConfig limits (CreateLabelingJob API reference and botocore's model).
 MAX_WORKERS_PER_OBJECT = 9
 TASK_TIME_LIMIT_S = (30, 28_800)  # image tasks: at most 8 hours
 TASK_AVAILABILITY_MIN_S = 60
-PUBLIC_TASK_AVAILABILITY_MAX_S = 43_200  # Mechanical Turk: at most 12 hours
 PRIVATE_TASK_AVAILABILITY_MAX_S = 2_592_000  # private and vendor work teams: 30 days
-DEFAULT_TASK_AVAILABILITY_S = 86_400  # one day; the public workforce is capped at 12 hours
+DEFAULT_TASK_AVAILABILITY_S = 86_400  # one day
+# botocore's LabelingJobStoppingConditions: "Labeling jobs fail after 30 days with an appropriate
+# client error message." Whatever the tasks' lifetimes, a job is over by then.
+MAX_LABELING_JOB_S = 2_592_000
+# Slack on top of the job's own limits for the last consolidation and the output manifest.
+WAIT_MARGIN_S = 3_600
 MAX_CONCURRENT_TASKS = 5_000  # 1000 by default; above it needs an AWS Support request
 MAX_TASK_TITLE = 128
 MAX_TASK_DESCRIPTION = 255
@@ -127,8 +151,6 @@ STOPPABLE_STATES = frozenset({"Initializing", "InProgress"})
 COUNTER_NAMES = ("TotalLabeled", "HumanLabeled", "MachineLabeled", "Unlabeled", "FailedNonRetryableError")
 
 DEFAULT_WAITER_DELAY = 60
-# 30 days at one call a minute: as long as a task may stay available to a private work team.
-DEFAULT_WAITER_MAX_ATTEMPTS = 43_200
 
 
 # --------------------------------------------------------------------------------------------
@@ -150,30 +172,29 @@ def bounding_box_lambda_arns(region: str) -> tuple[str, str]:
 
 
 def public_workteam_arn(region: str) -> str:
-    """The public workforce (Amazon Mechanical Turk) work team of ``region``."""
+    """The retired public workforce (Amazon Mechanical Turk) work team of ``region``, to refuse it."""
     bounding_box_lambda_arns(region)  # same regions; raises naming `region`
     return f"arn:aws:sagemaker:{region}:{PUBLIC_WORKFORCE_ACCOUNT}:workteam/public-crowd/default"
 
 
-def public_task_price(price_usd: Decimal | float | str) -> dict[str, dict[str, int]]:
-    """``PublicWorkforceTaskPrice`` for one of the prices AWS allows, e.g. 0.036 -> 0 $, 3 ¢, 6 tenths."""
-    try:
-        if isinstance(price_usd, bool) or not isinstance(price_usd, Decimal | float | int | str):
-            raise InvalidOperation
-        price = Decimal(str(price_usd).strip())
-    except InvalidOperation:
-        raise ConfigError("task_price_usd", f"{price_usd!r} is not a price in USD") from None
-    if price not in ALLOWED_PUBLIC_TASK_PRICES_USD:
-        allowed = ", ".join(str(p) for p in ALLOWED_PUBLIC_TASK_PRICES_USD)
-        raise ConfigError(
-            "task_price_usd",
-            f"{price_usd!r} is not a price AWS accepts for public-workforce bounding-box tasks; "
-            f"allowed: {allowed}",
-        )
-    tenths = int(price * 1000)  # tenths of a cent
-    dollars, rest = divmod(tenths, 1000)
-    cents, tenth = divmod(rest, 10)
-    return {"AmountInUsd": {"Dollars": dollars, "Cents": cents, "TenthFractionsOfACent": tenth}}
+def labeling_wait_budget_s(request: Mapping[str, Any]) -> int:
+    """Seconds a wait for this job must be able to last before it gives up on a live job.
+
+    A task stays on offer ``TaskAvailabilityLifetimeInSeconds``, and a worker who takes it at the
+    last moment has ``TaskTimeLimitInSeconds`` more; tasks released in batches
+    (``MaxConcurrentTaskCount``) each get their own lifetime, and AWS ends every job after 30
+    days (botocore, ``LabelingJobStoppingConditions``). So the budget is the longer of the two,
+    plus an hour for the last consolidation and the output manifest.
+    """
+    task = request.get("HumanTaskConfig") or {}
+    lifetime = int(task.get("TaskAvailabilityLifetimeInSeconds") or PRIVATE_TASK_AVAILABILITY_MAX_S)
+    time_limit = int(task.get("TaskTimeLimitInSeconds") or TASK_TIME_LIMIT_S[1])
+    return max(lifetime + time_limit, MAX_LABELING_JOB_S) + WAIT_MARGIN_S
+
+
+def waiter_attempts(budget_s: int, delay_s: int) -> int:
+    """Status checks ``delay_s`` apart that cover ``budget_s``."""
+    return max(1, -(-int(budget_s) // max(1, int(delay_s))))
 
 
 def labeling_job_request(
@@ -190,7 +211,6 @@ def labeling_job_request(
     task_description: str,
     workteam_arn: str | None = None,
     workers_per_object: int = 1,
-    task_price_usd: Decimal | float | str = DEFAULT_PUBLIC_TASK_PRICE_USD,
     task_time_limit_s: int = 300,
     task_availability_lifetime_s: int | None = None,
     task_title: str = DEFAULT_TASK_TITLE,
@@ -201,15 +221,12 @@ def labeling_job_request(
 ) -> dict[str, Any]:
     """``CreateLabelingJob`` for the built-in bounding-box task, validated field by field.
 
-    ``workteam_arn=None`` means the public workforce (Amazon Mechanical Turk): the request then
-    carries the region's public work team, ``task_price_usd`` as ``PublicWorkforceTaskPrice``
-    and the content classifiers Mechanical Turk requires, which declare the images free of
-    personally identifiable information and adult content: only choose it for such images. An
-    empty string is an error, not the public workforce. A private or vendor work team ARN
-    carries no price (you pay that workforce yourself) and ``task_price_usd`` is not used.
+    ``workteam_arn`` is a private or vendor work team (its workers are paid by you, outside AWS,
+    so the request carries no price). ``None``, an empty string and the public-crowd ARN are
+    refused: Amazon Mechanical Turk closed on 2026-09-30 and Ground Truth takes no new customers.
 
-    ``task_availability_lifetime_s=None`` means one day, or 12 hours (the maximum) for the
-    public workforce. ``labels`` are the categories the file at ``categories_uri`` lists (see
+    ``task_availability_lifetime_s=None`` means one day (at most 30 days for private and vendor
+    teams). ``labels`` are the categories the file at ``categories_uri`` lists (see
     :func:`label_categories_document`); they are checked here so a bad list stops before any
     upload. Raises :class:`ConfigError` naming the argument.
     """
@@ -229,20 +246,18 @@ def labeling_job_request(
         )
     pre_lambda, acs_lambda = bounding_box_lambda_arns(region)
 
-    public = _is_public(workteam_arn, region)
+    validate_workteam_arn(workteam_arn, region)
     workers = _int_in_range(workers_per_object, "workers_per_object", 1, MAX_WORKERS_PER_OBJECT)
     time_limit = _int_in_range(task_time_limit_s, "task_time_limit_s", *TASK_TIME_LIMIT_S)
-    max_lifetime = PUBLIC_TASK_AVAILABILITY_MAX_S if public else PRIVATE_TASK_AVAILABILITY_MAX_S
     if task_availability_lifetime_s is None:
-        lifetime = min(DEFAULT_TASK_AVAILABILITY_S, max_lifetime)
+        lifetime = DEFAULT_TASK_AVAILABILITY_S
     else:
-        workforce = "the public workforce (12 hours)" if public else "a private or vendor work team (30 days)"
         lifetime = _int_in_range(
             task_availability_lifetime_s, "task_availability_lifetime_s", TASK_AVAILABILITY_MIN_S,
-            max_lifetime, note=f"the maximum for {workforce}",
+            PRIVATE_TASK_AVAILABILITY_MAX_S, note="the maximum for a private or vendor work team (30 days)",
         )
     human_task: dict[str, Any] = {
-        "WorkteamArn": public_workteam_arn(region) if public else workteam_arn,
+        "WorkteamArn": workteam_arn,
         "UiConfig": {"UiTemplateS3Uri": template_uri},
         "PreHumanTaskLambdaArn": pre_lambda,
         "TaskKeywords": _validate_keywords(task_keywords),
@@ -259,9 +274,6 @@ def labeling_job_request(
             note="above 1000 needs an AWS Support request",
         )
     input_config: dict[str, Any] = {"DataSource": {"S3DataSource": {"ManifestS3Uri": input_manifest_uri}}}
-    if public:
-        human_task["PublicWorkforceTaskPrice"] = public_task_price(task_price_usd)
-        input_config["DataAttributes"] = {"ContentClassifiers": list(PUBLIC_CONTENT_CLASSIFIERS)}
 
     request: dict[str, Any] = {
         "LabelingJobName": job_name,
@@ -413,6 +425,91 @@ def prepare_labeling_inputs(
     return uris
 
 
+def cors_rule_allows_ground_truth(rule: Mapping[str, Any]) -> bool:
+    """Whether a bucket CORS rule already grants what :data:`GROUND_TRUTH_CORS_RULE` does.
+
+    That is a GET from any origin (``*``). A rule for named origins only is not enough: the
+    worker UI's origin is not documented, so only the documented rule counts.
+    """
+    methods = {str(m).upper() for m in rule.get("AllowedMethods") or []}
+    return "GET" in methods and "*" in (rule.get("AllowedOrigins") or [])
+
+
+def merged_cors_rules(existing: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]] | None:
+    """The bucket's rules with Ground Truth's appended, or None when an equivalent rule exists.
+
+    The existing rules come first and unchanged: S3 applies the first rule that matches a
+    request, so the owner's rules keep deciding for their own origins.
+    """
+    rules = [dict(rule) for rule in existing]
+    if any(cors_rule_allows_ground_truth(rule) for rule in rules):
+        return None
+    return [*rules, {key: list(value) for key, value in GROUND_TRUTH_CORS_RULE.items()}]
+
+
+def image_buckets(image_uris: Iterable[str]) -> list[str]:
+    """The distinct buckets of ``image_uris``, in first-seen order."""
+    buckets: dict[str, None] = {}
+    for index, uri in enumerate(image_uris):
+        bucket, _ = parse_s3_uri(uri, f"image_uris[{index}]")
+        buckets.setdefault(bucket, None)
+    return list(buckets)
+
+
+def ensure_cors(s3_client: Any, buckets: Iterable[str], log: Any = None) -> dict[str, str]:
+    """Give each bucket the CORS rule Ground Truth needs, keeping every rule it already has.
+
+    AWS: "If you do not add a CORS configuration to the Amazon S3 buckets that contain your
+    input data, labeling tasks for those input data objects will fail" (Ground Truth guide,
+    ``sms-cors-update``). ``PutBucketCors`` replaces the whole configuration, so the existing
+    rules are read first and written back ahead of the new one. Returns ``{bucket: "present" |
+    "added"}``. A bucket whose CORS cannot be read or written raises ConfigError naming it and
+    the permission, before the job is created.
+    """
+    outcome: dict[str, str] = {}
+    for bucket in buckets:
+        try:
+            existing = s3_client.get_bucket_cors(Bucket=bucket).get("CORSRules") or []
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") != "NoSuchCORSConfiguration":
+                raise ConfigError(
+                    "image_uris", f"cannot read the CORS configuration of bucket {bucket} (needs "
+                    f"s3:GetBucketCORS): {exc}"
+                ) from exc
+            existing = []
+        rules = merged_cors_rules(existing)
+        if rules is None:
+            outcome[bucket] = "present"
+            continue
+        try:
+            s3_client.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": rules})
+        except ClientError as exc:
+            raise ConfigError(
+                "image_uris", f"cannot add Ground Truth's CORS rule to bucket {bucket} (needs "
+                f"s3:PutBucketCORS; without it the labeling tasks fail): {exc}"
+            ) from exc
+        outcome[bucket] = "added"
+        if log is not None:
+            log.info("Added Ground Truth's CORS rule (GET from *) to bucket %s, after its %d existing "
+                     "rule(s)", bucket, len(existing))
+    return outcome
+
+
+def _manifest_refs(s3_client: Any, manifest_uri: str) -> Iterator[str]:
+    """The ``source-ref`` of each line of an existing input manifest."""
+    for lineno, raw in enumerate(s3io.iter_lines(s3_client, manifest_uri, "input_manifest_uri"), start=1):
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        if not text.strip():
+            continue
+        try:
+            ref = json.loads(text).get("source-ref")
+        except (ValueError, AttributeError):
+            raise ConfigError("input_manifest_uri", f"{manifest_uri}:{lineno}: not a JSON object") from None
+        if not isinstance(ref, str):
+            raise ConfigError("input_manifest_uri", f"{manifest_uri}:{lineno}: no source-ref")
+        yield ref
+
+
 # --------------------------------------------------------------------------------------------
 # Airflow: link, operator, sensor
 # --------------------------------------------------------------------------------------------
@@ -477,8 +574,9 @@ class _LabelingJobWaitMixin(AwsBaseHookMixin[LabelingJobHook]):
             return self._finish(self._describe())
         if event["status"] == "timeout":
             raise AirflowException(
-                f"Labeling job {job_name} had not finished when the waiter gave up ({event.get('message')}); "
-                "the job keeps running: clear this task to resume waiting (the job is reused)"
+                f"Stopped waiting, but labeling job {job_name} is still running ({event.get('message')}). "
+                "Clear or retry this task to resume waiting on the same job (it is reused, nothing is "
+                "created again)"
             )
         # failed / stopped / error: the job's own state says best what happened.
         job = self.hook.find_labeling_job(job_name)
@@ -530,14 +628,14 @@ class GroundTruthLabelingOperator(_LabelingJobWaitMixin, AwsBaseOperator[Labelin
     :param image_uris: The images to label, as s3:// URIs (templated); or give
         ``input_manifest_uri`` for an existing manifest of ``{"source-ref": ...}`` lines.
     :param input_manifest_uri: An existing input manifest, instead of ``image_uris`` (templated).
-    :param workteam_arn: A private or vendor work team; None for the public workforce (templated).
+    :param workteam_arn: A private or vendor work team (templated). Required: the public
+        workforce (Mechanical Turk) closed on 2026-09-30.
     :param workers_per_object: Workers who label each image, 1-9; their boxes are consolidated.
-    :param task_price_usd: Public workforce only: price per image and worker, from AWS's list.
     :param task_time_limit_s: Seconds a worker has for one image (30 to 28,800).
     :param task_availability_lifetime_s: Seconds a task stays on offer; None for one day
-        (12 hours, the maximum, for the public workforce).
+        (at most 30 days).
     :param task_title: Title workers see (templated).
-    :param task_keywords: Up to 5 keywords for Mechanical Turk search.
+    :param task_keywords: Up to 5 keywords workers see with the task.
     :param max_concurrent_tasks: Images on offer at the same time (AWS default 1000).
     :param stopping_conditions: ``MaxHumanLabeledObjectCount`` and/or
         ``MaxPercentageOfInputDatasetLabeled``.
@@ -546,7 +644,11 @@ class GroundTruthLabelingOperator(_LabelingJobWaitMixin, AwsBaseOperator[Labelin
     :param wait_for_completion: Wait for the job to end. If False, return the URI where the
         output manifest will appear (``<output_path>/<job>/manifests/output/output.manifest``).
     :param waiter_delay: Seconds between two status checks.
-    :param waiter_max_attempts: Status checks before giving up waiting (the job keeps running).
+    :param waiter_max_attempts: Status checks before giving up waiting (the job keeps running);
+        None covers the job's own limits (:func:`labeling_wait_budget_s`).
+    :param ensure_bucket_cors: Before creating the job, give each bucket holding the images the
+        CORS rule Ground Truth needs (:func:`ensure_cors`; needs ``s3:GetBucketCORS`` and
+        ``s3:PutBucketCORS``). False if you manage the buckets' CORS yourself.
     :param deferrable: Wait in the triggerer instead of holding a worker slot.
     """
 
@@ -582,7 +684,6 @@ class GroundTruthLabelingOperator(_LabelingJobWaitMixin, AwsBaseOperator[Labelin
         input_manifest_uri: str | None = None,
         workteam_arn: str | None = None,
         workers_per_object: int = 1,
-        task_price_usd: Decimal | float | str = DEFAULT_PUBLIC_TASK_PRICE_USD,
         task_time_limit_s: int = 300,
         task_availability_lifetime_s: int | None = None,
         task_title: str = DEFAULT_TASK_TITLE,
@@ -593,7 +694,8 @@ class GroundTruthLabelingOperator(_LabelingJobWaitMixin, AwsBaseOperator[Labelin
         template_path: str | Path = DEFAULT_TEMPLATE_PATH,
         wait_for_completion: bool = True,
         waiter_delay: int = DEFAULT_WAITER_DELAY,
-        waiter_max_attempts: int = DEFAULT_WAITER_MAX_ATTEMPTS,
+        waiter_max_attempts: int | None = None,
+        ensure_bucket_cors: bool = True,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ):
@@ -611,7 +713,6 @@ class GroundTruthLabelingOperator(_LabelingJobWaitMixin, AwsBaseOperator[Labelin
         self.input_manifest_uri = input_manifest_uri
         self.workteam_arn = workteam_arn
         self.workers_per_object = workers_per_object
-        self.task_price_usd = task_price_usd
         self.task_time_limit_s = task_time_limit_s
         self.task_availability_lifetime_s = task_availability_lifetime_s
         self.task_title = task_title
@@ -623,6 +724,7 @@ class GroundTruthLabelingOperator(_LabelingJobWaitMixin, AwsBaseOperator[Labelin
         self.wait_for_completion = wait_for_completion
         self.waiter_delay = waiter_delay
         self.waiter_max_attempts = waiter_max_attempts
+        self.ensure_bucket_cors = ensure_bucket_cors
         self.deferrable = deferrable
 
     def build_request(self, region: str) -> dict[str, Any]:
@@ -641,7 +743,6 @@ class GroundTruthLabelingOperator(_LabelingJobWaitMixin, AwsBaseOperator[Labelin
             task_description=self.task_description,
             workteam_arn=self.workteam_arn,
             workers_per_object=self.workers_per_object,
-            task_price_usd=self.task_price_usd,
             task_time_limit_s=self.task_time_limit_s,
             task_availability_lifetime_s=self.task_availability_lifetime_s,
             task_title=self.task_title,
@@ -650,6 +751,12 @@ class GroundTruthLabelingOperator(_LabelingJobWaitMixin, AwsBaseOperator[Labelin
             stopping_conditions=self.stopping_conditions,
             tags=self.tags,
         )
+
+    def _attempts(self, job_or_request: Mapping[str, Any]) -> int:
+        """Status checks the wait may make: as given, or enough to cover the job's own limits."""
+        if self.waiter_max_attempts is not None:
+            return int(self.waiter_max_attempts)
+        return waiter_attempts(labeling_wait_budget_s(job_or_request), self.waiter_delay)
 
     def execute(self, context: Context) -> str:
         request = self.build_request(self.hook.conn_region_name)
@@ -670,10 +777,10 @@ class GroundTruthLabelingOperator(_LabelingJobWaitMixin, AwsBaseOperator[Labelin
             return uri
         if self.deferrable:
             self.defer(
-                trigger=self._trigger(self.waiter_delay, self.waiter_max_attempts),
+                trigger=self._trigger(self.waiter_delay, self._attempts(job)),
                 method_name="execute_complete",
             )
-        return self._wait()
+        return self._wait(self._attempts(job))
 
     def _create(self, request: dict[str, Any]) -> dict[str, Any]:
         labels = _as_list(self.labels, "labels")
@@ -687,6 +794,10 @@ class GroundTruthLabelingOperator(_LabelingJobWaitMixin, AwsBaseOperator[Labelin
             template_path=self.template_path,
         )
         self.log.info("Published the labeling inputs %s; labels %s", ", ".join(uris.values()), labels)
+        if self.ensure_bucket_cors:
+            s3 = aws.client("s3", self.aws_conn_id, self.region_name)
+            image_refs = image_uris if image_uris is not None else _manifest_refs(s3, self.input_manifest_uri)
+            ensure_cors(s3, image_buckets(image_refs), log=self.log)
         try:
             arn = self.hook.conn.create_labeling_job(**request)["LabelingJobArn"]
             self.log.info("Created labeling job %s", arn)
@@ -725,13 +836,13 @@ class GroundTruthLabelingOperator(_LabelingJobWaitMixin, AwsBaseOperator[Labelin
                 "change job_name or the arguments. " + "; ".join(differences)
             )
 
-    def _wait(self) -> str:
+    def _wait(self, attempts: int) -> str:
         """Wait on the worker with the sync waiter, logging status and LabelCounters each time."""
         try:
             wait(
                 waiter=self.hook.get_waiter(LABELING_JOB_COMPLETE),
                 waiter_delay=self.waiter_delay,
-                waiter_max_attempts=self.waiter_max_attempts,
+                waiter_max_attempts=attempts,
                 args={"LabelingJobName": self.job_name},
                 failure_message=f"Labeling job {self.job_name} did not complete",
                 status_message=f"Labeling job {self.job_name} not done yet",
@@ -741,9 +852,9 @@ class GroundTruthLabelingOperator(_LabelingJobWaitMixin, AwsBaseOperator[Labelin
             pass  # Failed or Stopped: _finish raises with the FailureReason
         except WaiterMaxAttemptsError:
             raise AirflowException(
-                f"{format_progress(self._describe())} after {self.waiter_max_attempts} checks "
-                f"{self.waiter_delay} s apart; the job keeps running: clear this task to resume "
-                "waiting (the job is reused)"
+                f"Stopped waiting, but the job is still running: {format_progress(self._describe())} "
+                f"after {attempts} checks {self.waiter_delay} s apart. Clear or retry this task to "
+                f"resume waiting on the same job ({self.job_name} is reused, nothing is created again)"
             ) from None
         return self._finish(self._describe())
 
@@ -853,27 +964,27 @@ def _validate_s3_uri(uri: Any, field_name: str, allow_prefix: bool = False) -> N
         raise ConfigError(field_name, f"{uri!r} is longer than 1024 characters")
 
 
-def _is_public(workteam_arn: str | None, region: str) -> bool:
-    """True for the public workforce; validates a private or vendor work team ARN."""
-    if workteam_arn is None:
-        return True
+def validate_workteam_arn(workteam_arn: Any, region: str) -> str:
+    """A private or vendor work team ARN in ``region``; ConfigError naming ``workteam_arn`` otherwise.
+
+    No workteam (None or empty) and the public-crowd ARN are refused with :data:`MTURK_CLOSED`.
+    """
+    if workteam_arn is None or (isinstance(workteam_arn, str) and not workteam_arn.strip()):
+        raise ConfigError("workteam_arn", f"is required: {MTURK_CLOSED}")
     match = WORKTEAM_ARN_RE.match(workteam_arn) if isinstance(workteam_arn, str) else None
     if match is None:
         raise ConfigError(
             "workteam_arn",
             f"{workteam_arn!r} is not a work team ARN "
-            "(arn:aws:sagemaker:<region>:<account>:workteam/private-crowd/<team>); "
-            "use None for the public workforce",
+            "(arn:aws:sagemaker:<region>:<account>:workteam/private-crowd/<team>)",
         )
+    if match["kind"] == "public-crowd":
+        raise ConfigError("workteam_arn", f"{workteam_arn} is the public workforce: {MTURK_CLOSED}")
     if match["region"] != region:
         raise ConfigError(
             "workteam_arn", f"{workteam_arn} is in {match['region']}, but the labeling job runs in {region}"
         )
-    if match["kind"] == "public-crowd":
-        if workteam_arn != public_workteam_arn(region):
-            raise ConfigError("workteam_arn", f"{workteam_arn} is not the public workforce; use None for it")
-        return True
-    return False
+    return workteam_arn
 
 
 def _int_in_range(value: Any, field_name: str, low: int, high: int | None, note: str = "") -> int:
@@ -982,7 +1093,8 @@ __all__ = [
     "GroundTruthLabelingJobSensor",
     "GroundTruthLabelingOperator",
     "LabelingJobHook",
-    "PUBLIC_CONTENT_CLASSIFIERS",
+    "GROUND_TRUTH_CORS_RULE",
+    "MTURK_CLOSED",
     "PUBLIC_WORKFORCE_ACCOUNT",
     "SageMakerLabelingJobLink",
     "bounding_box_lambda_arns",
@@ -993,7 +1105,9 @@ __all__ = [
     "labeling_job_request",
     "output_manifest_uri",
     "prepare_labeling_inputs",
-    "public_task_price",
+    "ensure_cors",
+    "labeling_wait_budget_s",
+    "validate_workteam_arn",
     "public_workteam_arn",
     "render_template",
 ]

@@ -1,17 +1,20 @@
 """The ``label`` stage: every backend ends in one Ground Truth augmented manifest in S3.
 
-``LabelImagesOperator`` is the pipeline's one ``label`` task. The ``label_backend`` param picks:
+:func:`label_images` builds the pipeline's ``label`` task group. Its ``choose_backend`` branch
+runs exactly one backend, as a task of its own, so the UI shows which one ran:
 
-* ``import``: rewrite an existing manifest's ``source-ref``s to the synced images, checking
+* ``label.import``: rewrite an existing manifest's ``source-ref``s to the synced images, checking
   that each image is really there;
-* ``ground_truth``: a SageMaker Ground Truth bounding-box job (``ground_truth.py``);
-* ``label_studio``: a Label Studio project on your own server (``label_studio.py``).
+* ``label.ground_truth``: a SageMaker Ground Truth bounding-box job on a private or vendor work
+  team (:class:`PipelineGroundTruthOperator`, ``ground_truth.py``);
+* ``label.label_studio``: a Label Studio project on your own server
+  (:class:`PipelineLabelStudioOperator`, ``label_studio.py``).
 
-The two human backends wait deferrably: the backend operator's ``defer`` resumes this
-operator's ``execute_complete``, which hands the event back to a fresh backend operator.
-Whatever the backend, its manifest is validated (streaming) and then published, with one
-server-side copy, at the partition's ``labels/dt=.../output.manifest``, the location the
-``object_detection_labels`` Asset stands for.
+The two human backends wait deferrably, each resuming itself: no operator runs another's
+``execute()`` (Airflow 3's executor safeguard forbids it). Whatever ran, ``label.publish``
+validates its manifest (streaming) and publishes it, with one server-side copy, at the
+partition's ``labels/dt=.../output.manifest``, the location the ``object_detection_labels``
+Asset stands for; it is the Asset's only producer.
 """
 
 from __future__ import annotations
@@ -21,10 +24,12 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from airflow.sdk import Asset, BaseOperator
+from airflow.sdk import Asset, task
 
 from sagemaker_vision import aws, labels, s3io
 from sagemaker_vision.config import ConfigError, PipelineConfig
+from sagemaker_vision.ground_truth import GroundTruthLabelingOperator
+from sagemaker_vision.label_studio import LabelStudioLabelingOperator
 
 log = logging.getLogger(__name__)
 
@@ -118,88 +123,154 @@ def publish_manifest(cfg: PipelineConfig, s3_client: Any, source_uri: str) -> di
     }
 
 
-class LabelImagesOperator(BaseOperator):
-    """Label this run's images with the backend the ``label_backend`` param names.
+# The backend task of each label_backend, inside the label task group.
+BACKEND_TASKS = {"import": "import", "ground_truth": "ground_truth", "label_studio": "label_studio"}
+# Placeholders for the arguments the pipeline operators fill from the run's config at run time.
+_AT_RUN_TIME = "resolved-at-run-time"
 
-    Returns ``{"manifest_uri", "images", "boxes", "backend", "source"}``; the manifest is the
-    Ground Truth augmented manifest at ``labels/dt=<partition>/output.manifest``.
 
-    :param aws_conn_id: AWS connection for S3 and SageMaker.
-    :param poll_seconds: how often the human backends check progress while deferred.
+def _run_config(context: Any, aws_conn_id: str | None) -> PipelineConfig:
+    return PipelineConfig.from_context(context, aws_conn_id)
+
+
+class PipelineGroundTruthOperator(GroundTruthLabelingOperator):
+    """The pipeline's Ground Truth task: a :class:`GroundTruthLabelingOperator` whose arguments
+    come from the run's :class:`PipelineConfig` (params), read when the task runs.
+
+    It creates or reuses the job ``cfg.labeling_job_name`` for the partition's synced images,
+    waits deferrably for a budget that covers the job's own limits, and returns the job's output
+    manifest URI for ``label.publish``.
     """
 
-    ui_color = "#e8f0d8"
+    def __init__(self, *, poll_seconds: int = 60, aws_conn_id: str | None = "aws_default", **kwargs: Any):
+        kwargs.setdefault("deferrable", True)
+        super().__init__(
+            job_name=_AT_RUN_TIME, role_arn=_AT_RUN_TIME, output_path=_AT_RUN_TIME, label_attribute=_AT_RUN_TIME,
+            labels=[], task_description=_AT_RUN_TIME, inputs_prefix=_AT_RUN_TIME, input_manifest_uri=_AT_RUN_TIME,
+            waiter_delay=poll_seconds, aws_conn_id=aws_conn_id, **kwargs,
+        )
 
-    def __init__(self, *, aws_conn_id: str | None = "aws_default", poll_seconds: int = 60, **kwargs: Any):
-        kwargs.setdefault("outlets", [LABELS_ASSET])
-        super().__init__(**kwargs)
-        self.aws_conn_id = aws_conn_id
-        self.poll_seconds = poll_seconds
+    def _configure(self, context: Any, *, with_images: bool) -> None:
+        """Fill the arguments from the run's config; list the synced images only to create a job."""
+        from sagemaker_vision.requests import tags
 
-    def _config(self, context: Any) -> PipelineConfig:
-        return PipelineConfig.from_context(context, self.aws_conn_id)
+        cfg = _run_config(context, self.aws_conn_id)
+        gt = cfg.ground_truth
+        self.job_name = cfg.labeling_job_name
+        self.role_arn = cfg.role_arn
+        self.output_path = cfg.labeling_work_prefix + "ground-truth/"
+        self.label_attribute = cfg.label_attribute
+        self.labels = list(cfg.label_classes)
+        self.task_description = gt.task_description
+        self.inputs_prefix = cfg.labeling_work_prefix + "inputs/"
+        self.workteam_arn = gt.workteam_arn
+        self.workers_per_object = gt.workers_per_object
+        self.task_time_limit_s = gt.task_time_limit_s
+        self.tags = {t["Key"]: t["Value"] for t in tags(cfg)}
+        if with_images and self.hook.find_labeling_job(self.job_name) is None:
+            self.image_uris, self.input_manifest_uri = synced_images(cfg, aws.client("s3", self.aws_conn_id)), None
+        else:
+            # Reusing or resuming only describes the job: no image listing is needed.
+            self.image_uris, self.input_manifest_uri = None, f"{cfg.labeling_work_prefix}inputs/input.manifest"
 
-    def _backend(self, cfg: PipelineConfig, image_uris: list[str] | None) -> BaseOperator:
-        """The backend operator for this run; it shares this task's id, so links and XComs land here."""
-        if cfg.label_backend == "ground_truth":
-            from sagemaker_vision.ground_truth import GroundTruthLabelingOperator
-            from sagemaker_vision.requests import tags
+    def execute(self, context: Any) -> str:
+        self._configure(context, with_images=True)
+        return super().execute(context)
 
-            gt = cfg.ground_truth
-            return GroundTruthLabelingOperator(
-                task_id=self.task_id, job_name=cfg.labeling_job_name, role_arn=cfg.role_arn,
-                output_path=cfg.labeling_work_prefix + "ground-truth/", label_attribute=cfg.label_attribute,
-                labels=list(cfg.label_classes), task_description=gt.task_description,
-                inputs_prefix=cfg.labeling_work_prefix + "inputs/", image_uris=image_uris,
-                # Resuming after a deferral only describes the job, so no image listing is needed.
-                input_manifest_uri=None if image_uris is not None else f"{cfg.labeling_work_prefix}inputs/resume",
-                workteam_arn=gt.workteam_arn, workers_per_object=gt.workers_per_object,
-                task_price_usd=gt.task_price_usd, task_time_limit_s=gt.task_time_limit_s,
-                tags={t["Key"]: t["Value"] for t in tags(cfg)}, waiter_delay=self.poll_seconds,
-                waiter_max_attempts=max(1, int(10 * 24 * 3600 / self.poll_seconds)),
-                deferrable=True, aws_conn_id=self.aws_conn_id,
-            )
-        if cfg.label_backend == "label_studio":
-            from sagemaker_vision.label_studio import LabelStudioLabelingOperator
+    def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> str:
+        self._configure(context, with_images=False)
+        return super().execute_complete(context, event)
 
-            ls = cfg.label_studio
-            return LabelStudioLabelingOperator(
-                task_id=self.task_id, project_title=ls.project_title, labels=list(cfg.label_classes),
-                output_manifest_uri=cfg.labeling_work_prefix + "label-studio.manifest",
-                label_attribute=cfg.label_attribute, images_prefix=cfg.raw_prefix,
-                min_annotations=ls.min_annotations, poke_interval=self.poll_seconds,
-                timeout=ls.timeout_hours * 3600, deferrable=True, label_studio_conn_id=ls.conn_id,
-                aws_conn_id=self.aws_conn_id,
-            )
-        raise ConfigError("label_backend", f"{cfg.label_backend!r} has no deferrable backend")
+
+class PipelineLabelStudioOperator(LabelStudioLabelingOperator):
+    """The pipeline's Label Studio task: a :class:`LabelStudioLabelingOperator` whose arguments
+    come from the run's :class:`PipelineConfig`, read when the task runs. It waits up to
+    ``label_studio_timeout_hours`` and returns ``{"manifest_uri", ...}`` for ``label.publish``."""
+
+    def __init__(self, *, poll_seconds: float = 60, aws_conn_id: str | None = "aws_default", **kwargs: Any):
+        super().__init__(
+            project_title=_AT_RUN_TIME, labels=[], output_manifest_uri=_AT_RUN_TIME, images_prefix=_AT_RUN_TIME,
+            poke_interval=poll_seconds, deferrable=True, aws_conn_id=aws_conn_id, **kwargs,
+        )
+
+    def _configure(self, context: Any) -> None:
+        cfg = _run_config(context, self.aws_conn_id)
+        ls = cfg.label_studio
+        self.project_title = ls.project_title
+        self.labels = list(cfg.label_classes)
+        self.output_manifest_uri = cfg.labeling_work_prefix + "label-studio.manifest"
+        self.label_attribute = cfg.label_attribute
+        self.images_prefix = cfg.raw_prefix
+        self.min_annotations = ls.min_annotations
+        self.timeout = ls.timeout_hours * 3600
+        self.label_studio_conn_id = ls.conn_id
+        # The hook is built from the connection id: drop one made before it was known.
+        self.__dict__.pop("hook", None)
 
     def execute(self, context: Any) -> dict[str, Any]:
-        cfg = self._config(context)
-        s3 = aws.client("s3", self.aws_conn_id)
-        if cfg.label_backend == "import":
-            source = import_labels(cfg, s3)["manifest_uri"]
-        else:
-            images = synced_images(cfg, s3) if cfg.label_backend == "ground_truth" else None
-            # Defers (raises TaskDeferred) while humans label; execute_complete resumes here.
-            source = _manifest_uri(self._backend(cfg, images).execute(context))
-        return self._publish(cfg, s3, source, context)
+        self._configure(context)
+        return super().execute(context)
 
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, Any]:
-        cfg = self._config(context)
-        backend = self._backend(cfg, None)
-        source = _manifest_uri(backend.execute_complete(context, event))
-        return self._publish(cfg, aws.client("s3", self.aws_conn_id), source, context)
+        self._configure(context)
+        return super().execute_complete(context, event)
 
-    def _publish(self, cfg: PipelineConfig, s3: Any, source: str, context: Any) -> dict[str, Any]:
-        result = publish_manifest(cfg, s3, source)
-        events = context.get("outlet_events")
-        if events is not None:
-            events[LABELS_ASSET].extra = {"manifest_uri": result["manifest_uri"], "images": result["images"],
-                                          "partition": cfg.run.partition}
-        return result
+
+@task.branch(task_id="choose_backend")
+def choose_label_backend(**context: Any) -> str:
+    """Run the backend task that ``label_backend`` names; the others are skipped."""
+    cfg = PipelineConfig.from_context(context)
+    group = context["ti"].task_id.rpartition(".")[0]
+    return f"{group}.{BACKEND_TASKS[cfg.label_backend]}" if group else BACKEND_TASKS[cfg.label_backend]
+
+
+@task(task_id="import")
+def import_labels_task(**context: Any) -> dict[str, Any]:
+    """The import backend: an existing manifest, its refs rewritten to the synced images."""
+    cfg = PipelineConfig.from_context(context)
+    return import_labels(cfg, aws.client("s3"))
+
+
+@task(task_id="publish", outlets=[LABELS_ASSET], trigger_rule="none_failed_min_one_success")
+def publish_labels(**context: Any) -> dict[str, Any]:
+    """Validate the manifest of the backend that ran, publish it, and update the labels Asset."""
+    cfg = PipelineConfig.from_context(context)
+    ti = context["ti"]
+    group = ti.task_id.rpartition(".")[0]
+    backend_task = f"{group}.{BACKEND_TASKS[cfg.label_backend]}" if group else BACKEND_TASKS[cfg.label_backend]
+    result = ti.xcom_pull(task_ids=backend_task)
+    if result is None:
+        raise ConfigError("label_backend", f"{backend_task} ran for label_backend={cfg.label_backend} "
+                          "but returned no manifest")
+    published = publish_manifest(cfg, aws.client("s3"), _manifest_uri(result))
+    events = context.get("outlet_events")
+    if events is not None:
+        events[LABELS_ASSET].extra = {"manifest_uri": published["manifest_uri"], "images": published["images"],
+                                      "partition": cfg.run.partition}
+    return published
+
+
+def label_images(group_id: str = "label", poll_seconds: int = 60) -> tuple[Any, Any]:
+    """Wire the ``label`` task group: branch → one backend task → publish.
+
+    Returns ``(group, published)``: chain upstream tasks to the group, and hand ``published``
+    (the XCom ``{"manifest_uri", "images", "boxes", "backend", "source"}``) downstream.
+    """
+
+    from airflow.sdk import TaskGroup
+
+    with TaskGroup(group_id=group_id, tooltip="Label the run's images with the label_backend param's backend") as group:
+        branch = choose_label_backend()
+        backends = [
+            import_labels_task(),
+            PipelineGroundTruthOperator(task_id="ground_truth", poll_seconds=poll_seconds),
+            PipelineLabelStudioOperator(task_id="label_studio", poll_seconds=poll_seconds),
+        ]
+        published = publish_labels()
+        branch >> backends
+        backends >> published
+    return group, published
 
 
 def _manifest_uri(result: Any) -> str:
     return result["manifest_uri"] if isinstance(result, dict) else result
-
-

@@ -68,16 +68,13 @@ def pipeline_params() -> dict[str, Param]:
             section=s_label),
         "gt_workteam_arn": Param(
             "", type=["null", "string"],
-            description="ground_truth: a private work team ARN. Empty means the public workforce "
-            "(Mechanical Turk), which is paid per task.", section=s_label),
+            description="ground_truth (required for it): a private or vendor work team ARN your account "
+            "already has. The public workforce (Mechanical Turk) closed on 2026-09-30 and Ground Truth "
+            "takes no new customers: new accounts label with label_studio.", section=s_label),
         "gt_workers_per_object": Param(
             1, type="integer", minimum=1, maximum=9,
             description="ground_truth: workers who box each image; their boxes are consolidated.",
             section=s_label),
-        "gt_task_price_usd": Param(
-            0.036, type="number", minimum=0,
-            description="ground_truth, public workforce: USD per image per worker, from AWS's price list "
-            "(0.036 is the lowest for boxes).", section=s_label),
         "gt_task_description": Param(
             "", type=["null", "string"],
             description="ground_truth: instructions workers read. Empty means one naming label_classes.",

@@ -10,7 +10,7 @@ and ObjectDetectionTrainingOperator ``/aws/sagemaker/TrainingJobs`` streams whos
 provider SageMakerEndpointOperator  SageMaker Endpoint
 package DeployEndpointOperator      SageMaker Endpoint
 GroundTruthLabelingOperator/Sensor  SageMaker Labeling Job (``ground_truth.SageMakerLabelingJobLink``)
-LabelImagesOperator                 SageMaker Labeling Job (when its backend is ground_truth)
+PipelineGroundTruthOperator         SageMaker Labeling Job (the pipeline's label.ground_truth task)
 ==================================  ===================================================================
 
 How Airflow 3 builds a link that a plugin adds: the api-server deserializes the DAG, attaches the
@@ -75,7 +75,7 @@ ENDPOINT_OPERATORS = (
 LABELING_OPERATORS = (
     "sagemaker_vision.ground_truth.GroundTruthLabelingOperator",
     "sagemaker_vision.ground_truth.GroundTruthLabelingJobSensor",
-    "sagemaker_vision.labeling.LabelImagesOperator",  # runs GroundTruthLabelingOperator under its task id
+    "sagemaker_vision.labeling.PipelineGroundTruthOperator",  # the pipeline's label.ground_truth task
 )
 
 

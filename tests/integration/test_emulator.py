@@ -449,6 +449,9 @@ def upload_labeling_inputs(emu: Emulator, basenames: list[str], extra_refs: list
     """Images + input manifest (+ label category file); returns CreateLabelingJob kwargs."""
     s3 = client(emu, "s3")
     s3.create_bucket(Bucket=BUCKET)
+    # Ground Truth's tasks fail on images in a bucket without this CORS rule (sms-cors-update).
+    s3.put_bucket_cors(Bucket=BUCKET, CORSConfiguration={"CORSRules": [
+        {"AllowedHeaders": [], "AllowedMethods": ["GET"], "AllowedOrigins": ["*"], "ExposeHeaders": []}]})
     refs = []
     for name in basenames:
         s3.put_object(Bucket=BUCKET, Key=f"raw/{name}", Body=(SAMPLE / "images" / name).read_bytes())

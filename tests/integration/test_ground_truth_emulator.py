@@ -20,6 +20,7 @@ import boto3
 import pytest
 from airflow.providers.common.compat.sdk import AirflowException, TaskDeferred
 from airflow.triggers.base import TriggerEvent
+from botocore.exceptions import ClientError
 
 from local_aws import Control, Emulator
 from sagemaker_vision import ground_truth as gt
@@ -35,6 +36,9 @@ CLASSES = json.loads((SAMPLE / "classes.json").read_text())
 SAMPLE_LABELS = [json.loads(line) for line in (SAMPLE / "output.manifest").read_text().splitlines()]
 BUCKET = "gt-emulator"
 ROLE = "arn:aws:iam::123456789012:role/ground-truth"
+PRIVATE_TEAM = "arn:aws:sagemaker:us-east-1:123456789012:workteam/private-crowd/shapes-team"
+PUBLIC_TEAM = "arn:aws:sagemaker:us-east-1:394669845002:workteam/public-crowd/default"
+GT_CORS = {"AllowedHeaders": [], "AllowedMethods": ["GET"], "AllowedOrigins": ["*"], "ExposeHeaders": []}
 TRANSITION = 0.5
 EMULATED_FAILURE = "ClientError: emulated labeling failure (local_aws fault rule)"
 
@@ -76,6 +80,7 @@ def operator(job_name: str, **overrides: Any) -> gt.GroundTruthLabelingOperator:
         "task_description": "Draw a box around every circle, square and triangle",
         "inputs_prefix": f"s3://{BUCKET}/labels/inputs/{job_name}/",
         "image_uris": image_uris(),
+        "workteam_arn": PRIVATE_TEAM,
         "deferrable": False,
         "waiter_delay": 1,
         "waiter_max_attempts": 60,
@@ -242,3 +247,178 @@ def test_sensor_waits_for_a_job_started_elsewhere(emu):
     poking = gt.GroundTruthLabelingJobSensor(task_id="poke", job_name="shapes-elsewhere", poke_interval=1,
                                              timeout=10, deferrable=False)
     assert poking.execute(context()) == started
+
+
+# -- CORS (defect 3) ---------------------------------------------------------------------------
+def cors_rules(emu: Emulator, bucket: str = BUCKET) -> list[dict[str, Any]]:
+    try:
+        return s3_client(emu).get_bucket_cors(Bucket=bucket)["CORSRules"]
+    except s3_client(emu).exceptions.ClientError:
+        return []
+
+
+def test_operator_adds_the_cors_rule_after_the_buckets_own_rules_once(emu):
+    mine = {"AllowedMethods": ["PUT"], "AllowedOrigins": ["https://uploads.example.com"], "MaxAgeSeconds": 60}
+    s3_client(emu).put_bucket_cors(Bucket=BUCKET, CORSConfiguration={"CORSRules": [mine]})
+
+    operator("shapes-cors").execute(context())
+    rules = cors_rules(emu)
+    assert len(rules) == 2
+    assert rules[0]["AllowedMethods"] == ["PUT"] and rules[0]["AllowedOrigins"] == ["https://uploads.example.com"]
+    assert rules[0]["MaxAgeSeconds"] == 60  # the user's rule is kept as it was, first
+    assert rules[1]["AllowedMethods"] == ["GET"] and rules[1]["AllowedOrigins"] == ["*"]
+
+    # A second job on the same bucket finds the rule and adds no duplicate.
+    operator("shapes-cors-2").execute(context())
+    assert cors_rules(emu) == rules
+
+
+def test_an_equivalent_existing_rule_is_left_alone(emu):
+    theirs = {"AllowedHeaders": ["*"], "AllowedMethods": ["GET", "HEAD"], "AllowedOrigins": ["*"],
+              "ExposeHeaders": ["ETag"]}
+    s3_client(emu).put_bucket_cors(Bucket=BUCKET, CORSConfiguration={"CORSRules": [theirs]})
+    before = cors_rules(emu)
+    operator("shapes-cors-equal").execute(context())
+    assert cors_rules(emu) == before
+
+
+def raw_job(emu: Emulator, name: str, refs: list[str], **overrides: Any) -> dict[str, Any]:
+    """Publish inputs for ``refs`` and build a CreateLabelingJob request, sent without the operator."""
+    prefix = f"s3://{BUCKET}/labels/inputs/{name}/"
+    gt.prepare_labeling_inputs(s3_client(emu), image_uris=refs, labels=CLASSES, description="Boxes",
+                               inputs_prefix=prefix)
+    uris = gt.labeling_input_uris(prefix)
+    args = {"job_name": name, "input_manifest_uri": uris["input_manifest_uri"],
+            "output_path": f"s3://{BUCKET}/labels/output/", "role_arn": ROLE, "label_attribute": "bounding-box",
+            "labels": CLASSES, "categories_uri": uris["categories_uri"], "template_uri": uris["template_uri"],
+            "region": "us-east-1", "task_description": "Boxes", "workteam_arn": PRIVATE_TEAM, **overrides}
+    return gt.labeling_job_request(**args)
+
+
+def wait_done(emu: Emulator, name: str, timeout: float = 30) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while True:
+        job = sagemaker_client(emu).describe_labeling_job(LabelingJobName=name)
+        if job["LabelingJobStatus"] in ("Completed", "Failed", "Stopped"):
+            return job
+        assert time.monotonic() < deadline, job["LabelingJobStatus"]
+        time.sleep(0.1)
+
+
+def test_emulator_fails_the_tasks_of_images_in_a_bucket_without_cors(emu):
+    """AWS, sms-cors-update: without CORS on the images' bucket, "labeling tasks ... will fail"."""
+    sm = sagemaker_client(emu)
+    sm.create_labeling_job(**raw_job(emu, "shapes-no-cors", image_uris()))
+    job = wait_done(emu, "shapes-no-cors")
+    assert job["LabelingJobStatus"] == "Failed"
+    assert job["LabelCounters"]["FailedNonRetryableError"] == len(IMAGES)
+    assert BUCKET in job["FailureReason"] and "CORS" in job["FailureReason"]
+
+    # Images split over two buckets, one with the rule: those tasks succeed, the others fail.
+    s3 = s3_client(emu)
+    s3.create_bucket(Bucket="gt-emulator-cors")
+    s3.put_bucket_cors(Bucket="gt-emulator-cors", CORSConfiguration={"CORSRules": [GT_CORS]})
+    s3.upload_file(str(IMAGES[0]), "gt-emulator-cors", "raw/" + IMAGES[0].name)
+    refs = [f"s3://gt-emulator-cors/raw/{IMAGES[0].name}", *image_uris()[1:3]]
+    sm.create_labeling_job(**raw_job(emu, "shapes-half-cors", refs))
+    job = wait_done(emu, "shapes-half-cors")
+    assert job["LabelingJobStatus"] == "Completed"
+    assert job["LabelCounters"]["TotalLabeled"] == 1 and job["LabelCounters"]["FailedNonRetryableError"] == 2
+    lines = read(emu, job["LabelingJobOutput"]["OutputDatasetS3Uri"]).decode().splitlines()
+    assert [json.loads(line)["source-ref"] for line in lines] == refs[:1]
+
+
+# -- public workforce (defect 4), label categories and manifests ---------------------------------
+def test_emulator_refuses_the_public_workforce(emu):
+    s3_client(emu).put_bucket_cors(Bucket=BUCKET, CORSConfiguration={"CORSRules": [GT_CORS]})
+    request = raw_job(emu, "shapes-public", image_uris()[:1])
+    request["HumanTaskConfig"]["WorkteamArn"] = PUBLIC_TEAM
+    with pytest.raises(ClientError) as err:
+        sagemaker_client(emu).create_labeling_job(**request)
+    assert err.value.response["Error"]["Code"] == "ValidationException"
+    assert "closed on 2026-09-30" in str(err.value)
+    request["HumanTaskConfig"]["WorkteamArn"] = PRIVATE_TEAM
+    request["HumanTaskConfig"]["PublicWorkforceTaskPrice"] = {
+        "AmountInUsd": {"Dollars": 0, "Cents": 3, "TenthFractionsOfACent": 6}}
+    with pytest.raises(ClientError, match="Mechanical Turk"):
+        sagemaker_client(emu).create_labeling_job(**request)
+    assert jobs_named(emu, "shapes-public") == []
+
+
+@pytest.mark.parametrize(("document", "needle"), [
+    ({"labels": [{"label": "circle"}]}, "document-version"),
+    ({"document-version": "2019-01-01", "labels": [{"label": "circle"}]}, "document-version"),
+    ({"document-version": "2018-11-28", "labels": []}, "lists no labels"),
+    ({"document-version": "2018-11-28", "labels": ["circle"]}, "labels[0]"),
+    ({"document-version": "2018-11-28", "labels": [{"label": "a"}, {"label": "a"}]}, "duplicate"),
+    ({"document-version": "2018-11-28", "labels": [{"label": f"l{i}"} for i in range(51)]}, "at most 50"),
+    ({"document-version": "2018-11-28", "labels": [{"label": "x" * 257}]}, "256"),
+])
+def test_emulator_enforces_the_label_category_file_rules(emu, document, needle):
+    request = raw_job(emu, "shapes-cats", image_uris()[:1])
+    bucket, key = request["LabelCategoryConfigS3Uri"][5:].split("/", 1)
+    s3_client(emu).put_object(Bucket=bucket, Key=key, Body=json.dumps(document).encode())
+    with pytest.raises(ClientError) as err:
+        sagemaker_client(emu).create_labeling_job(**request)
+    assert err.value.response["Error"]["Code"] == "ValidationException"
+    assert needle in str(err.value)
+
+
+def test_emulator_fails_a_manifest_line_without_source_ref(emu):
+    request = raw_job(emu, "shapes-source", image_uris()[:2])
+    bucket, key = request["InputConfig"]["DataSource"]["S3DataSource"]["ManifestS3Uri"][5:].split("/", 1)
+    body = json.dumps({"source-ref": image_uris()[0]}) + "\n" + json.dumps({"source": "a text object"}) + "\n"
+    s3_client(emu).put_object(Bucket=bucket, Key=key, Body=body.encode())
+    sagemaker_client(emu).create_labeling_job(**request)
+    job = wait_done(emu, "shapes-source")
+    assert job["LabelingJobStatus"] == "Failed"
+    assert "line 2" in job["FailureReason"] and "source-ref" in job["FailureReason"]
+
+
+# -- emulated days on the shared clock (defect 1, labeling) -------------------------------------
+DAYS = 4
+
+
+def test_a_labeling_job_that_lasts_emulated_days_completes_within_the_wait_budget(emu):
+    control = Control(emu.endpoint_url)
+    control.set_duration("labeling", DAYS * 86_400, name_prefix="shapes-days")
+    control.set_time_scale(DAYS * 86_400 / 3)  # four emulated days in three real seconds
+
+    op = operator("shapes-days", task_availability_lifetime_s=10 * 86_400, waiter_max_attempts=None)
+    request = op.build_request("us-east-1")
+    budget = gt.labeling_wait_budget_s(request)
+    task = request["HumanTaskConfig"]
+    assert budget >= task["TaskAvailabilityLifetimeInSeconds"] + task["TaskTimeLimitInSeconds"]
+    assert budget >= gt.MAX_LABELING_JOB_S  # AWS ends every job after 30 days
+    assert budget > DAYS * 86_400
+    # The old pipeline budget was 10 days of polls; a job may legitimately need 30.
+    assert op._attempts(request) * op.waiter_delay >= budget
+
+    uri = op.execute(context())
+    job = sagemaker_client(emu).describe_labeling_job(LabelingJobName="shapes-days")
+    assert job["LabelingJobStatus"] == "Completed"
+    assert uri == job["LabelingJobOutput"]["OutputDatasetS3Uri"]
+    took = job["LastModifiedTime"] - job["CreationTime"]
+    assert took.total_seconds() >= DAYS * 86_400  # Describe reports emulated time
+
+
+def test_a_budget_that_runs_out_says_the_job_still_runs_and_a_retry_resumes_it(emu):
+    control = Control(emu.endpoint_url)
+    control.set_duration("labeling", 2 * 86_400, name_prefix="shapes-resume")
+    control.set_time_scale(2 * 86_400 / 3)
+    with pytest.raises(AirflowException) as err:
+        operator("shapes-resume", waiter_max_attempts=1).execute(context())
+    assert "still running" in str(err.value) and "resume waiting on the same job" in str(err.value)
+    assert "shapes-resume" in str(err.value)
+
+    uri = operator("shapes-resume", waiter_max_attempts=None).execute(context())  # the retry
+    assert len(jobs_named(emu, "shapes-resume")) == 1
+    assert read(emu, uri)
+
+
+def test_a_job_longer_than_30_emulated_days_fails_as_aws_documents(emu):
+    control = Control(emu.endpoint_url)
+    control.set_duration("labeling", 31 * 86_400, name_prefix="shapes-month")
+    control.set_time_scale(31 * 86_400 / 2)
+    with pytest.raises(AirflowException, match="30 days"):
+        operator("shapes-month", waiter_max_attempts=None).execute(context())

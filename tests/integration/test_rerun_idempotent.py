@@ -39,6 +39,7 @@ def test_rerunning_every_task_duplicates_nothing(airflow_db, aws_clients):
     dag = DagBag(dag_folder=str(ROOT / "dags" / "object_detection_pipeline.py")).get_dag("object_detection_pipeline")
     bucket = os.environ["SAGEMAKER_VISION_BUCKET"]
     conf = {"pipeline_name": PIPELINE, "prefix": "rerun", "label_backend": "ground_truth",
+            "gt_workteam_arn": "arn:aws:sagemaker:us-east-1:123456789012:workteam/private-crowd/rerun-team",
             "load_test_requests": 20, "load_test_concurrency": 2}
     when = datetime(2026, 10, 4, tzinfo=UTC)
 

@@ -125,3 +125,23 @@ def test_local_image_source_resolves_against_the_project_root():
     cfg = build()
     assert cfg.sync_source.endswith("include/sample_data/images")
     assert build(image_source="s3://other-bucket/images/").sync_source == "s3://other-bucket/images/"
+
+
+PRIVATE_TEAM = "arn:aws:sagemaker:us-east-1:123456789012:workteam/private-crowd/shapes-team"
+
+
+@pytest.mark.parametrize("workteam", ["", None, "   ",
+                                      "arn:aws:sagemaker:us-east-1:394669845002:workteam/public-crowd/default"])
+def test_ground_truth_refuses_the_public_workforce_at_config_time(workteam):
+    """Defect 4: an empty gt_workteam_arn no longer means Mechanical Turk, which closed on 2026-09-30."""
+    with pytest.raises(ConfigError) as excinfo:
+        build(label_backend="ground_truth", gt_workteam_arn=workteam)
+    message = str(excinfo.value)
+    assert message.startswith("gt_workteam_arn:")
+    assert "closed on 2026-09-30" in message and "label_backend=label_studio" in message
+
+
+def test_ground_truth_on_a_private_team_builds_and_other_backends_need_no_team():
+    assert build(label_backend="ground_truth", gt_workteam_arn=PRIVATE_TEAM).ground_truth.workteam_arn == PRIVATE_TEAM
+    assert build(label_backend="import").ground_truth.workteam_arn is None
+    assert "gt_task_price_usd" not in param_defaults()  # no per-task worker price any more

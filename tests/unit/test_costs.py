@@ -11,7 +11,6 @@ import pytest
 
 from sagemaker_vision import costs
 from sagemaker_vision.costs import (
-    ALLOWED_PUBLIC_TASK_PRICES_USD,
     DEFAULT_PRICES,
     PRICES_ENV_VAR,
     CostEstimate,
@@ -40,13 +39,6 @@ def write_json(tmp_path: Path, data: object, name: str = "prices.json") -> Path:
 
 
 # --------------------------------------------------------------------------- the table
-
-
-def test_allowed_public_task_prices_match_the_api_reference() -> None:
-    assert ALLOWED_PUBLIC_TASK_PRICES_USD == tuple(
-        D(p) for p in ("0.036", "0.048", "0.060", "0.072", "0.120", "0.240", "0.360",
-                       "0.480", "0.600", "0.720", "0.840", "0.960", "1.080", "1.200")
-    )
 
 
 def test_default_table_holds_only_decimals() -> None:
@@ -91,42 +83,37 @@ def test_builtin_table_is_read_only() -> None:
 
 
 @pytest.mark.parametrize(
-    "num_objects, workers, price, already, expected",
+    "num_objects, workers, already, expected",
     [
-        # 1,000 x 3 x 0.036 = 108.00 tasks; 1,000 x 0.08 = 80.00 fee -> 188.00
-        (1_000, 3, "0.036", 0, "188.00"),
-        # straddles 50,000: tasks 2,000 x 3 x 0.036 = 216.00;
-        # fee 1,000 x 0.08 (49,001..50,000) + 1,000 x 0.04 (50,001..51,000) = 120.00 -> 336.00
-        (2_000, 3, "0.036", 49_000, "336.00"),
-        # ends exactly on the boundary: 2,000 x 0.036 = 72.00; 2,000 x 0.08 = 160.00 -> 232.00
-        (2_000, 1, "0.036", 48_000, "232.00"),
-        # first object past it: 0.036 + 0.04 = 0.076 -> 0.08
-        (1, 1, "0.036", 50_000, "0.08"),
-        # entirely in tier 2: 100 x 0.12 = 12.00; 100 x 0.04 = 4.00 -> 16.00
-        (100, 1, "0.120", 60_000, "16.00"),
-        # straddles 1,000,000: 20 x 0.036 = 0.72; 10 x 0.04 + 10 x 0.02 = 0.60 -> 1.32
-        (20, 1, "0.036", 999_990, "1.32"),
-        # all three tiers in one job: tasks 1,000,001 x 1.20 = 1,200,001.20;
-        # fee 50,000 x 0.08 + 950,000 x 0.04 + 1 x 0.02 = 4,000 + 38,000 + 0.02 -> 1,242,001.22
-        (1_000_001, 1, "1.200", 0, "1242001.22"),
+        # 1,000 x 0.08 fee -> 80.00; no per-task worker price (private or vendor team)
+        (1_000, 3, 0, "80.00"),
+        # straddles 50,000: 1,000 x 0.08 (49,001..50,000) + 1,000 x 0.04 (50,001..51,000) = 120.00
+        (2_000, 3, 49_000, "120.00"),
+        # ends exactly on the boundary: 2,000 x 0.08 = 160.00
+        (2_000, 1, 48_000, "160.00"),
+        # first object past it: 0.04
+        (1, 1, 50_000, "0.04"),
+        # entirely in tier 2: 100 x 0.04 = 4.00
+        (100, 1, 60_000, "4.00"),
+        # straddles 1,000,000: 10 x 0.04 + 10 x 0.02 = 0.60
+        (20, 1, 999_990, "0.60"),
+        # all three tiers in one job: 50,000 x 0.08 + 950,000 x 0.04 + 1 x 0.02 = 42,000.02
+        (1_000_001, 1, 0, "42000.02"),
         # nothing to label costs nothing
-        (0, 3, "0.036", 0, "0.00"),
+        (0, 3, 0, "0.00"),
     ],
 )
-def test_labeling_cost(num_objects: int, workers: int, price: str, already: int, expected: str) -> None:
-    result = labeling_cost(num_objects, workers, price, objects_already_this_month=already)
+def test_labeling_cost(num_objects: int, workers: int, already: int, expected: str) -> None:
+    result = labeling_cost(num_objects, workers, objects_already_this_month=already)
     assert result == D(expected)
     assert isinstance(result, D) and result.as_tuple().exponent == -2
 
 
-@pytest.mark.parametrize("price", [0.036, "0.036", D("0.0360"), D("0.036")])
-def test_labeling_price_accepts_float_str_and_decimal_alike(price: object) -> None:
-    # 500 x 5 x 0.036 = 90.00; 500 x 0.08 = 40.00 -> 130.00
-    assert labeling_cost(500, 5, price) == D("130.00")
-
-
-def test_labeling_default_price_is_the_cheapest_allowed() -> None:
-    assert labeling_cost(10, 1) == labeling_cost(10, 1, 0.036) == D("1.16")  # 0.36 + 0.80
+def test_labeling_has_no_per_task_worker_price() -> None:
+    """Defect 4: the Mechanical Turk per-task price is gone; workers per object do not change the fee."""
+    assert labeling_cost(10, 1) == labeling_cost(10, 9) == D("0.80")
+    with pytest.raises(TypeError):
+        labeling_cost(10, 1, 0.036)  # type: ignore[misc]  # no price argument any more
 
 
 @pytest.mark.parametrize(
@@ -140,23 +127,12 @@ def test_labeling_default_price_is_the_cheapest_allowed() -> None:
         ({"workers_per_object": 10}, "workers_per_object"),
         ({"workers_per_object": 3.0}, "workers_per_object"),
         ({"objects_already_this_month": -5}, "objects_already_this_month"),
-        ({"price_per_task_usd": 0.05}, "price_per_task_usd"),
-        ({"price_per_task_usd": 0.012}, "price_per_task_usd"),  # classification only, not boxes
-        ({"price_per_task_usd": "abc"}, "price_per_task_usd"),
-        ({"price_per_task_usd": -0.036}, "price_per_task_usd"),
-        ({"price_per_task_usd": float("nan")}, "price_per_task_usd"),
-        ({"price_per_task_usd": None}, "price_per_task_usd"),
     ],
 )
 def test_labeling_bad_input_names_the_field(kwargs: dict, field: str) -> None:
     args = {"num_objects": 10, "workers_per_object": 3, **kwargs}
     with pytest.raises(ValueError, match=field):
         labeling_cost(**args)
-
-
-def test_labeling_bad_price_lists_allowed_prices() -> None:
-    with pytest.raises(ValueError, match=r"allowed: 0\.036, 0\.048, .*1\.200"):
-        labeling_cost(10, 3, 0.05)
 
 
 # --------------------------------------------------------------------------- training
@@ -345,8 +321,8 @@ def test_override_replaces_ground_truth_tiers_wholesale(tmp_path: Path) -> None:
     path = write_json(tmp_path, {"us-east-1": {"ground_truth_usd_per_object_tiers": [
         {"up_to_objects": 100, "usd": 0.5}, {"up_to_objects": None, "usd": "0.1"}]}})
     table = load_price_table(path)
-    # 150 x 0.036 = 5.40; 100 x 0.5 + 50 x 0.1 = 55.00 -> 60.40
-    assert labeling_cost(150, 1, prices=table) == D("60.40")
+    # 100 x 0.5 + 50 x 0.1 = 55.00
+    assert labeling_cost(150, 1, prices=table) == D("55.00")
 
 
 def test_override_can_add_a_region(tmp_path: Path) -> None:
@@ -478,16 +454,16 @@ def estimate() -> CostEstimate:
 
 
 def test_estimate_total_and_dict(estimate: CostEstimate) -> None:
-    # 336.00 + 11.48 + 1,085.04 = 1,432.52
-    assert estimate.total == D("1432.52") and isinstance(estimate.total, D)
+    # 120.00 + 11.48 + 1,085.04 = 1,216.52
+    assert estimate.total == D("1216.52") and isinstance(estimate.total, D)
     assert estimate.to_dict() == {
         "currency": "USD",
         "lines": [
-            {"step": "labeling", "usd": "336.00", "detail": "2,000 objects x 3 workers"},
+            {"step": "labeling", "usd": "120.00", "detail": "2,000 objects x 3 workers"},
             {"step": "training", "usd": "11.48", "detail": "ml.p3.2xlarge x2, 1.5 h"},
             {"step": "endpoint", "usd": "1085.04", "detail": "ml.g4dn.4xlarge x1, 30 days"},
         ],
-        "total_usd": "1432.52",
+        "total_usd": "1216.52",
     }
     # XCom stores JSON: it must survive a round trip exactly
     assert CostEstimate.from_dict(json.loads(json.dumps(estimate.to_dict()))) == estimate
@@ -497,11 +473,11 @@ def test_estimate_format_table(estimate: CostEstimate) -> None:
     assert estimate.format_table() == "\n".join([
         "STEP           USD  DETAIL",
         "--------  --------",
-        "labeling    336.00  2,000 objects x 3 workers",
+        "labeling    120.00  2,000 objects x 3 workers",
         "training     11.48  ml.p3.2xlarge x2, 1.5 h",
         "endpoint  1,085.04  ml.g4dn.4xlarge x1, 30 days",
         "--------  --------",
-        "TOTAL     1,432.52",
+        "TOTAL     1,216.52",
     ])
 
 
@@ -515,7 +491,7 @@ def test_empty_estimate() -> None:
 
 @pytest.mark.parametrize(
     "budget, exceeded",
-    [(D("1432.52"), False), ("1432.51", True), (2000, False), (1432.5, True), (0, True)],
+    [(D("1216.52"), False), ("1216.51", True), (2000, False), (1216.5, True), (0, True)],
 )
 def test_estimate_exceeds(estimate: CostEstimate, budget: object, exceeded: bool) -> None:
     assert estimate.exceeds(budget) is exceeded

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from unittest import mock
@@ -22,7 +21,6 @@ from botocore.waiter import WaiterModel
 
 from sagemaker_vision import ground_truth as gt
 from sagemaker_vision.config import ConfigError
-from sagemaker_vision.costs import ALLOWED_PUBLIC_TASK_PRICES_USD
 from sagemaker_vision.triggers import LabelingJobTrigger
 from sagemaker_vision.waiters import (
     LABELING_JOB_COMPLETE,
@@ -62,28 +60,26 @@ def build(**overrides: Any) -> dict[str, Any]:
         "template_uri": "s3://gt-bucket/labels/in/bounding-box.liquid.html",
         "region": REGION,
         "task_description": "Draw a box around every circle, square and triangle",
+        "workteam_arn": PRIVATE_TEAM,
     }
     args.update(overrides)
     return gt.labeling_job_request(**args)
 
 
 # -- request builder ---------------------------------------------------------------------------
-def test_public_workforce_request_has_every_field():
+def test_private_team_request_has_every_field_and_no_worker_price():
     assert build(tags={"pipeline": "shapes"}, stopping_conditions={"MaxHumanLabeledObjectCount": 500},
-                 max_concurrent_tasks=200, workers_per_object=3, task_price_usd="0.120") == {
+                 max_concurrent_tasks=200, workers_per_object=3) == {
         "LabelingJobName": "shapes-1",
         "LabelAttributeName": "bounding-box",
         "InputConfig": {
             "DataSource": {"S3DataSource": {"ManifestS3Uri": "s3://gt-bucket/labels/in/input.manifest"}},
-            "DataAttributes": {
-                "ContentClassifiers": ["FreeOfPersonallyIdentifiableInformation", "FreeOfAdultContent"]
-            },
         },
         "OutputConfig": {"S3OutputPath": "s3://gt-bucket/labels/out/"},
         "RoleArn": ROLE,
         "LabelCategoryConfigS3Uri": "s3://gt-bucket/labels/in/label-categories.json",
         "HumanTaskConfig": {
-            "WorkteamArn": PUBLIC_TEAM,
+            "WorkteamArn": PRIVATE_TEAM,
             "UiConfig": {"UiTemplateS3Uri": "s3://gt-bucket/labels/in/bounding-box.liquid.html"},
             "PreHumanTaskLambdaArn": "arn:aws:lambda:us-east-1:432418664414:function:PRE-BoundingBox",
             "TaskKeywords": ["Images", "bounding boxes", "object detection"],
@@ -91,14 +87,11 @@ def test_public_workforce_request_has_every_field():
             "TaskDescription": "Draw a box around every circle, square and triangle",
             "NumberOfHumanWorkersPerDataObject": 3,
             "TaskTimeLimitInSeconds": 300,
-            "TaskAvailabilityLifetimeInSeconds": 43_200,
+            "TaskAvailabilityLifetimeInSeconds": 86_400,
             "MaxConcurrentTaskCount": 200,
             "AnnotationConsolidationConfig": {
                 "AnnotationConsolidationLambdaArn":
                     "arn:aws:lambda:us-east-1:432418664414:function:ACS-BoundingBox"
-            },
-            "PublicWorkforceTaskPrice": {
-                "AmountInUsd": {"Dollars": 0, "Cents": 12, "TenthFractionsOfACent": 0}
             },
         },
         "StoppingConditions": {"MaxHumanLabeledObjectCount": 500},
@@ -106,31 +99,46 @@ def test_public_workforce_request_has_every_field():
     }
 
 
-def test_private_workteam_request_has_no_price_and_no_classifiers():
-    request = build(workteam_arn=PRIVATE_TEAM, task_price_usd="0.5")  # price unused for private teams
-    task = request["HumanTaskConfig"]
-    assert task["WorkteamArn"] == PRIVATE_TEAM
-    assert "PublicWorkforceTaskPrice" not in task
-    assert "DataAttributes" not in request["InputConfig"]
-    assert task["TaskAvailabilityLifetimeInSeconds"] == 86_400
-    assert "StoppingConditions" not in request and "Tags" not in request
+@pytest.mark.parametrize("workteam", [None, "", "  ", PUBLIC_TEAM])
+def test_the_public_workforce_is_refused_saying_mturk_closed_and_what_to_use(workteam):
+    """Defect 4: None / empty used to mean Mechanical Turk; it closed on 2026-09-30."""
+    with pytest.raises(ConfigError) as err:
+        build(workteam_arn=workteam)
+    message = str(err.value)
+    assert err.value.field == "workteam_arn"
+    assert "closed on 2026-09-30" in message
+    assert "private or vendor work team" in message and "label_backend=label_studio" in message
 
 
-def test_the_public_crowd_arn_is_the_public_workforce():
-    assert build(workteam_arn=PUBLIC_TEAM) == build(workteam_arn=None)
+def test_the_operator_refuses_the_public_workforce_before_any_aws_call():
+    op = gt.GroundTruthLabelingOperator(
+        task_id="label", job_name="shapes-1", role_arn=ROLE, output_path="s3://gt-bucket/out/",
+        label_attribute="bounding-box", labels=LABELS, task_description="Draw boxes",
+        inputs_prefix="s3://gt-bucket/in/", image_uris=["s3://gt-bucket/raw/a.jpg"],
+    )
+    hook = mock.MagicMock()
+    hook.conn_region_name = REGION
+    with mock.patch.object(type(op), "hook", new_callable=mock.PropertyMock, return_value=hook), \
+            mock.patch("sagemaker_vision.aws.client") as client:
+        with pytest.raises(ConfigError, match="closed on 2026-09-30"):
+            op.execute({"ti": mock.MagicMock()})
+    hook.find_labeling_job.assert_not_called()
+    hook.conn.create_labeling_job.assert_not_called()
+    client.assert_not_called()
 
 
 @pytest.mark.parametrize(
     "overrides",
     [
         {},
-        {"workteam_arn": PRIVATE_TEAM, "task_availability_lifetime_s": 2_592_000},
+        {"task_availability_lifetime_s": 2_592_000},
         {"workteam_arn": "arn:aws:sagemaker:us-east-1:123456789012:workteam/vendor-crowd/acme-labels"},
         {"stopping_conditions": {"MaxHumanLabeledObjectCount": 1, "MaxPercentageOfInputDatasetLabeled": 100},
          "tags": [{"Key": "a", "Value": ""}], "max_concurrent_tasks": 5000, "workers_per_object": 9,
-         "task_price_usd": max(ALLOWED_PUBLIC_TASK_PRICES_USD), "task_time_limit_s": 28_800,
+         "task_time_limit_s": 28_800,
          "task_keywords": ["x"] * 5, "task_title": "t" * 128, "task_description": "d" * 255},
-        {"region": "ap-southeast-2", "task_time_limit_s": 30, "task_availability_lifetime_s": 60},
+        {"region": "ap-southeast-2", "task_time_limit_s": 30, "task_availability_lifetime_s": 60,
+         "workteam_arn": PRIVATE_TEAM.replace(REGION, "ap-southeast-2")},
     ],
 )
 def test_requests_pass_botocore_validation(overrides):
@@ -147,12 +155,12 @@ def test_lambda_accounts_match_the_botocore_api_reference():
 @pytest.mark.parametrize("region", sorted(gt.BOUNDING_BOX_LAMBDA_ACCOUNTS))
 def test_every_supported_region_builds_its_own_arns(region):
     account = gt.BOUNDING_BOX_LAMBDA_ACCOUNTS[region]
-    task = build(region=region)["HumanTaskConfig"]
+    task = build(region=region, workteam_arn=PRIVATE_TEAM.replace(REGION, region))["HumanTaskConfig"]
     assert task["PreHumanTaskLambdaArn"] == f"arn:aws:lambda:{region}:{account}:function:PRE-BoundingBox"
     assert task["AnnotationConsolidationConfig"]["AnnotationConsolidationLambdaArn"] == (
         f"arn:aws:lambda:{region}:{account}:function:ACS-BoundingBox"
     )
-    assert task["WorkteamArn"] == f"arn:aws:sagemaker:{region}:394669845002:workteam/public-crowd/default"
+    assert botocore_errors(build(region=region, workteam_arn=PRIVATE_TEAM.replace(REGION, region))) == ""
 
 
 @pytest.mark.parametrize("region", ["eu-north-1", "us-west-1", "cn-north-1", "", None, "US-EAST-1"])
@@ -161,29 +169,6 @@ def test_unknown_region_is_an_error_naming_region(region):
         build(region=region)
     assert err.value.field == "region"
     assert "us-east-1" in str(err.value)  # lists the regions that work
-
-
-@pytest.mark.parametrize("price", ALLOWED_PUBLIC_TASK_PRICES_USD)
-def test_every_allowed_price_converts_exactly(price):
-    amount = gt.public_task_price(price)["AmountInUsd"]
-    cents = Decimal(amount["Dollars"] * 100 + amount["Cents"]) + Decimal(amount["TenthFractionsOfACent"]) / 10
-    assert cents / 100 == price
-    assert botocore_errors(build(task_price_usd=price)) == ""
-
-
-def test_lowest_price_as_float_string_and_decimal():
-    expected = {"AmountInUsd": {"Dollars": 0, "Cents": 3, "TenthFractionsOfACent": 6}}
-    assert gt.public_task_price(0.036) == gt.public_task_price("0.036") == expected
-    assert gt.public_task_price(Decimal("0.0360")) == expected
-    one_twenty = {"AmountInUsd": {"Dollars": 1, "Cents": 20, "TenthFractionsOfACent": 0}}
-    assert gt.public_task_price(1.2) == one_twenty
-
-
-@pytest.mark.parametrize("price", [0.035, "0.05", 2.5, 0, "abc", None, True])
-def test_disallowed_price_is_an_error_naming_task_price_usd(price):
-    with pytest.raises(ConfigError) as err:
-        build(task_price_usd=price)
-    assert err.value.field == "task_price_usd"
 
 
 BAD_INPUTS = [
@@ -221,10 +206,7 @@ BAD_INPUTS = [
     ({"task_time_limit_s": 29}, "task_time_limit_s"),
     ({"task_time_limit_s": 28_801}, "task_time_limit_s"),
     ({"task_availability_lifetime_s": 59}, "task_availability_lifetime_s"),
-    ({"task_availability_lifetime_s": 43_201}, "task_availability_lifetime_s"),
-    ({"task_availability_lifetime_s": 86_400}, "task_availability_lifetime_s"),
-    ({"workteam_arn": PRIVATE_TEAM, "task_availability_lifetime_s": 2_592_001},
-     "task_availability_lifetime_s"),
+    ({"task_availability_lifetime_s": 2_592_001}, "task_availability_lifetime_s"),
     ({"task_title": ""}, "task_title"),
     ({"task_title": "t" * 129}, "task_title"),
     ({"task_description": "   "}, "task_description"),
@@ -258,10 +240,9 @@ def test_bad_input_is_an_error_naming_the_field(overrides, field):
     assert str(err.value).startswith(f"{field}: ")
 
 
-def test_default_lifetime_is_the_public_maximum_and_one_day_for_private_teams():
-    assert build()["HumanTaskConfig"]["TaskAvailabilityLifetimeInSeconds"] == 43_200
-    assert build(workteam_arn=PRIVATE_TEAM)["HumanTaskConfig"]["TaskAvailabilityLifetimeInSeconds"] == 86_400
-    explicit = build(workteam_arn=PRIVATE_TEAM, task_availability_lifetime_s=600)
+def test_default_lifetime_is_one_day():
+    assert build()["HumanTaskConfig"]["TaskAvailabilityLifetimeInSeconds"] == 86_400
+    explicit = build(task_availability_lifetime_s=600)
     assert explicit["HumanTaskConfig"]["TaskAvailabilityLifetimeInSeconds"] == 600
 
 
@@ -526,6 +507,7 @@ def make_operator(**overrides: Any) -> gt.GroundTruthLabelingOperator:
         "task_description": "Box the shapes",
         "inputs_prefix": "s3://gt-bucket/labels/in/",
         "image_uris": [f"s3://gt-bucket/raw/shape_{i:03d}.jpg" for i in range(3)],
+        "workteam_arn": PRIVATE_TEAM,
         "deferrable": True,
         "waiter_delay": 2,
         "waiter_max_attempts": 7,
@@ -705,7 +687,8 @@ def test_sync_wait_running_out_of_attempts_says_the_job_keeps_running(no_uploads
     op = make_operator(deferrable=False)
     mock_hook(op, existing("InProgress"))
     with mock.patch.object(gt, "wait", side_effect=WaiterMaxAttemptsError("max attempts")):
-        with pytest.raises(AirflowException, match="InProgress: 1/3 labeled .*keeps running"):
+        with pytest.raises(AirflowException,
+                           match="still running: .*InProgress: 1/3 labeled .*resume waiting on the same job"):
             op.execute({})
 
 
@@ -752,7 +735,7 @@ def test_execute_complete_success_redescribes_for_the_output():
         ({"status": "stopped", "job_name": "shapes-1", "message": "stopped"},
          existing("Stopped"), "shapes-1 is Stopped: no FailureReason given"),
         ({"status": "timeout", "job_name": "shapes-1", "message": "max attempts"},
-         existing("InProgress"), "had not finished .*keeps running"),
+         existing("InProgress"), "still running .*resume waiting on the same job"),
         ({"status": "error", "job_name": "shapes-1", "message": "AccessDenied"},
          existing("InProgress"), r"failed \(error\): AccessDenied"),
         ({"status": "success", "job_name": "other-job"}, existing("Completed"), "not shapes-1"),

@@ -67,6 +67,9 @@ S3_ACTIONS: dict[str, tuple[str, ...]] = {
     "ListParts": ("s3:ListMultipartUploadParts",),
     "ListObjectVersions": ("s3:ListBucketVersions",),
     "ListBuckets": ("s3:ListAllMyBuckets",),
+    # The Service Authorization Reference spells these two in capitals.
+    "GetBucketCors": ("s3:GetBucketCORS",),
+    "PutBucketCors": ("s3:PutBucketCORS",),
 }
 # Other operations whose IAM action differs from "<prefix>:<Operation>".
 OTHER_ACTIONS: dict[tuple[str, str], tuple[str, ...]] = {
@@ -751,6 +754,10 @@ def test_airflow_policy_reaches_the_resources_the_pipeline_names(cfg, values):
     assert not allows(policy, "s3:PutObject", f"arn:aws:s3:::{cfg.bucket}/billing/export.csv")
     assert not allows(policy, "s3:GetObject", "arn:aws:s3:::another-bucket/object-detection/x")
     assert allows(policy, "s3:ListBucket", f"arn:aws:s3:::{cfg.bucket}")
+    # Ground Truth's CORS rule goes on the bucket holding the synced images (cfg.raw_prefix), only that one.
+    for action in ("s3:GetBucketCORS", "s3:PutBucketCORS"):
+        assert allows(policy, action, f"arn:aws:s3:::{cfg.bucket}"), action
+        assert not allows(policy, action, "arn:aws:s3:::another-bucket"), action
     assert allows(policy, "s3:GetObject", _obj(cfg.image_source + "cam1/0001.jpg"))
     assert not allows(policy, "s3:PutObject", _obj(cfg.image_source + "cam1/0001.jpg"))
     assert allows(policy, "s3:ListBucket", "arn:aws:s3:::camera-uploads", {"s3:prefix": "site-a/"})

@@ -198,7 +198,7 @@ def test_plugin_declares_its_links_on_the_right_operators():
     assert _operator_paths(links["SageMaker Labeling Job"]) == {
         "sagemaker_vision.ground_truth.GroundTruthLabelingOperator",
         "sagemaker_vision.ground_truth.GroundTruthLabelingJobSensor",
-        "sagemaker_vision.labeling.LabelImagesOperator",
+        "sagemaker_vision.labeling.PipelineGroundTruthOperator",
     }
     # Same name as the operators' own link, so the api-server uses the plugin's.
     from sagemaker_vision.ground_truth import GroundTruthLabelingOperator
@@ -244,12 +244,12 @@ def _kinds() -> dict[str, tuple[type, ...]]:
 
     from sagemaker_vision.deploy import DeployEndpointOperator
     from sagemaker_vision.ground_truth import GroundTruthLabelingJobSensor, GroundTruthLabelingOperator
-    from sagemaker_vision.labeling import LabelImagesOperator
+    from sagemaker_vision.labeling import PipelineGroundTruthOperator
 
     return {
         "training": (SageMakerTrainingOperator,),
         "endpoint": (SageMakerEndpointOperator, DeployEndpointOperator),
-        "labeling": (GroundTruthLabelingOperator, GroundTruthLabelingJobSensor, LabelImagesOperator),
+        "labeling": (GroundTruthLabelingOperator, GroundTruthLabelingJobSensor, PipelineGroundTruthOperator),
     }
 
 
