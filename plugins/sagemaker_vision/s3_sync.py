@@ -16,8 +16,8 @@ write, never assumed to be an MD5:
 
 * every object this sync writes carries its content MD5 in metadata (``x-amz-meta-md5chksum``,
   base64, the name rclone uses), and the sync keeps a state object next to the destination
-  prefix (``<prefix>.s3sync-state.json``, see :func:`state_key`), mapping each key to the ETag and size it had after the sync,
-  with its content MD5 (and, for S3 sources, the source ETag it was copied from);
+  prefix (``<prefix>.s3sync-state.json``, see :func:`state_key`), mapping each key to the ETag
+  and size it had after the sync, with its content MD5 (and, for S3 sources, the source ETag it was copied from);
 * a destination object is unchanged when its listed ETag and size are the ones the state
   recorded and the recorded MD5 (or source ETag) matches the source; or when the source's MD5
   (or, S3 to S3, its ETag) equals the destination ETag; or, when neither is known, after one
@@ -330,7 +330,8 @@ def list_s3(
         for obj in page.get("Contents", ()):
             key = obj["Key"]
             relpath = key[len(prefix):]
-            if not relpath or relpath.endswith("/") or relpath.endswith(STATE_SUFFIX) or not _matches(relpath, patterns):
+            skip = not relpath or relpath.endswith("/") or relpath.endswith(STATE_SUFFIX)
+            if skip or not _matches(relpath, patterns):
                 continue
             out[relpath] = ObjectInfo(
                 key, obj["Size"], etag=obj.get("ETag"), mtime=obj["LastModified"].timestamp()
