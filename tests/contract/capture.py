@@ -46,31 +46,45 @@ class Capture:
         self.lock = threading.Lock()
         self.counts: Counter[tuple[str, str, str]] = Counter()
         self.violations: dict[tuple[str, str, str], list[str]] = {}
+        self.callers: dict[tuple[str, str, str], list[str]] = {}
         self.sink = sink
         self._since_flush = 0
         self._origins: dict[str, str | None] = {}
 
     # -- recording ------------------------------------------------------------------------
-    def origin(self) -> str:
+    def origin(self) -> tuple[str, str | None]:
+        """(package | test | other, ``path:line`` of the innermost package or test frame).
+
+        A provider frame makes the call a package call; the location is then the package frame
+        that called the provider, when there is one.
+        """
         frame = sys._getframe(2)
         cache = self._origins
+        found: tuple[str, str | None] | None = None
         while frame is not None:
             filename = frame.f_code.co_filename
             kind = cache.get(filename, "?")
             if kind == "?":
-                if filename.startswith(_PACKAGE_DIRS) or _PROVIDER in filename:
+                if filename.startswith(_PACKAGE_DIRS):
                     kind = "package"
+                elif _PROVIDER in filename:
+                    kind = "provider"
                 elif filename.startswith(_TESTS) and filename != _SELF:
                     kind = "test"
                 else:
                     kind = None
                 cache[filename] = kind
-            if kind is not None:
-                return kind
+            if kind == "provider":
+                if found is None:
+                    found = ("package", filename[filename.find(_PROVIDER) + 1:] + f":{frame.f_lineno}")
+            elif kind is not None:
+                if found is not None and kind == "test":
+                    return found  # a test drove the provider directly
+                return ("package" if found else kind), f"{filename[len(str(ROOT)) + 1:]}:{frame.f_lineno}"
             frame = frame.f_back
-        return "other"
+        return found or ("other", None)
 
-    def record(self, service: str, operation: str, params: Any, origin: str) -> None:
+    def record(self, service: str, operation: str, params: Any, origin: str, where: str | None = None) -> None:
         strict = _strict()
         try:
             found = strict.violations(service, operation, params or {})
@@ -86,7 +100,13 @@ class Capture:
         with self.lock:
             self.counts[key] += 1
             self._since_flush += 1
+            if where is not None:
+                callers = self.callers.setdefault(key, [])
+                if where not in callers and len(callers) < MAX_SAMPLES:
+                    callers.append(where)
             if message:
+                if where is not None:
+                    message = f"{message} [from {where}]"
                 samples = self.violations.setdefault(key, [])
                 if message not in samples and len(samples) < MAX_SAMPLES:
                     samples.append(message)
@@ -97,7 +117,7 @@ class Capture:
 
     def forget(self) -> None:
         self.lock = threading.Lock()
-        self.counts, self.violations, self._since_flush = Counter(), {}, 0
+        self.counts, self.violations, self.callers, self._since_flush = Counter(), {}, {}, 0
 
     # -- cross-process --------------------------------------------------------------------
     def flush(self) -> None:
@@ -105,9 +125,10 @@ class Capture:
         with self.lock:
             counts, self.counts = self.counts, Counter()
             violations, self.violations = self.violations, {}
+            callers, self.callers = self.callers, {}
             self._since_flush = 0
         lines = [json.dumps({"pid": os.getpid(), "origin": o, "service": s, "operation": op, "count": n,
-                             "violations": violations.get((o, s, op), [])})
+                             "violations": violations.get((o, s, op), []), "callers": callers.get((o, s, op), [])})
                  for (o, s, op), n in counts.items()]
         lines += [json.dumps({"pid": os.getpid(), "origin": o, "service": s, "operation": op, "count": 0,
                               "violations": v}) for (o, s, op), v in violations.items() if (o, s, op) not in counts]
@@ -130,6 +151,10 @@ class Capture:
             for message in row["violations"]:
                 if message not in samples and len(samples) < MAX_SAMPLES:
                     samples.append(message)
+            callers = self.callers.setdefault(key, [])
+            for where in row.get("callers", []):
+                if where not in callers and len(callers) < MAX_SAMPLES:
+                    callers.append(where)
 
 
 _active: Capture | None = None
@@ -166,7 +191,7 @@ def install(sink: str | None = None) -> Capture:
     def serialize_to_request(self: Any, parameters: Any, operation_model: Any) -> Any:
         try:
             capture.record(operation_model.service_model.service_name, operation_model.name, parameters,
-                           capture.origin())
+                           *capture.origin())
         except Exception:  # noqa: BLE001 - never break the call being captured
             pass
         return original(self, parameters, operation_model)

@@ -50,6 +50,7 @@ OPERATIONS: dict[str, str] = {
     "s3.CopyObject": "s3_sync.py",
     "s3.DeleteObjects": "s3_sync.py",
     "s3.ListObjectsV2": "s3_sync.py, s3io.py, load_test.py (paginator); S3Hook.list_keys",
+    "s3.HeadBucket": "provider SageMakerHook.check_training_config -> check_s3_url (training input channels)",
     "s3.GetBucketCors": "ground_truth.py (CORS rule before CreateLabelingJob)",
     "s3.PutBucketCors": "ground_truth.py (CORS rule before CreateLabelingJob)",
     # Application Auto Scaling
@@ -71,6 +72,8 @@ OPERATIONS: dict[str, str] = {
 # Provider classes the package uses -> the operations they send on its behalf.
 PROVIDER_CLASSES: dict[str, list[str]] = {
     "SageMakerTrainingOperator": ["sagemaker.CreateTrainingJob", "sagemaker.DescribeTrainingJob",
+                                  # check_training_config -> check_s3_url: the channels' bucket and prefix
+                                  "s3.HeadBucket", "s3.ListObjectsV2", "s3.HeadObject",
                                   "logs.DescribeLogStreams", "logs.GetLogEvents"],
     "SageMakerTrigger": ["sagemaker.DescribeTrainingJob"],
     "SageMakerHook": [],  # its methods are scanned by name (HOOK_METHODS / operation names)

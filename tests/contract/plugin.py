@@ -76,7 +76,9 @@ def build_report(merged: capture_mod.Capture, enforce_gaps: bool) -> dict[str, A
         count = package.get((service, operation), 0)
         violations = bad.get((service, operation), [])
         status = "VIOLATES" if violations else "checked" if count else ("gap (accepted)" if name in GAPS else "GAP")
-        rows.append({"operation": name, "captured": count, "violations": violations, "status": status})
+        callers = merged.callers.get(("package", service, operation), [])
+        rows.append({"operation": name, "captured": count, "violations": violations, "status": status,
+                     "callers": callers})
     listed = {tuple(n.split(".", 1)) for n in OPERATIONS}
     unlisted = sorted(f"{s}.{o}" for (s, o) in set(package) | set(bad) if (s, o) not in listed)
     gaps = [r["operation"] for r in rows if r["status"] == "GAP"]
@@ -84,7 +86,8 @@ def build_report(merged: capture_mod.Capture, enforce_gaps: bool) -> dict[str, A
     test_calls = {(s, o): n for (origin, s, o), n in merged.counts.items() if origin == "test"}
     failures = [f"{r['operation']}: {v}" for r in rows for v in r["violations"]]
     failures += [f"{s}.{o}: {v}" for (s, o), vs in bad.items() if f"{s}.{o}" in unlisted for v in vs]
-    failures += [f"{name}: called by package code but missing from tests/contract/operations.py" for name in unlisted]
+    failures += [f"{name}: called by package code ({', '.join(merged.callers.get(('package', *name.split('.', 1)), []))})"
+                 " but missing from tests/contract/operations.py" for name in unlisted]
     if enforce_gaps:
         failures += [f"{name}: never captured (a gap); exercise it in a test or list it in GAPS" for name in gaps]
         failures += [f"{name}: listed in GAPS but captured; remove it from GAPS" for name in stale_gaps]
