@@ -44,7 +44,9 @@ def _scan() -> dict[str, set[str]]:
     from airflow.providers.amazon.aws.hooks.s3 import S3Hook
     from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
 
-    hook_methods = {m for cls in (S3Hook, SageMakerHook, AwsBaseHook) for m in dir(cls) if not m.startswith("_")}
+    hook_methods = {m for cls in (S3Hook, SageMakerHook, AwsBaseHook) for m in dir(cls)
+                    if not m.startswith("_") and callable(getattr(cls, m, None))
+                    and not isinstance(getattr(cls, m, None), type)}
     for path in SOURCES:
         tree = ast.parse(path.read_text(encoding="utf-8"))
         for node in ast.walk(tree):
