@@ -232,7 +232,7 @@ def fake_map(job_name: str) -> float:
 # with the default 2 s, ten emulated minutes pass per two real seconds (scale 300).
 REFERENCE_TRANSITION = 600.0
 
-DURATION_KINDS = ("training", "endpoint_create", "endpoint_update", "labeling", "async_inference")
+DURATION_KINDS = ("training", "training_spot_wait", "endpoint_create", "endpoint_update", "labeling", "async_inference")
 
 # One per process: moto's backends are process-global too.
 EXTENSION = Extension()

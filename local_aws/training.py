@@ -54,7 +54,11 @@ PHASES: tuple[tuple[str, str], ...] = (
 )
 STOPPING_AT = 0.6  # where a training_stopped fault rule begins stopping the job (fraction)
 METRIC_NAME = "validation:mAP"
-MAX_RUNTIME_MESSAGE = "Training job runtime exceeded MaxRuntimeInSeconds provided"
+# Final StatusMessage of a job its stopping condition ended (no FailureReason: it did not fail).
+LIMIT_MESSAGES = {
+    "MaxRuntimeExceeded": "Training job runtime exceeded MaxRuntimeInSeconds provided",
+    "MaxWaitTimeExceeded": "Training job exceeded MaxWaitTimeInSeconds provided while waiting for Spot capacity",
+}
 
 
 @dataclass
@@ -68,6 +72,7 @@ class TrainingRun:
     starts: tuple[float, ...]  # emulated start of each PHASES entry
     limit: float  # emulated seconds after which the stopping condition ends the job
     log_stream: str
+    limit_status: str = "MaxRuntimeExceeded"  # the secondary status it then ends with
     fail_reason: str | None = None
     stop_fault: bool = False
     stop_reason: str | None = None
@@ -176,12 +181,19 @@ def create(ext: Extension, backend: SageMakerModelBackend, original: Any, kwargs
         planned = sum(phases)
         duration = ext.emulated_duration("training", name, planned)
         factor = duration / planned if planned > 0 else 0.0
-        starts, offset = [], 0.0
-        for seconds in phases:
-            starts.append(offset * factor)
+        # Managed spot: the job may wait in Starting for Spot capacity first (none by default).
+        spot = bool(kwargs.get("enable_managed_spot_training"))
+        capacity_wait = ext.emulated_duration("training_spot_wait", name, 0.0) if spot else 0.0
+        starts, offset = [0.0], 0.0
+        for seconds in phases[:-1]:
             offset += seconds
-        run = TrainingRun(job=job, started=ext.now(), scale=ext.time_scale, duration=duration,
-                          starts=tuple(starts), limit=float(condition["MaxRuntimeInSeconds"]),
+            starts.append(capacity_wait + offset * factor)
+        # MaxRuntimeInSeconds counts the run; MaxWaitTimeInSeconds the wait plus the run.
+        limit, limit_status = capacity_wait + float(condition["MaxRuntimeInSeconds"]), "MaxRuntimeExceeded"
+        if spot and float(condition["MaxWaitTimeInSeconds"]) < limit:
+            limit, limit_status = float(condition["MaxWaitTimeInSeconds"]), "MaxWaitTimeExceeded"
+        run = TrainingRun(job=job, started=ext.now(), scale=ext.time_scale, duration=capacity_wait + duration,
+                          starts=tuple(starts), limit=limit, limit_status=limit_status,
                           log_stream=f"{name}/algo-1-{stamp}")
         failure = ext.faults.take("training_failure", name)
         if failure:
@@ -240,7 +252,7 @@ def refresh(ext: Extension, backend: SageMakerModelBackend, run: TrainingRun) ->
     if run.stop_at is not None:
         if elapsed >= run.stop_at:
             reason = run.stop_reason if run.stop_secondary == "Stopped" else None
-            message = MAX_RUNTIME_MESSAGE if run.stop_secondary == "MaxRuntimeExceeded" else None
+            message = LIMIT_MESSAGES.get(run.stop_secondary)
             _finish(ext, backend, run, "Stopped", run.stop_secondary, reason, run.at(run.stop_at), message)
         return
     # The stopping condition cuts the timeline short when the job would outlast it.
@@ -266,9 +278,9 @@ def refresh(ext: Extension, backend: SageMakerModelBackend, run: TrainingRun) ->
         return
     if over_limit:
         if elapsed >= run.limit:
-            _begin_stopping(backend, run, run.at(run.limit),
-                            f"Stopping the training job: MaxRuntimeInSeconds ({run.limit:g}) reached")
-            run.stop_at, run.stop_secondary = run.limit + SIGTERM_GRACE_SECONDS, "MaxRuntimeExceeded"
+            which = "MaxRuntimeInSeconds" if run.limit_status == "MaxRuntimeExceeded" else "MaxWaitTimeInSeconds"
+            _begin_stopping(backend, run, run.at(run.limit), f"Stopping the training job: {which} reached")
+            run.stop_at, run.stop_secondary = run.limit + SIGTERM_GRACE_SECONDS, run.limit_status
             refresh(ext, backend, run)
         return
     if elapsed < run.duration:

@@ -27,6 +27,7 @@ from sagemaker_vision.training_budget import (
     retry_would_repeat,
     still_running_message,
     wait_attempts,
+    wait_budget_seconds,
 )
 
 RUNNING = ("InProgress", "Stopping")
@@ -51,6 +52,10 @@ class ObjectDetectionTrainingOperator(SageMakerTrainingOperator):
     def _size_budget(self) -> None:
         if self.budget_from_stopping_condition:
             self.max_attempts = wait_attempts(self.config, self.check_interval)
+        if not self.deferrable and self.max_ingestion_time is None:
+            # The hook's synchronous wait has no bound of its own; give it the same budget.
+            # (Deferred, the provider would turn this into a deferral timeout: leave it unset.)
+            self.max_ingestion_time = wait_budget_seconds(self.config)
 
     def _existing(self, name: str) -> dict[str, Any] | None:
         try:

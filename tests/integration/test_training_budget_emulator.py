@@ -89,6 +89,12 @@ def jobs_of(aws_clients, base: str) -> list[str]:
     return sorted(s["TrainingJobName"] for s in summaries if training_budget.is_run_job(s["TrainingJobName"], base))
 
 
+def offsets(job: dict[str, Any]) -> dict[str, float]:
+    """Emulated seconds from the job's creation to the start of each secondary status."""
+    return {t["Status"]: (t["StartTime"] - job["CreationTime"]).total_seconds()
+            for t in job["SecondaryStatusTransitions"]}
+
+
 def test_a_job_longer_than_the_providers_60_polls_completes_within_the_budget(control, aws_clients):
     name = "budget-long-2026-12-01-000000"
     control.set_duration("training", LONG_JOB, name_prefix=name)
@@ -190,7 +196,7 @@ def test_max_runtime_exceeded_stops_the_job_and_fails_the_task_without_retry(con
     assert "FailureReason" not in job
     transitions = job["SecondaryStatusTransitions"]
     assert [t["Status"] for t in transitions][-2:] == ["Stopping", "MaxRuntimeExceeded"]
-    at = {t["Status"]: (t["StartTime"] - job["CreationTime"]).total_seconds() for t in transitions}
+    at = offsets(job)
     assert at["Stopping"] == pytest.approx(600, abs=1)  # stopped at the limit, in emulated time
     assert at["MaxRuntimeExceeded"] == pytest.approx(600 + 120, abs=1)  # after the SIGTERM grace
     assert "Uploading" not in at and "Completed" not in at
@@ -239,3 +245,46 @@ def test_spot_within_its_rules_and_a_missing_stopping_condition_are_accepted(con
     # DescribeTrainingJob's StoppingCondition is required; AWS's default runtime is one day.
     assert sm.describe_training_job(TrainingJobName="budget-default-stop")["StoppingCondition"] == {
         "MaxRuntimeInSeconds": 86_400}
+
+
+def test_spot_capacity_that_never_arrives_ends_the_job_at_max_wait(control, aws_clients):
+    name = "budget-spotwait-2026-12-01-000000"
+    control.set_duration("training", 600, name_prefix=name)
+    control.set_duration("training_spot_wait", 7200, name_prefix=name)  # longer than MaxWaitTimeInSeconds
+    config = training_config(aws_clients, name, EnableManagedSpotTraining=True,
+                             StoppingCondition={"MaxRuntimeInSeconds": 1800, "MaxWaitTimeInSeconds": 3600})
+    trigger = defer(operator(config))
+    assert trigger.attempts == training_budget.wait_attempts(config, POLL)  # sized from MaxWaitTimeInSeconds
+    event = first_event(trigger)
+    assert event["status"] == "stopped"
+    job = aws_clients["sagemaker"].describe_training_job(TrainingJobName=name)
+    # Managed Spot Training lifecycle, "Spot instances were never launched":
+    # InProgress: Starting -> Stopping: Stopping -> Stopped: MaxWaitTimeExceeded.
+    assert [t["Status"] for t in job["SecondaryStatusTransitions"]] == ["Starting", "Stopping", "MaxWaitTimeExceeded"]
+    at = offsets(job)
+    assert at["Stopping"] == pytest.approx(3600, abs=1)
+    with pytest.raises(AirflowFailException, match=r"ended Stopped \(MaxWaitTimeExceeded\).*Spot capacity"):
+        operator(config).execute_complete({}, event)
+
+
+def test_a_spot_job_whose_capacity_arrives_runs_its_runtime_after_the_wait(control, aws_clients):
+    name = "budget-spotok-2026-12-01-000000"
+    control.set_duration("training", 1200, name_prefix=name)
+    control.set_duration("training_spot_wait", 1800, name_prefix=name)
+    config = training_config(aws_clients, name, EnableManagedSpotTraining=True,
+                             StoppingCondition={"MaxRuntimeInSeconds": 1500, "MaxWaitTimeInSeconds": 3600})
+    event = first_event(defer(operator(config)))
+    assert event["status"] == "success"  # 1800 s waiting + 1200 s running: within both limits
+    job = aws_clients["sagemaker"].describe_training_job(TrainingJobName=name)
+    at = offsets(job)
+    assert at["Downloading"] > 1800 and at["Completed"] == pytest.approx(3000, abs=1)
+
+
+def test_a_synchronous_wait_gets_the_same_bound_and_an_explicit_max_attempts_wins(aws_clients):
+    config = training_config(aws_clients, "budget-sync", max_runtime=3600)
+    sync = ObjectDetectionTrainingOperator(task_id="train", config=config, deferrable=False, check_interval=30)
+    sync._size_budget()
+    assert sync.max_ingestion_time == training_budget.wait_budget_seconds(config)  # the provider's is unbounded
+    pinned = operator(config, max_attempts=7)
+    pinned._size_budget()
+    assert pinned.max_attempts == 7 and pinned.max_ingestion_time is None  # deferred: no deferral timeout

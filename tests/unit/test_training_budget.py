@@ -84,7 +84,8 @@ def test_still_running_message_names_the_job_status_secondary_status_and_elapsed
 def test_elapsed_follows_emulated_timestamps_that_run_ahead_of_the_wall_clock():
     created = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
     job = {"CreationTime": created, "SecondaryStatusTransitions": [
-        {"Status": "Starting", "StartTime": created}, {"Status": "Training", "StartTime": created + timedelta(hours=1)}]}
+        {"Status": "Starting", "StartTime": created},
+        {"Status": "Training", "StartTime": created + timedelta(hours=1)}]}
     assert tb.elapsed_seconds(job, now=created + timedelta(seconds=3)) == 3600
     assert tb.elapsed_seconds({}, now=created) is None
 
