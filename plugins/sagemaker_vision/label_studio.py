@@ -59,6 +59,12 @@ PALETTE = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#42d4f4", "#f
            "#fabed4", "#469990", "#dcbeff", "#9a6324", "#800000", "#aaffc3", "#808000", "#000075")
 
 
+# What a wait that ran out of its timeout says: nothing is lost, a retry picks the project up again.
+RESUME_HINT = ("Stopped waiting, but the project is still open and annotators can keep working: clear or "
+               "retry this task to resume waiting on the same project (found by title; no task is imported "
+               "twice)")
+
+
 class LabelStudioError(AirflowException):
     """A Label Studio API call failed; the message names the method, URL, status and body."""
 
@@ -653,7 +659,7 @@ class LabelStudioLabelingOperator(BaseOperator):
             return self._publish(project_id)
         if event["status"] == "timeout":
             raise AirflowException(f"Label Studio project {project_id} {self.project_title!r} was not done "
-                                   f"after {self.timeout:.0f} s: {event.get('message')}")
+                                   f"after {self.timeout:.0f} s: {event.get('message')}. {RESUME_HINT}")
         raise AirflowException(f"Waiting for Label Studio project {project_id} failed: "
                                f"{event.get('message')}")
 
@@ -670,7 +676,7 @@ class LabelStudioLabelingOperator(BaseOperator):
                 return self._publish(project_id)
             if time.monotonic() >= deadline:
                 raise AirflowException(f"Label Studio project {project_id} {self.project_title!r} was not "
-                                       f"done after {self.timeout:.0f} s: {progress.describe()}")
+                                       f"done after {self.timeout:.0f} s: {progress.describe()}. {RESUME_HINT}")
 
     # ------------------------------------------------------------------ steps
 
