@@ -51,6 +51,10 @@ def main() -> int:
     started = time.monotonic()
 
     conf = {"label_backend": args.backend, **json.loads(args.conf)}
+    if args.backend == "ground_truth":
+        # Ground Truth takes only private or vendor work teams now (Mechanical Turk closed on
+        # 2026-09-30); the emulator's workers answer for any private team.
+        conf.setdefault("gt_workteam_arn", "arn:aws:sagemaker:us-east-1:123456789012:workteam/private-crowd/demo-team")
     annotator = None
     if args.backend == "label_studio":
         import label_studio
