@@ -3,7 +3,7 @@
 
 Images to a load-tested SageMaker object-detection endpoint, every week, on demand or backfilled.
 
-`estimate_costs` → `sync_images` → `label` → `prepare_manifests` → `needs_training` → `train` →
+`estimate_costs` → `sync_images` → `validate_images` → `label` → `prepare_manifests` → `needs_training` → `train` →
 `quality_gate` → `create_model` → `create_endpoint_config` → `deploy` → `smoke_test` → `load_test`
 
 * **Costs first**: the paid steps are priced before anything is spent; the run fails when the
@@ -30,7 +30,7 @@ from airflow.timetables.interval import CronDataIntervalTimetable
 from sagemaker_vision.labeling import label_images
 from sagemaker_vision.params import default_poll_seconds
 from sagemaker_vision.s3_sync import S3SyncOperator
-from sagemaker_vision.tasks import dag_kwargs, estimate_costs, prepare_manifests, train_and_deploy
+from sagemaker_vision.tasks import dag_kwargs, estimate_costs, prepare_manifests, train_and_deploy, validate_images
 
 
 # Weekly data intervals (Sunday to Sunday), not Airflow 3's default zero-length cron triggers:
@@ -45,13 +45,14 @@ def object_detection_pipeline():
         task_id="sync_images",
         source="{{ pipeline().sync_source }}",
         dest="{{ pipeline().raw_prefix }}",
+        include="*.jpg,*.jpeg,*.png",  # images only: never notes.txt or other files of the folder
         doc_md="Copy new or changed images into this run's `raw/dt=…/` partition.",
     )
     label, labeled = label_images("label", poll_seconds=default_poll_seconds())
     manifests = prepare_manifests(labeled)
     first, _ = train_and_deploy(manifests)
 
-    estimate_costs() >> sync_images >> label
+    estimate_costs() >> sync_images >> validate_images() >> label
     manifests >> first
 
 

@@ -32,6 +32,8 @@ SAGEMAKER_NAME_MAX = 63
 BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 IP_LIKE_RE = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
 LABEL_BACKENDS = ("import", "ground_truth", "label_studio")
+# What validate_images does with a corrupt, oversized or misnamed image (the first is the default).
+BAD_IMAGE_POLICIES = ("fail", "skip")
 ENDPOINT_TYPES = ("serverless", "provisioned", "async")
 DEPLOYMENT_POLICIES = ("all_at_once", "canary", "linear")
 # Serverless inference: memory 1024-6144 MB in 1 GB steps, concurrency 1-200 per endpoint.
@@ -265,6 +267,7 @@ class PipelineConfig:
     budget_usd: float
     run: RunInfo
     extra: dict[str, Any] = field(default_factory=dict)
+    bad_image_policy: str = BAD_IMAGE_POLICIES[0]
 
     # ---- construction -------------------------------------------------------------------
     @classmethod
@@ -443,6 +446,8 @@ class PipelineConfig:
             load_test=load_test,
             budget_usd=_number(p, "budget_usd", float, 0),
             run=run,
+            bad_image_policy=_choice({"bad_image_policy": p.get("bad_image_policy") or BAD_IMAGE_POLICIES[0]},
+                                     "bad_image_policy", BAD_IMAGE_POLICIES),
         )
 
     @classmethod

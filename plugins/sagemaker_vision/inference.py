@@ -15,11 +15,14 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import PurePath
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 # Normalised corners may overshoot [0, 1] by float32 rounding; anything beyond this is a bug.
 COORD_TOLERANCE = 1e-4
@@ -239,29 +242,39 @@ def invoke_and_decode(
         raise ValueError(f"endpoint {endpoint_name!r} returned a malformed reply: {exc}") from exc
 
 
-def smoke_test(cfg: Any, class_map: ClassMap, *, min_score: float = 0.2) -> dict[str, Any]:
-    """The pipeline's ``smoke_test`` stage: one JPEG from the run's images through the endpoint.
+def smoke_test(cfg: Any, class_map: ClassMap, *, min_score: float = 0.2,
+               manifests: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The pipeline's ``smoke_test`` stage: one validated, labeled image through the endpoint.
 
-    Fails when the endpoint is not InService or replies with anything but well-formed
+    The image is :func:`sagemaker_vision.images.pick_smoke_image`'s: the first of this run's
+    validation split (then train) that has boxes and passes the image checks, so a corrupt file
+    the sync left in the partition is never sent. Every message, success or failure, names its
+    s3 URI. Fails when the endpoint is not InService or replies with anything but well-formed
     detections; writes ``smoke_test.json`` next to the load-test report and returns it.
     """
     from sagemaker_vision import aws, s3io
+    from sagemaker_vision.images import pick_smoke_image
 
     sagemaker, runtime, s3 = aws.client("sagemaker"), aws.client("sagemaker-runtime"), aws.client("s3")
+    image = pick_smoke_image(cfg, s3, manifests)
     status = sagemaker.describe_endpoint(EndpointName=cfg.endpoint_name)["EndpointStatus"]
     if status != "InService":
-        raise RuntimeError(f"endpoint {cfg.endpoint_name!r} is {status}, not InService")
-    images = sorted(key for key, _ in s3io.list_keys(s3, cfg.raw_prefix)
-                    if key.lower().endswith((".jpg", ".jpeg")))
-    if not images:
-        raise RuntimeError(f"no JPEG under {cfg.raw_prefix} to smoke-test {cfg.endpoint_name!r} with")
-    image_uri = f"s3://{cfg.bucket}/{images[0]}"
-    body = s3io.read_bytes(s3, image_uri)
-    boxes = invoke_and_decode(runtime, cfg.endpoint_name, body, "image/jpeg", class_map, min_score=min_score)
+        raise RuntimeError(f"endpoint {cfg.endpoint_name!r} is {status}, not InService; smoke image {image.uri} "
+                           "was not sent")
+    try:
+        boxes = invoke_and_decode(runtime, cfg.endpoint_name, image.body, image.content_type, class_map,
+                                  min_score=min_score)
+    except Exception as exc:  # a ClientError (ModelError, ...) or a malformed reply
+        raise RuntimeError(f"smoke test of endpoint {cfg.endpoint_name!r} with {image.uri} "
+                           f"({image.content_type}, {image.width}x{image.height}) failed: {exc}") from exc
+    log.info("Smoke test of endpoint %r with %s (%s, from %s): %d boxes at score >= %s", cfg.endpoint_name,
+             image.uri, image.content_type, image.manifest_uri, len(boxes), min_score)
     result = {
         "endpoint_name": cfg.endpoint_name,
         "endpoint_status": status,
-        "image": image_uri,
+        "image": image.uri,
+        "image_from": image.manifest_uri,
+        "content_type": image.content_type,
         "min_score": min_score,
         "boxes": [box.to_dict() for box in boxes],
     }

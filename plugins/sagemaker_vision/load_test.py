@@ -756,6 +756,22 @@ def _is_image_name(name: str) -> bool:
     return True
 
 
+def _manifest_payloads(source: str, s3_client: Any, max_payloads: int) -> list[Payload]:
+    """The images an augmented manifest names (its ``source-ref``s, sorted): the pipeline passes its
+    validation split, so only images that validated and were labeled are sent, never a bad file
+    the sync left in the partition."""
+    bucket, key = parse_s3_uri(source, "payload_prefix")
+    body = s3_client.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
+    refs = sorted({json.loads(line)["source-ref"] for line in body.splitlines() if line.strip()})[:max_payloads]
+    if not refs:
+        raise ValueError(f"payload_prefix {source!r} names no images")
+    payloads = []
+    for uri in refs:
+        ref_bucket, ref_key = parse_s3_uri(uri, f"source-ref in {source}")
+        payloads.append(_check_payload(uri, s3_client.get_object(Bucket=ref_bucket, Key=ref_key)["Body"].read()))
+    return payloads
+
+
 # Project root (the folder holding include/), for relative local payload paths.
 _PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -771,6 +787,10 @@ def load_payloads(source: str, *, s3_client: Any = None, max_payloads: int = 20,
     """
     if isinstance(max_payloads, bool) or not isinstance(max_payloads, int) or max_payloads < 1:
         raise ValueError(f"max_payloads must be a positive integer, got {max_payloads!r}")
+    if isinstance(source, str) and source.startswith("s3://") and source.endswith(".manifest"):
+        if s3_client is None:
+            raise ValueError("payload_prefix is an s3:// URI but no S3 client was given")
+        return _manifest_payloads(source, s3_client, max_payloads)
     if isinstance(source, str) and source.startswith("s3://"):
         if s3_client is None:
             raise ValueError("payload_prefix is an s3:// URI but no S3 client was given")
@@ -904,7 +924,8 @@ class LoadTestOperator(BaseOperator):
     breaches ``slo_p95_ms`` or ``max_error_rate`` -- after the report is written.
 
     :param endpoint_name: endpoint to load; must be InService.
-    :param payload_prefix: ``s3://`` prefix or local directory of JPEG/PNG images, cycled.
+    :param payload_prefix: ``s3://`` prefix or local directory of JPEG/PNG images, or an
+        ``s3://….manifest`` augmented manifest whose ``source-ref`` images to send; cycled.
     :param concurrency_steps: ascending concurrent-request levels, each held ``step_seconds``.
     :param max_requests_per_step: hard cap on requests in one step, whatever the time left.
     :param slo_p95_ms: p95 latency every step must meet; None for no latency SLO.

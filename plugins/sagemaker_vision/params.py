@@ -12,7 +12,7 @@ from typing import Any
 
 from airflow.sdk import Param
 
-from sagemaker_vision.config import LABEL_BACKENDS
+from sagemaker_vision.config import BAD_IMAGE_POLICIES, LABEL_BACKENDS
 
 
 def _env(name: str, default: str) -> str:
@@ -46,6 +46,11 @@ def pipeline_params() -> dict[str, Param]:
             "include/sample_data/images", type="string", minLength=1,
             description="Images to sync: a local folder (relative to the project root) or an s3:// prefix. "
             "Only new or changed files are copied.", section=s_data),
+        "bad_image_policy": Param(
+            BAD_IMAGE_POLICIES[0], type="string", enum=list(BAD_IMAGE_POLICIES),
+            description="What validate_images does with a corrupt, oversized or misnamed image: fail the run "
+            "before anything is paid for, or skip it (left out of labeling and training). Either way a report "
+            "names each file and its reason.", section=s_data),
         "label_backend": Param(
             "import", type="string", enum=list(LABEL_BACKENDS),
             description="Where bounding boxes come from: import an existing Ground Truth manifest, "

@@ -77,6 +77,14 @@ def estimate_costs(labels: bool = True, **context) -> dict:
 
 
 @task
+def validate_images(**context) -> dict:
+    """Check every synced image of the partition (readable JPEG/PNG, size, extension); `bad_image_policy`."""
+    from sagemaker_vision.images import validate_partition
+
+    return validate_partition(PipelineConfig.from_context(context), aws.client("s3"))
+
+
+@task
 def prepare_manifests(labeled: dict | None = None, **context) -> dict:
     """Validate every labeled partition up to this run while streaming; split into train/validation."""
     from sagemaker_vision.manifests import prepare_manifests as prepare
@@ -154,10 +162,10 @@ def choose_smoke_test(**context) -> str:
 
 @task
 def smoke_test(manifests: dict, **context) -> dict:
-    """Invoke the endpoint with a sample JPEG and decode the boxes; fail on a malformed reply."""
+    """Invoke the endpoint with a validated, labeled image of the validation split; name it in every message."""
     from sagemaker_vision.inference import smoke_test as run
 
-    return run(PipelineConfig.from_context(context), manifests["class_map"])
+    return run(PipelineConfig.from_context(context), manifests["class_map"], manifests=manifests)
 
 
 def train_and_deploy(manifests: Any, poll: int | None = None) -> tuple[Any, Any]:
@@ -196,7 +204,8 @@ def train_and_deploy(manifests: Any, poll: int | None = None) -> tuple[Any, Any]
     load_test = LoadTestOperator(
         task_id="load_test",
         endpoint_name="{{ pipeline().endpoint_name }}",
-        payload_prefix="{{ pipeline().raw_prefix }}",
+        # The validation split: images that validated and have labels, never a bad file of raw/.
+        payload_prefix="{{ pipeline().validation_manifest_uri }}",
         concurrency_steps=["{{ params.load_test_concurrency }}"],
         max_requests_per_step="{{ params.load_test_requests }}",
         step_seconds="{{ params.load_test_max_seconds }}",

@@ -76,9 +76,12 @@ def test_dag_test_runs_the_whole_pipeline(airflow_db, aws_clients):
     assert variant["ServerlessConfig"] == {"MemorySizeInMB": 4096, "MaxConcurrency": 10}
     assert variant["ModelName"] == job["TrainingJobName"]
 
-    # Smoke test decoded the true boxes of the first sample image, in pixels.
+    # Smoke test: an image of the validation split, named, whose true boxes it decoded in pixels.
     smoke = json.loads(s3.get_object(Bucket=bucket, Key=run_prefix + "reports/smoke_test.json")["Body"].read())
-    truth = json.loads((ROOT / "include/sample_data/output.manifest").read_text().splitlines()[0])
+    assert smoke["image"] in {json.loads(line)["source-ref"] for line in val_lines.splitlines()}
+    assert smoke["image_from"].endswith("manifests/validation.manifest")
+    truth = next(json.loads(line) for line in (ROOT / "include/sample_data/output.manifest").read_text().splitlines()
+                 if json.loads(line)["source-ref"].rsplit("/", 1)[-1] == smoke["image"].rsplit("/", 1)[-1])
     expected = sorted((a["left"], a["top"], a["width"], a["height"]) for a in truth["bounding-box"]["annotations"])
     got = sorted((b["left"], b["top"], b["width"], b["height"]) for b in smoke["boxes"])
     assert len(got) == len(expected)
