@@ -14,7 +14,9 @@ the serving model stays as `Champion`. Once its metrics convince you (or not), t
 
 Both updates change the variant names, so they carry no DeploymentConfig (AWS refuses blue/green
 and rolling deployments that rename variants); SageMaker still brings the new fleet up before it
-shifts traffic, so there is no downtime. Idempotent: an endpoint already ended is left alone.
+shifts traffic, so there is no downtime. AWS fails an update that removes an autoscaled variant,
+so the A/B variants' autoscaling is released first and the kept variant's is put back on
+`AllTraffic`. Idempotent: an endpoint already ended is left alone.
 
 Manual trigger only. The logic lives in `sagemaker_vision.scaling`.
 """
@@ -42,6 +44,7 @@ def endpoint_promote_challenger():
 
         params = context["params"]
         return finish_ab_test(aws.client("sagemaker"), params["endpoint_name"], params["action"],
+                              autoscaling_client=aws.client("application-autoscaling"),
                               waiter_delay=default_poll_seconds())
 
     end_test()

@@ -111,6 +111,9 @@ def update(ext: Extension, backend: SageMakerModelBackend, name: str, config_nam
         new_variants = list(backend.endpoint_configs[config_name].production_variants or [])
         check_deployment(effective, endpoint.production_variants or [], new_variants,
                          current_config=endpoint.endpoint_config_name, new_config=config_name)
+        current_config = backend.endpoint_configs.get(endpoint.endpoint_config_name)
+        check_autoscaling(backend, name, list(current_config.production_variants or []) if current_config
+                          else endpoint.production_variants or [], new_variants)
         endpoint.endpoint_status = "Updating"
         endpoint.last_modified_time = utcnow()
         endpoint.pending_deployment_summary = {
@@ -314,6 +317,42 @@ def check_deployment(config: dict[str, Any] | None, current: list[dict[str, Any]
         raise ValidationError(
             f"BlueGreenUpdatePolicy.MaximumExecutionTimeoutInSeconds {timeout} must be larger than the total "
             f"waiting time specified in TerminationWaitInSeconds and WaitIntervalInSeconds ({waiting}).")
+
+
+AUTOSCALING_UPDATE_URL = "https://docs.aws.amazon.com/sagemaker/latest/dg/endpoint-scaling-update.html"
+
+
+def check_autoscaling(backend: SageMakerModelBackend, endpoint_name: str, current: list[dict[str, Any]],
+                      new: list[dict[str, Any]]) -> None:
+    """Refuse an update that removes an autoscaled variant or changes its instance type.
+
+    "If the update would change the instance type for any model that is a target for auto scaling,
+    the update fails ... If you are trying to update the endpoint by calling the UpdateEndpoint API,
+    the call fails"; deregistering is needed when "Removing a production variant configured for
+    auto scaling" (:data:`AUTOSCALING_UPDATE_URL`). Changing only the model is allowed.
+    """
+    from moto.applicationautoscaling.models import applicationautoscaling_backends
+
+    aas = applicationautoscaling_backends[backend.account_id][backend.region_name]
+    prefix = f"endpoint/{endpoint_name}/variant/"
+    scaled = {t.resource_id[len(prefix):] for t in aas.describe_scalable_targets("sagemaker", None, None)
+              if t.resource_id.startswith(prefix)}
+    wanted = {v.get("VariantName"): v for v in new}
+    for variant in current:
+        name = variant.get("VariantName")
+        if name not in scaled:
+            continue
+        if name not in wanted:
+            change = "removes it"
+        elif variant.get("InstanceType") and wanted[name].get("InstanceType") != variant.get("InstanceType"):
+            change = (f"changes its instance type from {variant.get('InstanceType')} to "
+                      f"{wanted[name].get('InstanceType')}")
+        else:
+            continue
+        raise ValidationError(
+            f"Variant '{name}' of endpoint '{endpoint_name}' is registered with Application Auto Scaling and this "
+            f"update {change}: delete its scaling policies and deregister the scalable target "
+            f"'{prefix}{name}' before updating the endpoint.")
 
 
 def deployment_waiting(config: dict[str, Any] | None) -> float:

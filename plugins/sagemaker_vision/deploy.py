@@ -959,8 +959,12 @@ class DeployEndpointOperator(AwsBaseOperator[SageMakerHook]):
             self.log.info("Creating endpoint %s with %s", self.endpoint_name, self.endpoint_config_name)
             budget = self._budget("create", variants, None)
         elif plan.action == "update":
+            released = self._release_autoscaling(endpoint or {}, variants)
             sent = self._update(variants, endpoint or {}, deployment)
             budget = self._budget("update", variants, sent)
+            if released:
+                return self._wait(context, action=plan.result_action or "wait", previous_config=plan.previous_config,
+                                  replans=replans, budget=budget, released=released)
         elif plan.result_action == "created":  # an earlier try's CreateEndpoint
             budget = self._budget("create", variants, None)
         else:  # an update in flight, ours or another's: it may carry any DeploymentConfig
@@ -968,6 +972,40 @@ class DeployEndpointOperator(AwsBaseOperator[SageMakerHook]):
             budget = max(self._budget("update", variants, running), self._budget("update", variants, deployment))
         return self._wait(context, action=plan.result_action or "wait", previous_config=plan.previous_config,
                           replans=replans, budget=budget)
+
+    def _autoscaling_client(self) -> Any:
+        return aws.client("application-autoscaling", self.aws_conn_id, self.region_name)
+
+    def _release_autoscaling(self, endpoint: Mapping[str, Any], variants: Sequence[Mapping[str, Any]]
+                             ) -> dict[str, Any]:
+        """Release the autoscaling of serving variants this update removes or moves to another instance type.
+
+        AWS fails such an UpdateEndpoint ("Update endpoints that use auto scaling"). The pipeline's
+        autoscaling task puts autoscaling on the new variants afterwards; a rolled-back update gets
+        the released settings back (:meth:`_finish`).
+        """
+        from sagemaker_vision import scaling
+
+        if endpoint_type_of(variants) == "serverless" or not endpoint.get("EndpointConfigName"):
+            return {}
+        names = [str(v.get("VariantName")) for v in endpoint.get("ProductionVariants") or []]
+        ids = {scaling.resource_id(self.endpoint_name, name): name for name in names}
+        if not ids:
+            return {}
+        aas = self._autoscaling_client()
+        targets = aas.describe_scalable_targets(ServiceNamespace=scaling.SERVICE_NAMESPACE, ResourceIds=list(ids),
+                                                ScalableDimension=scaling.SCALABLE_DIMENSION).get("ScalableTargets")
+        scaled = {ids[t["ResourceId"]] for t in targets or [] if t.get("ResourceId") in ids}
+        if not scaled:
+            return {}
+        current = self.hook.conn.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
+        conflicts = [n for n in scaling.autoscaling_conflicts(current.get("ProductionVariants") or [], variants)
+                     if n in scaled]
+        if conflicts:
+            self.log.warning("Variants %s of %s are autoscaled and this update removes them or changes their instance "
+                             "type: AWS fails such an update, so their autoscaling is released first (%s)",
+                             conflicts, self.endpoint_name, scaling.AUTOSCALING_UPDATE_URL)
+        return scaling.release_autoscaling(aas, self.endpoint_name, conflicts)
 
     def _update(self, variants: Sequence[Mapping[str, Any]], endpoint: Mapping[str, Any],
                 deployment: dict[str, Any]) -> dict[str, Any]:
@@ -1009,8 +1047,11 @@ class DeployEndpointOperator(AwsBaseOperator[SageMakerHook]):
         return deployment
 
     def _wait(self, context: Context, *, action: str, previous_config: str | None, replans: int,
-              budget: int) -> dict[str, Any]:
-        kwargs = {"action": action, "previous_config": previous_config, "replans": replans, "budget": budget}
+              budget: int, released: dict[str, Any] | None = None) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"action": action, "previous_config": previous_config, "replans": replans,
+                                  "budget": budget}
+        if released:
+            kwargs["released"] = released
         attempts = waits.max_attempts(budget, self.check_interval)
         self.log.info("Waiting up to %d s for %s (%d checks %s s apart)", budget, self.endpoint_name, attempts,
                       self.check_interval)
@@ -1049,7 +1090,7 @@ class DeployEndpointOperator(AwsBaseOperator[SageMakerHook]):
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None, action: str = "updated",
                          previous_config: str | None = None, replans: int = 0,
-                         budget: int | None = None) -> dict[str, Any]:
+                         budget: int | None = None, released: dict[str, Any] | None = None) -> dict[str, Any]:
         """Resume after the trigger: success only when InService on the requested config."""
         event = validate_execute_complete_event(event)
         if event.get("job_name", self.endpoint_name) != self.endpoint_name:
@@ -1059,10 +1100,11 @@ class DeployEndpointOperator(AwsBaseOperator[SageMakerHook]):
         if event["status"] not in ("success", "failed"):
             raise AirflowException(f"Waiting for endpoint {self.endpoint_name} failed ({event['status']}): "
                                    f"{event.get('message')}")
-        return self._finish(context, action=action, previous_config=previous_config, replans=replans, budget=budget)
+        return self._finish(context, action=action, previous_config=previous_config, replans=replans, budget=budget,
+                            released=released)
 
     def _finish(self, context: Context, *, action: str, previous_config: str | None,
-                replans: int, budget: int | None = None) -> dict[str, Any]:
+                replans: int, budget: int | None = None, released: dict[str, Any] | None = None) -> dict[str, Any]:
         if action == "wait":  # another operation was in flight: now deploy ours
             return self._deploy(context, replans=replans + 1)
         endpoint = _describe_or_none(self.hook.conn.describe_endpoint, EndpointName=self.endpoint_name)
@@ -1075,6 +1117,12 @@ class DeployEndpointOperator(AwsBaseOperator[SageMakerHook]):
                           previous_config)
             return self._result(previous_config, action)
         reason = endpoint.get("FailureReason") or "no FailureReason given"
+        if status == "InService" and released:
+            from sagemaker_vision import scaling
+
+            for variant, settings in released.items():  # the old variants serve again: so does their autoscaling
+                scaling.restore_autoscaling(self._autoscaling_client(), self.hook.conn, self.endpoint_name, variant,
+                                            settings)
         if status == "InService":
             raise AirflowFailException(
                 f"Deploying {self.endpoint_config_name} to endpoint {self.endpoint_name} failed and was rolled "

@@ -279,6 +279,76 @@ def apply_autoscaling(
 
 
 # --------------------------------------------------------------------------------------------
+# Autoscaling around an UpdateEndpoint
+# --------------------------------------------------------------------------------------------
+
+# "If the update would change the instance type for any model that is a target for auto scaling, the
+# update fails ... Before you update the endpoint, delete any scaling policies configured for it and
+# deregister the variant as a scalable target"; steps 1 and 7 are needed when "Removing a production
+# variant configured for auto scaling" (Developer Guide, "Update endpoints that use auto scaling").
+AUTOSCALING_UPDATE_URL = "https://docs.aws.amazon.com/sagemaker/latest/dg/endpoint-scaling-update.html"
+
+
+def autoscaling_conflicts(current: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Variants of ``current`` (config variants) that an update to ``new`` removes or moves to another instance type."""
+    wanted = {v.get("VariantName"): v for v in new}
+    conflicts = []
+    for variant in current:
+        name = variant.get("VariantName")
+        if name not in wanted or (variant.get("InstanceType") and
+                                  wanted[name].get("InstanceType") != variant.get("InstanceType")):
+            conflicts.append(str(name))
+    return conflicts
+
+
+def release_autoscaling(aas_client: Any, endpoint_name: str, variant_names: Sequence[str]) -> dict[str, Any]:
+    """Delete the scaling policies of ``variant_names`` and deregister them; returns what was there.
+
+    ``{variant: {"min_capacity", "max_capacity", "target_invocations_per_instance" (or None)}}`` for each
+    variant that was a scalable target, so that :func:`restore_autoscaling` can put it back on
+    another variant. Variants without autoscaling are skipped.
+    """
+    released: dict[str, Any] = {}
+    for variant in variant_names:
+        target_id = resource_id(endpoint_name, variant)
+        found = aas_client.describe_scalable_targets(ServiceNamespace=SERVICE_NAMESPACE, ResourceIds=[target_id],
+                                                     ScalableDimension=SCALABLE_DIMENSION).get("ScalableTargets")
+        found = [t for t in found or [] if t.get("ResourceId") == target_id]
+        if not found:
+            continue
+        target = None
+        policies = aas_client.describe_scaling_policies(ServiceNamespace=SERVICE_NAMESPACE, ResourceId=target_id,
+                                                        ScalableDimension=SCALABLE_DIMENSION).get("ScalingPolicies")
+        for policy in policies or []:
+            if policy.get("ResourceId") != target_id:
+                continue  # the emulator matches ResourceId as a substring
+            config = policy.get("TargetTrackingScalingPolicyConfiguration") or {}
+            metric = (config.get("PredefinedMetricSpecification") or {}).get("PredefinedMetricType")
+            if metric == INVOCATIONS_METRIC:
+                target = config.get("TargetValue")
+            aas_client.delete_scaling_policy(PolicyName=policy["PolicyName"], ServiceNamespace=SERVICE_NAMESPACE,
+                                             ResourceId=target_id, ScalableDimension=SCALABLE_DIMENSION)
+        aas_client.deregister_scalable_target(ServiceNamespace=SERVICE_NAMESPACE, ResourceId=target_id,
+                                              ScalableDimension=SCALABLE_DIMENSION)
+        released[variant] = {"min_capacity": found[0]["MinCapacity"], "max_capacity": found[0]["MaxCapacity"],
+                             "target_invocations_per_instance": target}
+        log.info("Autoscaling of %s released before the update (%s): %s", target_id, AUTOSCALING_UPDATE_URL,
+                 released[variant])
+    return released
+
+
+def restore_autoscaling(aas_client: Any, sagemaker_client: Any, endpoint_name: str, variant_name: str,
+                        released: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """Put released autoscaling (one entry of :func:`release_autoscaling`) back on ``variant_name``."""
+    if not released or not released.get("target_invocations_per_instance"):
+        return None
+    return apply_autoscaling(aas_client, sagemaker_client, endpoint_name, variant_name,
+                             min_capacity=max(1, int(released["min_capacity"])),
+                             max_capacity=int(released["max_capacity"]),
+                             target_invocations_per_instance=float(released["target_invocations_per_instance"]))
+
+
+# --------------------------------------------------------------------------------------------
 # A/B testing
 # --------------------------------------------------------------------------------------------
 
@@ -480,14 +550,18 @@ def single_variant_config_request(ab_config: Mapping[str, Any], keep: str,
     return request
 
 
-def end_ab_test(sagemaker_client: Any, endpoint_name: str, keep: str, *, waiter_delay: float = DEFAULT_WAITER_DELAY,
+def end_ab_test(sagemaker_client: Any, endpoint_name: str, keep: str, *, autoscaling_client: Any = None,
+                waiter_delay: float = DEFAULT_WAITER_DELAY,
                 waiter_max_attempts: int | None = DEFAULT_WAITER_MAX_ATTEMPTS,
                 sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
     """Serve only ``keep``'s model (``Challenger`` or ``Champion``) as ``AllTraffic``, without downtime.
 
     Idempotent: an endpoint already serving the single-variant config is left alone, and an existing
     config of that name is reused when it serves the same model. Refuses an endpoint that is not
-    an A/B endpoint. Returns ``{"endpoint_name", "endpoint_config_name", "model_name", "changed"}``.
+    an A/B endpoint. With ``autoscaling_client``, the A/B variants' autoscaling is released first
+    (AWS fails an update that removes an autoscaled variant) and the kept variant's is put back on
+    ``AllTraffic`` afterwards. Returns ``{"endpoint_name", "endpoint_config_name", "model_name",
+    "changed", "autoscaling"}``.
     """
     validate_sagemaker_name(endpoint_name, "endpoint_name")
     description = sagemaker_client.describe_endpoint(EndpointName=endpoint_name)
@@ -501,11 +575,15 @@ def end_ab_test(sagemaker_client: Any, endpoint_name: str, keep: str, *, waiter_
         log.info("Endpoint %s already serves %s alone (%s); nothing to do", endpoint_name, model,
                  serving["EndpointConfigName"])
         return {"endpoint_name": endpoint_name, "endpoint_config_name": serving["EndpointConfigName"],
-                "model_name": model, "changed": False}
+                "model_name": model, "changed": False, "autoscaling": None}
     _check_ab_endpoint({"EndpointName": endpoint_name, "ProductionVariants": serving.get("ProductionVariants")})
     tags = sagemaker_client.list_tags(ResourceArn=serving["EndpointConfigArn"]).get("Tags") or []
     request = single_variant_config_request(serving, keep, tags)
     _ensure_config(sagemaker_client, request)
+    released = {}
+    if autoscaling_client is not None:
+        released = release_autoscaling(autoscaling_client, endpoint_name, autoscaling_conflicts(
+            serving.get("ProductionVariants") or [], request["ProductionVariants"]))
     sagemaker_client.update_endpoint(EndpointName=endpoint_name, EndpointConfigName=request["EndpointConfigName"],
                                      RetainDeploymentConfig=False)
     model = request["ProductionVariants"][0]["ModelName"]
@@ -519,14 +597,18 @@ def end_ab_test(sagemaker_client: Any, endpoint_name: str, keep: str, *, waiter_
         raise RuntimeError(f"endpoint {endpoint_name!r} is InService on {description.get('EndpointConfigName')}, "
                            f"not {request['EndpointConfigName']}: the update was rolled back: "
                            f"{description.get('FailureReason') or 'no FailureReason given'}")
+    restored = None
+    if autoscaling_client is not None:
+        restored = restore_autoscaling(autoscaling_client, sagemaker_client, endpoint_name, VARIANT_NAME,
+                                       released.get(keep))
     return {"endpoint_name": endpoint_name, "endpoint_config_name": request["EndpointConfigName"],
-            "model_name": model, "changed": True}
+            "model_name": model, "changed": True, "autoscaling": restored}
 
 
 AB_ACTIONS = ("promote", "drop")
 
 
-def finish_ab_test(sagemaker_client: Any, endpoint_name: str, action: str, *,
+def finish_ab_test(sagemaker_client: Any, endpoint_name: str, action: str, *, autoscaling_client: Any = None,
                    waiter_delay: float = DEFAULT_WAITER_DELAY,
                    sleep: Callable[[float], None] = time.sleep) -> dict[str, Any]:
     """``promote``: all traffic to the Challenger (weights), then it serves alone; ``drop``: the Champion does.
@@ -543,7 +625,7 @@ def finish_ab_test(sagemaker_client: Any, endpoint_name: str, action: str, *,
     if action == "promote" and CHALLENGER in names:
         promoted = promote_challenger(sagemaker_client, endpoint_name, waiter_delay=waiter_delay)
     ended = end_ab_test(sagemaker_client, endpoint_name, CHALLENGER if action == "promote" else CHAMPION,
-                        waiter_delay=waiter_delay, sleep=sleep)
+                        autoscaling_client=autoscaling_client, waiter_delay=waiter_delay, sleep=sleep)
     return {**ended, "action": action, "promotion": promoted}
 
 
@@ -574,6 +656,7 @@ __all__ = [
     "SERVICE_NAMESPACE",
     "ab_endpoint_config_request",
     "apply_autoscaling",
+    "autoscaling_conflicts",
     "end_ab_test",
     "finish_ab_test",
     "backlog_alarm_name",
@@ -582,7 +665,9 @@ __all__ = [
     "is_serverless_variant",
     "promote_challenger",
     "promotion_request",
+    "release_autoscaling",
     "resource_id",
+    "restore_autoscaling",
     "scalable_target_request",
     "single_variant_config_request",
     "target_tracking_policy",

@@ -634,6 +634,54 @@ def test_operator_refuses_a_failed_endpoint_with_its_reason(sagemaker):
         op.execute({})
 
 
+def autoscaling_client() -> tuple[Any, Stubber]:
+    client = boto3.client("application-autoscaling", region_name=REGION, aws_access_key_id="x",
+                          aws_secret_access_key="x")
+    stubber = Stubber(client)
+    stubber.activate()
+    return client, stubber
+
+
+def test_operator_releases_autoscaling_of_a_variant_the_update_removes(sagemaker):
+    # AWS fails an UpdateEndpoint that removes an autoscaled variant ("Update endpoints that use auto scaling").
+    client, stubber = sagemaker
+    target = {"ServiceNamespace": "sagemaker", "ResourceId": "endpoint/shapes/variant/AllTraffic",
+              "ScalableDimension": "sagemaker:variant:DesiredInstanceCount"}
+    stubber.add_response("describe_endpoint_config", config_response(serverless=False, variant="Green"))
+    stubber.add_response("describe_endpoint", endpoint("InService", "cfg-1", variants=("AllTraffic",)))
+    stubber.add_response("describe_endpoint_config", config_response("cfg-1", serverless=False),
+                         {"EndpointConfigName": "cfg-1"})
+    stubber.add_response("update_endpoint", {"EndpointArn": arn("endpoint", "shapes")},
+                         {"EndpointName": "shapes", "EndpointConfigName": "cfg-2", "RetainDeploymentConfig": False})
+    aas, aas_stub = autoscaling_client()
+    aas_stub.add_response("describe_scalable_targets", {"ScalableTargets": [{
+        **target, "MinCapacity": 1, "MaxCapacity": 3, "RoleARN": "arn:aws:iam::123456789012:role/x",
+        "CreationTime": datetime(2026, 1, 1, tzinfo=UTC)}]},
+        {"ServiceNamespace": "sagemaker", "ResourceIds": [target["ResourceId"]],
+         "ScalableDimension": target["ScalableDimension"]})
+    aas_stub.add_response("describe_scalable_targets", {"ScalableTargets": [{
+        **target, "MinCapacity": 1, "MaxCapacity": 3, "RoleARN": "arn:aws:iam::123456789012:role/x",
+        "CreationTime": datetime(2026, 1, 1, tzinfo=UTC)}]},
+        {"ServiceNamespace": "sagemaker", "ResourceIds": [target["ResourceId"]],
+         "ScalableDimension": target["ScalableDimension"]})
+    aas_stub.add_response("describe_scaling_policies", {"ScalingPolicies": [{
+        **target, "PolicyName": "p", "PolicyARN": "arn:p", "PolicyType": "TargetTrackingScaling",
+        "TargetTrackingScalingPolicyConfiguration": {"TargetValue": 70.0, "PredefinedMetricSpecification": {
+            "PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"}},
+        "CreationTime": datetime(2026, 1, 1, tzinfo=UTC)}]}, target)
+    aas_stub.add_response("delete_scaling_policy", {}, {"PolicyName": "p", **target})
+    aas_stub.add_response("deregister_scalable_target", {}, target)
+    op = operator()
+    install(op, client)
+    op._autoscaling_client = lambda: aas
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute({})
+    stubber.assert_no_pending_responses()
+    aas_stub.assert_no_pending_responses()
+    assert deferred.value.kwargs["released"] == {
+        "AllTraffic": {"min_capacity": 1, "max_capacity": 3, "target_invocations_per_instance": 70.0}}
+
+
 def test_operator_updates_without_a_deployment_config_when_the_variant_names_change(sagemaker):
     # AWS refuses a blue/green DeploymentConfig when the variant names change (Deployment guardrails,
     # Exclusions); the old code refused the update itself, so an A/B test could never start.
@@ -644,9 +692,15 @@ def test_operator_updates_without_a_deployment_config_when_the_variant_names_cha
                          {"EndpointName": "shapes", "EndpointConfigName": "cfg-2", "RetainDeploymentConfig": False})
     op = operator(deployment_policy="canary")
     install(op, client)
+    aas, aas_stub = autoscaling_client()
+    aas_stub.add_response("describe_scalable_targets", {"ScalableTargets": []}, {
+        "ServiceNamespace": "sagemaker", "ResourceIds": ["endpoint/shapes/variant/AllTraffic"],
+        "ScalableDimension": "sagemaker:variant:DesiredInstanceCount"})
+    op._autoscaling_client = lambda: aas
     with pytest.raises(TaskDeferred) as deferred:
         op.execute({})
     stubber.assert_no_pending_responses()
+    aas_stub.assert_no_pending_responses()
     # No DeploymentConfig sent, so no baking in the budget: a fleet's worth of time.
     assert deferred.value.kwargs["budget"] == waits.endpoint_wait_budget("update", config_response(
         serverless=False, variant="Green")["ProductionVariants"], None)
