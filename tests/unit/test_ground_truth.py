@@ -795,3 +795,90 @@ def test_deferrable_sensor_defers_with_the_same_trigger():
     mock_hook(sensor, existing("Completed"))
     assert sensor.execute({}) == OUTPUT_URI
     assert sensor.execute_complete({}, {"status": "success", "job_name": "shapes-1"}) == OUTPUT_URI
+
+
+# -- CORS (defect 3) -------------------------------------------------------------------------------
+def test_cors_rule_is_the_one_the_ground_truth_guide_gives():
+    # sms-cors-update, JSON: [{"AllowedHeaders": [], "AllowedMethods": ["GET"], "AllowedOrigins": ["*"],
+    # "ExposeHeaders": []}]
+    assert gt.GROUND_TRUTH_CORS_RULE == {"AllowedHeaders": [], "AllowedMethods": ["GET"], "AllowedOrigins": ["*"],
+                                         "ExposeHeaders": []}
+
+
+@pytest.mark.parametrize(("existing", "added"), [
+    ([], True),
+    ([{"AllowedMethods": ["PUT"], "AllowedOrigins": ["https://app.example.com"]}], True),
+    ([{"AllowedMethods": ["GET"], "AllowedOrigins": ["https://app.example.com"]}], True),  # named origin only
+    ([{"AllowedMethods": ["HEAD"], "AllowedOrigins": ["*"]}], True),
+    ([{"AllowedMethods": ["GET", "PUT"], "AllowedOrigins": ["*"], "AllowedHeaders": ["*"]}], False),
+    ([{"AllowedMethods": ["PUT"], "AllowedOrigins": ["x"]}, {"AllowedMethods": ["get"], "AllowedOrigins": ["*"]}],
+     False),
+])
+def test_merged_cors_rules_keep_the_owners_rules_first_and_add_no_duplicate(existing, added):
+    merged = gt.merged_cors_rules(existing)
+    if not added:
+        assert merged is None
+        return
+    assert merged[:-1] == existing and merged[-1] == gt.GROUND_TRUTH_CORS_RULE
+
+
+def test_ensure_cors_adds_the_rule_once_and_keeps_the_buckets_rules(s3):
+    s3.create_bucket(Bucket="gt-images")
+    s3.create_bucket(Bucket="gt-other")
+    theirs = {"AllowedMethods": ["PUT"], "AllowedOrigins": ["https://uploads.example.com"], "MaxAgeSeconds": 30}
+    s3.put_bucket_cors(Bucket="gt-images", CORSConfiguration={"CORSRules": [theirs]})
+    buckets = gt.image_buckets(["s3://gt-images/raw/a.jpg", "s3://gt-other/b.png", "s3://gt-images/raw/c.jpg"])
+    assert buckets == ["gt-images", "gt-other"]
+    assert gt.ensure_cors(s3, buckets) == {"gt-images": "added", "gt-other": "added"}
+    rules = s3.get_bucket_cors(Bucket="gt-images")["CORSRules"]
+    assert [r["AllowedMethods"] for r in rules] == [["PUT"], ["GET"]] and rules[0]["MaxAgeSeconds"] == 30
+    assert s3.get_bucket_cors(Bucket="gt-other")["CORSRules"][0]["AllowedOrigins"] == ["*"]
+    assert gt.ensure_cors(s3, buckets) == {"gt-images": "present", "gt-other": "present"}
+    assert len(s3.get_bucket_cors(Bucket="gt-images")["CORSRules"]) == 2
+
+
+def test_ensure_cors_names_the_bucket_and_permission_when_it_cannot_read_or_write():
+    client = boto3.client("s3", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+    with Stubber(client) as stub:
+        stub.add_client_error("get_bucket_cors", "AccessDenied", "denied", 403)
+        with pytest.raises(ConfigError, match=r"bucket gt-images .*s3:GetBucketCORS"):
+            gt.ensure_cors(client, ["gt-images"])
+        stub.add_client_error("get_bucket_cors", "NoSuchCORSConfiguration", "none", 404)
+        stub.add_client_error("put_bucket_cors", "AccessDenied", "denied", 403)
+        with pytest.raises(ConfigError, match=r"bucket gt-images .*s3:PutBucketCORS.*tasks fail"):
+            gt.ensure_cors(client, ["gt-images"])
+
+
+def test_the_operator_ensures_cors_before_creating_the_job(no_uploads):
+    op = make_operator(deferrable=False)
+    hook = mock_hook(op, None)
+    order: list[str] = []
+    hook.conn.create_labeling_job.side_effect = lambda **_: order.append("create") or {"LabelingJobArn": "arn"}
+    from airflow.providers.common.compat.sdk import AirflowException
+
+    with mock.patch.object(gt, "ensure_cors", side_effect=lambda *a, **k: order.append("cors")) as ensure, \
+            pytest.raises(AirflowException, match="does not exist"):  # the mocked describe finds nothing after
+        op.execute({})
+    assert order[:2] == ["cors", "create"]
+    assert ensure.call_args.args[1] == ["gt-bucket"]
+
+
+# -- wait budget (defect 1, labeling) --------------------------------------------------------------
+def test_wait_budget_covers_the_task_lifetimes_and_the_30_day_job_limit():
+    one_day = build(task_availability_lifetime_s=86_400, task_time_limit_s=28_800)
+    assert gt.labeling_wait_budget_s(one_day) == 30 * 86_400 + 3_600  # AWS ends jobs after 30 days
+    month = build(task_availability_lifetime_s=2_592_000, task_time_limit_s=28_800)
+    assert gt.labeling_wait_budget_s(month) == 2_592_000 + 28_800 + 3_600  # a task taken at the last moment
+    assert gt.waiter_attempts(2_595_600, 60) == 43_260 and gt.waiter_attempts(61, 60) == 2
+
+
+def test_the_pipeline_operator_waits_the_whole_budget():
+    """The old label task gave Ground Truth 10 days of polls; a private team's tasks live up to 30 days."""
+    from sagemaker_vision.labeling import PipelineGroundTruthOperator
+
+    op = PipelineGroundTruthOperator(task_id="ground_truth", poll_seconds=60)
+    request = build(task_availability_lifetime_s=2_592_000, task_time_limit_s=28_800)
+    assert op._attempts(request) * 60 >= 2_592_000 + 28_800
+    assert op._attempts(request) * 60 > 10 * 86_400
+    explicit = make_operator(waiter_max_attempts=7)
+    assert explicit._attempts(request) == 7
