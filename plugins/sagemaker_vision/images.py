@@ -89,7 +89,7 @@ def max_bytes_for(endpoint_type: str) -> int:
 
 
 def _human(n: int) -> str:
-    return f"{n / MiB:.1f} MiB" if n >= MiB else f"{n} bytes"
+    return f"{n:,} bytes ({n / MiB:.1f} MiB)" if n >= MiB else f"{n:,} bytes"
 
 
 def check_name(name: str) -> str | None:

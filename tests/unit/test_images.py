@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import struct
 import zlib
 
@@ -73,3 +74,171 @@ def test_a_real_size_image_over_the_serverless_limit():
     assert len(data) > images.SERVERLESS_MAX_BYTES
     assert not check_image("noise.png", data, max_bytes=images.max_bytes_for("serverless")).ok
     assert check_image("noise.png", data, max_bytes=images.max_bytes_for("provisioned")).ok
+
+
+# --------------------------------------------------------------------------------------------
+# validate_partition, pick_smoke_image and smoke_test against moto
+# --------------------------------------------------------------------------------------------
+
+import dataclasses  # noqa: E402
+import json  # noqa: E402
+from datetime import UTC, datetime  # noqa: E402
+from typing import Any  # noqa: E402
+
+import boto3  # noqa: E402
+from moto import mock_aws  # noqa: E402
+
+from sagemaker_vision.config import PipelineConfig, RunInfo  # noqa: E402
+from sagemaker_vision.images import ImageValidationError, pick_smoke_image, validate_partition  # noqa: E402
+from sagemaker_vision.params import param_defaults  # noqa: E402
+
+BUCKET = "images-unit"
+
+
+@pytest.fixture
+def s3(monkeypatch):
+    for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                 "AWS_DEFAULT_REGION": "us-east-1"}.items():
+        monkeypatch.setenv(k, v)
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket=BUCKET)
+        yield client
+
+
+def _cfg(**params: Any) -> PipelineConfig:
+    run = RunInfo(run_id="manual__x", run_after=datetime(2026, 11, 29, 12, tzinfo=UTC))
+    return PipelineConfig.from_params({**param_defaults(), "bucket": BUCKET, **params}, run=run, region="us-east-1")
+
+
+def _put(s3, cfg, name: str, body: bytes) -> str:
+    key = cfg.raw_prefix[len(f"s3://{BUCKET}/"):] + name
+    s3.put_object(Bucket=BUCKET, Key=key, Body=body)
+    return f"s3://{BUCKET}/{key}"
+
+
+def test_the_policy_is_one_spec_for_form_and_config():
+    from sagemaker_vision.config import BAD_IMAGE_POLICIES, ConfigError
+    from sagemaker_vision.params import pipeline_params
+
+    param = pipeline_params()["bad_image_policy"]
+    assert param.value == "fail" and param.schema["enum"] == list(BAD_IMAGE_POLICIES)
+    assert _cfg().bad_image_policy == "fail" and _cfg(bad_image_policy="skip").bad_image_policy == "skip"
+    with pytest.raises(ConfigError, match="^bad_image_policy: must be one of fail, skip"):
+        _cfg(bad_image_policy="ignore")
+
+
+def test_fail_policy_names_every_bad_file_and_writes_the_report(s3):
+    cfg = _cfg()
+    _put(s3, cfg, "good.jpg", JPEG)
+    _put(s3, cfg, "b.png", PNG)
+    broken = _put(s3, cfg, "broken.jpg", os.urandom(3000))
+    misnamed = _put(s3, cfg, "photo.jpeg", PNG)
+    with pytest.raises(ImageValidationError) as err:
+        validate_partition(cfg, s3)
+    message = str(err.value)
+    assert message.startswith("2 of 4 images under ")
+    assert f"{broken}: not a readable image (3000 bytes" in message
+    assert f"{misnamed}: extension says JPEG but the content is PNG" in message
+    report = json.loads(s3.get_object(Bucket=BUCKET, Key=cfg.report_prefix.split("/", 3)[3] + "image_validation.json")
+                        ["Body"].read())
+    assert report["checked"] == 4 and report["valid"] == 2
+    assert sorted(b["uri"] for b in report["bad"]) == sorted([broken, misnamed])
+
+
+def test_skip_policy_reports_and_returns_but_fails_when_nothing_good_is_left(s3):
+    cfg = _cfg(bad_image_policy="skip")
+    _put(s3, cfg, "good.jpg", JPEG)
+    _put(s3, cfg, "broken.jpg", b"")
+    result = validate_partition(cfg, s3)
+    assert (result["checked"], result["valid"], result["bad"]) == (2, 1, 1)
+    s3.delete_object(Bucket=BUCKET, Key=cfg.raw_prefix.split("/", 3)[3] + "good.jpg")
+    with pytest.raises(ImageValidationError, match="no good image is left"):
+        validate_partition(cfg, s3)
+
+
+def test_oversized_objects_are_refused_from_the_listing_without_a_download(s3, monkeypatch):
+    cfg = _cfg()  # serverless: 4 MB
+    big = _put(s3, cfg, "big.jpg", b"\xff" * (images.SERVERLESS_MAX_BYTES + 1))
+    monkeypatch.setattr(images.s3io, "read_bytes", lambda *a, **k: pytest.fail("downloaded"))
+    expected = re.escape(big) + r": 4,000,001 bytes \(3\.8 MiB\) is larger than the 4,000,000 bytes"
+    with pytest.raises(ImageValidationError, match=expected):
+        validate_partition(cfg, s3)
+
+
+def _manifest(s3, uri: str, refs_and_boxes: list[tuple[str, int]]) -> None:
+    lines = []
+    for ref, n in refs_and_boxes:
+        anns = [{"class_id": 0, "left": 1, "top": 1, "width": 5, "height": 5}] * n
+        lines.append(json.dumps({"source-ref": ref, "bounding-box": {"image_size": [{"width": 64, "height": 48}],
+                                                                     "annotations": anns},
+                                 "bounding-box-metadata": {"class-map": {"0": "circle"}}}))
+    bucket, key = uri[5:].split("/", 1)
+    s3.put_object(Bucket=bucket, Key=key, Body="\n".join(lines).encode())
+
+
+def test_smoke_image_is_validated_labeled_and_from_the_validation_split_first(s3):
+    cfg = _cfg(bad_image_policy="skip")
+    good, other = _put(s3, cfg, "good.jpg", JPEG), _put(s3, cfg, "other.png", PNG)
+    broken = _put(s3, cfg, "broken.jpg", os.urandom(3000))
+    truncated = _put(s3, cfg, "truncated.jpg", JPEG[: len(JPEG) // 2])
+    unlabeled = _put(s3, cfg, "empty.jpg", JPEG)
+    validate_partition(cfg, s3)  # the report calls broken.jpg and truncated.jpg bad
+    _manifest(s3, cfg.validation_manifest_uri, [(unlabeled, 0), (broken, 1), (truncated, 1), (other, 2)])
+    _manifest(s3, cfg.train_manifest_uri, [(good, 1)])
+    image = pick_smoke_image(cfg, s3)
+    assert (image.uri, image.content_type, image.boxes) == (other, "image/png", 2)
+    assert image.manifest_uri == cfg.validation_manifest_uri and image.body == PNG
+    # Only the training split has a usable image: it is used, and said to be.
+    _manifest(s3, cfg.validation_manifest_uri, [(broken, 1)])
+    assert pick_smoke_image(cfg, s3).uri == good
+    _manifest(s3, cfg.train_manifest_uri, [(unlabeled, 0)])
+    with pytest.raises(RuntimeError, match=rf"no labeled, valid image .*{re.escape(broken)}: bad in"):
+        pick_smoke_image(cfg, s3)
+
+
+def test_smoke_image_is_rechecked_even_without_a_report(s3):
+    """The retrain DAG validates nothing itself: a corrupt image in its manifests is still passed over."""
+    cfg = _cfg()
+    broken, good = _put(s3, cfg, "a-broken.jpg", os.urandom(3000)), _put(s3, cfg, "b.jpg", JPEG)
+    _manifest(s3, cfg.validation_manifest_uri, [(broken, 1), (good, 1)])
+    assert pick_smoke_image(cfg, s3).uri == good
+
+
+def test_smoke_test_names_the_image_on_failure_and_success(s3, monkeypatch):
+    from botocore.exceptions import ClientError
+
+    from sagemaker_vision import aws, inference
+
+    cfg = _cfg()
+    good = _put(s3, cfg, "good.jpg", JPEG)
+    _manifest(s3, cfg.validation_manifest_uri, [(good, 1)])
+
+    class SageMaker:
+        status = "Creating"
+
+        def describe_endpoint(self, EndpointName):  # noqa: N803
+            return {"EndpointStatus": self.status}
+
+    class Runtime:
+        def invoke_endpoint(self, **kwargs):
+            assert kwargs["Body"] == JPEG and kwargs["ContentType"] == "image/jpeg"
+            raise ClientError({"Error": {"Code": "ModelError", "Message": "boom"}}, "InvokeEndpoint")
+
+    sm, rt = SageMaker(), Runtime()
+    monkeypatch.setattr(aws, "client", lambda name, *a, **k: {"sagemaker": sm, "sagemaker-runtime": rt, "s3": s3}[name])
+    with pytest.raises(RuntimeError, match=rf"is Creating, not InService; smoke image {re.escape(good)} was not sent"):
+        inference.smoke_test(cfg, {"0": "circle"})
+    sm.status = "InService"
+    with pytest.raises(RuntimeError, match=rf"with {re.escape(good)} \(image/jpeg, 64x48\) failed: .*ModelError"):
+        inference.smoke_test(cfg, {"0": "circle"})
+
+    class Replying:
+        def invoke_endpoint(self, **kwargs):
+            return {"Body": io.BytesIO(json.dumps({"prediction": [[0.0, 0.9, 0.1, 0.1, 0.5, 0.5]]}).encode())}
+
+    rt = Replying()
+    monkeypatch.setattr(aws, "client", lambda name, *a, **k: {"sagemaker": sm, "sagemaker-runtime": rt, "s3": s3}[name])
+    result = inference.smoke_test(cfg, {"0": "circle"})
+    assert result["image"] == good and len(result["boxes"]) == 1
+    assert dataclasses.asdict(inference.Box(**result["boxes"][0]))["label"] == "circle"
