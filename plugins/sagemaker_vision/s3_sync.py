@@ -293,11 +293,14 @@ def list_local(
     """Regular files under ``root``, recursively, keyed by "/"-separated relative path.
 
     Hidden files and directories (name starting with ".") are skipped, symlinked directories
-    are not followed (no loops), and the MD5 is left to a lazy ``etag_loader``.
+    are not followed (no loops), a symlinked file is followed only when its target is inside
+    ``root`` (else skipped, with a warning naming both), and the MD5 is left to a lazy
+    ``etag_loader``.
     """
     root_path = Path(root)
     patterns = parse_include(include)
     out: dict[str, ObjectInfo] = {}
+    real_root = os.path.realpath(root_path)
     for dirpath, dirnames, filenames in os.walk(root_path):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
         for name in filenames:
@@ -307,6 +310,14 @@ def list_local(
             relpath = os.path.relpath(abspath, root_path).replace(os.sep, "/")
             if not _matches(relpath, patterns):
                 continue
+            if os.path.islink(abspath):
+                target = os.path.realpath(abspath)
+                if os.path.commonpath([real_root, target]) != real_root:
+                    # Never read outside the source: a link to /etc/passwd is not an image to upload.
+                    logger.warning("Skipping symlink %s -> %s: it points outside the source folder %s",
+                                   abspath, target, real_root)
+                    continue
+                logger.info("Following symlink %s -> %s (inside the source folder)", abspath, target)
             try:
                 st = os.stat(abspath)
             except FileNotFoundError:  # a dangling symlink, or deleted while we walked

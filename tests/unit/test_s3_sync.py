@@ -514,3 +514,21 @@ def test_operator_validates_templated_fields_in_execute_before_building_a_client
 def test_operator_rejects_static_arguments_at_parse_time(kwargs: dict[str, Any], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         S3SyncOperator(task_id="t", source="/x", dest=DEST_URI, **kwargs)
+
+
+def test_list_local_follows_symlinks_only_inside_the_source(tmp_path: Path, caplog) -> None:
+    """Issue 9, item 1: a link to /etc/passwd (or any file outside the folder) is never uploaded."""
+    root = tmp_path / "images"
+    root.mkdir()
+    (root / "a.jpg").write_bytes(b"a")
+    secret = tmp_path / "secret.jpg"
+    secret.write_bytes(b"outside")
+    (root / "inside-link.jpg").symlink_to(root / "a.jpg")
+    (root / "outside-link.jpg").symlink_to(secret)
+    (root / "passwd").symlink_to("/etc/passwd")
+    caplog.set_level(logging.INFO, logger=s3_sync.__name__)
+    listed = list_local(root)
+    assert sorted(listed) == ["a.jpg", "inside-link.jpg"]
+    assert f"Skipping symlink {root / 'outside-link.jpg'} -> {secret}: it points outside" in caplog.text
+    assert "Skipping symlink" in caplog.text and "/etc/passwd" in caplog.text
+    assert "Following symlink" in caplog.text
