@@ -94,6 +94,7 @@ from tests.contract.plugin import (  # noqa: E402,F401
     pytest_collection_finish,
     pytest_configure,
     pytest_deselected,
+    pytest_runtest_logreport,
     pytest_sessionfinish,
     pytest_terminal_summary,
 )

@@ -64,17 +64,16 @@ OPERATIONS: dict[str, str] = {
     "cloudwatch.PutMetricAlarm": "deploy.py (blue/green rollback alarm), async_inference.py",
     "cloudwatch.DescribeAlarms": "teardown.py",
     "cloudwatch.DeleteAlarms": "teardown.py",
-    # CloudWatch Logs: the provider's print_log while training (describe_training_job_with_log)
-    "logs.DescribeLogStreams": "provider SageMakerHook.describe_training_job_with_log (print_log=True)",
-    "logs.GetLogEvents": "provider SageMakerHook.describe_training_job_with_log (print_log=True)",
+    # No CloudWatch Logs: tasks.py builds the training operator with print_log=False (and deferrable),
+    # so the provider never calls logs.DescribeLogStreams / logs.GetLogEvents; test_contract.py
+    # checks that every print_log= in the package stays False.
 }
 
 # Provider classes the package uses -> the operations they send on its behalf.
 PROVIDER_CLASSES: dict[str, list[str]] = {
     "SageMakerTrainingOperator": ["sagemaker.CreateTrainingJob", "sagemaker.DescribeTrainingJob",
                                   # check_training_config -> check_s3_url: the channels' bucket and prefix
-                                  "s3.HeadBucket", "s3.ListObjectsV2", "s3.HeadObject",
-                                  "logs.DescribeLogStreams", "logs.GetLogEvents"],
+                                  "s3.HeadBucket", "s3.ListObjectsV2", "s3.HeadObject"],
     "SageMakerTrigger": ["sagemaker.DescribeTrainingJob"],
     "SageMakerHook": [],  # its methods are scanned by name (HOOK_METHODS / operation names)
     "S3Hook": [],

@@ -11,8 +11,9 @@ Imported by ``tests/conftest.py``. Set ``SV_CONTRACT=0`` to switch it off.
   that is not in ``OPERATIONS`` -- in any run, even a subset.
 * Gaps (listed operations never captured, not in ``GAPS``; and ``GAPS`` entries that were
   captured after all) fail only a run that collected every test module under
-  ``tests/integration`` with nothing deselected (no ``-k``/``-m``/node ids) and that was not
-  stopped early (``-x``): in a subset run an uncaptured operation says nothing. Override with
+  ``tests/integration`` with nothing deselected (no ``-k``/``-m``/node ids), nothing there
+  skipped (e.g. Label Studio missing) and that was not stopped early (``-x``): in a subset run an
+  uncaptured operation says nothing. Override with
   ``SV_CONTRACT_GAPS=enforce`` or ``=report``.
 """
 
@@ -33,7 +34,7 @@ ARTIFACTS = ROOT / "test-artifacts"
 SITE = Path(__file__).resolve().parent / "site"
 INTEGRATION = ROOT / "tests" / "integration"
 
-_state: dict[str, Any] = {"deselected": 0, "modules": set(), "sink": None, "verdict": None}
+_state: dict[str, Any] = {"deselected": 0, "skipped": 0, "modules": set(), "sink": None, "verdict": None}
 
 
 def _enabled() -> bool:
@@ -57,14 +58,19 @@ def pytest_deselected(items: list[pytest.Item]) -> None:
     _state["deselected"] += sum(1 for item in items if INTEGRATION in Path(str(item.path)).parents)
 
 
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.skipped and "tests/integration/" in report.nodeid.replace("\\", "/"):
+        _state["skipped"] += 1
+
+
 def pytest_collection_finish(session: pytest.Session) -> None:
     _state["modules"] = {Path(str(item.path)) for item in session.items}
 
 
 def _full_run(session: pytest.Session) -> bool:
     wanted = {p for p in INTEGRATION.glob("test_*.py")}
-    return wanted <= _state["modules"] and _state["deselected"] == 0 and not session.shouldstop \
-        and not session.shouldfail
+    return wanted <= _state["modules"] and _state["deselected"] == 0 and _state["skipped"] == 0 \
+        and not session.shouldstop and not session.shouldfail
 
 
 def build_report(merged: capture_mod.Capture, enforce_gaps: bool) -> dict[str, Any]:

@@ -174,3 +174,14 @@ def test_child_processes_are_captured_through_the_env_file(tmp_path):
     merged = capture.Capture()
     merged.merge_file(sink)
     assert merged.counts[("other", "logs", "GetLogEvents")] == 1
+
+
+def test_the_training_operator_never_prints_cloudwatch_logs():
+    """print_log=True would add logs.DescribeLogStreams and logs.GetLogEvents to the contract."""
+    values = []
+    for path in SOURCES:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.keyword) and node.arg == "print_log":
+                values.append((str(path.relative_to(ROOT)), ast.unparse(node.value)))
+    assert values and all(value == "False" for _, value in values), values
+    assert "logs.GetLogEvents" not in OPERATIONS
