@@ -168,6 +168,19 @@ def smoke_test(manifests: dict, **context) -> dict:
     return run(PipelineConfig.from_context(context), manifests["class_map"], manifests=manifests)
 
 
+@task
+def smoke_image(manifests: dict, **context) -> str:
+    """The s3 URI of the image the async smoke test sends: validated, labeled, validation split first."""
+    import logging
+
+    from sagemaker_vision.images import pick_smoke_image
+
+    image = pick_smoke_image(PipelineConfig.from_context(context), aws.client("s3"), manifests)
+    logging.getLogger(__name__).info("Smoke image: %s (%s, %dx%d, %d boxes, from %s)", image.uri,
+                                     image.content_type, image.width, image.height, image.boxes, image.manifest_uri)
+    return image.uri
+
+
 def train_and_deploy(manifests: Any, poll: int | None = None) -> tuple[Any, Any]:
     """Wire train → quality gate → model → endpoint config → deploy → smoke test → load test.
 
@@ -198,7 +211,7 @@ def train_and_deploy(manifests: Any, poll: int | None = None) -> tuple[Any, Any]
 
     smoke_async = AsyncInferenceSmokeOperator(
         task_id="smoke_test_async", endpoint_name="{{ pipeline().endpoint_name }}",
-        sample_image="include/sample_data/images/shape_000.jpg", input_prefix="{{ pipeline().run_prefix }}async/input/",
+        sample_image=smoke_image(manifests), input_prefix="{{ pipeline().run_prefix }}async/input/",
         class_map=manifests["class_map"], min_score=0.2, deferrable=True, waiter_delay=poll,
     )
     load_test = LoadTestOperator(
