@@ -68,8 +68,6 @@ _session_lock = threading.Lock()
 @functools.cache
 def service_model(name: str) -> ServiceModel:
     """botocore's service model for ``name`` (loaded once per process)."""
-    import botocore.session
-
     with _session_lock:
         return _session().get_service_model(name)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 # service.Operation -> where the package calls it
 OPERATIONS: dict[str, str] = {
     # SageMaker: training
-    "sagemaker.CreateTrainingJob": "training.py (provider SageMakerTrainingOperator -> SageMakerHook.create_training_job)",
+    "sagemaker.CreateTrainingJob": "training.py (provider SageMakerTrainingOperator -> create_training_job)",
     "sagemaker.DescribeTrainingJob": "training.py, tasks.py; provider operator, hook.check_status and SageMakerTrigger",
     "sagemaker.ListTrainingJobs": "tasks.py / training.py (find the interval's job)",
     # SageMaker: models, endpoints

@@ -92,8 +92,9 @@ def build_report(merged: capture_mod.Capture, enforce_gaps: bool) -> dict[str, A
     test_calls = {(s, o): n for (origin, s, o), n in merged.counts.items() if origin == "test"}
     failures = [f"{r['operation']}: {v}" for r in rows for v in r["violations"]]
     failures += [f"{s}.{o}: {v}" for (s, o), vs in bad.items() if f"{s}.{o}" in unlisted for v in vs]
-    failures += [f"{name}: called by package code ({', '.join(merged.callers.get(('package', *name.split('.', 1)), []))})"
-                 " but missing from tests/contract/operations.py" for name in unlisted]
+    for name in unlisted:
+        callers = ", ".join(merged.callers.get(("package", *name.split(".", 1)), []))
+        failures.append(f"{name}: called by package code ({callers}) but missing from tests/contract/operations.py")
     if enforce_gaps:
         failures += [f"{name}: never captured (a gap); exercise it in a test or list it in GAPS" for name in gaps]
         failures += [f"{name}: listed in GAPS but captured; remove it from GAPS" for name in stale_gaps]

@@ -56,7 +56,8 @@ def test_enum_max_and_map_violations_reach_no_backend(unchecked):
         unchecked["sagemaker"].create_training_job(**params)
     message = info.value.response["Error"]["Message"]
     assert message.startswith("2 validation errors detected: ")
-    assert "at 'resourceConfig.instanceType' failed to satisfy constraint: Member must satisfy enum value set" in message
+    assert ("at 'resourceConfig.instanceType' failed to satisfy constraint: "
+            "Member must satisfy enum value set") in message
     assert "at 'hyperParameters' failed to satisfy constraint: Map value must satisfy constraint" in message
 
 

@@ -52,7 +52,7 @@ def _scan() -> dict[str, set[str]]:
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("airflow.providers.amazon"):
                 for alias in node.names:
-                    if alias.name[:1].isupper() and re.search(r"(Operator|Sensor|Trigger|Hook|HookMixin|Waiter)$", alias.name):
+                    if re.search(r"^[A-Z].*(Operator|Sensor|Trigger|Hook|HookMixin|Waiter)$", alias.name):
                         add(f"class:{alias.name}", path)
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
                 name = node.func.attr
