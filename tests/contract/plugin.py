@@ -41,10 +41,23 @@ def _enabled() -> bool:
     return os.environ.get("SV_CONTRACT", "1") != "0"
 
 
+def _alive(pid: str) -> bool:
+    try:
+        os.kill(int(pid), 0)
+    except (ValueError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def pytest_configure(config: pytest.Config) -> None:
     if not _enabled() or hasattr(config, "workerinput"):
         return
     ARTIFACTS.mkdir(exist_ok=True)
+    for old in ARTIFACTS.glob("contract-capture-*.jsonl"):  # of sessions that have ended
+        if not _alive(old.stem.rpartition("-")[2]):
+            old.unlink(missing_ok=True)
     sink = ARTIFACTS / f"contract-capture-{os.getpid()}.jsonl"
     sink.unlink(missing_ok=True)
     _state["sink"] = sink
