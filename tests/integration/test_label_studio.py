@@ -435,3 +435,48 @@ def test_operator_refuses_bad_input_before_creating_anything(env):
     with pytest.raises(ValueError, match="give exactly one of image_uris and images_prefix"):
         LabelStudioLabelingOperator(task_id="x", project_title=title, labels=CLASSES,
                                     output_manifest_uri="s3://b/m")
+
+
+# --------------------------------------------------------------------------- through the pipeline DAG
+
+
+def test_pipeline_labels_with_label_studio_in_its_own_task(env, airflow_db, aws_clients, monkeypatch):
+    """label_backend=label_studio: label.label_studio runs (nobody else's execute), label.publish publishes."""
+    import os
+    import sys
+    from datetime import UTC, datetime
+
+    from airflow.dag_processing.dagbag import DagBag
+    from airflow.sdk import BaseOperator
+
+    # Every operator refuses to be executed by another one (Airflow's safeguard, made strict).
+    monkeypatch.setattr(BaseOperator, "allow_nested_operators",
+                        property(lambda self: False, lambda self, value: None), raising=False)
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from _annotator import SimulatedAnnotator
+
+    title = f"pipeline-{uuid.uuid4().hex[:8]}"
+    annotator = SimulatedAnnotator(env.url, env.token, title, max_seconds=240)
+    annotator.start()
+    try:
+        dag = DagBag(dag_folder=str(ROOT / "dags" / "object_detection_pipeline.py")).get_dag(
+            "object_detection_pipeline")
+        when = datetime(2026, 11, 15, tzinfo=UTC)
+        conf = {"pipeline_name": "ls-pipeline", "prefix": "ls-pipeline", "label_backend": "label_studio",
+                "label_studio_project": title, "load_test_requests": 10, "load_test_concurrency": 1}
+        run = dag.test(logical_date=when, run_after=when, run_conf=conf)
+    finally:
+        annotator.stop()
+        annotator.join(timeout=15)
+    assert run.state == "success", run.state
+    states = {ti.task_id: ti.state for ti in run.get_task_instances() if ti.task_id.startswith("label.")}
+    assert states == {"label.choose_backend": "success", "label.label_studio": "success",
+                      "label.import": "skipped", "label.ground_truth": "skipped", "label.publish": "success"}
+    assert annotator.annotated == 12
+    s3, bucket = aws_clients["s3"], os.environ["SAGEMAKER_VISION_BUCKET"]
+    (published,) = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="ls-pipeline/")["Contents"]
+                    if "/labels/dt=" in o["Key"] and o["Key"].endswith("/output.manifest") and "/work/" not in o["Key"]]
+    lines = [json.loads(x) for x in s3.get_object(Bucket=bucket, Key=published)["Body"].read().splitlines()]
+    truth = {json.loads(x)["source-ref"].rsplit("/", 1)[-1]: len(json.loads(x)[ATTR]["annotations"])
+             for x in (ROOT / "include" / "sample_data" / "output.manifest").read_text().splitlines()}
+    assert {line["source-ref"].rsplit("/", 1)[-1]: len(line[ATTR]["annotations"]) for line in lines} == truth
