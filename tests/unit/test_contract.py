@@ -185,3 +185,33 @@ def test_the_training_operator_never_prints_cloudwatch_logs():
                 values.append((str(path.relative_to(ROOT)), ast.unparse(node.value)))
     assert values and all(value == "False" for _, value in values), values
     assert "logs.GetLogEvents" not in OPERATIONS
+
+
+def test_a_session_whose_package_code_breaks_the_model_fails(tmp_path):
+    """End to end through pytest: the report is written and printed, and the exit status is 1."""
+    test_file = tmp_path / "test_fake.py"
+    test_file.write_text(
+        "import boto3\n"
+        "from botocore.stub import Stubber\n"
+        "from pathlib import Path\n"
+        f"ROOT = Path({str(ROOT)!r})\n"
+        "SRC = 'def describe(client, name):\\n    return client.describe_endpoint(EndpointName=name)\\n'\n"
+        "def test_package_call():\n"
+        "    scope = {}\n"
+        "    exec(compile(SRC, str(ROOT / 'plugins' / 'sagemaker_vision' / 'fake.py'), 'exec'), scope)\n"
+        "    client = boto3.client('sagemaker', region_name='us-east-1')\n"
+        "    with Stubber(client) as stub:\n"
+        "        stub.add_response('describe_endpoint', {'EndpointName': 'x', 'EndpointArn': 'arn:aws:sagemaker:'\n"
+        "            'us-east-1:123456789012:endpoint/x', 'EndpointStatus': 'InService',\n"
+        "            'CreationTime': '2026-01-01T00:00:00Z', 'LastModifiedTime': '2026-01-01T00:00:00Z'})\n"
+        "        scope['describe'](client, 'bad_name')\n")
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x",
+           "HOME": str(tmp_path)}
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "tests.contract.plugin", "-p", "no:cacheprovider",
+               str(test_file)]
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "1 passed" in result.stdout
+    assert ("FAIL sagemaker.DescribeEndpoint: 1 validation error detected: Value 'bad_name' at 'endpointName'"
+            in result.stdout), result.stdout[-3000:]
+    assert "[from plugins/sagemaker_vision/fake.py:2]" in result.stdout
