@@ -876,6 +876,8 @@ class GroundTruthLabelingJobSensor(_LabelingJobWaitMixin, AwsBaseSensor[Labeling
     :param job_name: The labeling job to wait for (templated).
     :param deferrable: Wait in the triggerer between checks instead of holding a worker slot;
         ``poke_interval`` is then the trigger's delay and ``timeout`` bounds its attempts.
+    :param timeout: Seconds to wait; by default as long as any labeling job can run (30 days, plus
+        a last task's time limit and an hour), not the sensors' 7 days.
     """
 
     template_fields: Sequence[str] = aws_template_fields("job_name")
@@ -889,6 +891,7 @@ class GroundTruthLabelingJobSensor(_LabelingJobWaitMixin, AwsBaseSensor[Labeling
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ):
+        kwargs.setdefault("timeout", MAX_LABELING_JOB_S + TASK_TIME_LIMIT_S[1] + WAIT_MARGIN_S)
         super().__init__(**kwargs)
         self.job_name = job_name
         self.deferrable = deferrable

@@ -882,3 +882,9 @@ def test_the_pipeline_operator_waits_the_whole_budget():
     assert op._attempts(request) * 60 > 10 * 86_400
     explicit = make_operator(waiter_max_attempts=7)
     assert explicit._attempts(request) == 7
+
+
+def test_the_sensor_waits_as_long_as_a_job_can_run_by_default():
+    sensor = gt.GroundTruthLabelingJobSensor(task_id="wait", job_name="shapes-1")
+    assert sensor.timeout >= gt.MAX_LABELING_JOB_S + gt.TASK_TIME_LIMIT_S[1]  # not BaseSensor's 7 days
+    assert gt.GroundTruthLabelingJobSensor(task_id="w", job_name="j", timeout=60).timeout == 60
