@@ -111,8 +111,12 @@ MAX_TASK_DESCRIPTION = 255
 MAX_TASK_KEYWORDS = 5
 TASK_KEYWORD_RE = re.compile(r"^[A-Za-z0-9]+( [A-Za-z0-9]+)*$")
 MAX_TASK_KEYWORD = 30
-# Bounding-box jobs take 1 to 10 label categories (LabelCategoryConfigS3Uri), each unique.
+# Label categories (LabelCategoryConfigS3Uri): at least one, each unique and at most 256
+# characters; AWS takes up to 50 for a bounding-box job created through the API ("Input Data
+# Quotas", Label Category Quotas). This package caps them at 10, the label_classes param's own
+# limit (its maxItems), which is stricter than AWS.
 MAX_BOUNDING_BOX_LABELS = 10
+MAX_LABEL_LENGTH = 256
 LABEL_ATTRIBUTE_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
 MAX_LABEL_ATTRIBUTE = 127
 ROLE_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/?[a-zA-Z_0-9+=,.@\-/]+$")
@@ -954,6 +958,9 @@ def _validate_labels(labels: Any) -> None:
             raise ConfigError(f"labels[{index}]", f"{label!r} is not a label name")
         if label != label.strip():
             raise ConfigError(f"labels[{index}]", f"{label!r} has leading or trailing spaces")
+        if len(label) > MAX_LABEL_LENGTH:
+            raise ConfigError(f"labels[{index}]", f"is {len(label)} characters; label categories take at most "
+                              f"{MAX_LABEL_LENGTH}")
         if label in seen:
             raise ConfigError(f"labels[{index}]", f"{label!r} is listed twice; labels must be unique")
         seen.add(label)

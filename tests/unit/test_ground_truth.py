@@ -188,6 +188,7 @@ BAD_INPUTS = [
     ({"labels": ["circle", " square"]}, "labels[1]"),
     ({"labels": ["circle", ""]}, "labels[1]"),
     ({"labels": ["circle", 3]}, "labels[1]"),
+    ({"labels": ["circle", "x" * 257]}, "labels[1]"),
     ({"input_manifest_uri": "gt-bucket/in.manifest"}, "input_manifest_uri"),
     ({"input_manifest_uri": "s3://gt-bucket/in/"}, "input_manifest_uri"),
     ({"output_path": "https://example.com/out"}, "output_path"),
