@@ -144,7 +144,10 @@ class Capture:
         for line in path.read_text(encoding="utf-8").splitlines():
             if not line.strip():
                 continue
-            row = json.loads(line)
+            try:
+                row = json.loads(line)
+            except ValueError:  # a child killed mid-write: its other lines still count
+                continue
             key = (row["origin"], row["service"], row["operation"])
             self.counts[key] += row["count"]
             samples = self.violations.setdefault(key, []) if row["violations"] else None
@@ -219,9 +222,42 @@ def active() -> Capture | None:
     return _active
 
 
+class _InstallOnImport:
+    """A meta-path finder that installs the capture right after ``botocore.validate`` is imported,
+    so that a child process that never uses botocore pays nothing (importing botocore costs ~0.2 s)."""
+
+    def __init__(self, sink: str) -> None:
+        self.sink = sink
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> Any:
+        if name != "botocore.validate":
+            return None
+        import importlib.util
+
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            return spec
+        loader_exec = spec.loader.exec_module
+        sink = self.sink
+
+        def exec_module(module: Any) -> None:
+            loader_exec(module)
+            try:
+                install(sink)
+            except Exception:  # noqa: BLE001 - never break the import
+                pass
+
+        spec.loader.exec_module = exec_module  # type: ignore[method-assign]
+        return spec
+
+
 def install_from_env() -> None:
     """For child processes (sitecustomize): install if ``SV_CONTRACT_CAPTURE`` is set."""
     sink = os.environ.get(ENV)
     if not sink or os.environ.get("SV_CONTRACT_PARENT_PID") == str(os.getpid()):
         return
-    install(sink)
+    if "botocore.validate" in sys.modules:
+        install(sink)
+    else:
+        sys.meta_path.insert(0, _InstallOnImport(sink))
