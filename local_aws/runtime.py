@@ -189,8 +189,20 @@ def invoke(ext: Extension, ident: Identity, name: str, environ: dict[str, Any], 
     return 200, headers, result
 
 
+# An async request's emulated time from InvokeEndpointAsync to its output object: a round estimate
+# (queue plus one image's inference). Settable per endpoint: Control.set_duration("async_inference", s).
+ASYNC_EMULATED_S = 30.0
+# InvokeEndpointAsyncInput: "The default is 6 hours, or 21,600 seconds" / "15 minutes, or 900 seconds".
+ASYNC_TTL_DEFAULT_S = 21600
+ASYNC_INVOCATION_TIMEOUT_DEFAULT_S = 900
+
+
 def invoke_async(ext: Extension, ident: Identity, name: str, environ: dict[str, Any]) -> Reply | None:
-    """InvokeEndpointAsync: read InputLocation now, write ``<uuid>.out`` after transition_seconds."""
+    """InvokeEndpointAsync: read InputLocation now, write ``<uuid>.out`` after its emulated duration.
+
+    A request whose emulated duration exceeds its RequestTTLSeconds plus InvocationTimeoutSeconds
+    (AWS's defaults when not sent) expires: its failure object is written instead.
+    """
     name = unquote(name)
     if _static_results_queued(ident, name, is_async=True):
         return None
@@ -216,6 +228,13 @@ def invoke_async(ext: Extension, ident: Identity, name: str, environ: dict[str, 
     failure_path = output_config.get("S3FailurePath")
     failure_uri = s3io.join(failure_path, f"{key}-error.out") if failure_path else None
     result = _injected(ext, name) or predict(ext, body, environ.get("HTTP_X_AMZN_SAGEMAKER_CONTENT_TYPE"))
+    emulated = ext.emulated_duration("async_inference", name, ASYNC_EMULATED_S)
+    ttl = int(environ.get("HTTP_X_AMZN_SAGEMAKER_REQUESTTTLSECONDS") or ASYNC_TTL_DEFAULT_S)
+    timeout = int(environ.get("HTTP_X_AMZN_SAGEMAKER_INVOCATIONTIMEOUTSECONDS") or ASYNC_INVOCATION_TIMEOUT_DEFAULT_S)
+    if emulated > ttl + timeout:
+        result = (500, [], json.dumps({"ErrorCode": "RequestExpired", "Message": (
+            f"The request expired: it was not processed within RequestTTLSeconds {ttl} + "
+            f"InvocationTimeoutSeconds {timeout} (emulated duration {emulated:.0f} s)")}).encode())
 
     def deliver() -> None:
         # Runs on the ticker; a failed inference goes to the failure path, as SageMaker does.
@@ -228,7 +247,7 @@ def invoke_async(ext: Extension, ident: Identity, name: str, environ: dict[str, 
         except s3io.S3PathError:
             ext.counters["async_invocations_undeliverable"] += 1
 
-    ext.schedule(ext.transition_seconds, deliver)
+    ext.schedule(ext.real_seconds(min(emulated, ttl + timeout)), deliver)
     headers = [("Content-Type", "application/json"), ("X-Amzn-SageMaker-OutputLocation", output_uri),
                ("x-amzn-RequestId", str(uuid.uuid4()))]
     if failure_uri:

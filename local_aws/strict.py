@@ -460,10 +460,17 @@ def rest_json_params(service: str, operation: str, uri: Mapping[str, str], heade
     InvokeEndpoint / InvokeEndpointAsync, which the emulator answers itself.
     """
     params: dict[str, Any] = dict(uri)
+    shape = operation_model(service, operation).input_shape
     for header, member in _header_members(service, operation):
         if header in headers:
-            params[member] = headers[header]
-    shape = operation_model(service, operation).input_shape
+            value: Any = headers[header]
+            # Headers are text on the wire; integer members (e.g. RequestTTLSeconds) are numbers in the model.
+            if shape.members[member].type_name in ("integer", "long"):
+                try:
+                    value = int(value)
+                except ValueError:
+                    pass
+            params[member] = value
     payload = shape.serialization.get("payload")
     if payload in shape.members and body is not None:
         params[payload] = bytes(body)

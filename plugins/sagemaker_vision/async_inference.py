@@ -37,6 +37,7 @@ from airflow.providers.amazon.aws.utils.mixins import aws_template_fields
 from airflow.providers.common.compat.sdk import AirflowException, conf
 
 from sagemaker_vision import aws, s3io
+from sagemaker_vision import endpoint_waits as waits
 from sagemaker_vision.config import ConfigError, parse_s3_uri, validate_sagemaker_name
 from sagemaker_vision.inference import content_type_for, decode_detections, image_size, normalise_class_map
 from sagemaker_vision.requests import PACKAGE_TAG, PACKAGE_TAG_VALUE, VARIANT_NAME
@@ -71,7 +72,12 @@ DEFAULT_TARGET_BACKLOG_PER_INSTANCE = 5.0
 MAX_ALARM_WINDOW_S = 86_400
 SERVING_STATES = ("InService", "Updating")
 DEFAULT_WAITER_DELAY = 30
-DEFAULT_WAITER_MAX_ATTEMPTS = 120  # an hour at 30 s: AWS bounds an async request's processing at one hour
+# None: enough checks for the request's lifetime (endpoint_waits.async_result_budget).
+DEFAULT_WAITER_MAX_ATTEMPTS: int | None = None
+# The smoke request's own lifetime: an hour in the queue (a scale-out from zero takes minutes; the
+# default would be 6 h) and AWS's default 15 minutes of processing (InvokeEndpointAsyncInput).
+SMOKE_REQUEST_TTL_S = 3600
+SMOKE_INVOCATION_TIMEOUT_S = 900
 FAILURE_EXCERPT_CHARS = 2000
 
 
@@ -339,8 +345,13 @@ class AsyncInvocation:
 
 
 def invoke_async_request(endpoint_name: str, input_s3_uri: str, content_type: str = "image/jpeg",
-                         *, inference_id: str | None = None) -> dict[str, Any]:
-    """``InvokeEndpointAsync`` kwargs for an input already in S3; asks for the JSON reply format."""
+                         *, inference_id: str | None = None, request_ttl_s: int | None = None,
+                         invocation_timeout_s: int | None = None) -> dict[str, Any]:
+    """``InvokeEndpointAsync`` kwargs for an input already in S3; asks for the JSON reply format.
+
+    ``request_ttl_s`` (60-21600, AWS default 21600) and ``invocation_timeout_s`` (1-3600, default
+    900) bound how long the request may wait in the queue and be processed.
+    """
     validate_sagemaker_name(endpoint_name, "endpoint_name")
     _, key = parse_s3_uri(input_s3_uri, "input_s3_uri")
     if not key or key.endswith("/"):
@@ -357,14 +368,21 @@ def invoke_async_request(endpoint_name: str, input_s3_uri: str, content_type: st
         if not isinstance(inference_id, str) or not 1 <= len(inference_id) <= 64 or inference_id[0].isspace():
             raise ConfigError("inference_id", f"{inference_id!r} must be 1-64 printable characters")
         request["InferenceId"] = inference_id
+    if request_ttl_s is not None:
+        request["RequestTTLSeconds"] = int_field(request_ttl_s, "request_ttl_s", 60, 21600)
+    if invocation_timeout_s is not None:
+        request["InvocationTimeoutSeconds"] = int_field(invocation_timeout_s, "invocation_timeout_s", 1, 3600)
     return request
 
 
 def start_async_inference(runtime_client: Any, endpoint_name: str, input_s3_uri: str,
-                          content_type: str = "image/jpeg", *, inference_id: str | None = None) -> AsyncInvocation:
+                          content_type: str = "image/jpeg", *, inference_id: str | None = None,
+                          request_ttl_s: int | None = None, invocation_timeout_s: int | None = None
+                          ) -> AsyncInvocation:
     """One ``InvokeEndpointAsync`` call on a ``sagemaker-runtime`` client; returns where to look."""
     response = runtime_client.invoke_endpoint_async(
-        **invoke_async_request(endpoint_name, input_s3_uri, content_type, inference_id=inference_id)
+        **invoke_async_request(endpoint_name, input_s3_uri, content_type, inference_id=inference_id,
+                               request_ttl_s=request_ttl_s, invocation_timeout_s=invocation_timeout_s)
     )
     return AsyncInvocation(response["OutputLocation"], response.get("FailureLocation"), response.get("InferenceId"))
 
@@ -433,7 +451,10 @@ class AsyncInferenceSmokeOperator(AwsBaseOperator[S3Hook]):
     :param class_map: ``{class_id: name}`` or a list of names by id; JSON text is accepted (templated).
     :param min_score: Drop boxes scored below this (templated).
     :param waiter_delay: Seconds between two checks for the output.
-    :param waiter_max_attempts: Checks before giving up.
+    :param waiter_max_attempts: Checks before giving up. Default: enough for the request's lifetime,
+        ``request_ttl_s + invocation_timeout_s`` (after that AWS expires the request).
+    :param request_ttl_s: RequestTTLSeconds sent with the request (60-21600).
+    :param invocation_timeout_s: InvocationTimeoutSeconds sent with the request (1-3600).
     :param deferrable: Wait in the triggerer instead of polling from the worker.
     """
 
@@ -453,11 +474,15 @@ class AsyncInferenceSmokeOperator(AwsBaseOperator[S3Hook]):
         class_map: Mapping[int | str, str] | Sequence[str] | str,
         min_score: float | str = 0.0,
         waiter_delay: int = DEFAULT_WAITER_DELAY,
-        waiter_max_attempts: int = DEFAULT_WAITER_MAX_ATTEMPTS,
+        waiter_max_attempts: int | None = DEFAULT_WAITER_MAX_ATTEMPTS,
+        request_ttl_s: int = SMOKE_REQUEST_TTL_S,
+        invocation_timeout_s: int = SMOKE_INVOCATION_TIMEOUT_S,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
+        self.request_ttl_s = request_ttl_s
+        self.invocation_timeout_s = invocation_timeout_s
         self.endpoint_name = endpoint_name
         self.sample_image = sample_image
         self.input_prefix = input_prefix
@@ -478,6 +503,11 @@ class AsyncInferenceSmokeOperator(AwsBaseOperator[S3Hook]):
         _class_map(self.class_map)
         _min_score(self.min_score)
         int_field(self.waiter_delay, "waiter_delay", 1)
+        int_field(self.request_ttl_s, "request_ttl_s", 60, 21600)
+        int_field(self.invocation_timeout_s, "invocation_timeout_s", 1, 3600)
+        if self.waiter_max_attempts is None:
+            self.waiter_max_attempts = waits.max_attempts(
+                waits.async_result_budget(self.request_ttl_s, self.invocation_timeout_s), self.waiter_delay)
         int_field(self.waiter_max_attempts, "waiter_max_attempts", 1)
         try:
             content_type = content_type_for(self.sample_image)
@@ -494,7 +524,8 @@ class AsyncInferenceSmokeOperator(AwsBaseOperator[S3Hook]):
         check_async_endpoint(self._client("sagemaker").describe_endpoint(EndpointName=self.endpoint_name))
         s3io.put_bytes(s3, input_uri, image, content_type)
         invocation = start_async_inference(self._client("sagemaker-runtime"), self.endpoint_name, input_uri,
-                                           content_type)
+                                           content_type, request_ttl_s=self.request_ttl_s,
+                                           invocation_timeout_s=self.invocation_timeout_s)
         self.log.info("Invoked %s asynchronously with %s (%dx%d); output will be %s, failures %s",
                       self.endpoint_name, input_uri, width, height, invocation.output_location,
                       invocation.failure_location or "(no S3FailurePath)")

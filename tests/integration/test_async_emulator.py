@@ -243,3 +243,19 @@ def test_scale_to_zero_autoscaling_is_applied_and_idempotent(emu):
     assert alarm["MetricName"] == "HasBacklogWithoutCapacity"
     assert alarm["AlarmActions"] == [second["scale_from_zero_policy_arn"]]
     assert policies[ai.scale_from_zero_policy_name(ENDPOINT)]["PolicyARN"] == second["scale_from_zero_policy_arn"]
+
+
+# -- the request's lifetime: the wait covers it, and an expired request fails ---------------------------
+def test_the_wait_covers_the_requests_lifetime_and_an_expired_request_fails(emu):
+    # The old default, 120 checks of 30 s (1 h), ended the wait before AWS's default request
+    # lifetime (RequestTTLSeconds 6 h + InvocationTimeoutSeconds 15 min) did.
+    Control(emu.endpoint_url).set_duration("async_inference", 5000, ENDPOINT)  # > 3600 + 900
+    op = operator(waiter_max_attempts=None, waiter_delay=1)
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute({})
+    kwargs = deferred.value.trigger.serialize()[1]
+    assert kwargs["max_attempts"] == ai.SMOKE_REQUEST_TTL_S + ai.SMOKE_INVOCATION_TIMEOUT_S  # 1 s apart
+    event = first_event(AsyncInferenceOutputTrigger(**{**kwargs, "poll_interval": 0.1}))
+    assert event.payload["status"] == "failed"
+    with pytest.raises(AirflowException, match="expired: it was not processed within RequestTTLSeconds 3600"):
+        op.execute_complete({}, event.payload, **deferred.value.kwargs)
