@@ -206,8 +206,10 @@ def validate_partition(cfg: Any, s3_client: Any) -> dict[str, Any]:
         more = f"\n  ... and {len(bad) - MAX_LISTED} more" if len(bad) > MAX_LISTED else ""
         why = ("bad_image_policy is fail" if policy == "fail"
                else "bad_image_policy is skip, but no good image is left")
+        hint = ("fix or remove each file in image_source AND delete it under the partition (sync never "
+                "deletes), or rerun with bad_image_policy=skip to leave them out")
         raise ImageValidationError(f"{len(bad)} of {len(checks)} images under {cfg.raw_prefix} are bad ({why}; "
-                                   f"report {uri}):\n  {listed}{more}")
+                                   f"report {uri}):\n  {listed}{more}\n{hint}")
     return {"report_uri": uri, "checked": len(checks), "valid": len(good), "bad": len(bad), "policy": policy}
 
 

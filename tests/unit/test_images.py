@@ -242,3 +242,20 @@ def test_smoke_test_names_the_image_on_failure_and_success(s3, monkeypatch):
     result = inference.smoke_test(cfg, {"0": "circle"})
     assert result["image"] == good and len(result["boxes"]) == 1
     assert dataclasses.asdict(inference.Box(**result["boxes"][0]))["label"] == "circle"
+
+
+def test_load_test_payloads_from_a_manifest_are_its_images(s3):
+    """The pipeline's load test sends the validation split's images, not whatever raw/ holds."""
+    from sagemaker_vision.load_test import load_payloads
+
+    cfg = _cfg()
+    good, other = _put(s3, cfg, "b.jpg", JPEG), _put(s3, cfg, "a.png", PNG)
+    _put(s3, cfg, "broken.jpg", os.urandom(3000))  # in raw/, not in the manifest: never sent
+    _manifest(s3, cfg.validation_manifest_uri, [(good, 1), (other, 1)])
+    payloads = load_payloads(cfg.validation_manifest_uri, s3_client=s3)
+    assert [(name, ctype) for name, _, ctype in payloads] == [(other, "image/png"), (good, "image/jpeg")]
+    assert payloads[1][1] == JPEG
+    broken = _put(s3, cfg, "c-broken.jpg", os.urandom(3000))
+    _manifest(s3, cfg.validation_manifest_uri, [(broken, 1)])
+    with pytest.raises(ValueError, match=re.escape(broken)):
+        load_payloads(cfg.validation_manifest_uri, s3_client=s3)
