@@ -130,14 +130,14 @@ class EmulatorMiddleware:
 
     # -- strict model validation (local_aws/strict.py) --------------------------------------
     def _strict_json(self, target: str, body: bytes) -> runtime.Reply | None:
-        """ValidationException for a JSON-protocol request that breaks botocore's model."""
+        """The service's validation error (strict.ERROR_CODES) for a JSON request that breaks the model."""
         checked = strict.check_json_request(target, body)
         if checked is None or not checked[2]:
             return None
-        _service, _operation, found = checked
+        service, _operation, found = checked
         self.ext.counters["strict_refused"] += 1
         types = [v for v in found if v.kind == "type"]
-        code = "SerializationException" if types else "ValidationException"
+        code = "SerializationException" if types else strict.ERROR_CODES.get(service, "ValidationException")
         text = (f"Unexpected value at '{types[0].path}': {types[0].constraint}" if types
                 else strict.message(found))
         payload = json.dumps({"__type": code, "message": text}).encode()

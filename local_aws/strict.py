@@ -412,6 +412,15 @@ def _full_match(pattern: str, value: str) -> bool:
 # CloudWatch lists ``smithy-rpc-v2-cbor`` first, but botocore's priority order resolves it to json).
 JSON_SERVICES = ("sagemaker", "application-autoscaling", "logs", "cloudwatch")
 
+# The error code each service answers a constraint violation with, as real error reports quote it:
+# SageMaker "ValidationException" (aws/sagemaker-python-sdk#384), Application Auto Scaling
+# "ValidationException" (its model's ValidationException shape), CloudWatch Logs
+# "InvalidParameterException: 1 validation error detected: ..." (cisagov/crossfeed#374,
+# fluent-plugins-nursery/fluent-plugin-cloudwatch-logs#223), CloudWatch "Error Code: ValidationError"
+# (aws-cloudformation/cfn-lint#771, hashicorp/terraform#19015).
+ERROR_CODES = {"sagemaker": "ValidationException", "application-autoscaling": "ValidationException",
+               "logs": "InvalidParameterException", "cloudwatch": "ValidationError"}
+
 
 @functools.cache
 def _json_targets() -> dict[str, str]:

@@ -70,10 +70,11 @@ def test_other_json_services_are_checked(unchecked):
     assert "at 'scalableDimension'" in info.value.response["Error"]["Message"]
     with pytest.raises(ClientError) as info:
         unchecked["logs"].get_log_events(logGroupName="g", logStreamName="s", limit=10001)
+    assert info.value.response["Error"]["Code"] == "InvalidParameterException"
     assert "Member must have value less than or equal to 10000" in info.value.response["Error"]["Message"]
     with pytest.raises(ClientError) as info:
         unchecked["cloudwatch"].delete_alarms(AlarmNames=["x" * 256])
-    assert info.value.response["Error"]["Code"] == "ValidationException"
+    assert info.value.response["Error"]["Code"] == "ValidationError"
     assert "at 'alarmNames'" in info.value.response["Error"]["Message"]
 
 
