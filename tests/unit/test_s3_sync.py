@@ -510,6 +510,8 @@ def test_operator_validates_templated_fields_in_execute_before_building_a_client
 @pytest.mark.parametrize(("kwargs", "match"), [
     ({"max_concurrency": 0}, "^max_concurrency: "),
     ({"compare": "md5"}, "^compare: "),
+    ({"sse": "AES128"}, "^sse: "),
+    ({"sse_customer_key": "too short"}, "^sse_customer_key: "),
 ])
 def test_operator_rejects_static_arguments_at_parse_time(kwargs: dict[str, Any], match: str) -> None:
     with pytest.raises(ValueError, match=match):
