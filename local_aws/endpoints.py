@@ -20,7 +20,7 @@ ValidationException text closest to what the documentation states.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from moto.core.utils import utcnow
@@ -57,6 +57,8 @@ class EndpointRun:
     # UpdateRollbackFailed (update whose rollback failed) or OutOfService.
     fail_status: str | None = None
     emulated_duration: float = 0.0
+    # Wall-clock start; the run ends (LastModifiedTime) its emulated duration later, as on AWS.
+    started_at: datetime | None = None
 
 
 def _endpoint_arn(backend: SageMakerModelBackend, name: str) -> str:
@@ -85,6 +87,7 @@ def create(ext: Extension, backend: SageMakerModelBackend, original: Any, kwargs
         run = EndpointRun(endpoint, "create", ext.now(), ext.real_seconds(emulated),
                           fail_reason=rule.reason if rule else None, fail_status=status if rule else None,
                           emulated_duration=emulated)
+        run.started_at = endpoint.creation_time
         state_of(backend).endpoints[name] = run
         refresh(ext, backend, run)
     return endpoint
@@ -134,6 +137,7 @@ def update(ext: Extension, backend: SageMakerModelBackend, name: str, config_nam
         run = EndpointRun(endpoint, "update", ext.now(), ext.real_seconds(emulated),
                           fail_reason=rule.reason if rule else None, new_config=config_name,
                           fail_status=status if rule else None, emulated_duration=emulated)
+        run.started_at = endpoint.last_modified_time
         state_of(backend).endpoints[name] = run
         refresh(ext, backend, run)
         return endpoint.arn
@@ -156,6 +160,7 @@ def update_weights(ext: Extension, backend: SageMakerModelBackend, original: Any
         endpoint.last_modified_time = utcnow()
         emulated = ext.emulated_duration("endpoint_update", name, WEIGHTS_EMULATED_S)
         run = EndpointRun(endpoint, "weights", ext.now(), ext.real_seconds(emulated), emulated_duration=emulated)
+        run.started_at = endpoint.last_modified_time
         state_of(backend).endpoints[name] = run
         refresh(ext, backend, run)
         return arn
@@ -190,7 +195,9 @@ def refresh(ext: Extension, backend: SageMakerModelBackend, run: EndpointRun) ->
     endpoint = run.endpoint
     if backend.endpoints.get(endpoint.endpoint_name) is not endpoint:
         return
-    endpoint.last_modified_time = utcnow()
+    # Emulated timestamps: the operation ends its emulated duration after it started.
+    endpoint.last_modified_time = (run.started_at + timedelta(seconds=run.emulated_duration)
+                                   if run.started_at is not None else utcnow())
     if run.kind == "create":
         endpoint.endpoint_status = (run.fail_status or "Failed") if run.fail_reason else "InService"
         endpoint.failure_reason = run.fail_reason

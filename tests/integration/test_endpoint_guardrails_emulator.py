@@ -249,22 +249,24 @@ def first_event(trigger: Any, timeout: float = 60) -> Any:
 
 # -- realistic emulated durations -------------------------------------------------------------------------
 def test_a_blue_green_update_outlasts_60_polls_of_30_s_but_not_the_budget(sm, emu):
-    """At 600 emulated s per real s, a poll every 0.05 real s is a poll every 30 emulated s."""
+    """At 1200 emulated s per real s, a poll every 0.025 real s is a poll every 30 emulated s."""
     control = Control(emu.endpoint_url)
     endpoint, _ = serving(sm)
-    control.set_time_scale(600)
+    control.set_time_scale(1200)
     again = config(sm, unique("gr-c"), {"AllTraffic": model(sm, unique("gr-m"))})
     op = dp.DeployEndpointOperator(task_id="deploy", endpoint_name=endpoint, endpoint_config_name=again,
-                                   deployment_policy="all_at_once", wait_interval_s=3600, termination_wait_s=600,
-                                   maximum_execution_timeout_s=4800, check_interval=0.05, deferrable=True)
+                                   deployment_policy="canary", wait_interval_s=3600, termination_wait_s=3600,
+                                   maximum_execution_timeout_s=14400, check_interval=0.025, deferrable=True)
     with pytest.raises(TaskDeferred) as deferred:
         op.execute({"ti": mock.MagicMock()})
-    # Emulated: a new fleet (480 s) + the baking period (3600 s) + the old fleet's termination wait (600 s),
-    # 7.8 real s; 60 polls take about 60 x (0.05 s + one DescribeEndpoint), well under that.
-    emulated = 480 + 3600 + 600
+    # Emulated: a new fleet (480 s) + two baking periods (canary, then the rest: 2 x 3600 s) + the old
+    # fleet's termination wait (3600 s) = 11280 s, 9.4 real s. 60 polls take 60 x (0.025 s + one
+    # DescribeEndpoint): the update outlasts them by a wide margin even on a loaded machine.
+    emulated = 480 + 2 * 3600 + 3600
     assert emulated > 60 * 30
+    started = sm.describe_endpoint(EndpointName=endpoint)["PendingDeploymentSummary"]["StartTime"]
     # The provider's trigger with 60 polls gives up while the update is still running...
-    provider = first_event(SageMakerTrigger(job_name=endpoint, job_type="endpoint", waiter_delay=0.05,
+    provider = first_event(SageMakerTrigger(job_name=endpoint, job_type="endpoint", waiter_delay=0.025,
                                             waiter_max_attempts=60))
     assert provider.payload["status"] == "timeout"
     assert sm.describe_endpoint(EndpointName=endpoint)["EndpointStatus"] == "Updating"
@@ -274,6 +276,9 @@ def test_a_blue_green_update_outlasts_60_polls_of_30_s_but_not_the_budget(sm, em
     assert event.payload["status"] == "success"
     result = op.execute_complete({"ti": mock.MagicMock()}, event.payload, **deferred.value.kwargs)
     assert (result["action"], result["endpoint_config_name"]) == ("updated", again)
+    # DescribeEndpoint reports emulated time: the update ended its emulated duration after it started.
+    ended = sm.describe_endpoint(EndpointName=endpoint)["LastModifiedTime"]
+    assert abs((ended - started).total_seconds() - emulated) < 2
 
 
 # -- A/B: champion -> challenger -> promote, or drop ----------------------------------------------------------
