@@ -866,6 +866,8 @@ def _save_state(client: Any, ep: _Endpoints, old: Mapping[str, Any], source: Map
     for rel, obj in recorded.items():
         if (entry := _entry(obj)) is not None:
             entries[rel] = entry
+    if ep.include:  # objects outside this run's include filter were not looked at: keep what is known
+        entries.update({rel: e for rel, e in old.items() if rel not in entries and not _matches(rel, ep.include)})
     if entries == old:
         return
     body = json.dumps({"version": STATE_VERSION, "entries": dict(sorted(entries.items()))},

@@ -187,3 +187,12 @@ def test_encryption_arguments_are_checked_before_any_call(tmp_path, kwargs, matc
 
     with pytest.raises(ValueError, match=match):
         sync(str(tmp_path), DEST_URI, client=NoCalls(), **kwargs)
+
+
+def test_an_include_filter_keeps_what_the_state_knows_of_the_other_files(s3, tmp_path):
+    _encrypt(s3, DEST, "aws:kms")
+    root = _files(tmp_path / "images")
+    sync(str(root), DEST_URI, client=s3)
+    assert sync(str(root), DEST_URI, client=s3, include="*.jpg")["skipped"] == 6
+    again = sync(str(root), DEST_URI, client=s3)
+    assert (again["copied"], again["verified_by_head"]) == (0, 0)  # big.tif still known
