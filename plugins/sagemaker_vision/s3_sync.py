@@ -825,7 +825,8 @@ def sync(
             executor.shutdown(wait=True, cancel_futures=True)
             raise
 
-    _save_state(client, ep, state, src_objects, dest_objects, plan, recorded, deleted, enc, log)
+    _save_state(client, ep, state, src_objects, dest_objects, plan, recorded, deleted, enc, log,
+                learn=compare == "size_and_etag")
     elapsed = time.monotonic() - started
     rate = progress.bytes_copied / elapsed if elapsed > 0 else 0.0
     log.info(
@@ -849,14 +850,18 @@ def sync(
 
 def _save_state(client: Any, ep: _Endpoints, old: Mapping[str, Any], source: Mapping[str, ObjectInfo],
                 dest: Mapping[str, ObjectInfo], plan: SyncPlan, recorded: Mapping[str, ObjectInfo],
-                deleted: int, enc: _Encryption, log: logging.Logger) -> None:
-    """Write what is now known of each dest object, when it changed; a failure only costs HEADs later."""
+                deleted: int, enc: _Encryption, log: logging.Logger, learn: bool = True) -> None:
+    """Write what is now known of each dest object, when it changed; a failure only costs HEADs later.
+
+    ``learn``: the skipped pairs were proven equal (``size_and_etag``), so what the source knows
+    holds for the destination too; ``size_only`` and ``size_and_mtime`` skips prove nothing.
+    """
     entries: dict[str, dict[str, Any]] = {}
     gone = set(plan.to_delete) if deleted else set()
     for rel, obj in dest.items():
         if rel in gone or rel in plan.to_copy:
             continue
-        src = source.get(rel)
+        src = source.get(rel) if learn else None
         if src is not None and rel in plan.to_skip and obj.md5 is None and src.local and src.etag is not None:
             obj.md5 = src.etag  # proven equal to the local file: its MD5 is the object's
         if src is not None and rel in plan.to_skip and obj.source_etag is None and not src.local:

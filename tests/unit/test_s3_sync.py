@@ -534,3 +534,14 @@ def test_list_local_follows_symlinks_only_inside_the_source(tmp_path: Path, capl
     assert f"Skipping symlink {root / 'outside-link.jpg'} -> {secret}: it points outside" in caplog.text
     assert "Skipping symlink" in caplog.text and "/etc/passwd" in caplog.text
     assert "Following symlink" in caplog.text
+
+
+def test_a_size_only_skip_teaches_the_state_nothing(s3: Any) -> None:
+    """size_only skips a same-size changed source; a later content sync must still copy it."""
+    s3.put_object(Bucket=SRC, Key="in/a.jpg", Body=b"aaaa")
+    sync(f"s3://{SRC}/in/", DEST_URI, client=s3)
+    s3.put_object(Bucket=SRC, Key="in/a.jpg", Body=b"bbbb")
+    s3.delete_object(Bucket=DEST, Key=s3_sync.state_key("raw/"))  # nothing known of raw/a.jpg
+    assert sync(f"s3://{SRC}/in/", DEST_URI, client=s3, compare="size_only")["copied"] == 0
+    assert sync(f"s3://{SRC}/in/", DEST_URI, client=s3)["copied"] == 1
+    assert s3.get_object(Bucket=DEST, Key="raw/a.jpg")["Body"].read() == b"bbbb"
