@@ -104,6 +104,12 @@ def update(ext: Extension, backend: SageMakerModelBackend, name: str, config_nam
         if config_name not in backend.endpoint_configs:
             arn = _config_arn(backend, config_name)
             raise ValidationError(f'Could not find endpoint configuration "{arn}".')
+        if endpoint.endpoint_status in ("Failed", "UpdateRollbackFailed"):
+            # "DeleteEndpoint is the only operation that can be performed on a failed endpoint" (DescribeEndpoint).
+            raise ValidationError(
+                f'Cannot update endpoint "{endpoint.arn}": it is {endpoint.endpoint_status}, and DeleteEndpoint is '
+                "the only operation that can be performed on a failed endpoint."
+            )
         if endpoint.endpoint_status != "InService":
             raise ValidationError(
                 f'Cannot update in-progress endpoint "{endpoint.arn}" '

@@ -209,6 +209,8 @@ def test_update_rollback_failure_and_out_of_service_faults(sm, emu):
     described = wait_status(sm, endpoint)
     assert described["EndpointStatus"] == "UpdateRollbackFailed"
     assert "old fleet lost" in described["FailureReason"]
+    with pytest.raises(ClientError, match="DeleteEndpoint is the only operation that can be performed"):
+        sm.update_endpoint(EndpointName=endpoint, EndpointConfigName=again)
 
     other = unique("gr-ep")
     control.add_fault(kind="endpoint_out_of_service", name_prefix=other, reason="capacity gone", count=1)
