@@ -199,6 +199,31 @@ def test_other_deployment_config_rules(sm, emu):
         "MaximumBatchSize 60% is out of range")
 
 
+def test_an_update_that_drops_or_resizes_an_autoscaled_variant_is_refused(sm, emu, aws_clients):
+    # "If the update would change the instance type for any model that is a target for auto scaling, the
+    # update fails"; so does removing an autoscaled variant (Update endpoints that use auto scaling).
+    import boto3
+
+    aas = boto3.client("application-autoscaling", endpoint_url=emu.endpoint_url, region_name="us-east-1")
+    endpoint, m = serving(sm)
+    target = {"ServiceNamespace": "sagemaker", "ResourceId": f"endpoint/{endpoint}/variant/AllTraffic",
+              "ScalableDimension": "sagemaker:variant:DesiredInstanceCount"}
+    aas.register_scalable_target(**target, MinCapacity=1, MaxCapacity=2)
+    renamed = config(sm, unique("gr-c"), {"Green": model(sm, unique("gr-m"))})
+    refused(sm, endpoint, renamed, None, "registered with Application Auto Scaling and this update removes it")
+    bigger = unique("gr-c")
+    sm.create_endpoint_config(EndpointConfigName=bigger, Tags=TAGS, ProductionVariants=[{
+        "VariantName": "AllTraffic", "ModelName": m, "InstanceType": "ml.m5.xlarge", "InitialInstanceCount": 1}])
+    refused(sm, endpoint, bigger, None, "changes its instance type from ml.m5.large to ml.m5.xlarge")
+    # A new model on the same variant and instance type is allowed; so is anything once deregistered.
+    same = config(sm, unique("gr-c"), {"AllTraffic": model(sm, unique("gr-m"))})
+    sm.update_endpoint(EndpointName=endpoint, EndpointConfigName=same)
+    assert wait_status(sm, endpoint)["EndpointConfigName"] == same
+    aas.deregister_scalable_target(**target)
+    sm.update_endpoint(EndpointName=endpoint, EndpointConfigName=renamed)
+    assert wait_status(sm, endpoint)["EndpointConfigName"] == renamed
+
+
 # -- failure states, with reasons -------------------------------------------------------------------------
 def test_update_rollback_failure_and_out_of_service_faults(sm, emu):
     control = Control(emu.endpoint_url)
