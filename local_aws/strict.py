@@ -121,12 +121,13 @@ def check(service: str, operation: str, params: Mapping[str, Any]) -> None:
 
 
 def violations(service: str | ServiceModel, operation: str, params: Mapping[str, Any] | None,
-               *, wire: bool = False) -> list[Violation]:
+               *, wire: bool = False, unchecked: frozenset[str] = frozenset()) -> list[Violation]:
     """Every constraint ``params`` break for ``service.operation``'s input shape.
 
     ``wire=False``: ``params`` as passed to a boto3 client method (member names, bytes for
     blobs, datetimes for timestamps). ``wire=True``: a decoded JSON-protocol body (serialized
-    names, base64 strings for blobs, epoch numbers for timestamps).
+    names, base64 strings for blobs, epoch numbers for timestamps). ``unchecked``: top-level members
+    carried in a body that was not decoded (left out of the ``required`` check).
     """
     if isinstance(service, ServiceModel):
         op = service.operation_model(operation)
@@ -139,7 +140,7 @@ def violations(service: str | ServiceModel, operation: str, params: Mapping[str,
             found.extend(Violation(_lower(k), v, "Member is not part of the operation's input", "unknown")
                          for k, v in params.items())
         return found
-    _walk_structure(params if params is not None else {}, shape, "", wire, found)
+    _walk_structure(params if params is not None else {}, shape, "", wire, found, unchecked)
     return found
 
 
@@ -203,7 +204,7 @@ def _walk(value: Any, shape: Shape, path: str, wire: bool, found: list[Violation
 
 
 def _walk_structure(value: Mapping[str, Any], shape: StructureShape, path: str, wire: bool,
-                    found: list[Violation]) -> None:
+                    found: list[Violation], unchecked: frozenset[str] = frozenset()) -> None:
     members = shape.members
     names = _wire_names(shape) if wire else None
     present: dict[str, Any] = {}
@@ -216,7 +217,7 @@ def _walk_structure(value: Mapping[str, Any], shape: StructureShape, path: str, 
             continue
         present[name] = item
     for name in shape.required_members:
-        if name not in present:
+        if name not in present and name not in unchecked:
             found.append(Violation(_join(path, name), None, "Member must not be null", "required"))
     for name, item in present.items():
         _walk(item, members[name], _join(path, name), wire, found)
@@ -484,3 +485,54 @@ def rest_json_params(service: str, operation: str, uri: Mapping[str, str], heade
     if payload in shape.members and body is not None:
         params[payload] = bytes(body)
     return params
+
+
+_S3_SCALARS = ("string", "integer", "long", "boolean", "timestamp", "float", "double")
+
+
+def _text_to_member(value: str, shape: Shape) -> Any:
+    """A header or query-string value as the model's type (left as text when it does not parse,
+    so the walk reports a type violation)."""
+    kind = shape.type_name
+    if kind in ("integer", "long"):
+        try:
+            return int(value)
+        except ValueError:
+            return value
+    if kind in ("float", "double"):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    if kind == "boolean":
+        return {"true": True, "false": False}.get(value.lower(), value)
+    if kind == "list":
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value  # strings, and timestamps (text in wire mode)
+
+
+def rest_request_params(service: str, operation: str, uri: Mapping[str, str], headers: Mapping[str, str],
+                        query: Mapping[str, str]) -> tuple[dict[str, Any], frozenset[str]]:
+    """(members, payload member names) of a rest-xml / rest-json request's URI labels, headers and
+    query string. The payload (an XML or JSON body) is not decoded: its member is returned in the
+    second element so the caller can leave it out of the ``required`` check when a body was sent.
+    ``headers`` maps lower-case names to values.
+    """
+    shape = operation_model(service, operation).input_shape
+    params: dict[str, Any] = {}
+    for name, member in shape.members.items():
+        location = member.serialization.get("location")
+        wire_name = member.serialization.get("name", name)
+        if location == "uri" and wire_name in uri:
+            params[name] = uri[wire_name]
+        elif location == "header" and wire_name.lower() in headers:
+            params[name] = _text_to_member(headers[wire_name.lower()], member)
+        elif location == "headers":  # a map of prefixed headers (x-amz-meta-*)
+            prefix = wire_name.lower()
+            found = {k[len(prefix):]: v for k, v in headers.items() if k.startswith(prefix)}
+            if found:
+                params[name] = found
+        elif location == "querystring" and wire_name in query and member.type_name in (*_S3_SCALARS, "list"):
+            params[name] = _text_to_member(query[wire_name], member)
+    payload = shape.serialization.get("payload")
+    return params, frozenset({payload} if payload in shape.members else ())

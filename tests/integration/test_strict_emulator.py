@@ -113,3 +113,37 @@ def test_unknown_members_and_wrong_types_on_the_wire(emulator_env):
     assert status == 400 and body["message"] == (
         "1 validation error detected: Value null at 'endpointName' failed to satisfy constraint: "
         "Member must not be null")
+
+
+def test_s3_headers_and_query_are_checked(unchecked, aws_clients):
+    s3 = boto3.client("s3", endpoint_url=unchecked["sagemaker"].meta.endpoint_url, region_name="us-east-1",
+                      config=Config(parameter_validation=False, retries={"max_attempts": 1}))
+    bucket = "sagemaker-vision-test"
+    with pytest.raises(ClientError) as info:
+        s3.put_object(Bucket=bucket, Key="strict/x", Body=b"x", StorageClass="CHEAPEST")
+    error = info.value.response["Error"]
+    assert error["Code"] == "InvalidArgument"
+    assert error["Message"].startswith("1 validation error detected: Value 'CHEAPEST' at 'storageClass' "
+                                       "failed to satisfy constraint: Member must satisfy enum value set: [")
+    with pytest.raises(ClientError) as info:
+        s3.list_objects_v2(Bucket=bucket, EncodingType="base64")
+    assert info.value.response["Error"]["Code"] == "InvalidArgument"
+    assert "at 'encodingType'" in info.value.response["Error"]["Message"]
+    assert "Contents" not in aws_clients["s3"].list_objects_v2(Bucket=bucket, Prefix="strict/x")
+
+
+def test_valid_s3_traffic_passes_the_check(aws_clients, tmp_path):
+    s3 = aws_clients["s3"]
+    bucket = "sagemaker-vision-test"
+    s3.put_object(Bucket=bucket, Key="strict/a.txt", Body=b"a", Metadata={"sha256": "x"}, StorageClass="STANDARD",
+                  ChecksumAlgorithm="SHA256")
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"\x01" * (9 * 1024 * 1024))
+    s3.upload_file(str(big), bucket, "strict/big.bin")  # multipart: CreateMultipartUpload, UploadPart, Complete
+    s3.copy_object(Bucket=bucket, Key="strict/b.txt", CopySource={"Bucket": bucket, "Key": "strict/a.txt"})
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="strict/", MaxKeys=10)["Contents"]]
+    assert keys == ["strict/a.txt", "strict/b.txt", "strict/big.bin"]
+    assert s3.head_object(Bucket=bucket, Key="strict/big.bin")["ContentLength"] == big.stat().st_size
+    assert s3.get_object(Bucket=bucket, Key="strict/a.txt", Range="bytes=0-0")["Body"].read() == b"a"
+    s3.delete_objects(Bucket=bucket, Delete={"Objects": [{"Key": k} for k in keys]})
+    assert "Contents" not in s3.list_objects_v2(Bucket=bucket, Prefix="strict/")

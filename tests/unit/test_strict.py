@@ -234,3 +234,21 @@ def test_what_botocore_itself_lets_through():
         client.create_training_job(**{k: v for k, v in params.items() if k != "RoleArn"})
     assert ("roleArn", "required") in _kinds(strict.violations(
         "sagemaker", "CreateTrainingJob", {k: v for k, v in params.items() if k != "RoleArn"}))
+
+
+def test_rest_request_members_from_uri_headers_and_query():
+    params, payload = strict.rest_request_params(
+        "s3", "PutObject", {"Bucket": "b", "Key": "k"},
+        {"x-amz-storage-class": "STANDARD", "content-length": "12", "x-amz-meta-sha256": "abc",
+         "x-amz-server-side-encryption-bucket-key-enabled": "true", "user-agent": "ignored"}, {})
+    assert params == {"Bucket": "b", "Key": "k", "StorageClass": "STANDARD", "ContentLength": 12,
+                      "Metadata": {"sha256": "abc"}, "BucketKeyEnabled": True}
+    assert payload == frozenset({"Body"})
+    assert strict.violations("s3", "PutObject", params) == []
+    params, _ = strict.rest_request_params("s3", "ListObjectsV2", {"Bucket": "b"}, {},
+                                           {"max-keys": "ten", "encoding-type": "url", "list-type": "2"})
+    assert _kinds(strict.violations("s3", "ListObjectsV2", params)) == [("maxKeys", "type")]
+    # an XML payload that was sent but not decoded is not reported missing; one that was not sent is
+    params, payload = strict.rest_request_params("s3", "DeleteObjects", {"Bucket": "b"}, {}, {"delete": ""})
+    assert strict.violations("s3", "DeleteObjects", params, unchecked=payload) == []
+    assert _kinds(strict.violations("s3", "DeleteObjects", params)) == [("delete", "required")]
