@@ -175,7 +175,8 @@ class EmulatorMiddleware:
 
         The XML payload (DeleteObjects' Delete, PutBucketCors' CORSConfiguration) is not decoded.
         S3 answers a bad argument with ``InvalidArgument`` (400) and ``ArgumentName`` /
-        ``ArgumentValue`` (S3 API Reference, "Error responses", list of error codes).
+        ``ArgumentValue``, a bad storage class with ``InvalidStorageClass`` (400) (S3 API Reference,
+        "Error responses", List of error codes: docs.aws.amazon.com/AmazonS3/latest/API/ErrorResponses.html).
         """
         from urllib.parse import parse_qsl
 
@@ -205,7 +206,8 @@ class EmulatorMiddleware:
         first = found[0]
         request_id = str(uuid.uuid4())
         value = "" if first.value is None else str(first.value)
-        xml = ("<Error><Code>InvalidArgument</Code>"
+        code = "InvalidStorageClass" if first.path == "storageClass" else "InvalidArgument"
+        xml = (f"<Error><Code>{code}</Code>"
                f"<Message>{escape(strict.message(found))}</Message>"
                f"<ArgumentName>{escape(first.path)}</ArgumentName><ArgumentValue>{escape(value)}</ArgumentValue>"
                f"<RequestId>{request_id}</RequestId></Error>")

@@ -122,7 +122,7 @@ def test_s3_headers_and_query_are_checked(unchecked, aws_clients):
     with pytest.raises(ClientError) as info:
         s3.put_object(Bucket=bucket, Key="strict/x", Body=b"x", StorageClass="CHEAPEST")
     error = info.value.response["Error"]
-    assert error["Code"] == "InvalidArgument"
+    assert error["Code"] == "InvalidStorageClass"
     assert error["Message"].startswith("1 validation error detected: Value 'CHEAPEST' at 'storageClass' "
                                        "failed to satisfy constraint: Member must satisfy enum value set: [")
     with pytest.raises(ClientError) as info:
