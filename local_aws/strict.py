@@ -12,6 +12,11 @@
 
 recursing into structures, lists and maps (keys and values).
 
+Used twice, with the same walk: by the emulator's middleware on every request it serves (JSON
+protocol bodies via :func:`check_json_request`; sagemaker-runtime and S3 URI labels, headers and
+query strings via :func:`rest_request_params`; S3's XML payloads are not decoded), and by the
+contract tests at the client (``tests/contract/``), where the parameters are exactly those sent.
+
 What botocore's own client-side validation (``botocore/validate.py``, ``ParamValidator``) leaves
 out, in 1.43.117: it checks types, required and unknown members, tagged unions and ``min`` only
 (``VALIDATED_METADATA_ATTRS = {'required', 'min', 'document', 'union'}``): string and list ``min``
