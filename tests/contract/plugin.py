@@ -1,6 +1,7 @@
 """pytest side of the contract tests: capture for the whole session, report and verdict at its end.
 
-Imported by ``tests/conftest.py``. Set ``SV_CONTRACT=0`` to switch it off.
+Imported by ``tests/conftest.py``. Set ``SV_CONTRACT=0`` to switch it off, ``SV_CONTRACT_DIR`` to
+write somewhere other than ``test-artifacts/``.
 
 * Every AWS request of the session (this process and its Python children) is captured at the
   client and checked with ``local_aws.strict`` (see ``capture.py``).
@@ -30,7 +31,7 @@ from . import capture as capture_mod
 from .operations import GAPS, OPERATIONS
 
 ROOT = capture_mod.ROOT
-ARTIFACTS = ROOT / "test-artifacts"
+ARTIFACTS = Path(os.environ.get("SV_CONTRACT_DIR") or ROOT / "test-artifacts")
 SITE = Path(__file__).resolve().parent / "site"
 INTEGRATION = ROOT / "tests" / "integration"
 

@@ -206,7 +206,7 @@ def test_a_session_whose_package_code_breaks_the_model_fails(tmp_path):
         "            'CreationTime': '2026-01-01T00:00:00Z', 'LastModifiedTime': '2026-01-01T00:00:00Z'})\n"
         "        scope['describe'](client, 'bad_name')\n")
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x",
-           "HOME": str(tmp_path)}
+           "HOME": str(tmp_path), "SV_CONTRACT_DIR": str(tmp_path / "artifacts")}
     command = [sys.executable, "-m", "pytest", "-q", "-p", "tests.contract.plugin", "-p", "no:cacheprovider",
                str(test_file)]
     result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
@@ -215,3 +215,4 @@ def test_a_session_whose_package_code_breaks_the_model_fails(tmp_path):
     assert ("FAIL sagemaker.DescribeEndpoint: 1 validation error detected: Value 'bad_name' at 'endpointName'"
             in result.stdout), result.stdout[-3000:]
     assert "[from plugins/sagemaker_vision/fake.py:2]" in result.stdout
+    assert "FAIL sagemaker.DescribeEndpoint" in (tmp_path / "artifacts" / "contract-report.txt").read_text()
