@@ -14,6 +14,7 @@ from collections import Counter
 
 import pytest
 
+from sagemaker_vision.s3_sync import STATE_SUFFIX
 from tests.airflow_cluster import AirflowCluster
 
 pytestmark = pytest.mark.integration
@@ -79,7 +80,10 @@ def test_backfill_three_weeks_each_trains_on_its_own_interval(tmp_path, aws_clie
     # Each run synced its own partition, once: 12 images per week, no duplicates.
     raw = [o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix="backfill/raw/")
            for o in page.get("Contents", [])]
-    per_partition = Counter(k.split("/")[2] for k in raw)
+    # Beside each partition the sync keeps its state object (what it copied, and whose content).
+    states = sorted(k for k in raw if k.endswith(STATE_SUFFIX))
+    assert states == [f"backfill/raw/dt={p}{STATE_SUFFIX}" for p in PARTITIONS], states
+    per_partition = Counter(k.split("/")[2] for k in raw if not k.endswith(STATE_SUFFIX))
     assert per_partition == {f"dt={p}": 12 for p in PARTITIONS}
 
     jobs = sorted(j["TrainingJobName"] for j in sm.list_training_jobs(MaxResults=100)["TrainingJobSummaries"]
