@@ -129,6 +129,9 @@ class ObjectDetectionTrainingOperator(SageMakerTrainingOperator):
 
     def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> dict[str, dict]:
         event = validate_execute_complete_event(event)
+        # Airflow resumes a deferred task on a fresh instance, where execute() (which sized the
+        # budget) never ran: size it again, or the messages below quote the provider's 60 polls.
+        self._size_budget()
         name = event.get("job_name") or self.config["TrainingJobName"]
         if event["status"] != "success":
             # The trigger's message is generic; the job itself says what happened.

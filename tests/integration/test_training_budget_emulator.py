@@ -156,6 +156,30 @@ def test_a_budget_that_runs_out_says_the_job_still_runs_and_a_retry_resumes_it(c
     assert jobs_of(aws_clients, name) == [name]
 
 
+def test_execute_complete_on_a_fresh_instance_reports_the_budget_the_deferral_used(control, aws_clients):
+    # Airflow resumes a deferred task on a NEW operator instance: execute() never ran on it, so
+    # the budget must be sized again there, or the message says "after 60 polls" (the provider's).
+    name = "budget-fresh-2026-12-01-000000"
+    control.set_duration("training", RESUME_JOB, name_prefix=name)
+    config = training_config(aws_clients, name)
+    trigger = defer(operator(config))  # derived budget
+    assert trigger.attempts == training_budget.wait_attempts(config, POLL)
+    assert trigger.attempts != training_budget.PROVIDER_DEFAULT_ATTEMPTS
+    # A genuine timeout event of that trigger, cut short so the test takes a second.
+    classpath, kwargs = trigger.serialize()
+    event = first_event(SageMakerTrigger(**{**kwargs, "waiter_max_attempts": 3}))
+    assert event["status"] == "timeout"
+    resumed = operator(config)  # fresh, as after a deferral
+    with pytest.raises(AirflowException) as error:
+        resumed.execute_complete({}, event)
+    text = str(error.value)
+    assert f"after {trigger.attempts} polls every {POLL:g} s" in text, text
+    assert "after 60 polls" not in text
+    # An explicit max_attempts still wins on the fresh instance.
+    with pytest.raises(AirflowException, match="after 7 polls"):
+        operator(config, max_attempts=7).execute_complete({}, event)
+
+
 def test_a_retry_resumes_the_timestamped_job_of_an_earlier_retry(control, aws_clients):
     name = "budget-second-2026-12-01-000000"
     # The run's first job fails quickly; the retry's job (timestamped) is long.
