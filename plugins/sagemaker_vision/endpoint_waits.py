@@ -116,12 +116,13 @@ def traffic_steps(routing: Mapping[str, Any]) -> int:
     return 1
 
 
-def deployment_waiting(deployment_config: Mapping[str, Any] | None, *, alarm_window_s: int = 0) -> int:
+def deployment_waiting(deployment_config: Mapping[str, Any] | None, *, alarm_window_s: int = 0,
+                       instance_count: int = 1) -> int:
     """Seconds a DeploymentConfig itself waits: its baking periods and the old fleet's termination wait.
 
     Each bake lasts ``WaitIntervalInSeconds``, but never less than ``alarm_window_s`` (an alarm
-    that trips later cannot roll back a finished step). Rolling updates bake once per batch; with
-    batches of at least 5% that is at most 20 bakes.
+    that trips later cannot roll back a finished step). Rolling updates bake once per batch
+    (:func:`rolling_batches` of the fleet's ``instance_count``).
     """
     config = deployment_config or {}
     window = max(0, int(alarm_window_s))
@@ -132,11 +133,29 @@ def deployment_waiting(deployment_config: Mapping[str, Any] | None, *, alarm_win
         return traffic_steps(routing) * bake + int(blue_green.get("TerminationWaitInSeconds") or 0)
     rolling = config.get("RollingUpdatePolicy")
     if rolling:
-        size = rolling.get("MaximumBatchSize") or {}
-        batches = math.ceil(100 / int(size["Value"])) if size.get("Type") == "CAPACITY_PERCENT" and \
-            size.get("Value") else 20
-        return batches * max(int(rolling.get("WaitIntervalInSeconds") or 0), window)
+        return rolling_batches(rolling.get("MaximumBatchSize") or {}, instance_count) * \
+            max(int(rolling.get("WaitIntervalInSeconds") or 0), window)
     return 0
+
+
+def rolling_batches(size: Mapping[str, Any], instance_count: int) -> int:
+    """Batches of a rolling update of ``instance_count`` instances with ``MaximumBatchSize`` ``size``.
+
+    ``CAPACITY_PERCENT``: ``ceil(100 / Value)`` batches (an upper bound: a batch holds at least one
+    instance); ``INSTANCE_COUNT``: ``ceil(instance_count / Value)`` (CapacitySize, RollingUpdatePolicy).
+    """
+    count = max(1, int(instance_count))
+    value = int(size.get("Value") or 0)
+    if size.get("Type") == "CAPACITY_PERCENT" and value > 0:
+        return math.ceil(100 / value)
+    if value <= 0:
+        return max(count, 100)  # no size given: as many batches as a 1% step would need, or one per instance
+    return math.ceil(count / value)
+
+
+def instance_count(variants: Sequence[Mapping[str, Any]]) -> int:
+    """Instances a config's variants start with (``InitialInstanceCount``, 1 when unset), all variants together."""
+    return max(1, sum(int(v.get("InitialInstanceCount") or 1) for v in variants or []))
 
 
 def endpoint_wait_budget(operation: str, variants: Sequence[Mapping[str, Any]],
@@ -153,7 +172,7 @@ def endpoint_wait_budget(operation: str, variants: Sequence[Mapping[str, Any]],
     if operation in ("create", "weights"):
         return fleet
     config = deployment_config or {}
-    waiting = deployment_waiting(config, alarm_window_s=alarm_window_s)
+    waiting = deployment_waiting(config, alarm_window_s=alarm_window_s, instance_count=instance_count(variants))
     policy = config.get("BlueGreenUpdatePolicy") or config.get("RollingUpdatePolicy")
     if not policy:
         return fleet + waiting
@@ -173,10 +192,14 @@ def async_result_budget(request_ttl_s: int | None = None, invocation_timeout_s: 
 
 
 def max_attempts(budget_s: float, delay_s: float) -> int:
-    """Polls ``delay_s`` apart that cover ``budget_s``: at least one."""
+    """Polls ``delay_s`` apart whose span covers ``budget_s``.
+
+    A waiter sleeps between attempts only (none before the first), so ``n`` attempts span
+    ``(n - 1) * delay_s``: one more attempt than the quotient (as ``training_budget.wait_attempts``).
+    """
     if not delay_s > 0:
         raise ValueError(f"delay_s must be above 0, got {delay_s!r}")
-    return max(1, math.ceil(budget_s / delay_s))
+    return math.ceil(max(0, budget_s) / delay_s) + 1
 
 
 def failure_message(description: Mapping[str, Any]) -> str:

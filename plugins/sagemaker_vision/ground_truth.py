@@ -197,8 +197,10 @@ def labeling_wait_budget_s(request: Mapping[str, Any]) -> int:
 
 
 def waiter_attempts(budget_s: int, delay_s: int) -> int:
-    """Status checks ``delay_s`` apart that cover ``budget_s``."""
-    return max(1, -(-int(budget_s) // max(1, int(delay_s))))
+    """Status checks ``delay_s`` apart that cover ``budget_s`` (one definition: ``endpoint_waits.max_attempts``)."""
+    from sagemaker_vision.endpoint_waits import max_attempts
+
+    return max_attempts(int(budget_s), max(1, int(delay_s)))
 
 
 def labeling_job_request(

@@ -723,7 +723,7 @@ def test_operator_creates_then_defers_to_the_providers_trigger(sagemaker):
     classpath, kwargs = trigger.serialize()
     assert classpath == "sagemaker_vision.deploy.EndpointTrigger"
     assert kwargs["endpoint_name"] == "shapes"
-    assert (kwargs["waiter_delay"], kwargs["waiter_max_attempts"]) == (15, 40)
+    assert (kwargs["waiter_delay"], kwargs["waiter_max_attempts"]) == (15, 41)  # 40 delays span 600 s
     assert json.loads(json.dumps(kwargs)) == kwargs  # the triggerer stores them as JSON
     assert deferred.value.method_name == "execute_complete"
     assert deferred.value.kwargs == {"action": "created", "previous_config": None, "replans": 0, "budget": 600}
@@ -777,7 +777,7 @@ def test_wait_budget_comes_from_aws_limits_and_the_deployment_config_sent():
     # The old budget (timeout + 1 h = 7800 s) ended the wait while the deployment could still run.
     assert op._budget("update", variants, sent) > 4200 + 3600
     assert operator(max_ingestion_time=100)._budget("update", variants, sent) == 100
-    assert waits.max_attempts(100, 7) == 15  # ceil(100 / 7)
+    assert waits.max_attempts(100, 7) == 16  # ceil(100 / 7) + 1: 15 delays span 105 s
 
 
 @pytest.mark.parametrize("status", ["Failed", "UpdateRollbackFailed", "OutOfService", "Deleting"])

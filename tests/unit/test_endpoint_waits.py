@@ -73,9 +73,28 @@ def test_async_result_budget_is_the_requests_lifetime():
 
 
 def test_max_attempts_and_failure_message():
-    assert waits.max_attempts(100, 30) == 4 and waits.max_attempts(0, 30) == 1
-    assert waits.max_attempts(30, 0.05) == 600
+    # n attempts span n - 1 delays: the last poll is at or after the budget, never before it.
+    assert waits.max_attempts(100, 30) == 5 and waits.max_attempts(0, 30) == 1
+    assert waits.max_attempts(30, 0.05) == 601
+    attempts = waits.max_attempts(3600, 30)
+    assert attempts == 121 and (attempts - 1) * 30 >= 3600  # the old 120 gave up at 3570 s
     with pytest.raises(ValueError):
         waits.max_attempts(10, 0)
     assert waits.failure_message({"EndpointName": "e", "EndpointStatus": "UpdateRollbackFailed"}) == \
         "Endpoint e is UpdateRollbackFailed: no FailureReason given"
+
+
+def test_rolling_instance_count_batches_come_from_the_fleet_size():
+    # MaximumBatchSize INSTANCE_COUNT: ceil(instances / Value) batches; the old code assumed 20 at most.
+    fleet = [{**PROVISIONED[0], "InitialInstanceCount": 50}]
+    rolling = {"RollingUpdatePolicy": {"MaximumBatchSize": {"Type": "INSTANCE_COUNT", "Value": 2},
+                                       "WaitIntervalInSeconds": 600}}
+    assert waits.rolling_batches({"Type": "INSTANCE_COUNT", "Value": 2}, 50) == 25
+    assert waits.rolling_batches({"Type": "INSTANCE_COUNT", "Value": 3}, 1) == 1
+    assert waits.deployment_waiting(rolling, instance_count=50) == 25 * 600
+    # 25 batches of 10 min exceed the unset timeout's 8 h? no (4h10): the timeout counts; at an hour each they do.
+    slow = {"RollingUpdatePolicy": {**rolling["RollingUpdatePolicy"], "WaitIntervalInSeconds": 3600}}
+    assert waits.endpoint_wait_budget("update", fleet, slow) == waits.fleet_budget(fleet) + 25 * 3600 + \
+        waits.PROVISIONING_S
+    # Every variant's instances count.
+    assert waits.instance_count(fleet + PROVISIONED) == 51
