@@ -45,7 +45,13 @@ Patterns are Java regular expressions (AWS validates with ``java.util.regex``, f
 ASCII-only in Java but Unicode-aware in ``regex``, so they are spelled out, and so are ``\\d \\w \\s``
 and their negations (ASCII in Java); ``\\p{L}`` and the other Unicode categories mean the same in
 both; a UTF-16 surrogate pair ``\\uD800\\uDC00`` (how Java patterns name supplementary
-characters) becomes one code point; ``\\uXXXX`` takes exactly four hex digits in both.
+characters) becomes one code point; ``\\uXXXX`` takes exactly four hex digits in both. Java's
+``.`` (no DOTALL flag; no model pattern sets one) matches no line terminator, which Java counts as
+``\\n \\r \\u0085 \\u2028 \\u2029`` (``Pattern``, "Line terminators"), while Python's ``.`` leaves out
+only ``\\n``: outside a character class it is spelled out as ``[^\\n\\r\\u0085\\u2028\\u2029]``.
+
+A match that exceeds ``PATTERN_TIMEOUT_SECONDS`` (catastrophic backtracking) is reported as a
+pattern violation, never waved through: the emulator errs on the strict side.
 """
 
 from __future__ import annotations
@@ -345,6 +351,8 @@ _POSIX = {
 _ASCII_SHORTHAND = {"d": "0-9", "w": "a-zA-Z_0-9", "s": " \\t\\n\\x0B\\f\\r",
                     "D": "0-9", "W": "a-zA-Z_0-9", "S": " \\t\\n\\x0B\\f\\r"}
 _SURROGATE_PAIR = regex.compile(r"\\u(D[89AB][0-9A-Fa-f]{2})\\u(D[C-F][0-9A-Fa-f]{2})", regex.IGNORECASE)
+# Java's "." without DOTALL: anything but its line terminators (java.util.regex.Pattern, "Line terminators").
+_JAVA_DOT = "[^\\n\\r\\u0085\\u2028\\u2029]"
 _POSIX_CLASS = regex.compile(r"\\([pP])\{(?:Is)?(" + "|".join(_POSIX) + r")\}")
 
 
@@ -382,6 +390,10 @@ def java_to_python(pattern: str) -> str:
                 out.append(pattern[i:i + 2])  # (\D \W \S inside a class stay Unicode: stricter)
             i += 2
             continue
+        if ch == "." and not in_class:
+            out.append(_JAVA_DOT)
+            i += 1
+            continue
         if ch == "[" and not in_class:
             in_class = True
             out.append(ch)
@@ -404,12 +416,21 @@ def compiled(pattern: str) -> regex.Pattern[str]:
     return regex.compile(java_to_python(pattern), regex.V0)
 
 
+pattern_timeouts = 0  # how many matches ran out of time (each one refused the value)
+_timeouts_lock = threading.Lock()
+
+
 def _full_match(pattern: str, value: str) -> bool:
+    """Java's ``Pattern.matches``; a match that runs out of time counts as a mismatch."""
+    global pattern_timeouts
     try:
         return compiled(pattern).fullmatch(value, timeout=PATTERN_TIMEOUT_SECONDS) is not None
     except TimeoutError:
-        log.warning("pattern %r timed out on a %d-character value; not enforced", pattern, len(value))
-        return True
+        with _timeouts_lock:
+            pattern_timeouts += 1
+        log.warning("pattern %r timed out after %s s on a %d-character value; refused as a pattern "
+                    "violation", pattern, PATTERN_TIMEOUT_SECONDS, len(value))
+        return False
 
 
 # -- server side: requests as the emulator receives them ------------------------------------

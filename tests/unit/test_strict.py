@@ -203,6 +203,62 @@ def test_java_translation():
     assert not strict._full_match("[a-z]+", "abc1")
 
 
+# Java's line terminators (java.util.regex.Pattern, "Line terminators"): "." matches none of them.
+JAVA_LINE_TERMINATORS = ["\n", "\r", "\u0085", "\u2028", "\u2029"]
+
+
+@pytest.mark.parametrize("terminator", JAVA_LINE_TERMINATORS, ids=repr)
+def test_java_dot_matches_no_line_terminator_in_real_model_patterns(terminator):
+    s3_uri = _model_pattern("sagemaker", "S3Uri")  # ^(https|s3)://([^/]+)/?(.*)$
+    assert "(.*)" in s3_uri
+    assert strict._full_match(s3_uri, "s3://b/kx")
+    assert not strict._full_match(s3_uri, f"s3://b/k{terminator}x"), repr(terminator)
+    reservation = _model_pattern("sagemaker", "AIMlReservationArn")  # ...:[a-z0-9\-]{1,14}/.*
+    arn = "arn:aws:sagemaker:us-east-1:123456789012:reservation/"
+    assert strict._full_match(reservation, arn + "r-1 x")
+    assert not strict._full_match(reservation, arn + f"r{terminator}1")
+    # and through the whole walk: the request AWS refuses is refused
+    bad = _training(OutputDataConfig={"S3OutputPath": f"s3://b/out{terminator}/"})
+    assert ("outputDataConfig.s3OutputPath", "pattern") in _kinds(
+        strict.violations("sagemaker", "CreateTrainingJob", bad))
+
+
+def test_java_dot_translation_leaves_escaped_dots_and_dots_in_classes_alone():
+    assert strict.java_to_python(r"a.b") == "a" + strict._JAVA_DOT + "b"
+    assert strict.java_to_python(r"a\.b") == r"a\.b"  # an escaped dot stays literal
+    assert strict.java_to_python(r"[.\-]+") == r"[.\-]+"  # inside a class "." is literal
+    assert strict.java_to_python(r"\\.") == "\\\\" + strict._JAVA_DOT  # escaped backslash, then any
+    assert strict._full_match(r"a\.b", "a.b") and not strict._full_match(r"a\.b", "axb")
+    assert strict._full_match("[.]", ".") and not strict._full_match("[.]", "x")
+    assert not strict._full_match("[.]", "\r")
+    # characters that are no line terminator still match "."
+    for ch in ("\t", "\x0b", "\x0c", "\x00", "\u00e9", "\U0001F600"):
+        assert strict._full_match(".", ch), repr(ch)
+
+
+def test_a_pattern_match_that_times_out_is_a_violation_not_a_pass(monkeypatch):
+    import botocore.model
+
+    # Catastrophic backtracking: (a|aa)+b on a long run of a's takes exponential time.
+    pattern = "(a|aa)+b"
+    before = strict.pattern_timeouts
+    assert not strict._full_match(pattern, "a" * 60)
+    assert strict.pattern_timeouts == before + 1
+    # Through the walk: a model whose member has that pattern refuses the value.
+    model = botocore.model.ServiceModel({
+        "metadata": {"protocol": "json", "apiVersion": "2026-01-01", "endpointPrefix": "x",
+                     "serviceId": "X", "jsonVersion": "1.1", "targetPrefix": "X"},
+        "operations": {"Op": {"name": "Op", "http": {"method": "POST", "requestUri": "/"},
+                              "input": {"shape": "In"}}},
+        "shapes": {"In": {"type": "structure", "members": {"Name": {"shape": "Name"}}},
+                   "Name": {"type": "string", "pattern": pattern}},
+    }, service_name="x")
+    found = strict.violations(model, "Op", {"Name": "a" * 60})
+    assert [(v.path, v.kind) for v in found] == [("name", "pattern")]
+    assert strict.pattern_timeouts == before + 2
+    assert strict.violations(model, "Op", {"Name": "aab"}) == []
+
+
 def test_every_pattern_of_the_models_we_use_compiles():
     session = botocore.session.get_session()
     count = 0
