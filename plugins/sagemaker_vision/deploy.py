@@ -704,6 +704,8 @@ class EndpointHook(SageMakerHook):
             return super().get_waiter(waiter_name, parameters, config_overrides, deferrable, client)
         if deferrable and client is None:
             raise ValueError("client must be provided for a deferrable waiter.")
+        if not deferrable:
+            return waits.settled_waiter(client or self.conn)
         return BaseBotoWaiter(client=client or self.conn, model_config=waits.ENDPOINT_SETTLED_MODEL,
                               deferrable=deferrable).waiter(waiter_name)
 

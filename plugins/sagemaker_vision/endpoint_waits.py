@@ -209,7 +209,21 @@ def failure_message(description: Mapping[str, Any]) -> str:
 
 
 def settled_waiter(client: Any) -> Any:
-    """A botocore waiter (sync client) built from :data:`ENDPOINT_SETTLED_MODEL`."""
+    """A botocore waiter (sync client) built from :data:`ENDPOINT_SETTLED_MODEL` (``EndpointHook.get_waiter``)."""
     from botocore.waiter import WaiterModel, create_waiter_with_client
 
     return create_waiter_with_client(ENDPOINT_SETTLED, WaiterModel(ENDPOINT_SETTLED_MODEL), client)
+
+
+def settled_outcome(response: Mapping[str, Any]) -> str | None:
+    """What :data:`ENDPOINT_SETTLED_MODEL`'s acceptors make of one DescribeEndpoint response (or a
+    ClientError's ``response``): ``"success"``, ``"failure"`` or None (keep polling).
+
+    For loops that poll themselves (``scaling.wait_in_service``) with the one waiter definition.
+    """
+    from botocore.waiter import WaiterModel
+
+    for acceptor in WaiterModel(ENDPOINT_SETTLED_MODEL).get_waiter(ENDPOINT_SETTLED).acceptors:
+        if acceptor.matcher_func(response):
+            return acceptor.state
+    return None

@@ -457,11 +457,16 @@ def wait_in_service(sagemaker_client: Any, endpoint_name: str, *, waiter_delay: 
     int_field(waiter_max_attempts, "waiter_max_attempts", 1)
     description: dict[str, Any] = {}
     for attempt in range(1, waiter_max_attempts + 1):
-        description = sagemaker_client.describe_endpoint(EndpointName=endpoint_name)
-        status = description.get("EndpointStatus")
-        if status == "InService":
+        try:  # the acceptors of waits.ENDPOINT_SETTLED_MODEL decide, as in the deploy operator's waiter
+            description = sagemaker_client.describe_endpoint(EndpointName=endpoint_name)
+        except ClientError as exc:
+            if waits.settled_outcome(exc.response) == "failure":
+                raise RuntimeError(f"endpoint {endpoint_name!r} cannot be waited for: {exc}") from exc
+            raise
+        outcome = waits.settled_outcome(description)
+        if outcome == "success":
             return description
-        if status in waits.FAILED_STATES:
+        if outcome == "failure":
             raise RuntimeError(waits.failure_message(description))
         if attempt < waiter_max_attempts:
             sleep(waiter_delay)

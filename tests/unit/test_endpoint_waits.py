@@ -98,3 +98,18 @@ def test_rolling_instance_count_batches_come_from_the_fleet_size():
         waits.PROVISIONING_S
     # Every variant's instances count.
     assert waits.instance_count(fleet + PROVISIONED) == 51
+
+
+def test_the_hooks_sync_waiter_is_settled_waiter(monkeypatch):
+    built = []
+    monkeypatch.setattr(waits, "settled_waiter", lambda client: built.append(client) or "waiter")
+    hook = dp.EndpointHook(aws_conn_id=None, region_name="us-east-1")
+    client = object()
+    assert hook.get_waiter(waits.ENDPOINT_SETTLED, client=client) == "waiter" and built == [client]
+
+
+def test_settled_outcome_reads_the_waiter_models_acceptors():
+    assert waits.settled_outcome({"EndpointStatus": "InService"}) == "success"
+    assert all(waits.settled_outcome({"EndpointStatus": s}) == "failure" for s in waits.FAILED_STATES)
+    assert all(waits.settled_outcome({"EndpointStatus": s}) is None for s in waits.IN_FLIGHT_STATES)
+    assert waits.settled_outcome({"Error": {"Code": "ValidationException"}}) == "failure"

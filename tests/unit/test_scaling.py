@@ -292,9 +292,35 @@ def test_wait_in_service_fails_at_the_first_poll_that_sees_a_failed_state(status
 
 def test_wait_in_service_polls_for_the_whole_budget_then_says_the_operation_goes_on():
     client, slept = FakeSageMaker(ab_described(0.9, 0.1, "Updating")), []
-    with pytest.raises(RuntimeError, match="still Updating after 4 checks 30 s apart; the operation goes on"):
+    with pytest.raises(RuntimeError, match="still Updating after 5 checks 30 s apart; the operation goes on"):
         scaling.wait_in_service(client, "shapes", waiter_delay=30, budget_s=100, sleep=slept.append)
-    assert client.describes == 4 and slept == [30, 30, 30]  # ceil(100 / 30) polls
+    assert client.describes == 5 and slept == [30, 30, 30, 30]  # 4 delays span 120 s >= 100 s
+
+
+def test_wait_in_service_uses_the_one_waiter_definition(monkeypatch):
+    # The acceptors of endpoint_waits.ENDPOINT_SETTLED_MODEL decide; the loop no longer has its own list.
+    from sagemaker_vision import endpoint_waits as waits
+
+    model = {"version": 2, "waiters": {waits.ENDPOINT_SETTLED: {
+        **waits.ENDPOINT_SETTLED_MODEL["waiters"][waits.ENDPOINT_SETTLED],
+        "acceptors": [{"matcher": "path", "argument": "EndpointStatus", "expected": "Updating",
+                       "state": "success"}]}}}
+    monkeypatch.setattr(waits, "ENDPOINT_SETTLED_MODEL", model)
+    client = FakeSageMaker(ab_described(0.9, 0.1, "Updating"))
+    assert scaling.wait_in_service(client, "shapes", waiter_delay=1, waiter_max_attempts=3,
+                                   sleep=lambda _: None)["EndpointStatus"] == "Updating"
+
+
+def test_wait_in_service_fails_at_once_on_an_endpoint_that_is_gone():
+    from botocore.exceptions import ClientError
+
+    class Gone:
+        def describe_endpoint(self, EndpointName):
+            raise ClientError({"Error": {"Code": "ValidationException", "Message": "Could not find endpoint"}},
+                              "DescribeEndpoint")
+
+    with pytest.raises(RuntimeError, match="cannot be waited for.*Could not find endpoint"):
+        scaling.wait_in_service(Gone(), "shapes", waiter_delay=1, waiter_max_attempts=50, sleep=lambda _: None)
 
 
 def test_promote_fails_when_the_weights_did_not_move():
