@@ -67,6 +67,31 @@ def throttle_response(protocol: str, code: str | None) -> runtime.Reply:
     return 503, [("Content-Type", "application/xml"), ("x-amz-request-id", request_id)], xml.encode()
 
 
+def request_headers(environ: dict[str, Any]) -> dict[str, str]:
+    """A WSGI request's headers, lower-case names to values (Content-Type / -Length included when set)."""
+    headers = {key[5:].replace("_", "-").lower(): value for key, value in environ.items()
+               if key.startswith("HTTP_")}
+    for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):  # WSGI keeps these two out of HTTP_*
+        if environ.get(key):
+            headers[key.replace("_", "-").lower()] = environ[key]
+    return headers
+
+
+def signed_for_s3(environ: dict[str, Any]) -> bool:
+    """Whether a request is SigV4-signed for S3: in its Authorization header, or presigned (the
+    credential scope ``<key>/<date>/<region>/s3/aws4_request`` in the ``X-Amz-Credential`` query
+    parameter, Amazon S3 API Reference, "Authenticating Requests: Using Query Parameters")."""
+    if "s3/aws4_request" in environ.get("HTTP_AUTHORIZATION", ""):
+        return True
+    query = environ.get("QUERY_STRING", "")
+    if "X-Amz-Credential" not in query:
+        return False
+    from urllib.parse import parse_qs
+
+    credentials = parse_qs(query, keep_blank_values=True).get("X-Amz-Credential", [])
+    return any(c.split("/")[3:] == ["s3", "aws4_request"] for c in credentials)
+
+
 def _operation(service: str, environ: dict[str, Any], body: bytes) -> str | None:
     """The operation a request calls on ``service`` (moto's own router), or None if not that service."""
     from moto.core.request import Request
@@ -110,7 +135,7 @@ class EmulatorMiddleware:
             refused = self._strict_json(target, body)
             if refused is not None:
                 return _reply(start_response, *refused)
-        elif "s3/aws4_request" in environ.get("HTTP_AUTHORIZATION", ""):
+        elif signed_for_s3(environ):
             if body is None:
                 body = get_input_stream(environ).read()
                 environ["wsgi.input"] = io.BytesIO(body)
@@ -158,12 +183,8 @@ class EmulatorMiddleware:
         from urllib.parse import unquote
 
         operation = "InvokeEndpoint" if kind == "invocations" else "InvokeEndpointAsync"
-        headers = {key[5:].replace("_", "-").lower(): value for key, value in environ.items()
-                   if key.startswith("HTTP_")}
-        if "CONTENT_TYPE" in environ:
-            headers["content-type"] = environ["CONTENT_TYPE"]
         params = strict.rest_json_params("sagemaker-runtime", operation, {"EndpointName": unquote(name)},
-                                         headers, body)
+                                         request_headers(environ), body)
         found = strict.violations("sagemaker-runtime", operation, params)
         if not found:
             return None
@@ -192,13 +213,8 @@ class EmulatorMiddleware:
         name = str(operation.name)
         if name not in strict.service_model("s3").operation_names:
             return None
-        headers = {key[5:].replace("_", "-").lower(): value for key, value in environ.items()
-                   if key.startswith("HTTP_")}
-        for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-            if environ.get(key):
-                headers[key.replace("_", "-").lower()] = environ[key]
         query = dict(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True))
-        params, payload = strict.rest_request_params("s3", name, uri, headers, query)
+        params, payload = strict.rest_request_params("s3", name, uri, request_headers(environ), query)
         found = strict.violations("s3", name, params, unchecked=payload if body else frozenset())
         if not found:
             return None

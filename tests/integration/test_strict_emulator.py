@@ -132,6 +132,25 @@ def test_s3_headers_and_query_are_checked(unchecked, aws_clients):
     assert "Contents" not in aws_clients["s3"].list_objects_v2(Bucket=bucket, Prefix="strict/x")
 
 
+def test_presigned_s3_urls_are_checked_too(unchecked, aws_clients):
+    # SigV4 in the query string (a presigned URL) carries the same members as a signed request.
+    s3 = boto3.client("s3", endpoint_url=unchecked["sagemaker"].meta.endpoint_url, region_name="us-east-1",
+                      config=Config(parameter_validation=False, signature_version="s3v4"))
+    bucket = "sagemaker-vision-test"
+    aws_clients["s3"].put_object(Bucket=bucket, Key="presigned-strict/p.txt", Body=b"p")
+    bad = s3.generate_presigned_url("list_objects_v2", Params={"Bucket": bucket, "EncodingType": "base64"})
+    assert "X-Amz-Credential=" in bad and "Authorization" not in bad
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(bad, timeout=10)
+    assert info.value.code == 400
+    body = info.value.read().decode()
+    assert "<Code>InvalidArgument</Code>" in body and "<ArgumentName>encodingType</ArgumentName>" in body, body
+    good = s3.generate_presigned_url("get_object", Params={"Bucket": bucket, "Key": "presigned-strict/p.txt"})
+    with urllib.request.urlopen(good, timeout=10) as response:
+        assert response.status == 200 and response.read() == b"p"
+    aws_clients["s3"].delete_object(Bucket=bucket, Key="presigned-strict/p.txt")
+
+
 def test_valid_s3_traffic_passes_the_check(aws_clients, tmp_path):
     s3 = aws_clients["s3"]
     bucket = "sagemaker-vision-test"

@@ -308,3 +308,29 @@ def test_rest_request_members_from_uri_headers_and_query():
     params, payload = strict.rest_request_params("s3", "DeleteObjects", {"Bucket": "b"}, {}, {"delete": ""})
     assert strict.violations("s3", "DeleteObjects", params, unchecked=payload) == []
     assert _kinds(strict.violations("s3", "DeleteObjects", params)) == [("delete", "required")]
+
+
+def test_middleware_reads_headers_once_the_same_way_for_every_check():
+    from local_aws import middleware
+
+    environ = {"HTTP_X_AMZ_STORAGE_CLASS": "STANDARD", "HTTP_X_AMZ_META_SHA256": "x", "CONTENT_TYPE": "image/jpeg",
+               "CONTENT_LENGTH": "3", "QUERY_STRING": "a=b", "PATH_INFO": "/b/k"}
+    assert middleware.request_headers(environ) == {
+        "x-amz-storage-class": "STANDARD", "x-amz-meta-sha256": "x", "content-type": "image/jpeg",
+        "content-length": "3"}
+    # WSGI servers set an absent Content-Type / Content-Length to "": no header was sent
+    assert middleware.request_headers({"CONTENT_TYPE": "", "CONTENT_LENGTH": ""}) == {}
+
+
+def test_s3_signing_is_recognised_in_the_header_and_in_a_presigned_query_string():
+    from local_aws import middleware
+
+    header = "AWS4-HMAC-SHA256 Credential=AKID/20261201/us-east-1/s3/aws4_request, SignedHeaders=host, Signature=0"
+    assert middleware.signed_for_s3({"HTTP_AUTHORIZATION": header})
+    presigned = ("X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKID%2F20261201%2Fus-east-1%2Fs3%2F"
+                 "aws4_request&X-Amz-Date=20261201T000000Z&X-Amz-Expires=60&X-Amz-SignedHeaders=host"
+                 "&X-Amz-Signature=0")
+    assert middleware.signed_for_s3({"QUERY_STRING": presigned})
+    assert not middleware.signed_for_s3({"QUERY_STRING": presigned.replace("%2Fs3%2F", "%2Fsagemaker%2F")})
+    assert not middleware.signed_for_s3({"QUERY_STRING": "prefix=s3/aws4_request"})
+    assert not middleware.signed_for_s3({})
