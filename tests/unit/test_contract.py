@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
 import subprocess
 import sys
@@ -174,6 +175,47 @@ def test_child_processes_are_captured_through_the_env_file(tmp_path):
     merged = capture.Capture()
     merged.merge_file(sink)
     assert merged.counts[("other", "logs", "GetLogEvents")] == 1
+
+
+def test_the_capture_sitecustomize_hands_over_to_the_one_it_hides(tmp_path):
+    # Python runs only the first sitecustomize on sys.path: ours must run the next one too.
+    other = tmp_path / "other"
+    other.mkdir()
+    marker = tmp_path / "marker.txt"
+    (other / "sitecustomize.py").write_text(
+        "import os, sys\n"
+        "open(os.environ['SV_TEST_MARKER'], 'w').write(__name__ + ' ' + repr(sys.modules.get('_sv_contract_capture')))\n"
+        "import builtins\nbuiltins._sv_other_site_ran = True\n")
+    sink = tmp_path / "child.jsonl"
+    code = ("import builtins, boto3, sitecustomize\nfrom botocore.stub import Stubber\n"
+            "assert getattr(builtins, '_sv_other_site_ran', False)\n"
+            "assert sitecustomize.chained is not None and sitecustomize.chained.__file__.endswith("
+            "'other/sitecustomize.py')\n"
+            "c = boto3.client('logs', region_name='us-east-1')\n"
+            "with Stubber(c) as s:\n"
+            "    s.add_response('describe_log_groups', {'logGroups': []})\n"
+            "    c.describe_log_groups()\n")
+    env = {"SV_CONTRACT_CAPTURE": str(sink), "SV_TEST_MARKER": str(marker), "PATH": "/usr/bin:/bin",
+           "PYTHONPATH": os.pathsep.join([str(plugin.SITE), str(other)]),
+           "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x"}
+    subprocess.run([sys.executable, "-c", code], env=env, check=True, cwd=tmp_path, timeout=120)
+    assert marker.read_text().startswith("sitecustomize ")
+    rows = [json.loads(line) for line in sink.read_text().splitlines()]
+    assert [r["count"] for r in rows if r["operation"] == "DescribeLogGroups"] == [1]  # capture still works
+
+    # A broken hidden sitecustomize is reported as site reports one; the capture keeps working.
+    (other / "sitecustomize.py").write_text("raise RuntimeError('broken on purpose')\n")
+    sink.unlink()
+    done = subprocess.run([sys.executable, "-c", code.replace("assert getattr", "0 and getattr")],
+                          env=env, cwd=tmp_path, timeout=120, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "Error in sitecustomize" in done.stderr and "broken on purpose" in done.stderr
+    assert sink.exists()
+
+    # With no other sitecustomize on the path, nothing is chained.
+    (other / "sitecustomize.py").unlink()
+    check = "import sitecustomize; assert sitecustomize.chained is None"
+    subprocess.run([sys.executable, "-c", check], env=env, check=True, cwd=tmp_path, timeout=120)
 
 
 def test_the_training_operator_never_prints_cloudwatch_logs():
