@@ -952,6 +952,7 @@ class DeployEndpointOperator(AwsBaseOperator[SageMakerHook]):
         if plan.action == "refuse":
             raise (AirflowException if plan.retryable else AirflowFailException)(plan.reason)
         if plan.action == "unchanged":
+            self._settle_released(endpoint or {})  # an earlier try released autoscaling, then timed out
             return self._result(plan.previous_config, "unchanged")
         if plan.action == "wait" and replans >= 2:
             raise AirflowException(f"{plan.reason}; still busy after {replans} waits, try again later")
@@ -961,12 +962,19 @@ class DeployEndpointOperator(AwsBaseOperator[SageMakerHook]):
             self.log.info("Creating endpoint %s with %s", self.endpoint_name, self.endpoint_config_name)
             budget = self._budget("create", variants, None)
         elif plan.action == "update":
-            released = self._release_autoscaling(endpoint or {}, variants)
-            sent = self._update(variants, endpoint or {}, deployment)
+            # Every rule is checked, and the request decided, before anything is released.
+            request = self._update_request(variants, endpoint or {}, deployment)
+            record = self._release_autoscaling(endpoint or {}, variants)
+            try:
+                sent = self._send_update(request, variants)
+            except Exception:
+                if record:  # refused or not sent: the old variants still serve, so does their autoscaling
+                    from sagemaker_vision import scaling
+
+                    scaling.restore_after_failed_update(self._autoscaling_client(), self.hook.conn,
+                                                        self.endpoint_name, (endpoint or {}).get("EndpointArn"), record)
+                raise
             budget = self._budget("update", variants, sent)
-            if released:
-                return self._wait(context, action=plan.result_action or "wait", previous_config=plan.previous_config,
-                                  replans=replans, budget=budget, released=released)
         elif plan.result_action == "created":  # an earlier try's CreateEndpoint
             budget = self._budget("create", variants, None)
         else:  # an update in flight, ours or another's: it may carry any DeploymentConfig
@@ -982,15 +990,18 @@ class DeployEndpointOperator(AwsBaseOperator[SageMakerHook]):
                              ) -> dict[str, Any]:
         """Release the autoscaling of serving variants this update removes or moves to another instance type.
 
-        AWS fails such an UpdateEndpoint ("Update endpoints that use auto scaling"). The pipeline's
-        autoscaling task puts autoscaling on the new variants afterwards; a rolled-back update gets
-        the released settings back (:meth:`_finish`).
+        AWS fails such an UpdateEndpoint ("Update endpoints that use auto scaling"). What is released
+        (the scalable target and every policy, in full) is first recorded in the endpoint's tags
+        (``scaling.record_released``), so that it outlives this try: a failure or rollback puts it
+        back on the old variants, success puts it back on the variants of the same name that the new
+        config keeps (:meth:`_settle_released`). Returns the record (``{}``: nothing released).
         """
         from sagemaker_vision import scaling
 
-        if endpoint_type_of(variants) == "serverless" or not endpoint.get("EndpointConfigName"):
+        if not endpoint.get("EndpointConfigName") or not endpoint.get("EndpointArn"):
             return {}
-        names = [str(v.get("VariantName")) for v in endpoint.get("ProductionVariants") or []]
+        names = [str(v.get("VariantName")) for v in endpoint.get("ProductionVariants") or []
+                 if not scaling.is_serverless_variant(v)]
         ids = {scaling.resource_id(self.endpoint_name, name): name for name in names}
         if not ids:
             return {}
@@ -1003,20 +1014,74 @@ class DeployEndpointOperator(AwsBaseOperator[SageMakerHook]):
         current = self.hook.conn.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
         conflicts = [n for n in scaling.autoscaling_conflicts(current.get("ProductionVariants") or [], variants)
                      if n in scaled]
-        if conflicts:
-            self.log.warning("Variants %s of %s are autoscaled and this update removes them or changes their instance "
-                             "type: AWS fails such an update, so their autoscaling is released first (%s)",
-                             conflicts, self.endpoint_name, scaling.AUTOSCALING_UPDATE_URL)
-        return scaling.release_autoscaling(aas, self.endpoint_name, conflicts)
+        if not conflicts:
+            return {}
+        self.log.warning("Variants %s of %s are autoscaled and this update removes them or changes their instance "
+                         "type: AWS fails such an update, so their autoscaling is released first (%s)",
+                         conflicts, self.endpoint_name, scaling.AUTOSCALING_UPDATE_URL)
+        arn = endpoint["EndpointArn"]
+        earlier = scaling.recorded_released(self.hook.conn, arn)
+        record: dict[str, Any] = {"from_config": endpoint["EndpointConfigName"], "to_config": self.endpoint_config_name,
+                                  "variants": dict(earlier.get("variants") or {})}
 
-    def _update(self, variants: Sequence[Mapping[str, Any]], endpoint: Mapping[str, Any],
-                deployment: dict[str, Any]) -> dict[str, Any]:
-        """UpdateEndpoint; returns the DeploymentConfig sent (``{}``: none)."""
-        serving = sorted(v.get("VariantName") for v in endpoint.get("ProductionVariants") or [])
+        def keep(released: dict[str, Any]) -> None:
+            record["variants"] = {**released, **record["variants"]}  # an earlier try's record wins
+            scaling.record_released(self.hook.conn, arn, record)
+
+        scaling.release_autoscaling(aas, self.endpoint_name, conflicts, record=keep)
+        return record if record["variants"] else {}
+
+    def _settle_released(self, endpoint: Mapping[str, Any], legacy: Mapping[str, Any] | None = None) -> None:
+        """After the wait: put back what this deploy (any try of it) released, as the outcome allows.
+
+        InService on the requested config: onto the variants of the same name it kept (a removed
+        variant's settings are not restored: a warning names them). Rolled back, failed, or on another
+        config: :func:`scaling.restore_after_failed_update` (restores on the old variants if they
+        serve again, otherwise warns and keeps the record for a rerun).
+        """
+        from sagemaker_vision import scaling
+
+        arn = endpoint.get("EndpointArn")
+        record = scaling.recorded_released(self.hook.conn, arn) if arn else {}
+        if not record and legacy:  # a deferral made before the record moved to the endpoint's tags
+            record = {"from_config": None, "to_config": self.endpoint_config_name, "variants": dict(legacy)}
+        if not record.get("variants") or record.get("to_config") != self.endpoint_config_name:
+            return
+        aas = self._autoscaling_client()
+        serving = endpoint.get("EndpointConfigName")
+        if endpoint.get("EndpointStatus") == "InService" and serving == self.endpoint_config_name:
+            kept = {v.get("VariantName") for v in endpoint.get("ProductionVariants") or []}
+            variants = record["variants"]
+            gone = sorted(set(variants) - kept)
+            if gone:
+                self.log.warning("The autoscaling released from %s is not restored: %s no longer has those variants "
+                                 "(the pipeline's autoscaling task scales the new ones). It was: %s", gone, serving,
+                                 {v: variants[v] for v in gone})
+            restored = scaling.restore_released(aas, self.hook.conn, self.endpoint_name,
+                                                {v: variants[v] for v in variants if v in kept})
+            if all(restored.values()) and arn:
+                scaling.clear_released(self.hook.conn, arn)
+            return
+        if record.get("from_config") is None:
+            record = {**record, "from_config": serving}  # legacy: the old config is whatever serves again
+        scaling.restore_after_failed_update(aas, self.hook.conn, self.endpoint_name, arn, record)
+
+    def _update_request(self, variants: Sequence[Mapping[str, Any]], endpoint: Mapping[str, Any],
+                        deployment: dict[str, Any]) -> dict[str, Any]:
+        """The UpdateEndpoint kwargs, decided from the guardrail rules before anything is written.
+
+        AWS refuses a DeploymentConfig when the variant names change ("When doing a blue/green or
+        rolling deployment, your new endpoint configuration must have the same variant name as the old
+        endpoint configuration", Deployment guardrails, Exclusions) and for serverless endpoints
+        ("Deployment guardrails only apply to Asynchronous inference and Real-time inference endpoint
+        types"), the serving fleet included: such updates are sent without one.
+        """
+        from sagemaker_vision.scaling import is_serverless_variant
+
+        current = endpoint.get("ProductionVariants") or []
+        serving = sorted(v.get("VariantName") for v in current)
         new = sorted(v.get("VariantName") for v in variants)
         if deployment and serving and serving != new:
-            # "When doing a blue/green or rolling deployment, your new endpoint configuration must have
-            # the same variant name as the old endpoint configuration" (Deployment guardrails, Exclusions).
             self.log.warning(
                 "%s serves variants %s and %s has %s: SageMaker refuses a %s deployment (blue/green with a "
                 "DeploymentConfig) when the variant names change, so this update is sent without one. SageMaker "
@@ -1024,7 +1089,23 @@ class DeployEndpointOperator(AwsBaseOperator[SageMakerHook]):
                 "baking period and no alarm rollback for this step", self.endpoint_name, serving,
                 self.endpoint_config_name, new, self.deployment_policy)
             deployment = {}
-        elif deployment:
+        elif deployment and any(is_serverless_variant(v) for v in current):
+            self.log.warning(
+                "%s runs serverless now: SageMaker's deployment guardrails do not apply to serverless endpoints, so "
+                "the update to %s is sent without a DeploymentConfig (blue/green all at once, no baking period, no "
+                "alarm rollback)", self.endpoint_name, self.endpoint_config_name)
+            deployment = {}
+        request: dict[str, Any] = {"EndpointName": self.endpoint_name, "EndpointConfigName": self.endpoint_config_name,
+                                   "RetainDeploymentConfig": False}
+        if deployment:
+            request["DeploymentConfig"] = deployment
+        return request
+
+    def _send_update(self, request: Mapping[str, Any], variants: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """Rollback alarms (when the DeploymentConfig uses them), then UpdateEndpoint; returns the DeploymentConfig
+        sent (``{}``: none)."""
+        deployment = request.get("DeploymentConfig") or {}
+        if deployment:
             if self.rollback_alarms:
                 ensure_rollback_alarms(
                     aws.client("cloudwatch", self.aws_conn_id, self.region_name), self.endpoint_name,
@@ -1039,21 +1120,16 @@ class DeployEndpointOperator(AwsBaseOperator[SageMakerHook]):
         elif endpoint_type_of(variants) == "serverless":
             self.log.info("Blue/green update of serverless endpoint %s, all at once: SageMaker has no baking "
                           "period or alarm rollback for serverless endpoints", self.endpoint_name)
-        request: dict[str, Any] = {"EndpointName": self.endpoint_name, "EndpointConfigName": self.endpoint_config_name,
-                                   "RetainDeploymentConfig": False}
-        if deployment:
-            request["DeploymentConfig"] = deployment
         self.hook.conn.update_endpoint(**request)
-        self.log.info("Updating endpoint %s from %s to %s; the old config serves until the new one is ready",
-                      self.endpoint_name, endpoint.get("EndpointConfigName"), self.endpoint_config_name)
+        self.log.info("Updating endpoint %s to %s; the old config serves until the new one is ready",
+                      self.endpoint_name, self.endpoint_config_name)
         return deployment
 
     def _wait(self, context: Context, *, action: str, previous_config: str | None, replans: int,
-              budget: int, released: dict[str, Any] | None = None) -> dict[str, Any]:
+              budget: int) -> dict[str, Any]:
+        # What was released is in the endpoint's tags, not here: it survives a timeout and a retry.
         kwargs: dict[str, Any] = {"action": action, "previous_config": previous_config, "replans": replans,
                                   "budget": budget}
-        if released:
-            kwargs["released"] = released
         attempts = waits.max_attempts(budget, self.check_interval)
         self.log.info("Waiting up to %d s for %s (%d checks %s s apart)", budget, self.endpoint_name, attempts,
                       self.check_interval)
@@ -1114,17 +1190,13 @@ class DeployEndpointOperator(AwsBaseOperator[SageMakerHook]):
             raise AirflowException(f"Endpoint {self.endpoint_name} disappeared while deploying "
                                    f"{self.endpoint_config_name}")
         status, serving = endpoint["EndpointStatus"], endpoint.get("EndpointConfigName")
+        if status not in waits.IN_FLIGHT_STATES:
+            self._settle_released(endpoint, released)
         if status == "InService" and serving == self.endpoint_config_name:
             self.log.info("Endpoint %s is InService on %s (%s; previously %s)", self.endpoint_name, serving, action,
                           previous_config)
             return self._result(previous_config, action)
         reason = endpoint.get("FailureReason") or "no FailureReason given"
-        if status == "InService" and released:
-            from sagemaker_vision import scaling
-
-            for variant, settings in released.items():  # the old variants serve again: so does their autoscaling
-                scaling.restore_autoscaling(self._autoscaling_client(), self.hook.conn, self.endpoint_name, variant,
-                                            settings)
         if status == "InService":
             raise AirflowFailException(
                 f"Deploying {self.endpoint_config_name} to endpoint {self.endpoint_name} failed and was rolled "

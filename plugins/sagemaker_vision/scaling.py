@@ -27,10 +27,13 @@ and fails at once on Failed, UpdateRollbackFailed, OutOfService or Deleting, wit
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import math
 import re
 import time
+import zlib
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -301,12 +304,23 @@ def autoscaling_conflicts(current: Sequence[Mapping[str, Any]], new: Sequence[Ma
     return conflicts
 
 
-def release_autoscaling(aas_client: Any, endpoint_name: str, variant_names: Sequence[str]) -> dict[str, Any]:
+POLICY_CONFIGS = ("TargetTrackingScalingPolicyConfiguration", "StepScalingPolicyConfiguration",
+                  "PredictiveScalingPolicyConfiguration")
+
+
+def release_autoscaling(aas_client: Any, endpoint_name: str, variant_names: Sequence[str], *,
+                        record: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
     """Delete the scaling policies of ``variant_names`` and deregister them; returns what was there.
 
-    ``{variant: {"min_capacity", "max_capacity", "target_invocations_per_instance" (or None)}}`` for each
-    variant that was a scalable target, so that :func:`restore_autoscaling` can put it back on
-    another variant. Variants without autoscaling are skipped.
+    ``{variant: {"target": {"MinCapacity", "MaxCapacity", "SuspendedState"?}, "policies": [{"PolicyName",
+    "PolicyType", "<type>PolicyConfiguration", "Alarms"}], "min_capacity", "max_capacity",
+    "target_invocations_per_instance" (or None)}}`` for each variant that was a scalable target: every
+    policy, whatever its type (a user's own, async backlog step scaling), so that
+    :func:`restore_autoscaling` replays it all. Variants without autoscaling are skipped.
+
+    ``record`` is called with the whole result after everything was described and before the first
+    delete, so that what is released is kept somewhere that outlives this call (see
+    :func:`record_released`).
     """
     released: dict[str, Any] = {}
     for variant in variant_names:
@@ -316,36 +330,163 @@ def release_autoscaling(aas_client: Any, endpoint_name: str, variant_names: Sequ
         found = [t for t in found or [] if t.get("ResourceId") == target_id]
         if not found:
             continue
-        target = None
         policies = aas_client.describe_scaling_policies(ServiceNamespace=SERVICE_NAMESPACE, ResourceId=target_id,
                                                         ScalableDimension=SCALABLE_DIMENSION).get("ScalingPolicies")
+        kept, invocations = [], None
         for policy in policies or []:
             if policy.get("ResourceId") != target_id:
                 continue  # the emulator matches ResourceId as a substring
+            entry = {"PolicyName": policy["PolicyName"], "PolicyType": policy.get("PolicyType")}
+            entry.update({key: policy[key] for key in POLICY_CONFIGS if policy.get(key)})
+            entry["Alarms"] = sorted(a.get("AlarmName") for a in policy.get("Alarms") or [] if a.get("AlarmName"))
+            kept.append(entry)
             config = policy.get("TargetTrackingScalingPolicyConfiguration") or {}
-            metric = (config.get("PredefinedMetricSpecification") or {}).get("PredefinedMetricType")
-            if metric == INVOCATIONS_METRIC:
-                target = config.get("TargetValue")
+            if (config.get("PredefinedMetricSpecification") or {}).get("PredefinedMetricType") == INVOCATIONS_METRIC:
+                invocations = config.get("TargetValue")
+        target = {key: found[0][key] for key in ("MinCapacity", "MaxCapacity", "SuspendedState") if key in found[0]}
+        released[variant] = {"target": target, "policies": kept, "min_capacity": found[0]["MinCapacity"],
+                             "max_capacity": found[0]["MaxCapacity"], "target_invocations_per_instance": invocations}
+    if record is not None and released:
+        record(released)
+    for variant, settings in released.items():
+        target_id = resource_id(endpoint_name, variant)
+        for policy in settings["policies"]:
             aas_client.delete_scaling_policy(PolicyName=policy["PolicyName"], ServiceNamespace=SERVICE_NAMESPACE,
                                              ResourceId=target_id, ScalableDimension=SCALABLE_DIMENSION)
         aas_client.deregister_scalable_target(ServiceNamespace=SERVICE_NAMESPACE, ResourceId=target_id,
                                               ScalableDimension=SCALABLE_DIMENSION)
-        released[variant] = {"min_capacity": found[0]["MinCapacity"], "max_capacity": found[0]["MaxCapacity"],
-                             "target_invocations_per_instance": target}
         log.info("Autoscaling of %s released before the update (%s): %s", target_id, AUTOSCALING_UPDATE_URL,
-                 released[variant])
+                 settings)
     return released
 
 
 def restore_autoscaling(aas_client: Any, sagemaker_client: Any, endpoint_name: str, variant_name: str,
-                        released: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """Put released autoscaling (one entry of :func:`release_autoscaling`) back on ``variant_name``."""
-    if not released or not released.get("target_invocations_per_instance"):
+                        released: Mapping[str, Any] | None, *, from_variant: str | None = None) -> dict[str, Any] | None:
+    """Put released autoscaling (one entry of :func:`release_autoscaling`) back on ``variant_name``.
+
+    The scalable target is registered with its recorded bounds (and SuspendedState), then every
+    recorded policy is put again with its type and full configuration. A policy named after
+    ``from_variant`` (this package's invocations policy) is renamed for ``variant_name``. Step
+    scaling policies get a new ARN: the CloudWatch alarms that invoked the old one are named in a
+    warning. An entry of the older shape (min, max, invocations target) is replayed as a target-tracking
+    policy. The endpoint is described first: a missing or serverless variant is refused (ConfigError).
+    """
+    if not released:
         return None
-    return apply_autoscaling(aas_client, sagemaker_client, endpoint_name, variant_name,
-                             min_capacity=max(1, int(released["min_capacity"])),
-                             max_capacity=int(released["max_capacity"]),
-                             target_invocations_per_instance=float(released["target_invocations_per_instance"]))
+    check_autoscalable(sagemaker_client.describe_endpoint(EndpointName=endpoint_name), variant_name)
+    target_id = resource_id(endpoint_name, variant_name)
+    bounds = dict(released.get("target") or {"MinCapacity": max(1, int(released["min_capacity"])),
+                                              "MaxCapacity": int(released["max_capacity"])})
+    policies = list(released.get("policies") or [])
+    if "policies" not in released and released.get("target_invocations_per_instance"):
+        policies = [{key: value for key, value in target_tracking_policy(
+            endpoint_name, variant_name, min_capacity=bounds["MinCapacity"], max_capacity=bounds["MaxCapacity"],
+            target_invocations_per_instance=float(released["target_invocations_per_instance"]))[1].items()
+            if key in ("PolicyName", "PolicyType", *POLICY_CONFIGS)}]
+    aas_client.register_scalable_target(ServiceNamespace=SERVICE_NAMESPACE, ResourceId=target_id,
+                                        ScalableDimension=SCALABLE_DIMENSION, **bounds)
+    arns = {}
+    for policy in policies:
+        name = policy["PolicyName"]
+        if from_variant and name == invocations_policy_name(endpoint_name, from_variant):
+            name = invocations_policy_name(endpoint_name, variant_name)
+        request = {"PolicyName": name, "ServiceNamespace": SERVICE_NAMESPACE, "ResourceId": target_id,
+                   "ScalableDimension": SCALABLE_DIMENSION, "PolicyType": policy["PolicyType"]}
+        request.update({key: policy[key] for key in POLICY_CONFIGS if policy.get(key)})
+        arns[name] = aas_client.put_scaling_policy(**request)["PolicyARN"]
+        if policy.get("PolicyType") == "StepScaling" and policy.get("Alarms"):
+            log.warning("Scaling policy %s of %s was put back with a new ARN %s: the CloudWatch alarms %s invoked "
+                        "the deleted one; point their alarm actions at the new ARN (or rerun the task that made "
+                        "them)", name, target_id, arns[name], policy["Alarms"])
+    log.info("Autoscaling of %s restored: %s, policies %s", target_id, bounds, sorted(arns))
+    return {"resource_id": target_id, "min_capacity": bounds["MinCapacity"], "max_capacity": bounds["MaxCapacity"],
+            "target_invocations_per_instance": released.get("target_invocations_per_instance"),
+            "policy_arns": arns}
+
+
+def restore_released(aas_client: Any, sagemaker_client: Any, endpoint_name: str, released: Mapping[str, Any],
+                     onto: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Restore every released variant (``onto`` maps a released variant to the variant it goes back on;
+    default: its own name); never raises. Whatever cannot be put back is logged as a warning with
+    its full settings, so that a person can restore it by hand. Returns ``{variant: summary or None}``.
+    """
+    restored: dict[str, Any] = {}
+    for variant, settings in released.items():
+        target = (onto or {}).get(variant, variant)
+        try:
+            restored[target] = restore_autoscaling(aas_client, sagemaker_client, endpoint_name, target, settings,
+                                                   from_variant=variant)
+        except Exception as exc:  # noqa: BLE001 - a failure path already in progress must not be masked
+            restored[target] = None
+            log.warning("Could not restore the released autoscaling of %s on %s (%s): %s. It was: %s",
+                        resource_id(endpoint_name, variant), target, AUTOSCALING_UPDATE_URL, exc,
+                        json.dumps(settings, sort_keys=True, default=str))
+    return restored
+
+
+# What was released is kept in tags on the endpoint itself until it is restored: the record lives and
+# dies with the endpoint it is about, needs no bucket or run prefix (a retry, a later run, the A/B
+# DAG and a manual rerun all find it), and needs only AddTags/ListTags, which the package's IAM policy
+# already grants on its endpoints. SageMaker tag values allow letters, digits and _.:/=+-@ only, at
+# most 256 characters (botocore TagValue), so the record is zlib-compressed JSON in URL-safe base64,
+# split over numbered tags. A cleared record is written as empty values (no DeleteTags needed).
+RELEASED_TAG_PREFIX = "sagemaker-vision:released-autoscaling:"
+TAG_VALUE_MAX = 256
+MAX_RECORD_TAGS = 16
+
+
+def _list_tags(sagemaker_client: Any, arn: str) -> dict[str, str]:
+    tags: dict[str, str] = {}
+    kwargs: dict[str, Any] = {"ResourceArn": arn, "MaxResults": 100}
+    for _ in range(100):
+        page = sagemaker_client.list_tags(**kwargs)
+        tags.update({t["Key"]: t["Value"] for t in page.get("Tags") or []})
+        if not page.get("NextToken"):
+            break
+        kwargs["NextToken"] = page["NextToken"]
+    return tags
+
+
+def _record_keys(tags: Mapping[str, str]) -> list[str]:
+    return sorted((k for k in tags if k.startswith(RELEASED_TAG_PREFIX)),
+                  key=lambda k: int(k[len(RELEASED_TAG_PREFIX):]) if k[len(RELEASED_TAG_PREFIX):].isdigit() else -1)
+
+
+def recorded_released(sagemaker_client: Any, endpoint_arn: str) -> dict[str, Any]:
+    """The record :func:`record_released` keeps on the endpoint (``{}``: none, or cleared)."""
+    tags = _list_tags(sagemaker_client, endpoint_arn)
+    blob = "".join(tags[k] for k in _record_keys(tags))
+    if not blob:
+        return {}
+    try:
+        return json.loads(zlib.decompress(base64.urlsafe_b64decode(blob)))
+    except (ValueError, zlib.error) as exc:
+        log.warning("Endpoint %s carries an unreadable released-autoscaling record (%s): %s", endpoint_arn, exc, blob)
+        return {}
+
+
+def record_released(sagemaker_client: Any, endpoint_arn: str, record: Mapping[str, Any]) -> None:
+    """Keep ``record`` in the endpoint's tags (replacing any earlier one). Raises ConfigError, before
+    anything is written, when it does not fit (SageMaker allows 50 tags per resource)."""
+    tags = _list_tags(sagemaker_client, endpoint_arn)
+    old_keys = _record_keys(tags)
+    blob = base64.urlsafe_b64encode(zlib.compress(json.dumps(record, sort_keys=True, default=str).encode())).decode()
+    chunks = [blob[i:i + TAG_VALUE_MAX] for i in range(0, len(blob), TAG_VALUE_MAX)]
+    others = len(tags) - len(old_keys)
+    if len(chunks) > MAX_RECORD_TAGS or others + max(len(chunks), len(old_keys)) > MAX_TAGS:
+        raise ConfigError("endpoint_name", f"cannot record the autoscaling about to be released on endpoint "
+                                           f"{endpoint_arn}: {len(chunks)} tags needed, {others} of {MAX_TAGS} used; "
+                                           "release it by hand before the update")
+    values = {f"{RELEASED_TAG_PREFIX}{i}": chunk for i, chunk in enumerate(chunks)}
+    values.update({k: "" for k in old_keys if k not in values})
+    sagemaker_client.add_tags(ResourceArn=endpoint_arn, Tags=[{"Key": k, "Value": v} for k, v in values.items()])
+
+
+def clear_released(sagemaker_client: Any, endpoint_arn: str) -> None:
+    """Empty the endpoint's released-autoscaling record (if it has one)."""
+    keys = [k for k, v in _list_tags(sagemaker_client, endpoint_arn).items() if k.startswith(RELEASED_TAG_PREFIX) and v]
+    if keys:
+        sagemaker_client.add_tags(ResourceArn=endpoint_arn, Tags=[{"Key": k, "Value": ""} for k in keys])
 
 
 # --------------------------------------------------------------------------------------------
@@ -564,8 +705,10 @@ def end_ab_test(sagemaker_client: Any, endpoint_name: str, keep: str, *, autosca
     Idempotent: an endpoint already serving the single-variant config is left alone, and an existing
     config of that name is reused when it serves the same model. Refuses an endpoint that is not
     an A/B endpoint. With ``autoscaling_client``, the A/B variants' autoscaling is released first
-    (AWS fails an update that removes an autoscaled variant) and the kept variant's is put back on
-    ``AllTraffic`` afterwards. Returns ``{"endpoint_name", "endpoint_config_name", "model_name",
+    (AWS fails an update that removes an autoscaled variant), after being recorded in the endpoint's
+    tags (:func:`record_released`); the kept variant's is put back on ``AllTraffic`` afterwards. If
+    the update is refused or rolled back, everything released goes back on the A/B variants; if the
+    wait gives up, the record stays and a rerun restores it. Returns ``{"endpoint_name", "endpoint_config_name", "model_name",
     "changed", "autoscaling"}``.
     """
     validate_sagemaker_name(endpoint_name, "endpoint_name")
@@ -573,41 +716,97 @@ def end_ab_test(sagemaker_client: Any, endpoint_name: str, keep: str, *, autosca
     if description.get("EndpointStatus") != "InService":
         description = wait_in_service(sagemaker_client, endpoint_name, waiter_delay=waiter_delay,
                                       waiter_max_attempts=waiter_max_attempts, sleep=sleep)
+    arn = description.get("EndpointArn")
+    # What an earlier try released (it timed out, or crashed) and has not put back yet.
+    record = recorded_released(sagemaker_client, arn) if autoscaling_client is not None and arn else {}
     serving = sagemaker_client.describe_endpoint_config(EndpointConfigName=description["EndpointConfigName"])
     names = sorted(v.get("VariantName") for v in serving.get("ProductionVariants") or [])
     if names == [VARIANT_NAME] and serving["EndpointConfigName"].endswith(SINGLE_SUFFIX):
         model = serving["ProductionVariants"][0].get("ModelName")
         log.info("Endpoint %s already serves %s alone (%s); nothing to do", endpoint_name, model,
                  serving["EndpointConfigName"])
+        restored = None
+        if record and record.get("to_config") == serving["EndpointConfigName"]:
+            restored = _restore_kept(autoscaling_client, sagemaker_client, endpoint_name, arn, record)
         return {"endpoint_name": endpoint_name, "endpoint_config_name": serving["EndpointConfigName"],
-                "model_name": model, "changed": False, "autoscaling": None}
+                "model_name": model, "changed": False, "autoscaling": restored}
     _check_ab_endpoint({"EndpointName": endpoint_name, "ProductionVariants": serving.get("ProductionVariants")})
     tags = sagemaker_client.list_tags(ResourceArn=serving["EndpointConfigArn"]).get("Tags") or []
     request = single_variant_config_request(serving, keep, tags)
     _ensure_config(sagemaker_client, request)
-    released = {}
     if autoscaling_client is not None:
-        released = release_autoscaling(autoscaling_client, endpoint_name, autoscaling_conflicts(
-            serving.get("ProductionVariants") or [], request["ProductionVariants"]))
-    sagemaker_client.update_endpoint(EndpointName=endpoint_name, EndpointConfigName=request["EndpointConfigName"],
-                                     RetainDeploymentConfig=False)
+        record = {"from_config": serving["EndpointConfigName"], "to_config": request["EndpointConfigName"],
+                  "keep": keep, "variants": dict((record or {}).get("variants") or {})}
+
+        def keep_record(released: dict[str, Any]) -> None:
+            record["variants"] = {**released, **record["variants"]}  # an earlier try's record wins
+            record_released(sagemaker_client, arn, record)
+
+        release_autoscaling(autoscaling_client, endpoint_name, autoscaling_conflicts(
+            serving.get("ProductionVariants") or [], request["ProductionVariants"]), record=keep_record)
     model = request["ProductionVariants"][0]["ModelName"]
-    log.info("Endpoint %s: %s (%s) takes all traffic alone; updating to %s without a DeploymentConfig (the "
-             "variant names change, which blue/green guardrails do not allow); the A/B fleet serves until the "
-             "new one is InService", endpoint_name, keep, model, request["EndpointConfigName"])
-    description = wait_in_service(sagemaker_client, endpoint_name, waiter_delay=waiter_delay,
-                                  waiter_max_attempts=waiter_max_attempts, sleep=sleep,
-                                  budget_s=waits.endpoint_wait_budget("update", request["ProductionVariants"]))
-    if description.get("EndpointConfigName") != request["EndpointConfigName"]:
-        raise RuntimeError(f"endpoint {endpoint_name!r} is InService on {description.get('EndpointConfigName')}, "
-                           f"not {request['EndpointConfigName']}: the update was rolled back: "
-                           f"{description.get('FailureReason') or 'no FailureReason given'}")
+    try:
+        sagemaker_client.update_endpoint(EndpointName=endpoint_name, EndpointConfigName=request["EndpointConfigName"],
+                                         RetainDeploymentConfig=False)
+        log.info("Endpoint %s: %s (%s) takes all traffic alone; updating to %s without a DeploymentConfig (the "
+                 "variant names change, which blue/green guardrails do not allow); the A/B fleet serves until the "
+                 "new one is InService", endpoint_name, keep, model, request["EndpointConfigName"])
+        description = wait_in_service(sagemaker_client, endpoint_name, waiter_delay=waiter_delay,
+                                      waiter_max_attempts=waiter_max_attempts, sleep=sleep,
+                                      budget_s=waits.endpoint_wait_budget("update", request["ProductionVariants"]))
+        if description.get("EndpointConfigName") != request["EndpointConfigName"]:
+            raise RuntimeError(f"endpoint {endpoint_name!r} is InService on {description.get('EndpointConfigName')}, "
+                               f"not {request['EndpointConfigName']}: the update was rolled back: "
+                               f"{description.get('FailureReason') or 'no FailureReason given'}")
+    except Exception:
+        if autoscaling_client is not None and record.get("variants"):
+            restore_after_failed_update(autoscaling_client, sagemaker_client, endpoint_name, arn, record)
+        raise
     restored = None
-    if autoscaling_client is not None:
-        restored = restore_autoscaling(autoscaling_client, sagemaker_client, endpoint_name, VARIANT_NAME,
-                                       released.get(keep))
+    if autoscaling_client is not None and record.get("variants"):
+        restored = _restore_kept(autoscaling_client, sagemaker_client, endpoint_name, arn, record)
     return {"endpoint_name": endpoint_name, "endpoint_config_name": request["EndpointConfigName"],
             "model_name": model, "changed": True, "autoscaling": restored}
+
+
+def _restore_kept(aas_client: Any, sagemaker_client: Any, endpoint_name: str, arn: str,
+                  record: Mapping[str, Any]) -> dict[str, Any] | None:
+    """After the A/B test ended: the kept variant's released autoscaling goes onto ``AllTraffic``."""
+    variants = record.get("variants") or {}
+    keep = record.get("keep")
+    for variant in sorted(set(variants) - {keep}):
+        log.info("Autoscaling released from %s is not restored: that variant no longer serves", variant)
+    restored = None
+    if keep in variants:
+        restored = restore_released(aas_client, sagemaker_client, endpoint_name, {keep: variants[keep]},
+                                    onto={keep: VARIANT_NAME}).get(VARIANT_NAME)
+    clear_released(sagemaker_client, arn)
+    return restored
+
+
+def restore_after_failed_update(aas_client: Any, sagemaker_client: Any, endpoint_name: str, arn: str,
+                                record: Mapping[str, Any]) -> dict[str, Any]:
+    """An update failed (refused, rolled back, or still running when the wait gave up): put the released
+    autoscaling back on the old variants if they serve again; otherwise say where the record is kept.
+
+    Never raises: it runs on a failure path whose own error must reach the user.
+    """
+    variants = record.get("variants") or {}
+    try:
+        endpoint = sagemaker_client.describe_endpoint(EndpointName=endpoint_name)
+    except Exception as exc:  # noqa: BLE001
+        endpoint = {"EndpointStatus": f"unknown ({exc})"}
+    status, serving = endpoint.get("EndpointStatus"), endpoint.get("EndpointConfigName")
+    if status == "InService" and serving == record.get("from_config"):
+        restored = restore_released(aas_client, sagemaker_client, endpoint_name, variants)
+        if all(restored.get(v) for v in variants):
+            clear_released(sagemaker_client, arn)
+        return restored
+    log.warning("The autoscaling released from %s of endpoint %s stays released: the endpoint is %s on %s, not "
+                "InService on %s. It is recorded in the endpoint's %s* tags; rerun the task once the endpoint is "
+                "InService and it is restored. Released: %s", sorted(variants), endpoint_name, status, serving,
+                record.get("from_config"), RELEASED_TAG_PREFIX, json.dumps(variants, sort_keys=True, default=str))
+    return {}
 
 
 AB_ACTIONS = ("promote", "drop")

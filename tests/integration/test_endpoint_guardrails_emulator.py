@@ -362,3 +362,90 @@ def test_ab_drop_returns_to_the_champion_alone(sm, emu):
     assert (result["model_name"], result["promotion"]) == (champion, None)
     described = sm.describe_endpoint(EndpointName=endpoint)
     assert [(v["VariantName"], v["CurrentWeight"]) for v in described["ProductionVariants"]] == [("AllTraffic", 1.0)]
+
+
+# -- released autoscaling is never lost ------------------------------------------------------------------------
+def ab_autoscaled(sm: Any, emu: Emulator) -> tuple[str, str, Any]:
+    """An A/B endpoint whose variants are autoscaled; the Champion also has a user's own step policy."""
+    import boto3
+
+    aas = boto3.client("application-autoscaling", endpoint_url=emu.endpoint_url, region_name="us-east-1")
+    endpoint, champion = serving(sm)
+    ab = scaling.ab_endpoint_config_request(endpoint_config_name=unique("gr-ab"), champion_model=champion,
+                                            challenger_model=model(sm, unique("gr-m")), instance_type="ml.m5.large",
+                                            instance_count=1, challenger_weight=0.5, tags=TAGS)
+    sm.create_endpoint_config(**ab)
+    sm.update_endpoint(EndpointName=endpoint, EndpointConfigName=ab["EndpointConfigName"])
+    assert wait_status(sm, endpoint)["EndpointConfigName"] == ab["EndpointConfigName"]
+    for variant in (scaling.CHAMPION, scaling.CHALLENGER):
+        scaling.apply_autoscaling(aas, sm, endpoint, variant, min_capacity=1, max_capacity=3,
+                                  target_invocations_per_instance=50)
+    aas.put_scaling_policy(
+        PolicyName="users-own", ServiceNamespace="sagemaker", PolicyType="StepScaling",
+        ResourceId=scaling.resource_id(endpoint, scaling.CHAMPION), ScalableDimension=scaling.SCALABLE_DIMENSION,
+        StepScalingPolicyConfiguration={"AdjustmentType": "ChangeInCapacity", "Cooldown": 60,
+                                        "StepAdjustments": [{"MetricIntervalLowerBound": 0.0, "ScalingAdjustment": 1}]})
+    return endpoint, ab["EndpointConfigName"], aas
+
+
+def scaled_policies(aas: Any, endpoint: str) -> dict[str, set[tuple[str, str]]]:
+    prefix = f"endpoint/{endpoint}/variant/"
+    targets = aas.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
+    found: dict[str, set[tuple[str, str]]] = {t["ResourceId"][len(prefix):]: set() for t in targets
+                                              if t["ResourceId"].startswith(prefix)}
+    for p in aas.describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"]:
+        if p["ResourceId"].startswith(prefix):
+            found.setdefault(p["ResourceId"][len(prefix):], set()).add((p["PolicyName"], p["PolicyType"]))
+    return found
+
+
+def test_a_rolled_back_end_of_ab_test_puts_every_released_policy_back(sm, emu):
+    # The old end_ab_test released the A/B variants' autoscaling, and a rolled-back update left them unscaled.
+    endpoint, ab_config, aas = ab_autoscaled(sm, emu)
+    before = scaled_policies(aas, endpoint)
+    assert ("users-own", "StepScaling") in before[scaling.CHAMPION]
+    Control(emu.endpoint_url).add_fault(kind="update_endpoint_failure", name_prefix=endpoint, reason="bad canary",
+                                        count=1)
+    with pytest.raises(RuntimeError, match="rolled back"):
+        scaling.end_ab_test(sm, endpoint, scaling.CHAMPION, autoscaling_client=aas, waiter_delay=0.05)
+    assert sm.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"] == ab_config
+    assert scaled_policies(aas, endpoint) == before
+    arn = sm.describe_endpoint(EndpointName=endpoint)["EndpointArn"]
+    assert scaling.recorded_released(sm, arn) == {}  # restored, so the record is cleared
+
+
+def test_a_timed_out_end_of_ab_test_is_restored_by_the_rerun(sm, emu):
+    # The old rerun found the single-variant config serving, released nothing and restored nothing.
+    endpoint, _, aas = ab_autoscaled(sm, emu)
+    Control(emu.endpoint_url).set_duration("endpoint_update", 1800, name_prefix=endpoint)
+    with pytest.raises(RuntimeError, match="the operation goes on"):
+        scaling.end_ab_test(sm, endpoint, scaling.CHAMPION, autoscaling_client=aas, waiter_delay=0.01,
+                            waiter_max_attempts=2)
+    assert scaled_policies(aas, endpoint) == {}  # released, the update still running
+    arn = sm.describe_endpoint(EndpointName=endpoint)["EndpointArn"]
+    assert set(scaling.recorded_released(sm, arn)["variants"]) == {scaling.CHAMPION, scaling.CHALLENGER}
+    wait_status(sm, endpoint)
+    result = scaling.end_ab_test(sm, endpoint, scaling.CHAMPION, autoscaling_client=aas, waiter_delay=0.05)
+    assert result["changed"] is False and result["autoscaling"]["max_capacity"] == 3
+    assert scaled_policies(aas, endpoint) == {"AllTraffic": {
+        (scaling.invocations_policy_name(endpoint, "AllTraffic"), "TargetTrackingScaling"),
+        ("users-own", "StepScaling")}}
+    assert scaling.recorded_released(sm, arn) == {}
+
+
+def test_the_operator_restores_released_autoscaling_when_the_update_rolls_back(sm, emu):
+    import boto3
+
+    aas = boto3.client("application-autoscaling", endpoint_url=emu.endpoint_url, region_name="us-east-1")
+    endpoint, _ = serving(sm)
+    scaling.apply_autoscaling(aas, sm, endpoint, "AllTraffic", min_capacity=1, max_capacity=2,
+                              target_invocations_per_instance=40)
+    before = scaled_policies(aas, endpoint)
+    renamed = config(sm, unique("gr-c"), {"Green": model(sm, unique("gr-m"))})
+    Control(emu.endpoint_url).add_fault(kind="update_endpoint_failure", name_prefix=endpoint, reason="bad fleet",
+                                        count=1)
+    op = dp.DeployEndpointOperator(task_id="deploy", endpoint_name=endpoint, endpoint_config_name=renamed,
+                                   check_interval=0.05, deferrable=False, rollback_alarms=False)
+    with pytest.raises(AirflowFailException, match="rolled back"):
+        op.execute({"ti": mock.MagicMock()})
+    assert scaled_policies(aas, endpoint) == before

@@ -642,35 +642,86 @@ def autoscaling_client() -> tuple[Any, Stubber]:
     return client, stubber
 
 
-def test_operator_releases_autoscaling_of_a_variant_the_update_removes(sagemaker):
-    # AWS fails an UpdateEndpoint that removes an autoscaled variant ("Update endpoints that use auto scaling").
-    client, stubber = sagemaker
-    target = {"ServiceNamespace": "sagemaker", "ResourceId": "endpoint/shapes/variant/AllTraffic",
-              "ScalableDimension": "sagemaker:variant:DesiredInstanceCount"}
+TARGET = {"ServiceNamespace": "sagemaker", "ResourceId": "endpoint/shapes/variant/AllTraffic",
+          "ScalableDimension": "sagemaker:variant:DesiredInstanceCount"}
+WHEN = datetime(2026, 1, 1, tzinfo=UTC)
+# Two policies of two types: the invocations target tracking and a user's own step scaling policy.
+TRACKING = {"TargetValue": 70.0, "PredefinedMetricSpecification": {
+    "PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"}, "ScaleInCooldown": 300, "ScaleOutCooldown": 60}
+STEPS = {"AdjustmentType": "ChangeInCapacity", "Cooldown": 120,
+         "StepAdjustments": [{"MetricIntervalLowerBound": 0.0, "ScalingAdjustment": 1}]}
+RELEASED = {"AllTraffic": {
+    "target": {"MinCapacity": 1, "MaxCapacity": 3, "SuspendedState": {"DynamicScalingInSuspended": False}},
+    "policies": [{"PolicyName": "p", "PolicyType": "TargetTrackingScaling",
+                  "TargetTrackingScalingPolicyConfiguration": TRACKING, "Alarms": []},
+                 {"PolicyName": "mine", "PolicyType": "StepScaling", "StepScalingPolicyConfiguration": STEPS,
+                  "Alarms": ["my-alarm"]}],
+    "min_capacity": 1, "max_capacity": 3, "target_invocations_per_instance": 70.0}}
+
+
+def record_tags(record: dict[str, Any]) -> list[dict[str, str]]:
+    """The tags scaling.record_released writes for ``record`` on an endpoint without them."""
+    from sagemaker_vision import scaling
+
+    fake = mock.MagicMock()
+    fake.list_tags.return_value = {"Tags": []}
+    scaling.record_released(fake, "arn", record)
+    return fake.add_tags.call_args.kwargs["Tags"]
+
+
+def stub_release(aas_stub: Stubber) -> None:
+    described = {**TARGET, "MinCapacity": 1, "MaxCapacity": 3, "RoleARN": "arn:aws:iam::123456789012:role/x",
+                 "CreationTime": WHEN, "SuspendedState": {"DynamicScalingInSuspended": False}}
+    for _ in range(2):  # the operator's look, then release_autoscaling's own
+        aas_stub.add_response("describe_scalable_targets", {"ScalableTargets": [described]},
+                              {"ServiceNamespace": "sagemaker", "ResourceIds": [TARGET["ResourceId"]],
+                               "ScalableDimension": TARGET["ScalableDimension"]})
+    aas_stub.add_response("describe_scaling_policies", {"ScalingPolicies": [
+        {**TARGET, "PolicyName": "p", "PolicyARN": "arn:p", "PolicyType": "TargetTrackingScaling",
+         "TargetTrackingScalingPolicyConfiguration": TRACKING, "CreationTime": WHEN},
+        {**TARGET, "PolicyName": "mine", "PolicyARN": "arn:mine", "PolicyType": "StepScaling",
+         "StepScalingPolicyConfiguration": STEPS, "Alarms": [{"AlarmName": "my-alarm", "AlarmARN": "arn:a"}],
+         "CreationTime": WHEN}]}, TARGET)
+
+
+def stub_restore(stubber: Stubber, aas_stub: Stubber, status_config: str) -> None:
+    """restore_autoscaling of RELEASED on AllTraffic: checks the endpoint, registers, puts both policies."""
+    stubber.add_response("describe_endpoint", endpoint("InService", status_config))
+    aas_stub.add_response("register_scalable_target", {}, {**TARGET, **RELEASED["AllTraffic"]["target"]})
+    aas_stub.add_response("put_scaling_policy", {"PolicyARN": "arn:p2", "Alarms": []}, {
+        **TARGET, "PolicyName": "p", "PolicyType": "TargetTrackingScaling",
+        "TargetTrackingScalingPolicyConfiguration": TRACKING})
+    aas_stub.add_response("put_scaling_policy", {"PolicyARN": "arn:mine2"}, {
+        **TARGET, "PolicyName": "mine", "PolicyType": "StepScaling", "StepScalingPolicyConfiguration": STEPS})
+
+
+def stub_update_with_release(stubber: Stubber, aas_stub: Stubber) -> dict[str, Any]:
+    """DeployEndpointOperator up to UpdateEndpoint: AllTraffic (autoscaled) -> Green; returns the record."""
+    record = {"from_config": "cfg-1", "to_config": "cfg-2", "variants": RELEASED}
     stubber.add_response("describe_endpoint_config", config_response(serverless=False, variant="Green"))
     stubber.add_response("describe_endpoint", endpoint("InService", "cfg-1", variants=("AllTraffic",)))
+    stub_release(aas_stub)
     stubber.add_response("describe_endpoint_config", config_response("cfg-1", serverless=False),
                          {"EndpointConfigName": "cfg-1"})
+    stubber.add_response("list_tags", {"Tags": []})  # no earlier record
+    stubber.add_response("list_tags", {"Tags": []})
+    stubber.add_response("add_tags", {"Tags": record_tags(record)},
+                         {"ResourceArn": arn("endpoint", "shapes"), "Tags": record_tags(record)})
+    aas_stub.add_response("delete_scaling_policy", {}, {"PolicyName": "p", **TARGET})
+    aas_stub.add_response("delete_scaling_policy", {}, {"PolicyName": "mine", **TARGET})
+    aas_stub.add_response("deregister_scalable_target", {}, TARGET)
+    return record
+
+
+def test_operator_records_then_releases_every_policy_of_a_variant_the_update_removes(sagemaker):
+    # AWS fails an UpdateEndpoint that removes an autoscaled variant ("Update endpoints that use auto scaling").
+    # The record (target + every policy in full) is in the endpoint's tags before anything is deleted, and
+    # no longer in the deferral's kwargs, which a timeout or a retry through the "wait" path dropped.
+    client, stubber = sagemaker
+    aas, aas_stub = autoscaling_client()
+    stub_update_with_release(stubber, aas_stub)
     stubber.add_response("update_endpoint", {"EndpointArn": arn("endpoint", "shapes")},
                          {"EndpointName": "shapes", "EndpointConfigName": "cfg-2", "RetainDeploymentConfig": False})
-    aas, aas_stub = autoscaling_client()
-    aas_stub.add_response("describe_scalable_targets", {"ScalableTargets": [{
-        **target, "MinCapacity": 1, "MaxCapacity": 3, "RoleARN": "arn:aws:iam::123456789012:role/x",
-        "CreationTime": datetime(2026, 1, 1, tzinfo=UTC)}]},
-        {"ServiceNamespace": "sagemaker", "ResourceIds": [target["ResourceId"]],
-         "ScalableDimension": target["ScalableDimension"]})
-    aas_stub.add_response("describe_scalable_targets", {"ScalableTargets": [{
-        **target, "MinCapacity": 1, "MaxCapacity": 3, "RoleARN": "arn:aws:iam::123456789012:role/x",
-        "CreationTime": datetime(2026, 1, 1, tzinfo=UTC)}]},
-        {"ServiceNamespace": "sagemaker", "ResourceIds": [target["ResourceId"]],
-         "ScalableDimension": target["ScalableDimension"]})
-    aas_stub.add_response("describe_scaling_policies", {"ScalingPolicies": [{
-        **target, "PolicyName": "p", "PolicyARN": "arn:p", "PolicyType": "TargetTrackingScaling",
-        "TargetTrackingScalingPolicyConfiguration": {"TargetValue": 70.0, "PredefinedMetricSpecification": {
-            "PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"}},
-        "CreationTime": datetime(2026, 1, 1, tzinfo=UTC)}]}, target)
-    aas_stub.add_response("delete_scaling_policy", {}, {"PolicyName": "p", **target})
-    aas_stub.add_response("deregister_scalable_target", {}, target)
     op = operator()
     install(op, client)
     op._autoscaling_client = lambda: aas
@@ -678,8 +729,90 @@ def test_operator_releases_autoscaling_of_a_variant_the_update_removes(sagemaker
         op.execute({})
     stubber.assert_no_pending_responses()
     aas_stub.assert_no_pending_responses()
-    assert deferred.value.kwargs["released"] == {
-        "AllTraffic": {"min_capacity": 1, "max_capacity": 3, "target_invocations_per_instance": 70.0}}
+    assert "released" not in deferred.value.kwargs
+
+
+def test_a_refused_update_endpoint_puts_the_released_autoscaling_back_at_once(sagemaker):
+    client, stubber = sagemaker
+    aas, aas_stub = autoscaling_client()
+    record = stub_update_with_release(stubber, aas_stub)
+    stubber.add_client_error("update_endpoint", service_error_code="ValidationException",
+                             service_message="Cannot update endpoint", http_status_code=400)
+    stubber.add_response("describe_endpoint", endpoint("InService", "cfg-1"))  # the old config still serves
+    stub_restore(stubber, aas_stub, "cfg-1")
+    stubber.add_response("list_tags", {"Tags": record_tags(record)})
+    stubber.add_response("add_tags", {}, {"ResourceArn": arn("endpoint", "shapes"),
+                                          "Tags": [{"Key": t["Key"], "Value": ""} for t in record_tags(record)]})
+    op = operator()
+    install(op, client)
+    op._autoscaling_client = lambda: aas
+    with pytest.raises(Exception, match="Cannot update endpoint"):
+        op.execute({})
+    stubber.assert_no_pending_responses()
+    aas_stub.assert_no_pending_responses()
+
+
+def test_a_rolled_back_update_restores_the_recorded_autoscaling_after_a_retry(sagemaker):
+    # The retry has no deferral kwargs: the record in the endpoint's tags is what is restored.
+    client, stubber = sagemaker
+    aas, aas_stub = autoscaling_client()
+    record = {"from_config": "cfg-1", "to_config": "cfg-2", "variants": RELEASED}
+    stubber.add_response("describe_endpoint", endpoint("InService", "cfg-1", reason="alarm shapes-5xx in ALARM"))
+    stubber.add_response("list_tags", {"Tags": record_tags(record)})
+    stubber.add_response("describe_endpoint", endpoint("InService", "cfg-1"))
+    stub_restore(stubber, aas_stub, "cfg-1")
+    stubber.add_response("list_tags", {"Tags": record_tags(record)})
+    stubber.add_response("add_tags", {}, {"ResourceArn": arn("endpoint", "shapes"),
+                                          "Tags": [{"Key": t["Key"], "Value": ""} for t in record_tags(record)]})
+    op = operator()
+    install(op, client)
+    op._autoscaling_client = lambda: aas
+    with mock.patch("sagemaker_vision.scaling.log") as log:
+        with pytest.raises(AirflowFailException, match="still serves cfg-1"):
+            op.execute_complete({}, {"status": "success", "job_name": "shapes"}, action="updated",
+                                previous_config="cfg-1")
+    stubber.assert_no_pending_responses()
+    aas_stub.assert_no_pending_responses()
+    # The step policy has a new ARN: the alarm that invoked the old one is named.
+    assert any("my-alarm" in str(call) for call in log.warning.call_args_list)
+
+
+def test_a_retry_that_finds_the_update_done_restores_kept_variants_and_warns_for_removed_ones(sagemaker):
+    client, stubber = sagemaker
+    aas, aas_stub = autoscaling_client()
+    record = {"from_config": "cfg-1", "to_config": "cfg-2",
+              "variants": {**RELEASED, "Gone": RELEASED["AllTraffic"]}}
+    stubber.add_response("describe_endpoint_config", config_response(serverless=False))
+    stubber.add_response("describe_endpoint", endpoint("InService", "cfg-2"))  # plan: unchanged
+    stubber.add_response("list_tags", {"Tags": record_tags(record)})
+    stub_restore(stubber, aas_stub, "cfg-2")
+    stubber.add_response("list_tags", {"Tags": record_tags(record)})
+    stubber.add_response("add_tags", {}, {"ResourceArn": arn("endpoint", "shapes"),
+                                          "Tags": [{"Key": t["Key"], "Value": ""} for t in record_tags(record)]})
+    op = operator()
+    install(op, client)
+    op._autoscaling_client = lambda: aas
+    with mock.patch.object(type(op), "log", new_callable=mock.PropertyMock) as log:
+        assert op.execute({})["action"] == "unchanged"
+    stubber.assert_no_pending_responses()
+    aas_stub.assert_no_pending_responses()
+    assert any("Gone" in str(call) for call in log.return_value.warning.call_args_list)
+
+
+def test_a_serverless_endpoint_going_provisioned_gets_no_deployment_config(sagemaker):
+    # Guardrails do not apply to serverless endpoints: the serving fleet counts, decided before any write.
+    client, stubber = sagemaker
+    stubber.add_response("describe_endpoint_config", config_response(serverless=False))
+    serving = endpoint("InService", "cfg-1")
+    serving["ProductionVariants"][0]["CurrentServerlessConfig"] = {"MemorySizeInMB": 2048, "MaxConcurrency": 5}
+    stubber.add_response("describe_endpoint", serving)
+    stubber.add_response("update_endpoint", {"EndpointArn": arn("endpoint", "shapes")},
+                         {"EndpointName": "shapes", "EndpointConfigName": "cfg-2", "RetainDeploymentConfig": False})
+    op = operator(deployment_policy="canary", rollback_alarms=False, alarm_names=["mine"])
+    install(op, client)
+    with pytest.raises(TaskDeferred):
+        op.execute({})
+    stubber.assert_no_pending_responses()
 
 
 def test_operator_updates_without_a_deployment_config_when_the_variant_names_change(sagemaker):
@@ -734,6 +867,7 @@ def test_operator_rerun_on_the_same_config_changes_nothing(sagemaker):
     client, stubber = sagemaker
     stubber.add_response("describe_endpoint_config", config_response())
     stubber.add_response("describe_endpoint", endpoint("InService", "cfg-2"))
+    stubber.add_response("list_tags", {"Tags": []})  # no autoscaling left released by an earlier try
     op = operator()
     install(op, client)
     assert op.execute({}) == {"endpoint_name": "shapes", "endpoint_config_name": "cfg-2",
@@ -757,6 +891,7 @@ def test_execute_complete_fails_a_rolled_back_update_naming_the_serving_config(s
     client, stubber = sagemaker
     stubber.add_response("describe_endpoint", endpoint(
         "InService", "cfg-1", reason="Update failed and was rolled back: alarm shapes-5xx in ALARM"))
+    stubber.add_response("list_tags", {"Tags": []})
     op = operator()
     install(op, client)
     with pytest.raises(AirflowFailException) as err:
@@ -784,6 +919,7 @@ def test_wait_budget_comes_from_aws_limits_and_the_deployment_config_sent():
 def test_execute_complete_fails_at_once_on_a_failed_state_with_its_reason(sagemaker, status):
     client, stubber = sagemaker
     stubber.add_response("describe_endpoint", endpoint(status, "cfg-1", reason="rollback could not restore cfg-1"))
+    stubber.add_response("list_tags", {"Tags": []})
     op = operator()
     install(op, client)
     with pytest.raises(AirflowFailException, match=f"shapes is {status}: rollback could not restore cfg-1"):
