@@ -361,7 +361,8 @@ def release_autoscaling(aas_client: Any, endpoint_name: str, variant_names: Sequ
 
 
 def restore_autoscaling(aas_client: Any, sagemaker_client: Any, endpoint_name: str, variant_name: str,
-                        released: Mapping[str, Any] | None, *, from_variant: str | None = None) -> dict[str, Any] | None:
+                        released: Mapping[str, Any] | None, *,
+                        from_variant: str | None = None) -> dict[str, Any] | None:
     """Put released autoscaling (one entry of :func:`release_autoscaling`) back on ``variant_name``.
 
     The scalable target is registered with its recorded bounds (and SuspendedState), then every
@@ -708,8 +709,8 @@ def end_ab_test(sagemaker_client: Any, endpoint_name: str, keep: str, *, autosca
     (AWS fails an update that removes an autoscaled variant), after being recorded in the endpoint's
     tags (:func:`record_released`); the kept variant's is put back on ``AllTraffic`` afterwards. If
     the update is refused or rolled back, everything released goes back on the A/B variants; if the
-    wait gives up, the record stays and a rerun restores it. Returns ``{"endpoint_name", "endpoint_config_name", "model_name",
-    "changed", "autoscaling"}``.
+    wait gives up, the record stays and a rerun restores it. Returns ``{"endpoint_name",
+    "endpoint_config_name", "model_name", "changed", "autoscaling"}``.
     """
     validate_sagemaker_name(endpoint_name, "endpoint_name")
     description = sagemaker_client.describe_endpoint(EndpointName=endpoint_name)
