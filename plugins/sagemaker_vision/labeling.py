@@ -56,6 +56,9 @@ def import_labels(cfg: PipelineConfig, s3_client: Any, out_uri: str | None = Non
     synced = {f"s3://{cfg.bucket}/{key}" for key, _ in s3io.list_keys(s3_client, cfg.raw_prefix)}
     if not synced:
         raise ConfigError("image_source", f"no images were synced to {cfg.raw_prefix}")
+    from sagemaker_vision.images import bad_image_uris
+
+    bad = bad_image_uris(cfg, s3_client)  # only under bad_image_policy=skip does a run get this far with any
     missing: list[str] = []
     count = 0
     with s3io.staged_upload(s3_client, out_uri) as out:
@@ -64,6 +67,10 @@ def import_labels(cfg: PipelineConfig, s3_client: Any, out_uri: str | None = Non
         )
         for lineno, line in enumerate(rewritten, start=1):
             ref = json.loads(line)["source-ref"]
+            if ref in bad:
+                log.warning("Leaving out %s:%d: %s is a bad image (see the image report)", cfg.import_manifest,
+                            lineno, ref)
+                continue
             if ref not in synced:
                 missing.append(f"{cfg.import_manifest}:{lineno}: source-ref {ref} was not synced")
             out.write(line if line.endswith("\n") else line + "\n")
@@ -78,11 +85,14 @@ def import_labels(cfg: PipelineConfig, s3_client: Any, out_uri: str | None = Non
 
 
 def synced_images(cfg: PipelineConfig, s3_client: Any) -> list[str]:
-    """The images of this run's partition, as s3:// URIs, in a stable order."""
+    """The images of this run's partition, as s3:// URIs, in a stable order, without those the
+    run's ``validate_images`` report calls bad (``bad_image_policy=skip``)."""
+    from sagemaker_vision.images import bad_image_uris
+
+    bad = bad_image_uris(cfg, s3_client)
     uris = sorted(
-        f"s3://{cfg.bucket}/{key}"
-        for key, _ in s3io.list_keys(s3_client, cfg.raw_prefix)
-        if key.lower().endswith((".jpg", ".jpeg", ".png"))
+        uri for key, _ in s3io.list_keys(s3_client, cfg.raw_prefix)
+        if key.lower().endswith((".jpg", ".jpeg", ".png")) and (uri := f"s3://{cfg.bucket}/{key}") not in bad
     )
     if not uris:
         raise ConfigError("image_source", f"no images were synced to {cfg.raw_prefix}")
@@ -114,6 +124,7 @@ def publish_manifest(cfg: PipelineConfig, s3_client: Any, source_uri: str) -> di
                               ContentType="application/jsonl", MetadataDirective="REPLACE")
     log.info("Published %d labeled images (%d boxes, classes %s) at %s", stats.num_lines, stats.num_boxes,
              stats.class_map, cfg.labeled_manifest_uri)
+    _report_unlabeled(cfg, s3_client, source_uri)
     return {
         "manifest_uri": cfg.labeled_manifest_uri,
         "images": stats.num_lines,
@@ -121,6 +132,29 @@ def publish_manifest(cfg: PipelineConfig, s3_client: Any, source_uri: str) -> di
         "backend": cfg.label_backend,
         "source": source_uri,
     }
+
+
+_UNLABELED_REASONS = {
+    "import": "no line for it in import_manifest",
+    "ground_truth": "Ground Truth returned no label for it (a failed object: see the job's LabelCounters)",
+    "label_studio": "no annotation for it in the Label Studio export",
+}
+
+
+def _report_unlabeled(cfg: PipelineConfig, s3_client: Any, manifest_uri: str) -> None:
+    """Images of the partition that validated but have no line: reported (S3 and log), never silent."""
+    from sagemaker_vision.images import report_unlabeled
+
+    refs = (json.loads(raw)["source-ref"] for raw in s3io.iter_lines(s3_client, manifest_uri, "manifest_uri")
+            if raw.strip())
+    reason = _UNLABELED_REASONS.get(cfg.label_backend, "no label")
+    if cfg.label_backend == "import":
+        reason = f"{reason} {cfg.import_manifest}"
+    try:
+        images = synced_images(cfg, s3_client)
+    except ConfigError:  # nothing synced under this partition: nothing left out
+        return
+    report_unlabeled(cfg, s3_client, images, refs, backend=cfg.label_backend, reason=reason)
 
 
 # The backend task of each label_backend, inside the label task group.

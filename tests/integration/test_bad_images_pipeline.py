@@ -40,12 +40,12 @@ def _dag():
 
 @pytest.fixture
 def folder(tmp_path: Path) -> tuple[Path, Path]:
-    """broken.jpg (3000 bytes of noise), shape_001.png (a good PNG), two sample JPEGs; and an import
-    manifest labeling the three good images (broken.jpg has no label, like the new user's)."""
+    """broken.jpg (3000 bytes of noise), shape_001.png (a good PNG), three sample JPEGs; and an import
+    manifest labeling three good images (broken.jpg has no label, like the new user's; nor has shape_003.jpg)."""
     images = tmp_path / "images"
     images.mkdir()
     (images / "broken.jpg").write_bytes(os.urandom(3000))
-    for name in ("shape_000.jpg", "shape_002.jpg"):
+    for name in ("shape_000.jpg", "shape_002.jpg", "shape_003.jpg"):
         shutil.copy(SAMPLE / "images" / name, images / name)
     with Image.open(SAMPLE / "images" / "shape_001.jpg") as im:
         buf = io.BytesIO()
@@ -102,7 +102,7 @@ def test_fail_policy_stops_before_labeling_naming_broken_jpg(airflow_db, aws_cli
     assert "bad_image_policy is fail" in captured
 
     report = _read_json(s3, _run_prefix(s3, bucket, name) + "reports/image_validation.json")
-    assert report["policy"] == "fail" and report["checked"] == 4 and report["valid"] == 3
+    assert report["policy"] == "fail" and report["checked"] == 5 and report["valid"] == 4
     ((bad),) = report["bad"]
     assert bad["uri"].endswith("/broken.jpg") and "not a readable image" in bad["reason"]
     # Nothing was paid for: no training job of this pipeline.
@@ -134,6 +134,12 @@ def test_skip_policy_goes_green_without_it_and_names_the_smoke_image(airflow_db,
     assert smoke["image"] in refs and smoke["image_from"].endswith("validation.manifest")
     assert f"Smoke test of endpoint '{name}' with {smoke['image']}" in caplog.text
     assert f"Bad image s3://{bucket}/{name}/raw/" in caplog.text and "broken.jpg: not a readable image" in caplog.text
+
+    # The good image without a label is left out of training, and said to be: never silently.
+    unlabeled = _read_json(s3, prefix + "reports/unlabeled_images.json")
+    assert [d["uri"].rsplit("/", 1)[-1] for d in unlabeled["dropped"]] == ["shape_003.jpg"]
+    assert "no line for it in import_manifest" in unlabeled["dropped"][0]["reason"]
+    assert "Image left out of training: " in caplog.text and "shape_003.jpg" in caplog.text
 
 
 def test_the_async_smoke_test_sends_the_picked_image_not_a_local_sample(airflow_db):
