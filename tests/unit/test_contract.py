@@ -184,7 +184,8 @@ def test_the_capture_sitecustomize_hands_over_to_the_one_it_hides(tmp_path):
     marker = tmp_path / "marker.txt"
     (other / "sitecustomize.py").write_text(
         "import os, sys\n"
-        "open(os.environ['SV_TEST_MARKER'], 'w').write(__name__ + ' ' + repr(sys.modules.get('_sv_contract_capture')))\n"
+        "open(os.environ['SV_TEST_MARKER'], 'w')"
+        ".write(__name__ + ' ' + repr(sys.modules.get('_sv_contract_capture')))\n"
         "import builtins\nbuiltins._sv_other_site_ran = True\n")
     sink = tmp_path / "child.jsonl"
     code = ("import builtins, boto3, sitecustomize\nfrom botocore.stub import Stubber\n"
