@@ -161,6 +161,20 @@ def _is_image(body: bytes) -> bool:
         return False
 
 
+# "The maximum request and response payload size for serverless invocations is 4 MB"
+# (serverless-endpoints-invoke). Read as 4,000,000 bytes: the stricter of MB and MiB.
+SERVERLESS_MAX_PAYLOAD = 4_000_000
+
+
+def _over_serverless_payload(config: Any, name: str, size: int) -> Reply | None:
+    """The refusal a serverless endpoint gives a body over its payload limit, else None."""
+    variants = getattr(config, "production_variants", None) or []
+    if size <= SERVERLESS_MAX_PAYLOAD or not any(v.get("ServerlessConfig") for v in variants):
+        return None
+    return error("ValidationError", f"Request payload of {size} bytes for serverless endpoint {name} exceeds "
+                                    f"the maximum of {SERVERLESS_MAX_PAYLOAD} bytes (4 MB).")
+
+
 def invoke(ext: Extension, ident: Identity, name: str, environ: dict[str, Any], body: bytes
            ) -> Reply | None:
     """InvokeEndpoint, or None to let moto answer from its static results queue."""
@@ -169,7 +183,10 @@ def invoke(ext: Extension, ident: Identity, name: str, environ: dict[str, Any], 
         return None
     backend = sagemaker_backends[ident.account_id][ident.region]
     try:
-        endpoint, _config = _serving_endpoint(ext, backend, ident, name)
+        endpoint, config = _serving_endpoint(ext, backend, ident, name)
+        too_large = _over_serverless_payload(config, name, len(body))
+        if too_large:
+            return too_large
         injected = _injected(ext, name)
         if injected:
             return injected

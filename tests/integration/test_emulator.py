@@ -701,3 +701,24 @@ def test_cli_serve_runs_until_sigterm_and_cleans_up(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_serverless_endpoints_refuse_payloads_over_4_mb(emu):
+    # serverless-endpoints-invoke: "The maximum request and response payload size for serverless
+    # invocations is 4 MB"; provisioned endpoints take up to 6 MB (botocore BodyBlob max 6291456).
+    sm = client(emu, "sagemaker")
+    make_endpoint_configs(emu, "cfg-rt")
+    sm.create_endpoint_config(EndpointConfigName="cfg-sl", ProductionVariants=[{
+        "VariantName": "AllTraffic", "ModelName": "od-model",
+        "ServerlessConfig": {"MemorySizeInMB": 2048, "MaxConcurrency": 5}}])
+    endpoint_in_service(emu, "od-rt", "cfg-rt")
+    endpoint_in_service(emu, "od-sl", "cfg-sl")
+    rt = client(emu, "sagemaker-runtime", retries=NO_RETRY)
+    small = (SAMPLE / "images" / "shape_000.jpg").read_bytes()
+    big = small + b"\0" * (4_000_001 - len(small))  # a JPEG with trailing bytes: still decodable
+    assert rt.invoke_endpoint(EndpointName="od-sl", ContentType="image/jpeg", Body=small)["Body"].read()
+    assert rt.invoke_endpoint(EndpointName="od-rt", ContentType="image/jpeg", Body=big)["Body"].read()
+    with pytest.raises(ClientError) as exc:
+        rt.invoke_endpoint(EndpointName="od-sl", ContentType="image/jpeg", Body=big)
+    assert error_code(exc) == "ValidationError"
+    assert "4000001 bytes" in str(exc.value) and "od-sl" in str(exc.value)
