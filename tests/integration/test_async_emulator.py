@@ -254,7 +254,8 @@ def test_the_wait_covers_the_requests_lifetime_and_an_expired_request_fails(emu)
     with pytest.raises(TaskDeferred) as deferred:
         op.execute({})
     kwargs = deferred.value.trigger.serialize()[1]
-    assert kwargs["max_attempts"] == ai.SMOKE_REQUEST_TTL_S + ai.SMOKE_INVOCATION_TIMEOUT_S  # 1 s apart
+    # 1 s apart, and n checks span n - 1 delays: one more check than the lifetime in seconds.
+    assert kwargs["max_attempts"] == ai.SMOKE_REQUEST_TTL_S + ai.SMOKE_INVOCATION_TIMEOUT_S + 1
     event = first_event(AsyncInferenceOutputTrigger(**{**kwargs, "poll_interval": 0.1}))
     assert event.payload["status"] == "failed"
     with pytest.raises(AirflowException, match="expired: it was not processed within RequestTTLSeconds 3600"):
