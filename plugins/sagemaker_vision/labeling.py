@@ -202,7 +202,7 @@ class PipelineGroundTruthOperator(GroundTruthLabelingOperator):
         self.task_time_limit_s = gt.task_time_limit_s
         self.tags = {t["Key"]: t["Value"] for t in tags(cfg)}
         if with_images and self.hook.find_labeling_job(self.job_name) is None:
-            self.image_uris, self.input_manifest_uri = synced_images(cfg, aws.client("s3", self.aws_conn_id)), None
+            self.image_uris, self.input_manifest_uri = synced_images(cfg, self.s3), None
         else:
             # Reusing or resuming only describes the job: no image listing is needed.
             self.image_uris, self.input_manifest_uri = None, f"{cfg.labeling_work_prefix}inputs/input.manifest"
@@ -234,7 +234,9 @@ class PipelineLabelStudioOperator(LabelStudioLabelingOperator):
         self.labels = list(cfg.label_classes)
         self.output_manifest_uri = cfg.labeling_work_prefix + "label-studio.manifest"
         self.label_attribute = cfg.label_attribute
-        self.images_prefix = cfg.raw_prefix
+        # The partition's images less those validate_images called bad (bad_image_policy=skip),
+        # so annotators never see an image the pipeline refused.
+        self.image_uris, self.images_prefix = synced_images(cfg, self.s3), None
         self.min_annotations = ls.min_annotations
         self.timeout = ls.timeout_hours * 3600
         self.label_studio_conn_id = ls.conn_id

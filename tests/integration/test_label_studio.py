@@ -440,9 +440,13 @@ def test_operator_refuses_bad_input_before_creating_anything(env):
 # --------------------------------------------------------------------------- through the pipeline DAG
 
 
-def test_pipeline_labels_with_label_studio_in_its_own_task(env, airflow_db, aws_clients, monkeypatch):
-    """label_backend=label_studio: label.label_studio runs (nobody else's execute), label.publish publishes."""
+def test_pipeline_labels_with_label_studio_in_its_own_task(env, airflow_db, aws_clients, monkeypatch, tmp_path):
+    """label_backend=label_studio: label.label_studio runs (nobody else's execute), label.publish publishes.
+
+    The folder also holds a corrupt broken.jpg; under bad_image_policy=skip annotators never get it.
+    """
     import os
+    import shutil
     import sys
     from datetime import UTC, datetime
 
@@ -462,8 +466,12 @@ def test_pipeline_labels_with_label_studio_in_its_own_task(env, airflow_db, aws_
         dag = DagBag(dag_folder=str(ROOT / "dags" / "object_detection_pipeline.py")).get_dag(
             "object_detection_pipeline")
         when = datetime(2026, 11, 15, tzinfo=UTC)
+        images = tmp_path / "images"
+        shutil.copytree(ROOT / "include" / "sample_data" / "images", images)
+        (images / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\0" * 3000)  # a JPEG header, no image
         conf = {"pipeline_name": "ls-pipeline", "prefix": "ls-pipeline", "label_backend": "label_studio",
-                "label_studio_project": title, "load_test_requests": 10, "load_test_concurrency": 1}
+                "label_studio_project": title, "load_test_requests": 10, "load_test_concurrency": 1,
+                "image_source": str(images), "bad_image_policy": "skip"}
         run = dag.test(logical_date=when, run_after=when, run_conf=conf)
     finally:
         annotator.stop()
@@ -472,7 +480,7 @@ def test_pipeline_labels_with_label_studio_in_its_own_task(env, airflow_db, aws_
     states = {ti.task_id: ti.state for ti in run.get_task_instances() if ti.task_id.startswith("label.")}
     assert states == {"label.choose_backend": "success", "label.label_studio": "success",
                       "label.import": "skipped", "label.ground_truth": "skipped", "label.publish": "success"}
-    assert annotator.annotated == 12
+    assert annotator.annotated == 12  # the 12 good images; broken.jpg never became a task
     s3, bucket = aws_clients["s3"], os.environ["SAGEMAKER_VISION_BUCKET"]
     (published,) = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="ls-pipeline/")["Contents"]
                     if "/labels/dt=" in o["Key"] and o["Key"].endswith("/output.manifest") and "/work/" not in o["Key"]]
