@@ -202,7 +202,7 @@ class PipelineGroundTruthOperator(GroundTruthLabelingOperator):
         self.task_time_limit_s = gt.task_time_limit_s
         self.tags = {t["Key"]: t["Value"] for t in tags(cfg)}
         if with_images and self.hook.find_labeling_job(self.job_name) is None:
-            self.image_uris, self.input_manifest_uri = synced_images(cfg, self.s3), None
+            self.image_uris, self.input_manifest_uri = synced_images(cfg, aws.client("s3", self.aws_conn_id)), None
         else:
             # Reusing or resuming only describes the job: no image listing is needed.
             self.image_uris, self.input_manifest_uri = None, f"{cfg.labeling_work_prefix}inputs/input.manifest"
