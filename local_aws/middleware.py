@@ -106,6 +106,13 @@ def _operation(service: str, environ: dict[str, Any], body: bytes) -> str | None
     return str(operation.name)
 
 
+def _read_body(environ: dict[str, Any]) -> bytes:
+    """The request body; ``wsgi.input`` is replaced so that whoever comes next reads it again."""
+    body = get_input_stream(environ).read()
+    environ["wsgi.input"] = io.BytesIO(body)
+    return body
+
+
 class EmulatorMiddleware:
     """Wraps moto's DomainDispatcherApplication; see the module docstring for the order."""
 
@@ -122,23 +129,18 @@ class EmulatorMiddleware:
             return self._control(environ, start_response, path[len("/_emulator/"):].strip("/"))
         body: bytes | None = None
         if self.ext.faults.has_request_rules and self.ext.faults.throttle_rules():
-            body = get_input_stream(environ).read()
-            environ["wsgi.input"] = io.BytesIO(body)  # whoever comes next reads it again
+            body = _read_body(environ)
             throttled = self._throttle(environ, body)
             if throttled is not None:
                 return _reply(start_response, *throttled)
         target = environ.get("HTTP_X_AMZ_TARGET")
         if target:
-            if body is None:
-                body = get_input_stream(environ).read()
-                environ["wsgi.input"] = io.BytesIO(body)
+            body = _read_body(environ) if body is None else body
             refused = self._strict_json(target, body)
             if refused is not None:
                 return _reply(start_response, *refused)
         elif signed_for_s3(environ):
-            if body is None:
-                body = get_input_stream(environ).read()
-                environ["wsgi.input"] = io.BytesIO(body)
+            body = _read_body(environ) if body is None else body
             refused = self._strict_s3(environ, body)
             if refused is not None:
                 return _reply(start_response, *refused)
@@ -146,9 +148,7 @@ class EmulatorMiddleware:
         if match and environ.get("REQUEST_METHOD") == "POST":
             ident = runtime.identify(environ)
             if ident.signing_name in (None, "sagemaker"):
-                if body is None:
-                    body = get_input_stream(environ).read()
-                    environ["wsgi.input"] = io.BytesIO(body)
+                body = _read_body(environ) if body is None else body
                 name, kind = match.groups()
                 refused = self._strict_invoke(environ, name, kind, body)
                 if refused is not None:
