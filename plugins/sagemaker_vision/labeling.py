@@ -252,12 +252,17 @@ class PipelineLabelStudioOperator(LabelStudioLabelingOperator):
         return super().execute_complete(context, event)
 
 
+def _backend_task_id(sibling_task_id: str, cfg: PipelineConfig) -> str:
+    """The id of the backend task ``label_backend`` names, in the same task group as ``sibling_task_id``."""
+    group = sibling_task_id.rpartition(".")[0]
+    return f"{group}.{BACKEND_TASKS[cfg.label_backend]}" if group else BACKEND_TASKS[cfg.label_backend]
+
+
 @task.branch(task_id="choose_backend")
 def choose_label_backend(**context: Any) -> str:
     """Run the backend task that ``label_backend`` names; the others are skipped."""
     cfg = PipelineConfig.from_context(context)
-    group = context["ti"].task_id.rpartition(".")[0]
-    return f"{group}.{BACKEND_TASKS[cfg.label_backend]}" if group else BACKEND_TASKS[cfg.label_backend]
+    return _backend_task_id(context["ti"].task_id, cfg)
 
 
 @task(task_id="import")
@@ -272,8 +277,7 @@ def publish_labels(**context: Any) -> dict[str, Any]:
     """Validate the manifest of the backend that ran, publish it, and update the labels Asset."""
     cfg = PipelineConfig.from_context(context)
     ti = context["ti"]
-    group = ti.task_id.rpartition(".")[0]
-    backend_task = f"{group}.{BACKEND_TASKS[cfg.label_backend]}" if group else BACKEND_TASKS[cfg.label_backend]
+    backend_task = _backend_task_id(ti.task_id, cfg)
     result = ti.xcom_pull(task_ids=backend_task)
     if result is None:
         raise ConfigError("label_backend", f"{backend_task} ran for label_backend={cfg.label_backend} "
