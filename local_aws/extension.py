@@ -188,13 +188,14 @@ class Extension:
         for account in list(sagemaker_backends.values()):
             yield from list(account.values())
 
-    def training_map(self, job_name: str) -> float:
-        """The validation:mAP a job reports: an override, else a stable fake from its name."""
+    def training_map(self, job_name: str, default: float) -> float:
+        """The validation:mAP a job reports: an override set for its name, else ``default``
+        (``training.fake_map`` of the job's data and epochs)."""
         with self.lock:
             for prefix, value in reversed(self.map_rules):
                 if job_name.startswith(prefix):
                     return value
-        return fake_map(job_name)
+        return default
 
     def snapshot(self) -> dict[str, Any]:
         """Debug view for ``GET /_emulator/state``."""
@@ -218,14 +219,6 @@ class Extension:
                 "counters": dict(self.counters),
                 "resources": resources,
             }
-
-
-def fake_map(job_name: str) -> float:
-    """Deterministic stand-in for a real metric: in [0.55, 0.80], derived from the name only."""
-    import hashlib
-
-    digest = int(hashlib.sha256(job_name.encode()).hexdigest()[:8], 16)
-    return round(0.55 + 0.25 * digest / 0xFFFFFFFF, 4)
 
 
 # Emulated seconds that one real ``transition_seconds`` stands for, unless a time_scale is set:

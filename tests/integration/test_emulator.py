@@ -28,7 +28,7 @@ from botocore.exceptions import ClientError
 from PIL import Image
 
 from local_aws import Control, ControlError, Emulator, airflow_env
-from local_aws.extension import fake_map
+from local_aws.training import fake_map
 
 pytestmark = pytest.mark.integration
 
@@ -95,7 +95,8 @@ def png(width: int, height: int) -> bytes:
     return buf.getvalue()
 
 
-def start_training(emu: Emulator, name: str, channel_uri: str | None = None) -> dict[str, Any]:
+def start_training(emu: Emulator, name: str, channel_uri: str | None = None,
+                   hyperparameters: dict[str, str] | None = None) -> dict[str, Any]:
     """Create a training job whose input manifest exists (unless ``channel_uri`` says otherwise)."""
     s3 = client(emu, "s3")
     s3.create_bucket(Bucket=BUCKET)
@@ -112,6 +113,7 @@ def start_training(emu: Emulator, name: str, channel_uri: str | None = None) -> 
         OutputDataConfig={"S3OutputPath": f"s3://{BUCKET}/models"},
         ResourceConfig={"InstanceType": "ml.p3.2xlarge", "InstanceCount": 1, "VolumeSizeInGB": 50},
         StoppingCondition={"MaxRuntimeInSeconds": 3600},
+        **({"HyperParameters": hyperparameters} if hyperparameters is not None else {}),
     )
     return client(emu, "sagemaker").describe_training_job(TrainingJobName=name)
 
@@ -159,7 +161,7 @@ def test_training_job_walks_the_secondary_statuses_then_reports_map_and_writes_t
         "Starting", "Downloading", "Training", "Uploading", "Completed"]
     [metric] = done["FinalMetricDataList"]
     assert metric["MetricName"] == "validation:mAP"
-    assert metric["Value"] == fake_map("od-train-1") and 0.55 <= metric["Value"] <= 0.80
+    assert metric["Value"] == fake_map(1, 30)  # one manifest line, the default 30 epochs
     assert done["TrainingEndTime"] >= done["TrainingStartTime"]
     artifact = done["ModelArtifacts"]["S3ModelArtifacts"]
     assert artifact == f"s3://{BUCKET}/models/od-train-1/output/model.tar.gz"
@@ -179,6 +181,32 @@ def test_training_map_can_be_set_per_name_prefix(emu):
     start_training(emu, "od-mapped")
     done = wait_for(training_status(emu, "od-mapped"), terminal)
     assert done["FinalMetricDataList"][0]["Value"] == 0.73
+
+
+def test_fake_map_grows_with_data_and_epochs_and_is_a_fraction():
+    grid = [(n, e) for n in (0, 1, 2, 5, 10, 100, 10_000, 10**7) for e in (1, 2, 10, 30, 200, 1000)]
+    for n, e in grid:
+        assert 0 < fake_map(n, e) < 1
+        assert fake_map(n + 1, e) > fake_map(n, e) or n == 0 and e == 0
+        assert fake_map(n, e + 1) > fake_map(n, e) or n == 0
+    assert fake_map(10, 30) >= 0.5  # the sample data at the default epochs clears the default min_map
+
+
+def test_training_map_follows_data_and_epochs_not_the_job_name(emu):
+    """Two runs on the same data score the same; more samples or epochs score higher."""
+    jobs = {"od-a": ("10", "30"), "od-b": ("10", "30"), "od-more-data": ("100", "30"),
+            "od-more-epochs": ("10", "60"), "od-one-epoch": ("10", "1")}
+    for name, (samples, epochs) in jobs.items():
+        start_training(emu, name, hyperparameters={"num_training_samples": samples, "epochs": epochs})
+    value = {name: wait_for(training_status(emu, name), terminal)["FinalMetricDataList"][0]["Value"]
+             for name in jobs}
+    assert value["od-a"] == value["od-b"] == fake_map(10, 30)
+    assert value["od-more-data"] > value["od-a"] and value["od-more-epochs"] > value["od-a"]
+    assert value["od-one-epoch"] < value["od-a"]
+    # An explicit override still wins, per name prefix (how a test makes one run's model worse).
+    Control(emu.endpoint_url).set_training_map(0.31, name_prefix="od-worse")
+    start_training(emu, "od-worse-1", hyperparameters={"num_training_samples": "100", "epochs": "30"})
+    assert wait_for(training_status(emu, "od-worse-1"), terminal)["FinalMetricDataList"][0]["Value"] == 0.31
 
 
 def test_training_failure_and_stopped_faults_only_hit_matching_names(emu):
