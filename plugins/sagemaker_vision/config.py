@@ -28,6 +28,30 @@ INCLUDE_DIR = Path(os.environ.get("SAGEMAKER_VISION_INCLUDE_DIR", PROJECT_ROOT /
 # AWS's rule for SageMaker resource names (jobs, models, endpoint configs, endpoints).
 SAGEMAKER_NAME_RE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
 SAGEMAKER_NAME_MAX = 63
+# AWS's length limits on every name the package derives, as the botocore models state them
+# (``max`` of the shape; tests/unit/test_name_limits.py reads the models and checks each number).
+# The key is the model shape: (service, shape name).
+AWS_NAME_LIMITS: dict[tuple[str, str], int] = {
+    ("sagemaker", "TrainingJobName"): 63,
+    ("sagemaker", "LabelingJobName"): 63,
+    ("sagemaker", "ModelName"): 63,
+    ("sagemaker", "EndpointConfigName"): 63,
+    ("sagemaker", "EndpointName"): 63,
+    ("cloudwatch", "AlarmName"): 255,
+    ("application-autoscaling", "PolicyName"): 256,
+}
+# S3 user guide, "Naming Amazon S3 objects": a key is at most 1,024 bytes of UTF-8 (no model shape).
+S3_KEY_MAX_BYTES = 1024
+# Label Studio's settings: PROJECT_TITLE_MIN_LEN = 3, PROJECT_TITLE_MAX_LEN = 50 (Project.title).
+LABEL_STUDIO_TITLE_LENGTH = (3, 50)
+# A training retry is "<job name>-<10 digits of time.time()>" (the provider's _get_unique_name,
+# which truncates the job name to fit 63 characters: training_budget.is_run_job). A truncated name
+# would cut the run stamp, and two runs could then claim each other's retries, so the whole job
+# name must fit before the suffix.
+TRAINING_RETRY_SUFFIX_LENGTH = 1 + 10
+# The longest key the pipeline or SageMaker writes under each derived prefix (the part after the
+# prefix): Ground Truth's per-worker responses and the training artifact are the deepest.
+_GROUND_TRUTH_DEEPEST = "annotations/worker-response/iteration-1/0/2026-12-31_23:59:59.json"
 # S3 bucket naming rules (general purpose buckets), minus the legacy dotted forms.
 BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 IP_LIKE_RE = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
@@ -274,9 +298,11 @@ class PipelineConfig:
     def from_params(cls, params: Mapping[str, Any], *, run: RunInfo, region: str) -> PipelineConfig:
         p = dict(params)
         pipeline_name = validate_sagemaker_name(p.get("pipeline_name"), "pipeline_name")
-        # Job names are "<pipeline_name>-<stamp>": leave room for the 16-character stamp.
-        if len(pipeline_name) > SAGEMAKER_NAME_MAX - 16:
-            raise ConfigError("pipeline_name", f"must be at most {SAGEMAKER_NAME_MAX - 16} characters")
+        # Every name derived from it must fit AWS's limits (checked in full once the config is built).
+        longest = max_pipeline_name_length()
+        if len(pipeline_name) > longest:
+            raise ConfigError("pipeline_name", f"{pipeline_name!r} is {len(pipeline_name)} characters; at most "
+                              f"{longest} fit every name derived from it ({_binding_limit()})")
         if region not in algorithms.SUPPORTED_REGIONS:
             raise ConfigError(
                 "region",
@@ -424,7 +450,7 @@ class PipelineConfig:
                 "load_test_concurrency",
                 f"{load_test.concurrency} exceeds serverless_max_concurrency {endpoint.max_concurrency}",
             )
-        return cls(
+        cfg = cls(
             pipeline_name=pipeline_name,
             region=region,
             role_arn=role_arn,
@@ -449,6 +475,8 @@ class PipelineConfig:
             bad_image_policy=_choice({"bad_image_policy": p.get("bad_image_policy") or BAD_IMAGE_POLICIES[0]},
                                      "bad_image_policy", BAD_IMAGE_POLICIES),
         )
+        check_derived_names(cfg)
+        return cfg
 
     @classmethod
     def from_context(cls, context: Mapping[str, Any], aws_conn_id: str | None = "aws_default") -> PipelineConfig:
@@ -547,6 +575,126 @@ class PipelineConfig:
             "partition": self.run.partition,
         }
         return data
+
+
+@dataclass(frozen=True)
+class DerivedName:
+    """One name the pipeline derives from its params, the limit AWS (or Label Studio) puts on it."""
+
+    what: str  # e.g. "labeling job name (sagemaker LabelingJobName)"
+    name: str
+    limit: int
+    field: str  # the param it derives from, named in the error
+    unit: str = "characters"
+
+    @property
+    def size(self) -> int:
+        return len(self.name.encode("utf-8")) if self.unit == "bytes" else len(self.name)
+
+
+def _limit(service: str, shape: str) -> int:
+    return AWS_NAME_LIMITS[(service, shape)]
+
+
+def _name_templates(pipeline_name: str, stamp: str, endpoint_name: str) -> list[DerivedName]:
+    """The SageMaker, CloudWatch and Auto Scaling names one run derives (the templates live in
+    the modules that send them: deploy, scaling, async_inference)."""
+    from sagemaker_vision.requests import VARIANT_NAME
+    from sagemaker_vision.scaling import CHALLENGER, backlog_alarm_name, invocations_policy_name
+
+    endpoint_field = "endpoint_name" if endpoint_name != pipeline_name else "pipeline_name"
+    job = f"{pipeline_name}-{stamp.replace('T', '-')}"
+    names = [
+        DerivedName("training job name (sagemaker TrainingJobName)", job,
+                    _limit("sagemaker", "TrainingJobName"), "pipeline_name"),
+        DerivedName("training retry job name, job name + '-' + 10 digits (sagemaker TrainingJobName)",
+                    job + "-" + "0" * (TRAINING_RETRY_SUFFIX_LENGTH - 1), _limit("sagemaker", "TrainingJobName"),
+                    "pipeline_name"),
+        DerivedName("labeling job name (sagemaker LabelingJobName)", f"{job}-labels",
+                    _limit("sagemaker", "LabelingJobName"), "pipeline_name"),
+        DerivedName("model name (sagemaker ModelName)", job, _limit("sagemaker", "ModelName"), "pipeline_name"),
+        DerivedName("endpoint config name (sagemaker EndpointConfigName)", job,
+                    _limit("sagemaker", "EndpointConfigName"), "pipeline_name"),
+        DerivedName("endpoint name (sagemaker EndpointName)", endpoint_name,
+                    _limit("sagemaker", "EndpointName"), endpoint_field),
+        DerivedName("async backlog alarm name (cloudwatch AlarmName)", backlog_alarm_name(endpoint_name),
+                    _limit("cloudwatch", "AlarmName"), endpoint_field),
+    ]
+    from sagemaker_vision.deploy import rollback_alarm_names
+
+    names += [DerivedName("rollback alarm name (cloudwatch AlarmName)", alarm, _limit("cloudwatch", "AlarmName"),
+                          endpoint_field) for alarm in rollback_alarm_names(endpoint_name)]
+    from sagemaker_vision.async_inference import backlog_policy_name, scale_from_zero_policy_name
+
+    for variant in (VARIANT_NAME, CHALLENGER):
+        for policy in (invocations_policy_name(endpoint_name, variant), backlog_policy_name(endpoint_name, variant),
+                       scale_from_zero_policy_name(endpoint_name, variant)):
+            names.append(DerivedName("scaling policy name (application-autoscaling PolicyName)", policy,
+                                     _limit("application-autoscaling", "PolicyName"), endpoint_field))
+    return names
+
+
+# A stamp has a fixed width (STAMP_FORMAT, years 1000-9999), so any stamp measures the templates.
+_SAMPLE_STAMP = datetime(2026, 1, 1, tzinfo=UTC).strftime(STAMP_FORMAT)
+
+
+def _pipeline_name_budget() -> list[tuple[int, DerivedName]]:
+    """(longest pipeline_name that fits, template) for each name that grows with pipeline_name,
+    the endpoint name defaulting to it (measured with a one-letter name: each grows one for one)."""
+    out = []
+    for derived in _name_templates("a", _SAMPLE_STAMP, "a"):
+        if derived.field == "pipeline_name":
+            out.append((derived.limit - (derived.size - 1), derived))
+    return out
+
+
+def max_pipeline_name_length() -> int:
+    """The longest ``pipeline_name`` whose derived names all fit: the Param's maxLength."""
+    return min(n for n, _ in _pipeline_name_budget())
+
+
+def _binding_limit() -> str:
+    n, derived = min(_pipeline_name_budget(), key=lambda item: item[0])
+    overhead = derived.size - 1
+    return f"the {derived.what} adds {overhead} characters and may have {derived.limit}"
+
+
+def derived_names(cfg: PipelineConfig) -> list[DerivedName]:
+    """Every name and S3 key template of one run, with its limit."""
+    names = _name_templates(cfg.pipeline_name, cfg.run.stamp, cfg.endpoint_name)
+    if cfg.label_backend == "label_studio":
+        lo, hi = LABEL_STUDIO_TITLE_LENGTH
+        field_name = "label_studio_project" if cfg.label_studio.project_title != cfg.pipeline_name else "pipeline_name"
+        names.append(DerivedName(f"Label Studio project title ({lo}-{hi} characters)", cfg.label_studio.project_title,
+                                 hi, field_name))
+    job = names[0].name
+    keys = {
+        "training artifact key": f"{cfg.training_output_uri}{job}{'-' + '0' * 10}/output/model.tar.gz",
+        "Ground Truth output key": f"{cfg.labeling_work_prefix}ground-truth/{job}-labels/{_GROUND_TRUTH_DEEPEST}",
+        "labeled manifest key": cfg.labeled_manifest_uri,
+        "validation manifest key": cfg.validation_manifest_uri,
+        "report key": f"{cfg.report_prefix}smoke_test.json",
+        "async failure key": f"{cfg.async_failure_prefix}00000000-0000-0000-0000-000000000000-error.out",
+    }
+    for what, uri in keys.items():
+        key = uri.removeprefix(f"s3://{cfg.bucket}/")
+        # pipeline_name is bounded by the names above; the prefix is what can make a key too long.
+        names.append(DerivedName(f"{what} (S3 object key)", key, S3_KEY_MAX_BYTES, "prefix", "bytes"))
+    return names
+
+
+def check_derived_names(cfg: PipelineConfig) -> None:
+    """Refuse a config that derives a name AWS would refuse, naming the param, the name and its limit."""
+    for derived in derived_names(cfg):
+        if derived.size > derived.limit:
+            raise ConfigError(derived.field, f"derives the {derived.what} {derived.name!r}, {derived.size} "
+                              f"{derived.unit}; the limit is {derived.limit}")
+        if derived.what.startswith("Label Studio") and derived.size < LABEL_STUDIO_TITLE_LENGTH[0]:
+            raise ConfigError(derived.field, f"derives the {derived.what} {derived.name!r}, {derived.size} "
+                              f"characters; Label Studio needs at least {LABEL_STUDIO_TITLE_LENGTH[0]}")
+        if "(sagemaker " in derived.what and not SAGEMAKER_NAME_RE.match(derived.name):
+            raise ConfigError(derived.field, f"derives the {derived.what} {derived.name!r}, which does not match "
+                              f"{SAGEMAKER_NAME_RE.pattern}")
 
 
 def _label_classes(value: Any, *, required: bool) -> tuple[str, ...]:

@@ -12,7 +12,7 @@ from typing import Any
 
 from airflow.sdk import Param
 
-from sagemaker_vision.config import BAD_IMAGE_POLICIES, LABEL_BACKENDS
+from sagemaker_vision.config import BAD_IMAGE_POLICIES, LABEL_BACKENDS, max_pipeline_name_length
 
 
 def _env(name: str, default: str) -> str:
@@ -25,9 +25,11 @@ def pipeline_params() -> dict[str, Param]:
     return {
         "pipeline_name": Param(
             _env("SAGEMAKER_VISION_PIPELINE_NAME", "shapes-detector"), type="string",
-            minLength=1, maxLength=47, pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$",
+            minLength=1, maxLength=max_pipeline_name_length(), pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$",
             description="Names the training jobs, models and endpoint configs of this pipeline "
-            "(<name>-<run stamp>). Letters, digits and hyphens.", section=s_data),
+            f"(<name>-<run stamp>). Letters, digits and hyphens, at most {max_pipeline_name_length()}: "
+            "every name derived from it (labeling job, training retry, alarms) must fit AWS's limits.",
+            section=s_data),
         "region": Param(
             "", type=["null", "string"],
             description="AWS region. Empty means the region of the aws_default connection.", section=s_data),

@@ -67,7 +67,7 @@ def test_same_run_same_names():
     [
         ("pipeline_name", "bad_name", "must match"),
         ("pipeline_name", "-leading", "must match"),
-        ("pipeline_name", "a" * 48, "at most 47"),
+        ("pipeline_name", "a" * 48, "at most 36 fit every name derived from it"),
         ("pipeline_name", "", "is required"),
         ("endpoint_name", "x" * 64, "at most 63"),
         ("endpoint_name", "has space", "must match"),

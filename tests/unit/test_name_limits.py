@@ -1,0 +1,150 @@
+"""Every name a run derives fits AWS's limits, or the config (and the trigger form) refuses it.
+
+Issue 9, finding 11c: a 47-character ``pipeline_name`` passed the form but derived a 70-character
+labeling job name, refused by SageMaker after the sync had run. The limits live in
+``config.AWS_NAME_LIMITS``; these tests read them back from the botocore models, build configs for
+scheduled, manual and backfill runs, and hand the derived names to the emulator's strict checks.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import botocore.session
+import pytest
+from airflow.sdk import Param
+from airflow.sdk.definitions.param import ParamValidationError
+
+from sagemaker_vision import config as config_module
+from sagemaker_vision.config import (
+    AWS_NAME_LIMITS,
+    ConfigError,
+    PipelineConfig,
+    RunInfo,
+    derived_names,
+    max_pipeline_name_length,
+)
+from sagemaker_vision.params import param_defaults, pipeline_params
+
+ROLE = "arn:aws:iam::123456789012:role/sagemaker-vision-execution"
+SCHEDULED = RunInfo(run_id="scheduled__2026-11-16T00:00:00+00:00", run_after=datetime(2026, 11, 23, tzinfo=UTC),
+                    data_interval_start=datetime(2026, 11, 16, tzinfo=UTC),
+                    data_interval_end=datetime(2026, 11, 23, tzinfo=UTC), run_type="scheduled")
+# A manual run has no data interval of its own (logical_date None): names come from run_after.
+MANUAL = RunInfo(run_id="manual__2026-11-20T13:14:15.123456+00:00", run_after=datetime(2026, 11, 20, 13, 14, 15,
+                                                                                         123456, tzinfo=UTC))
+BACKFILL = RunInfo(run_id="backfill__2026-01-05T00:00:00+00:00", run_after=datetime(2026, 12, 1, tzinfo=UTC),
+                   data_interval_start=datetime(2025, 12, 29, tzinfo=UTC),
+                   data_interval_end=datetime(2026, 1, 5, tzinfo=UTC), run_type="backfill")
+
+
+def build(run: RunInfo = SCHEDULED, **overrides) -> PipelineConfig:
+    return PipelineConfig.from_params({**param_defaults(), "role_arn": ROLE, **overrides}, run=run,
+                                      region="us-east-1")
+
+
+@pytest.fixture(scope="module")
+def session():
+    return botocore.session.get_session()
+
+
+def test_limits_are_the_botocore_models(session):
+    for (service, shape), limit in AWS_NAME_LIMITS.items():
+        metadata = session.get_service_model(service).shape_for(shape).metadata
+        assert metadata.get("max") == limit, (service, shape, metadata)
+
+
+def test_47_character_pipeline_name_is_refused_when_the_config_is_built():
+    name = "p" * 47
+    with pytest.raises(ConfigError) as info:
+        build(pipeline_name=name)
+    assert info.value.field == "pipeline_name"
+    message = str(info.value)
+    assert message.startswith("pipeline_name: ") and f"{name!r} is 47 characters" in message
+    assert "at most 36" in message and "TrainingJobName" in message and "63" in message
+
+
+def test_the_form_refuses_it_through_the_params_max_length():
+    spec = pipeline_params()["pipeline_name"]
+    assert spec.schema["maxLength"] == max_pipeline_name_length()
+    longest = "p" * max_pipeline_name_length()
+    assert Param(**{**_param_kwargs(spec), "default": longest}).resolve() == longest
+    for value in ("p" * 47, "p" * (max_pipeline_name_length() + 1)):
+        with pytest.raises(ParamValidationError, match="too long"):
+            Param(**{**_param_kwargs(spec), "default": value}).resolve()
+
+
+def _param_kwargs(spec: Param) -> dict:
+    return {**spec.schema, "description": spec.description}
+
+
+def test_max_length_is_computed_from_the_templates_not_written_down(monkeypatch):
+    assert max_pipeline_name_length() == 63 - len("-20260101-000000") - len("-0123456789")
+    monkeypatch.setitem(AWS_NAME_LIMITS, ("sagemaker", "LabelingJobName"), 40)
+    # "<name>-<stamp>-labels": 23 characters on top of the name.
+    assert max_pipeline_name_length() == 40 - 23
+
+
+@pytest.mark.parametrize("run", [SCHEDULED, MANUAL, BACKFILL], ids=["scheduled", "manual", "backfill"])
+@pytest.mark.parametrize("backend", ["import", "ground_truth", "label_studio"])
+def test_the_longest_allowed_name_derives_only_names_aws_accepts(run, backend):
+    from local_aws import strict
+
+    longest = "p" * (max_pipeline_name_length() - 1) + "q"
+    extra = {"gt_workteam_arn": "arn:aws:sagemaker:us-east-1:123456789012:workteam/private-crowd/team"}
+    cfg = build(run, pipeline_name=longest, label_backend=backend, endpoint_type="provisioned", **extra)
+    names = derived_names(cfg)
+    assert all(d.size <= d.limit for d in names)
+    assert cfg.labeling_job_name in {d.name for d in names}
+    assert cfg.job_name == f"{longest}-{cfg.run.stamp.replace('T', '-')}"
+    # The emulator's strict checks (botocore patterns and lengths) accept each SageMaker name.
+    for operation, member, value in [
+        ("CreateTrainingJob", "TrainingJobName", cfg.job_name),
+        ("CreateTrainingJob", "TrainingJobName", cfg.job_name + "-1765000000"),
+        ("CreateLabelingJob", "LabelingJobName", cfg.labeling_job_name),
+        ("CreateModel", "ModelName", cfg.model_name),
+        ("CreateEndpointConfig", "EndpointConfigName", cfg.endpoint_config_name),
+        ("CreateEndpoint", "EndpointName", cfg.endpoint_name),
+    ]:
+        found = [v for v in strict.violations("sagemaker", operation, {member: value})
+                 if v.path == member[0].lower() + member[1:]]
+        assert not found, (operation, value, found)
+
+
+def test_the_emulator_refuses_a_70_character_labeling_job_name():
+    from local_aws import strict
+
+    name = "p" * 47 + "-20261123-000000-labels"
+    assert len(name) == 70
+    found = [str(v) for v in strict.violations("sagemaker", "CreateLabelingJob", {"LabelingJobName": name})
+             if v.path == "labelingJobName"]
+    # AWS states it twice: the length, and the pattern's {0,62} repetition.
+    assert f"Value '{name}' at 'labelingJobName' failed to satisfy constraint: " \
+        "Member must have length less than or equal to 63" in found
+    assert any("regular expression pattern" in v for v in found)
+
+
+def test_a_long_prefix_is_refused_naming_prefix_and_the_key():
+    with pytest.raises(ConfigError) as info:
+        build(prefix="deep/" * 190)
+    assert info.value.field == "prefix"
+    assert "(S3 object key)" in str(info.value) and "the limit is 1024" in str(info.value)
+
+
+def test_label_studio_title_limits_name_their_field():
+    with pytest.raises(ConfigError) as info:
+        build(label_backend="label_studio", label_studio_project="t" * 51)
+    assert info.value.field == "label_studio_project" and "the limit is 50" in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        build(label_backend="label_studio", pipeline_name="ab")
+    assert info.value.field == "pipeline_name" and "at least 3" in str(info.value)
+    # Other backends never create a project: its title is not checked.
+    assert build(label_backend="import", label_studio_project="t" * 51)
+
+
+def test_an_explicit_endpoint_name_is_checked_as_endpoint_name(monkeypatch):
+    monkeypatch.setitem(AWS_NAME_LIMITS, ("cloudwatch", "AlarmName"), 50)
+    with pytest.raises(ConfigError) as info:
+        build(endpoint_name="e" * 30)
+    assert info.value.field == "endpoint_name" and "AlarmName" in str(info.value)
+    assert config_module.check_derived_names  # the one check from_params runs
