@@ -123,6 +123,41 @@ def resolve_local_path(value: str) -> Path:
     return path if path.is_absolute() else PROJECT_ROOT / path
 
 
+# Local image_source folders must lie inside one of these: the project's include/ and the folders
+# named (absolute paths, os.pathsep-separated) by this environment variable, set on every worker.
+IMAGE_ROOTS_ENV = "SAGEMAKER_VISION_IMAGE_ROOTS"
+
+
+def image_roots() -> tuple[str, ...]:
+    """The real paths (symlinks resolved) a local ``image_source`` may lie in: include/ first."""
+    roots = [str(INCLUDE_DIR)]
+    for entry in os.environ.get(IMAGE_ROOTS_ENV, "").split(os.pathsep):
+        entry = entry.strip()
+        if entry and not os.path.isabs(entry):
+            raise ConfigError("image_source", f"${IMAGE_ROOTS_ENV} entry {entry!r} is not an absolute path")
+        if entry:
+            roots.append(entry)
+    return tuple(dict.fromkeys(os.path.realpath(r) for r in roots))
+
+
+def check_local_image_source(value: str) -> str:
+    """Refuse a local ``image_source`` outside the allowed roots (``..`` never; symlinks resolved).
+
+    Anyone who can trigger the DAG sets this param, so without the check any folder the worker can
+    read (``/etc``, a home directory) could be copied into the bucket.
+    """
+    roots = image_roots()
+    allowed = f"allowed roots: {', '.join(roots)} (add folders to ${IMAGE_ROOTS_ENV})"
+    if "\0" in value:
+        raise ConfigError("image_source", f"{value!r} contains a NUL character")
+    if any(part == ".." for part in value.replace("\\", "/").split("/")):
+        raise ConfigError("image_source", f"{value!r} may not contain '..' segments; {allowed}")
+    real = os.path.realpath(resolve_local_path(value))
+    if not any(os.path.commonpath([root, real]) == root for root in roots):
+        raise ConfigError("image_source", f"{value!r} resolves to {real}, outside the {allowed}")
+    return value
+
+
 def _number(params: Mapping[str, Any], name: str, kind: type, lo: float | None = None,
             hi: float | None = None) -> Any:
     raw = params.get(name)
@@ -326,6 +361,8 @@ class PipelineConfig:
             raise ConfigError("image_source", "is required: a local folder or an s3:// prefix")
         elif image_source.startswith(("http://", "https://", "s3a://", "s3n://")):
             raise ConfigError("image_source", f"{image_source!r}: use a local folder or an s3:// prefix")
+        else:
+            check_local_image_source(image_source)
 
         label_backend = _choice(p, "label_backend", LABEL_BACKENDS)
         label_attribute = p.get("label_attribute") or ""

@@ -39,9 +39,10 @@ def _dag():
 
 
 @pytest.fixture
-def folder(tmp_path: Path) -> tuple[Path, Path]:
+def folder(tmp_path: Path, monkeypatch) -> tuple[Path, Path]:
     """broken.jpg (3000 bytes of noise), shape_001.png (a good PNG), three sample JPEGs; and an import
     manifest labeling three good images (broken.jpg has no label, like the new user's; nor has shape_003.jpg)."""
+    monkeypatch.setenv("SAGEMAKER_VISION_IMAGE_ROOTS", str(tmp_path))  # image_source outside include/
     images = tmp_path / "images"
     images.mkdir()
     (images / "broken.jpg").write_bytes(os.urandom(3000))

@@ -468,6 +468,7 @@ def test_pipeline_labels_with_label_studio_in_its_own_task(env, airflow_db, aws_
         when = datetime(2026, 11, 15, tzinfo=UTC)
         images = tmp_path / "images"
         shutil.copytree(ROOT / "include" / "sample_data" / "images", images)
+        monkeypatch.setenv("SAGEMAKER_VISION_IMAGE_ROOTS", str(tmp_path))  # image_source outside include/
         (images / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0" + b"\0" * 3000)  # a JPEG header, no image
         conf = {"pipeline_name": "ls-pipeline", "prefix": "ls-pipeline", "label_backend": "label_studio",
                 "label_studio_project": title, "load_test_requests": 10, "load_test_concurrency": 1,
