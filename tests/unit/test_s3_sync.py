@@ -545,3 +545,32 @@ def test_a_size_only_skip_teaches_the_state_nothing(s3: Any) -> None:
     assert sync(f"s3://{SRC}/in/", DEST_URI, client=s3, compare="size_only")["copied"] == 0
     assert sync(f"s3://{SRC}/in/", DEST_URI, client=s3)["copied"] == 1
     assert s3.get_object(Bucket=DEST, Key="raw/a.jpg")["Body"].read() == b"bbbb"
+
+
+def test_the_pipelines_sync_task_uploads_images_only_never_files_outside_the_folder(s3: Any, tmp_path: Path,
+                                                                                    caplog) -> None:
+    """Issue 9, item 1, through the DAG's own sync_images task (its include pattern, its operator):
+    a symlink to a secrets file outside the folder and a notes.txt are not uploaded, and the log says why."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    root_dir = Path(__file__).resolve().parents[2]
+    dag = DagBag(dag_folder=str(root_dir / "dags" / "object_detection_pipeline.py")).dags["object_detection_pipeline"]
+    task = dag.get_task("sync_images")
+    assert task.source == "{{ pipeline().sync_source }}"  # the config-checked folder (image roots)
+    images = tmp_path / "images"
+    images.mkdir()
+    (images / "a.jpg").write_bytes(b"jpeg")
+    (images / "b.PNG").write_bytes(b"png")
+    (images / "notes.txt").write_bytes(b"not an image")
+    secrets = tmp_path / "secrets"
+    secrets.write_bytes(b"aws_secret_access_key = hunter2")
+    (images / "innocent.jpg").symlink_to(secrets)
+    (images / "inside.jpg").symlink_to(images / "a.jpg")
+    op = S3SyncOperator(task_id="sync_images", source=str(images), dest=DEST_URI, include=task.include)
+    caplog.set_level(logging.INFO, logger=s3_sync.__name__)
+    result = op.execute(context={})  # type: ignore[arg-type]
+    assert sorted(_dest_keys(s3)) == ["raw/a.jpg", "raw/b.PNG", "raw/inside.jpg"]
+    assert result["copied"] == 3
+    assert f"Skipping symlink {images / 'innocent.jpg'} -> {secrets}: it points outside the source folder" \
+        in caplog.text
+    assert "hunter2" not in caplog.text
