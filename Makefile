@@ -6,8 +6,9 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 UV := $(shell command -v uv 2>/dev/null)
 PYTEST_ARGS ?=
+AIRFLOW_ARGS ?=
 
-.PHONY: help venv demo test test-ui airflow lint bench lock clean label-studio label-studio-stop
+.PHONY: help venv demo test test-ui airflow airflow-env lint bench lock clean label-studio label-studio-stop
 
 help:
 	@echo "make demo     run object_detection_pipeline end to end on the embedded AWS emulator"
@@ -15,6 +16,7 @@ help:
 	@echo "make test-ui  drive the Airflow UI in headless Chromium (installs chromium)"
 	@echo "make bench    benchmarks against peers (benchmarks/README.md)"
 	@echo "make airflow  start a local Airflow (UI on http://127.0.0.1:8080) on the emulator"
+	@echo "make airflow-env   the airflow CLI's environment for it: eval \"\$$(make -s airflow-env)\""
 	@echo "make lint     ruff, including the Airflow 3 rules (AIR3)"
 	@echo "make label-studio   start Label Studio on 127.0.0.1:8081 (own venv); label-studio-stop stops it"
 	@echo "make demo DEMO_ARGS='--backend ground_truth|label_studio'   the other labeling backends"
@@ -43,7 +45,11 @@ test-ui: $(STAMP)
 	$(PY) -m pytest tests/ui $(PYTEST_ARGS)
 
 airflow: $(STAMP)
-	$(PY) scripts/local_airflow.py
+	$(PY) scripts/local_airflow.py $(AIRFLOW_ARGS)
+
+# No $(STAMP) prerequisite: its output is eval'ed, so it must print nothing but `export` lines.
+airflow-env:
+	@$(PY) scripts/local_airflow.py --print-env $(AIRFLOW_ARGS)
 
 label-studio: $(STAMP)
 	$(PY) scripts/label_studio.py start

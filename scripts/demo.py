@@ -1,8 +1,10 @@
 """`make demo`: run object_detection_pipeline end to end on the embedded AWS emulator.
 
 It starts the emulator in this process, runs `airflow dags test object_detection_pipeline`
-exactly as a user would, then reads the run's reports back from (emulated) S3 and prints a
-summary. Usage: scripts/demo.py [--backend import|ground_truth|label_studio] [--conf JSON]
+exactly as a user would, then reads the run's reports back from (emulated) S3, copies them to
+demo-output/<run stamp>/ (the emulator, and its S3, stop with the demo) and prints a summary.
+Its Airflow home is .state/demo/airflow, not `make airflow`'s: demo runs never appear in that UI.
+Usage: scripts/demo.py [--backend import|ground_truth|label_studio] [--conf JSON]
 """
 
 from __future__ import annotations
@@ -12,11 +14,35 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
-from _local import BIN, DEMO_BUCKET, migrate_db, start_emulator
+from _local import BIN, DEMO_AIRFLOW_HOME, DEMO_BUCKET, ROOT, migrate_db, start_emulator
+
+OUTPUT = ROOT / "demo-output"  # git-ignored
+# The run's files worth opening: the load test's report and chart, the smoke test's result.
+REPORT_FILES = ("report.json", "chart.png", "smoke_test.json")
 
 
-def _latest_reports(s3, prefix: str) -> tuple[str, dict, dict]:
+def save_reports(s3, bucket: str, reports_prefix: str, dest: Path) -> dict[str, Path]:
+    """Copy REPORT_FILES under ``s3://bucket/reports_prefix`` to ``dest``; name -> local path.
+
+    A file the run did not write (no load test on an async endpoint) is left out, not faked.
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    saved: dict[str, Path] = {}
+    for name in REPORT_FILES:
+        try:
+            body = s3.get_object(Bucket=bucket, Key=reports_prefix + name)["Body"].read()
+        except s3.exceptions.NoSuchKey:
+            continue
+        path = dest / name
+        path.write_bytes(body)
+        saved[name] = path
+    return saved
+
+
+def _run_prefix(s3, prefix: str) -> str:
+    """The newest run folder under ``prefix`` (the demo's emulator holds only its own run)."""
     stamps = [
         p["Prefix"]
         for page in s3.get_paginator("list_objects_v2").paginate(Bucket=DEMO_BUCKET, Prefix=prefix, Delimiter="/")
@@ -24,8 +50,10 @@ def _latest_reports(s3, prefix: str) -> tuple[str, dict, dict]:
     ]
     if not stamps:
         raise SystemExit("the run wrote no reports")
-    run_prefix = sorted(stamps)[-1]
+    return sorted(stamps)[-1]
 
+
+def _latest_reports(s3, run_prefix: str) -> tuple[str, dict, dict]:
     def load(key: str) -> dict | None:
         try:
             return json.loads(s3.get_object(Bucket=DEMO_BUCKET, Key=run_prefix + key)["Body"].read())
@@ -68,7 +96,7 @@ def main() -> int:
         annotator = SimulatedAnnotator(server.url, server.token,
                                        conf.get("label_studio_project") or conf.get("pipeline_name")
                                        or "shapes-detector")
-    emu, env = start_emulator()
+    emu, env = start_emulator(home=DEMO_AIRFLOW_HOME)
     if annotator is not None:
         env["AIRFLOW_CONN_LABEL_STUDIO_DEFAULT"] = label_studio.connection_json(server.url, server.token)
         annotator.start()
@@ -87,7 +115,10 @@ def main() -> int:
         s3 = boto3.client("s3", endpoint_url=emu.endpoint_url, region_name="us-east-1",
                           aws_access_key_id="testing", aws_secret_access_key="testing")
         pipeline = conf.get("pipeline_name", "shapes-detector")
-        reports, smoke, load = _latest_reports(s3, f"{conf.get('prefix', 'object-detection')}/runs/{pipeline}/")
+        run_prefix = _run_prefix(s3, f"{conf.get('prefix', 'object-detection')}/runs/{pipeline}/")
+        reports, smoke, load = _latest_reports(s3, run_prefix)
+        saved = save_reports(s3, DEMO_BUCKET, run_prefix + "reports/",
+                             OUTPUT / run_prefix.rstrip("/").rsplit("/", 1)[-1])
         overall = load.get("totals", {})
         step = (load.get("steps") or [{}])[-1]
         print("\n" + "=" * 72)
@@ -103,7 +134,9 @@ def main() -> int:
                   f"C={step.get('concurrency')}: p50 {step.get('p50_ms', 0):.1f} ms, "
                   f"p95 {step.get('p95_ms', 0):.1f} ms, p99 {step.get('p99_ms', 0):.1f} ms, "
                   f"{step.get('throughput_rps', 0):.1f} req/s, errors {step.get('errors_by_code') or 0}")
-        print(f"  reports       {reports}  (report.json, chart.png, smoke_test.json)")
+        print(f"  reports       {reports} (gone when the emulator stops), copied to:")
+        for path in saved.values():
+            print(f"                {path}")
         print(f"  wall time     {time.monotonic() - started:.1f} s")
         print("=" * 72)
         return 0
