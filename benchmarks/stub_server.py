@@ -14,7 +14,9 @@ or from Python: ``url, stop = start_in_thread(0, 50)`` (port 0 picks a free port
 
 ``fail_every=N`` answers every N-th invocation with a ``424 ModelError``, the way the service
 reports a model container that raised, so error mapping is exercised through real botocore
-parsing.
+parsing. ``garbage_every=N`` answers every N-th invocation with ``200`` and a body that is not
+the object-detection format (:data:`GARBAGE`), the hostile endpoint a load test must not count
+as healthy.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ MAX_BODY_BYTES = 25 * 1024 * 1024
 PATH_RE = re.compile(r"^/endpoints/([A-Za-z0-9](?:-*[A-Za-z0-9]){0,62})/invocations$")
 
 REPLY = json.dumps({"prediction": [[1.0, 0.91, 0.25, 0.30, 0.60, 0.72], [0.0, 0.47, 0.05, 0.10, 0.20, 0.35]]})
+GARBAGE = "<html><body>upstream answered nonsense</body></html>"
 REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
            413: "Payload Too Large", 424: "Failed Dependency"}
 
@@ -40,13 +43,16 @@ REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not All
 class StubServer:
     """The stub's request handling and counters; one instance per listening socket."""
 
-    def __init__(self, service_ms: float, fail_every: int = 0) -> None:
+    def __init__(self, service_ms: float, fail_every: int = 0, garbage_every: int = 0) -> None:
         if service_ms < 0:
             raise ValueError(f"service_ms must be >= 0, got {service_ms}")
         if fail_every < 0:
             raise ValueError(f"fail_every must be >= 0, got {fail_every}")
         self.service_s = service_ms / 1000.0
         self.fail_every = fail_every
+        if garbage_every < 0:
+            raise ValueError(f"garbage_every must be >= 0, got {garbage_every}")
+        self.garbage_every = garbage_every
         self.invocations = 0
         self.open_connections = 0
         self.max_open_connections = 0
@@ -114,6 +120,8 @@ class StubServer:
         if self.fail_every and number % self.fail_every == 0:
             return 424, {"message": f"stub model error on invocation {number}",
                          "OriginalStatusCode": 500}, "ModelError"
+        if self.garbage_every and number % self.garbage_every == 0:
+            return 200, GARBAGE, None
         return 200, REPLY, None
 
     @staticmethod
@@ -134,9 +142,10 @@ class StubServer:
             await writer.drain()
 
 
-async def serve(port: int, service_ms: float, fail_every: int = 0) -> tuple[asyncio.Server, StubServer]:
+async def serve(port: int, service_ms: float, fail_every: int = 0,
+                garbage_every: int = 0) -> tuple[asyncio.Server, StubServer]:
     """Start listening on 127.0.0.1:``port`` (0 picks a free port); returns the server and its stub."""
-    stub = StubServer(service_ms, fail_every)
+    stub = StubServer(service_ms, fail_every, garbage_every)
     # A deep backlog so a ramp that opens hundreds of connections at once is not refused.
     server = await asyncio.start_server(stub.handle, HOST, port, backlog=2048, limit=MAX_HEADER_BYTES)
     return server, stub
@@ -163,7 +172,7 @@ class Stopper:
         self.thread.join(timeout=10)
 
 
-def start_in_thread(port: int = 0, service_ms: float = 50.0, *, fail_every: int = 0,
+def start_in_thread(port: int = 0, service_ms: float = 50.0, *, fail_every: int = 0, garbage_every: int = 0,
                     ready_timeout_s: float = 10.0) -> tuple[str, Stopper]:
     """Serve in a daemon thread with its own event loop; returns ``(url, stop)``.
 
@@ -177,7 +186,8 @@ def start_in_thread(port: int = 0, service_ms: float = 50.0, *, fail_every: int 
     def run() -> None:
         asyncio.set_event_loop(loop)
         try:
-            holder["server"], holder["stub"] = loop.run_until_complete(serve(port, service_ms, fail_every))
+            holder["server"], holder["stub"] = loop.run_until_complete(serve(port, service_ms, fail_every,
+                                                                                    garbage_every))
         except BaseException as exc:  # surfaced to the caller below
             holder["error"] = exc
             started.set()

@@ -9,6 +9,8 @@ The algorithm answers ``Accept: application/json`` with::
 
 where ``class_id`` is a float such as ``1.0`` and the corners are normalised to ``[0, 1]``
 of the image width and height (the ``application/json;verbose`` format is not handled).
+:func:`parse_prediction` is the one check of that format: the smoke tests decode through it,
+and both load-test engines count a reply as a success only when it passes.
 """
 
 from __future__ import annotations
@@ -71,39 +73,47 @@ def normalise_class_map(class_map: ClassMap) -> dict[int, str]:
     return result
 
 
+class MalformedReply(ValueError):
+    """A reply that is not the object-detection format; the load test counts it as ``InvalidResponse``."""
+
+
 def _load_reply(body: bytes | str | Mapping[str, Any]) -> Mapping[str, Any]:
     if isinstance(body, Mapping):
         return body
-    if isinstance(body, bytes | bytearray):
+    if isinstance(body, bytes | bytearray | memoryview):
         try:
             body = bytes(body).decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise ValueError(f"reply is not UTF-8 text: {exc}") from None
+            raise MalformedReply(f"reply is not UTF-8 text: {exc}") from None
     if not isinstance(body, str):
-        raise ValueError(f"reply must be bytes, str or dict, got {type(body).__name__}")
+        raise MalformedReply(f"reply must be bytes, str or dict, got {type(body).__name__}")
     try:
         parsed = json.loads(body)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"reply is not JSON ({exc}); starts with {body[:80]!r}") from None
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise MalformedReply(f"reply is not JSON ({exc}); starts with {body[:80]!r}") from None
     if not isinstance(parsed, dict):
-        raise ValueError(f"reply must be a JSON object, got {type(parsed).__name__}")
+        raise MalformedReply(f"reply must be a JSON object, got {type(parsed).__name__}")
     return parsed
 
 
 def _number(value: Any, row: int, column: str) -> float:
     # bool is an int subclass; a True in a box row is a malformed reply, not 1.0.
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(f"prediction[{row}]: {column} must be a number, got {value!r}")
-    number = float(value)
+        raise MalformedReply(f"prediction[{row}]: {column} must be a number, got {value!r}")
+    try:
+        number = float(value)
+    except OverflowError:  # a JSON integer too large for a float
+        raise MalformedReply(f"prediction[{row}]: {column} must be finite, got a {len(str(value))}-digit "
+                             "integer") from None
     if not math.isfinite(number):
-        raise ValueError(f"prediction[{row}]: {column} must be finite, got {value!r}")
+        raise MalformedReply(f"prediction[{row}]: {column} must be finite, got {value!r}")
     return number
 
 
 def _coord(value: Any, row: int, column: str) -> float:
     number = _number(value, row, column)
     if not -COORD_TOLERANCE <= number <= 1 + COORD_TOLERANCE:
-        raise ValueError(f"prediction[{row}]: {column}={number} is outside the normalised range [0, 1]")
+        raise MalformedReply(f"prediction[{row}]: {column}={number} is outside the normalised range [0, 1]")
     return min(max(number, 0.0), 1.0)
 
 
@@ -111,6 +121,58 @@ def _positive_int(value: Any, field: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise ValueError(f"{field} must be a positive integer, got {value!r}")
     return value
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One row of a reply, validated: an integer class id, a score in [0, 1], normalised corners."""
+
+    class_id: int
+    score: float
+    xmin: float
+    ymin: float
+    xmax: float
+    ymax: float
+
+
+def parse_prediction(body: bytes | str | Mapping[str, Any]) -> list[Detection]:
+    """Every row of an object-detection reply, validated; :class:`MalformedReply` otherwise.
+
+    The one decoder of the format (``object-detection-in-formats``: a JSON object whose
+    ``prediction`` is a list of ``[class_id, score, xmin, ymin, xmax, ymax]`` rows): the smoke
+    tests decode through it and both load-test engines count a reply as a success only when it
+    passes. The class id must be a non-negative whole number, the score in [0, 1], the corners
+    in [0, 1] (with :data:`COORD_TOLERANCE` for float rounding) and ``xmin <= xmax``,
+    ``ymin <= ymax``. An empty list is a valid reply: nothing detected. The error names the row.
+    """
+    reply = _load_reply(body)
+    if "prediction" not in reply:
+        raise MalformedReply(f"reply has no 'prediction' field; keys: {sorted(map(str, reply))[:10]}")
+    rows = reply["prediction"]
+    if not isinstance(rows, list):
+        raise MalformedReply(f"reply 'prediction' must be a list, got {type(rows).__name__}")
+    detections: list[Detection] = []
+    for index, row in enumerate(rows):
+        if not isinstance(row, list | tuple) or len(row) != 6:
+            shape = f"length {len(row)}" if isinstance(row, list | tuple) else type(row).__name__
+            raise MalformedReply(
+                f"prediction[{index}] must be [class_id, score, xmin, ymin, xmax, ymax], got {shape}"
+            )
+        raw_class = _number(row[0], index, "class_id")
+        if not raw_class.is_integer() or raw_class < 0:
+            raise MalformedReply(f"prediction[{index}]: class_id={row[0]!r} is not a non-negative integer")
+        score = _number(row[1], index, "score")
+        if not 0 <= score <= 1:
+            raise MalformedReply(f"prediction[{index}]: score={score} is outside [0, 1]")
+        xmin, ymin, xmax, ymax = (
+            _coord(row[i], index, name) for i, name in enumerate(("xmin", "ymin", "xmax", "ymax"), start=2)
+        )
+        if xmax < xmin:
+            raise MalformedReply(f"prediction[{index}]: xmax={xmax} < xmin={xmin}")
+        if ymax < ymin:
+            raise MalformedReply(f"prediction[{index}]: ymax={ymax} < ymin={ymin}")
+        detections.append(Detection(int(raw_class), score, xmin, ymin, xmax, ymax))
+    return detections
 
 
 def decode_detections(
@@ -123,11 +185,11 @@ def decode_detections(
 ) -> list[Box]:
     """Named pixel boxes from an object-detection reply, in reply order (the algorithm sorts by score).
 
-    Every row is validated before any is dropped by ``min_score``, so a malformed reply always
-    fails with a ``ValueError`` naming the row index. A class id missing from ``class_map`` is
-    labelled ``"class_<id>"`` rather than rejected: a model trained with more classes than the
-    map knows is still worth seeing. Pixel edges are rounded and the size derived from them, so
-    ``left + width`` is the rounded right edge.
+    Every row is validated (:func:`parse_prediction`) before any is dropped by ``min_score``, so
+    a malformed reply always fails with a :class:`MalformedReply` (a ``ValueError``) naming the
+    row index. A class id missing from ``class_map`` is labelled ``"class_<id>"`` rather than
+    rejected: a model trained with more classes than the map knows is still worth seeing. Pixel
+    edges are rounded and the size derived from them, so ``left + width`` is the rounded right edge.
     """
     names = normalise_class_map(class_map)
     width = _positive_int(image_width, "image_width")
@@ -135,43 +197,17 @@ def decode_detections(
     if isinstance(min_score, bool) or not isinstance(min_score, int | float) or not 0 <= min_score <= 1:
         raise ValueError(f"min_score must be a number in [0, 1], got {min_score!r}")
 
-    reply = _load_reply(body)
-    if "prediction" not in reply:
-        raise ValueError(f"reply has no 'prediction' field; keys: {sorted(reply)[:10]}")
-    rows = reply["prediction"]
-    if not isinstance(rows, list):
-        raise ValueError(f"reply 'prediction' must be a list, got {type(rows).__name__}")
-
     boxes: list[Box] = []
-    for index, row in enumerate(rows):
-        if not isinstance(row, list | tuple) or len(row) != 6:
-            shape = f"length {len(row)}" if isinstance(row, list | tuple) else type(row).__name__
-            raise ValueError(
-                f"prediction[{index}] must be [class_id, score, xmin, ymin, xmax, ymax], got {shape}"
-            )
-        raw_class = _number(row[0], index, "class_id")
-        if not raw_class.is_integer() or raw_class < 0:
-            raise ValueError(f"prediction[{index}]: class_id={row[0]!r} is not a non-negative integer")
-        score = _number(row[1], index, "score")
-        if not 0 <= score <= 1:
-            raise ValueError(f"prediction[{index}]: score={score} is outside [0, 1]")
-        xmin, ymin, xmax, ymax = (
-            _coord(row[i], index, name) for i, name in enumerate(("xmin", "ymin", "xmax", "ymax"), start=2)
-        )
-        if xmax < xmin:
-            raise ValueError(f"prediction[{index}]: xmax={xmax} < xmin={xmin}")
-        if ymax < ymin:
-            raise ValueError(f"prediction[{index}]: ymax={ymax} < ymin={ymin}")
-        if score < min_score:
+    for d in parse_prediction(body):
+        if d.score < min_score:
             continue
-        class_id = int(raw_class)
-        left, right = round(xmin * width), round(xmax * width)
-        top, bottom = round(ymin * height), round(ymax * height)
+        left, right = round(d.xmin * width), round(d.xmax * width)
+        top, bottom = round(d.ymin * height), round(d.ymax * height)
         boxes.append(
             Box(
-                label=names.get(class_id, f"class_{class_id}"),
-                class_id=class_id,
-                score=score,
+                label=names.get(d.class_id, f"class_{d.class_id}"),
+                class_id=d.class_id,
+                score=d.score,
                 left=left,
                 top=top,
                 width=right - left,
@@ -238,8 +274,8 @@ def invoke_and_decode(
         return decode_detections(
             body, class_map=class_map, image_width=width, image_height=height, min_score=min_score
         )
-    except ValueError as exc:
-        raise ValueError(f"endpoint {endpoint_name!r} returned a malformed reply: {exc}") from exc
+    except MalformedReply as exc:
+        raise MalformedReply(f"endpoint {endpoint_name!r} returned a malformed reply: {exc}") from exc
 
 
 def smoke_test(cfg: Any, class_map: ClassMap, *, min_score: float = 0.2,

@@ -51,6 +51,8 @@ from sagemaker_vision.load_test import (
     StepResult,
     _run_phase,
     boto3_invoker,
+    check_reply,
+    cold_start_error,
     error_code,
 )
 
@@ -152,6 +154,31 @@ def split_evenly(total: int, parts: int) -> list[int]:
     return [base + (1 if i < extra else 0) for i in range(parts)]
 
 
+def split_phase(budget: int, concurrency: int, processes: int) -> list[tuple[int, int]]:
+    """``(concurrency, requests)`` per worker for one phase: the whole budget and concurrency, no idle share.
+
+    ``min(processes, concurrency, budget)`` workers take part, so each has at least one coroutine
+    and at least one request; the concurrency is spread evenly and the requests in proportion to
+    it (largest remainder), so shares that run at the same per-coroutine rate finish together.
+    ``sum`` of the requests is ``budget`` and of the concurrency ``concurrency``, always.
+    """
+    for name, value in (("budget", budget), ("concurrency", concurrency), ("processes", processes)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    used = min(processes, concurrency, budget)
+    shares = split_evenly(concurrency, used)
+    exact = [budget * c / concurrency for c in shares]
+    requests = [math.floor(x) for x in exact]
+    for index in sorted(range(used), key=lambda i: (requests[i] - exact[i], i))[:budget - sum(requests)]:
+        requests[index] += 1
+    # A share rounded down to nothing takes one from the largest (budget >= used, so one has two).
+    for index in range(used):
+        if requests[index] == 0:
+            requests[requests.index(max(requests))] -= 1
+            requests[index] = 1
+    return list(zip(shares, requests, strict=True))
+
+
 def merge_steps(parts: Sequence[StepResult]) -> StepResult:
     """One step from the workers' shares of it, as if one generator had run them all.
 
@@ -219,7 +246,9 @@ async def run_phase_async(
     """``concurrency`` coroutines invoking until ``seconds`` pass or ``max_requests`` are sent.
 
     The asyncio twin of ``load_test._run_phase``: same budget, deadline, error codes and
-    result. Each request is cut off at ``request_timeout_s`` plus the engine's grace.
+    result, and the same check of every reply (:func:`sagemaker_vision.load_test.check_reply`:
+    a 200 that is not the object-detection format counts as ``InvalidResponse``). Each request
+    is cut off at ``request_timeout_s`` plus the engine's grace.
     """
     base: dict[str, Any] = {"EndpointName": endpoint_name, "Accept": "application/json"}
     if target_variant:
@@ -234,7 +263,8 @@ async def run_phase_async(
     async def invoke(body: bytes, content_type: str) -> None:
         response = await client.invoke_endpoint(Body=body, ContentType=content_type, **base)
         async with response["Body"] as stream:
-            await stream.read()
+            reply = await stream.read()
+        check_reply(reply)
 
     async def work() -> None:
         nonlocal taken
@@ -427,10 +457,8 @@ class WorkerPool:
             raise
 
     def phase(self, *, concurrency: int, max_requests: int, seconds: float, payload_offset: int) -> StepResult:
-        """One phase over the workers: concurrency and request budget split as evenly as possible."""
-        shares = [(c, r) for c, r in zip(split_evenly(concurrency, len(self.workers)),
-                                          split_evenly(max_requests, len(self.workers)), strict=True)
-                  if c > 0 and r > 0]
+        """One phase over the workers: all of its concurrency and request budget (:func:`split_phase`)."""
+        shares = split_phase(max_requests, concurrency, len(self.workers))
         busy = self.workers[:len(shares)]
         offset = payload_offset
         for worker, (c, r) in zip(busy, shares, strict=True):
@@ -477,11 +505,7 @@ def run_load_test_processes(
         cold = pool.phase(concurrency=1, max_requests=1, seconds=config.request_timeout_s, payload_offset=0)
         sent += cold.requests
         if cold.successes != 1:
-            code, message = next(iter(cold.error_examples.items()), ("no reply", "the request did not finish"))
-            raise LoadTestError(
-                f"cold-start request to endpoint {config.endpoint_name!r} failed with {code}: {message}; "
-                "not ramping up load against an endpoint that does not answer"
-            )
+            raise cold_start_error(config.endpoint_name, cold)
         cold_start_ms = cold.latencies_ms[0]
         warmup = None
         if config.warmup_requests:
@@ -510,6 +534,7 @@ __all__ = [
     "run_load_test_processes",
     "run_phase_async",
     "split_evenly",
+    "split_phase",
 ]
 
 

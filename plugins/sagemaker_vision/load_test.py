@@ -34,7 +34,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from sagemaker_vision import aws
-from sagemaker_vision.inference import content_type_for, image_size
+from sagemaker_vision.inference import MalformedReply, content_type_for, image_size, parse_prediction
 
 if TYPE_CHECKING:
     from os import PathLike
@@ -53,6 +53,8 @@ MAX_REQUEST_TIMEOUT_S = 60.0
 # Slack on top of step_seconds + request_timeout_s before a worker stuck in invoke is abandoned.
 JOIN_GRACE_S = 5.0
 TIMEOUT_CODE = "Timeout"
+# A 200 whose body is not the object-detection format: counted as an error, never as a success.
+INVALID_RESPONSE_CODE = "InvalidResponse"
 # Process CPU per wall second above which a step is reported as limited by the load generator.
 CLIENT_CPU_LIMIT = 0.85
 LOAD_TEST_TAG = ("load-test-allowed", "true")
@@ -69,6 +71,8 @@ KNOWN_ERROR_CODES = {
     "InternalDependencyException": "a SageMaker dependency failed (HTTP 530)",
     "ValidationError": "the request was rejected: wrong endpoint name, content type or payload",
     TIMEOUT_CODE: "no reply within the client timeout (connect or read)",
+    INVALID_RESPONSE_CODE: "the endpoint answered, but not with the object-detection format "
+                           '({"prediction": [[class_id, score, xmin, ymin, xmax, ymax], ...]})',
     "ConnectionError": "the connection could not be made or was dropped",
 }
 
@@ -107,12 +111,25 @@ def error_code(exc: BaseException) -> str:
     return type(exc).__name__
 
 
+def check_reply(body: bytes) -> None:
+    """Raise :class:`InvocationError` ``InvalidResponse`` unless ``body`` decodes as detections.
+
+    Both engines call it on every reply they read, so a reply is a success only when
+    :func:`sagemaker_vision.inference.parse_prediction` (the smoke test's decoder) accepts it.
+    """
+    try:
+        parse_prediction(body)
+    except MalformedReply as exc:
+        raise InvocationError(INVALID_RESPONSE_CODE, str(exc)) from None
+
+
 def boto3_invoker(client: Any, endpoint_name: str, *, target_variant: str | None = None) -> Invoke:
     """``invoke(body, content_type)`` making one InvokeEndpoint call on a shared client.
 
     The reply body is read to the end so latency covers the transfer and the connection goes
-    back to the pool. Failures raise :class:`InvocationError` with the service error code
-    (``ModelError``, ``ThrottlingException``...), ``Timeout`` or ``ConnectionError``.
+    back to the pool, then checked by :func:`check_reply`. Failures raise :class:`InvocationError`
+    with the service error code (``ModelError``, ``ThrottlingException``...), ``Timeout``,
+    ``ConnectionError`` or ``InvalidResponse``.
     """
     from botocore.exceptions import (
         ClientError,
@@ -131,7 +148,7 @@ def boto3_invoker(client: Any, endpoint_name: str, *, target_variant: str | None
     def invoke(body: bytes, content_type: str) -> None:
         try:
             response = client.invoke_endpoint(Body=body, ContentType=content_type, **base)
-            response["Body"].read()
+            reply = response["Body"].read()
         except ClientError as exc:
             raise InvocationError(error_code(exc), str(exc)) from exc
         # Timeouts first: botocore's ConnectTimeoutError is also a connection error.
@@ -139,6 +156,7 @@ def boto3_invoker(client: Any, endpoint_name: str, *, target_variant: str | None
             raise InvocationError(TIMEOUT_CODE, str(exc)) from exc
         except (EndpointConnectionError, ConnectionClosedError) as exc:
             raise InvocationError("ConnectionError", str(exc)) from exc
+        check_reply(reply)
 
     return invoke
 
@@ -618,6 +636,14 @@ def _run_phase(
     )
 
 
+def cold_start_error(endpoint_name: str, cold: StepResult) -> LoadTestError:
+    """The error that stops a run whose cold-start request failed, with its code and message."""
+    code, message = next(iter(cold.error_examples.items()), ("no reply", "the request did not finish"))
+    message = message.removeprefix(f"{code}: ")  # InvocationError's text starts with its code
+    return LoadTestError(f"cold-start request to endpoint {endpoint_name!r} failed with {code}: {message}; "
+                         "not ramping up load against an endpoint that does not answer correctly")
+
+
 def run_load_test(
     invoke: Invoke,
     config: LoadTestConfig,
@@ -643,11 +669,7 @@ def run_load_test(
                       payload_offset=0, **phase)
     sent += cold.requests
     if cold.successes != 1:
-        code, message = next(iter(cold.error_examples.items()), ("no reply", "the request did not finish"))
-        raise LoadTestError(
-            f"cold-start request to endpoint {config.endpoint_name!r} failed with {code}: {message}; "
-            "not ramping up load against an endpoint that does not answer"
-        )
+        raise cold_start_error(config.endpoint_name, cold)
     cold_start_ms = cold.latencies_ms[0]
     log.info("cold start: %.1f ms", cold_start_ms)
 

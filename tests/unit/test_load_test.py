@@ -409,6 +409,35 @@ class FakeRuntime:
         raise self.exc
 
 
+class Replying:
+    """A runtime client whose every invocation answers 200 with ``body``."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    def invoke_endpoint(self, **kwargs):
+        return {"Body": io.BytesIO(self.body)}
+
+
+# Bodies a hostile or broken endpoint answers with a 200, and what the error says.
+GARBAGE_BODIES = [
+    (b"<html>502 Bad Gateway</html>", "reply is not JSON"),
+    (b"", "reply is not JSON"),
+    (b"\xff\xd8\xff\xe0", "reply is not UTF-8"),
+    (b'"ok"', "must be a JSON object, got str"),
+    (b'{"predictions": [[1.0, 0.9, 0.1, 0.1, 0.2, 0.2]]}', "no 'prediction' field"),
+    (b'{"prediction": "none"}', "'prediction' must be a list"),
+    (b'{"prediction": [[1.0, 0.9, 0.1, 0.1]]}', r"prediction\[0\] must be \[class_id"),
+    (b'{"prediction": [[1.0, 7.5, 0.1, 0.1, 0.2, 0.2]]}', r"score=7.5 is outside \[0, 1\]"),
+    (b'{"prediction": [[1.0, 0.9, 10, 20, 200, 120]]}', "outside the normalised range"),
+    (b'{"prediction": [[1.0, 0.9, 0.1, 0.1, 0.2, 0.2], ["cat", 0.9, 0.1, 0.1, 0.2, 0.2]]}',
+     r"prediction\[1\]: class_id must be a number"),
+    (b'{"prediction": [[1e999, 0.9, 0.1, 0.1, 0.2, 0.2]]}', "class_id must be finite"),
+    (b'{"prediction": [[' + b"9" * 400 + b', 0.9, 0.1, 0.1, 0.2, 0.2]]}', "400-digit integer"),
+    (b"[" * 100_000, "reply is not JSON"),
+]
+
+
 class TestBoto3Invoker:
     @pytest.mark.parametrize(
         ("exc", "code"),
@@ -427,6 +456,41 @@ class TestBoto3Invoker:
         with pytest.raises(InvocationError) as info:
             boto3_invoker(FakeRuntime(exc), "ep")(JPEG, "image/jpeg")
         assert info.value.code == code and error_code(info.value) == code
+
+    @pytest.mark.parametrize(("body", "why"), GARBAGE_BODIES)
+    def test_a_reply_that_is_not_detections_is_invalid_response(self, body, why):
+        """Issue 9, finding 6: an HTTP 200 counts as a success only when it decodes."""
+        with pytest.raises(InvocationError, match=why) as info:
+            boto3_invoker(Replying(body), "ep")(JPEG, "image/jpeg")
+        assert info.value.code == "InvalidResponse" == error_code(info.value)
+
+    @pytest.mark.parametrize("body", [b'{"prediction": []}', b'{"prediction": [[1.0, 0.9, 0.1, 0.2, 0.3, 0.4]]}',
+                                      b'{"prediction": [[0, 1, 0, 0, 1, 1]], "model": "v2"}'])
+    def test_a_reply_in_the_detection_format_is_a_success(self, body):
+        assert boto3_invoker(Replying(body), "ep")(JPEG, "image/jpeg") is None
+
+    def test_garbage_200s_from_the_stub_fail_the_slo(self, aws_env):
+        # Invocation 1 is the cold start (a good reply); every 3rd is 200 + HTML.
+        url, stop = start_in_thread(0, 1, garbage_every=3)
+        try:
+            invoke = boto3_invoker(runtime_client(url, 2), "shapes-ep")
+            report = run_load_test(invoke, config(concurrency_steps=(2,), max_requests_per_step=30,
+                                                  step_seconds=10, max_error_rate=0.01))
+        finally:
+            stop()
+        (s,) = report.steps
+        assert (s.requests, s.successes, s.errors_by_code) == (30, 20, {"InvalidResponse": 10})
+        assert report.slo_breaches() and "InvalidResponse=10" in report.slo_breaches()[0]
+        assert report.to_dict()["error_codes_explained"]["InvalidResponse"].startswith("the endpoint answered")
+
+    def test_a_garbage_cold_start_stops_the_ramp(self, aws_env):
+        url, stop = start_in_thread(0, 1, garbage_every=1)
+        try:
+            with pytest.raises(LoadTestError, match=r"cold-start request .* failed with InvalidResponse: reply is not"):
+                run_load_test(boto3_invoker(runtime_client(url, 1), "shapes-ep"), config())
+        finally:
+            stop()
+        assert stop.stub.invocations == 1
 
     def test_throughput_against_the_stub_is_near_ideal(self, aws_env):
         concurrency, service_ms = 10, 20

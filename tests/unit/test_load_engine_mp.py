@@ -1,0 +1,192 @@
+"""Issue 9, findings 6 and 7 in the multi-process engine (``sagemaker_vision.load_engine_mp``).
+
+* 7: every phase sends exactly its request budget, whatever the split over worker processes
+  (at C=1 with two processes the old split gave the second worker no concurrency and dropped
+  its half of the budget).
+* 6: a 200 whose body is not the object-detection format is an ``InvalidResponse`` error in
+  both engines, through the same decoder the smoke test uses.
+
+The real runs go against ``benchmarks/stub_server.py`` on 127.0.0.1, with real botocore and
+aiobotocore parsing, in worker processes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+
+import pytest
+
+from benchmarks.stub_server import start_in_thread
+from sagemaker_vision.load_engine_mp import ClientSpec, run_load_test_processes, run_phase_async, split_phase
+from sagemaker_vision.load_test import LoadTestConfig, LoadTestError, StepResult
+
+PAYLOADS = (("a.jpg", b"\xff\xd8\xff\xe0jpeg", "image/jpeg"),)
+
+
+def spec(url: str, pool: int = 8) -> ClientSpec:
+    return ClientSpec(region_name="us-east-1", endpoint_url=url, access_key_id="testing",
+                      secret_access_key="testing", max_pool_connections=pool, read_timeout_s=5.0)
+
+
+def config(**overrides) -> LoadTestConfig:
+    values = {"endpoint_name": "shapes-ep", "concurrency_steps": (1,), "step_seconds": 10.0,
+              "max_requests_per_step": 10, "payloads": PAYLOADS, "warmup_requests": 0, "request_timeout_s": 5.0}
+    values.update(overrides)
+    return LoadTestConfig(**values)
+
+
+# -- finding 7: the split ------------------------------------------------------------------------
+
+
+def _check_split(budget: int, concurrency: int, processes: int) -> None:
+    shares = split_phase(budget, concurrency, processes)
+    assert sum(r for _, r in shares) == budget, shares
+    assert sum(c for c, _ in shares) == concurrency, shares
+    assert len(shares) == min(processes, concurrency, budget), shares
+    assert all(c >= 1 and r >= 1 for c, r in shares), shares
+    assert max(c for c, _ in shares) - min(c for c, _ in shares) <= 1, shares
+
+
+def test_split_sends_the_whole_budget_for_every_small_combination():
+    for budget, concurrency, processes in itertools.product(range(1, 41), range(1, 41), range(1, 9)):
+        _check_split(budget, concurrency, processes)
+
+
+def test_split_sends_the_whole_budget_for_random_large_combinations():
+    rng = random.Random(9)
+    for _ in range(3000):
+        _check_split(rng.randint(1, 100_000), rng.randint(1, 1000), rng.randint(1, 64))
+
+
+@pytest.mark.parametrize(("budget", "concurrency", "processes", "expected"), [
+    (10, 1, 2, [(1, 10)]),  # the reported case: one worker takes it all
+    (10, 3, 2, [(2, 7), (1, 3)]),  # requests follow concurrency, so the shares finish together
+    (1, 10, 2, [(10, 1)]),
+    (40, 4, 2, [(2, 20), (2, 20)]),
+])
+def test_split_examples(budget, concurrency, processes, expected):
+    assert split_phase(budget, concurrency, processes) == expected
+
+
+@pytest.mark.parametrize("bad", [0, -1, True, 1.5])
+def test_split_refuses_nonsense(bad):
+    for args in ((bad, 1, 1), (1, bad, 1), (1, 1, bad)):
+        with pytest.raises(ValueError, match="must be a positive integer"):
+            split_phase(*args)
+
+
+def test_c1_with_two_processes_sends_the_whole_budget():
+    """The reported run: C=1, budget 10, two asyncio worker processes sent 5."""
+    url, stop = start_in_thread(0, 1)
+    try:
+        report = run_load_test_processes(config(), spec(url), processes=2, engine="asyncio")
+    finally:
+        stop()
+    (step,) = report.steps
+    assert (step.concurrency, step.requests, step.successes) == (1, 10, 10), step.summary()
+    assert step.stopped_by == "requests"
+    assert stop.stub.invocations == 1 + 10  # the cold start, then the whole step
+
+
+# -- finding 6: a reply is a success only when it decodes ---------------------------------------------
+
+
+def test_async_phase_counts_garbage_200s_as_invalid_response():
+    url, stop = start_in_thread(0, 1, garbage_every=3)
+    try:
+        async def run() -> StepResult:
+            async with spec(url).aiobotocore_client() as client:
+                return await run_phase_async(client, "shapes-ep", PAYLOADS, concurrency=3, max_requests=30,
+                                             seconds=10, request_timeout_s=5, payload_offset=0)
+
+        result = asyncio.run(run())
+    finally:
+        stop()
+    assert result.requests == 30 == stop.stub.invocations
+    assert result.errors_by_code == {"InvalidResponse": 10}
+    assert result.successes == 20 and len(result.latencies_ms) == 20
+    assert "reply is not JSON" in result.error_examples["InvalidResponse"]
+
+
+@pytest.mark.parametrize("engine", ["asyncio", "threads"])
+def test_garbage_fails_the_slo_in_worker_processes(engine):
+    # Invocation 1 is the cold start (a good reply); every 2nd after it is 200 + HTML.
+    url, stop = start_in_thread(0, 1, garbage_every=2)
+    try:
+        report = run_load_test_processes(config(concurrency_steps=(2,), max_requests_per_step=20,
+                                                max_error_rate=0.01), spec(url), processes=2, engine=engine)
+    finally:
+        stop()
+    (step,) = report.steps
+    assert (step.requests, step.errors_by_code) == (20, {"InvalidResponse": 10}), step.summary()
+    (breach,) = report.slo_breaches()
+    assert "InvalidResponse=10" in breach
+    assert "InvalidResponse" in report.to_dict()["error_codes_explained"]
+
+
+def test_a_garbage_cold_start_stops_the_run():
+    url, stop = start_in_thread(0, 1, garbage_every=1)
+    try:
+        with pytest.raises(LoadTestError, match="cold-start request .* failed with InvalidResponse: reply is not JSON"):
+            run_load_test_processes(config(), spec(url), processes=1, engine="asyncio")
+    finally:
+        stop()
+    assert stop.stub.invocations == 1
+
+
+class _Stream:
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    async def __aenter__(self) -> _Stream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    async def read(self) -> bytes:
+        return self.body
+
+
+class _AsyncReplying:
+    """An aiobotocore-shaped client answering 200 with ``body``."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    async def invoke_endpoint(self, **kwargs):
+        return {"Body": _Stream(self.body)}
+
+
+def _async_codes(body: bytes) -> tuple[dict[str, int], dict[str, str]]:
+    result = asyncio.run(run_phase_async(_AsyncReplying(body), "ep", PAYLOADS, concurrency=1, max_requests=1,
+                                         seconds=5, request_timeout_s=5, payload_offset=0))
+    return result.errors_by_code, result.error_examples
+
+
+def _garbage_bodies():
+    from tests.unit.test_load_test import GARBAGE_BODIES
+
+    return GARBAGE_BODIES
+
+
+@pytest.mark.parametrize(("body", "why"), _garbage_bodies())
+def test_the_async_engine_refuses_what_the_threads_engine_refuses(body, why):
+    """One decoder for both engines: the same garbage is InvalidResponse, with the same reason."""
+    import re
+
+    from sagemaker_vision.load_test import InvocationError, boto3_invoker
+    from tests.unit.test_load_test import Replying
+
+    codes, examples = _async_codes(body)
+    assert codes == {"InvalidResponse": 1}
+    assert re.search(why, examples["InvalidResponse"])
+    with pytest.raises(InvocationError) as info:
+        boto3_invoker(Replying(body), "ep")(b"x", "image/jpeg")
+    assert str(info.value)[:300] == examples["InvalidResponse"]
+
+
+def test_the_async_engine_counts_a_detection_reply_as_a_success():
+    assert _async_codes(b'{"prediction": [[1.0, 0.9, 0.1, 0.2, 0.3, 0.4]]}') == ({}, {})
