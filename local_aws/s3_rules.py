@@ -25,6 +25,9 @@ What AWS does, and this module makes the emulator do:
   bucket": since April 2026 new general purpose buckets block SSE-C writes, rejected with
   ``403 AccessDenied``, until the bucket's default encryption sets
   ``BlockedEncryptionTypes: {EncryptionType: [NONE]}``).
+* **Key names** ("Naming Amazon S3 objects", ``object-keys.html``): a key is at most 1,024 bytes
+  of UTF-8, prefix included. Moto takes any length; here a longer key gets ``400 KeyTooLongError``
+  (S3 API Reference, "Error responses") on every object request.
 * **Server-side copies keep a readable checksum.** Moto copies a multipart source's composite
   checksum value onto the single-part copy without its type, so a GET with checksum validation
   fails on the copy (issue 9, item 14). A copy here gets the full-object checksum of its data.
@@ -53,6 +56,7 @@ from . import patches
 SSE_C = "x-amz-server-side-encryption-customer-"
 COPY_SSE_C = "x-amz-copy-source-server-side-encryption-customer-"
 _ATTR = "_local_aws_sse_c"  # base64 key MD5 on a FakeKey or FakeMultipart written with SSE-C
+MAX_KEY_BYTES = 1024
 _SUB_RESOURCES = ("acl", "tagging", "legal-hold", "retention", "attributes", "restore", "select")
 _state = threading.local()
 
@@ -162,6 +166,9 @@ def _checked_key_response(self: S3Response, original: Any, request: Any, full_ur
     headers = request.headers
     bucket_name = self.parse_bucket_name_from_url(request, full_url)
     key_name = self.parse_key_name()
+    if len(key_name.encode("utf-8", "surrogatepass")) > MAX_KEY_BYTES:
+        raise _Error("KeyTooLongError", f"Your key is too long: {len(key_name.encode('utf-8', 'surrogatepass'))} "
+                     f"bytes; the maximum is {MAX_KEY_BYTES} bytes of UTF-8.", 400)
     if method in ("GET", "HEAD", "PUT", "POST") and not any(q in query for q in _SUB_RESOURCES):
         given = customer_key(headers)
         dest = given

@@ -39,6 +39,7 @@ import json
 import logging
 import mimetypes
 import os
+import re
 import stat
 import threading
 import time
@@ -80,6 +81,15 @@ STATE_VERSION = 1
 # User metadata holding the base64 MD5 of the data (rclone's name, so its uploads compare too).
 MD5_METADATA = "md5chksum"
 SSE_MODES = ("AES256", "aws:kms", "aws:kms:dsse")
+
+# S3 user guide, "Naming Amazon S3 objects": a key is UTF-8, at most 1,024 bytes, prefix included.
+MAX_KEY_BYTES = 1024
+# Names this sync refuses (skipped, logged, reported; the other files still sync): C0 controls and
+# DEL (ASCII 0-31 and 127, which that page lists as needing special handling, and XML 1.0 cannot
+# carry most of them in a listing), C1 controls, and the Unicode line and paragraph separators.
+# None can reach training: SageMaker's S3Uri pattern is a Java regex whose "." matches no line
+# terminator (\n \r U+0085 U+2028 U+2029), so such a key is no valid source-ref in a manifest.
+UNSAFE_NAME_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 # mimetypes maps ".manifest" to the HTML5 appcache type; SageMaker manifests are JSON Lines.
 _CONTENT_TYPE_OVERRIDES = {".manifest": "application/jsonlines", ".jsonl": "application/jsonlines"}
@@ -348,6 +358,38 @@ def list_s3(
                 key, obj["Size"], etag=obj.get("ETag"), mtime=obj["LastModified"].timestamp()
             )
     return out
+
+
+def key_name_problem(key: str) -> str | None:
+    """Why ``key`` cannot be synced safely (see ``UNSAFE_NAME_RE``), or None when it can."""
+    try:
+        size = len(key.encode("utf-8"))
+    except UnicodeEncodeError:  # a local name that is not UTF-8 (os.walk keeps its bytes as surrogates)
+        return "is not valid UTF-8, and S3 keys are UTF-8"
+    if size > MAX_KEY_BYTES:
+        return f"makes a {size}-byte key; S3 keys are at most {MAX_KEY_BYTES} bytes (UTF-8)"
+    bad = UNSAFE_NAME_RE.search(key)
+    if bad:
+        return (f"contains the control character U+{ord(bad.group()):04X}, which a manifest's source-ref "
+                "(SageMaker's S3Uri) cannot carry")
+    return None
+
+
+def refuse_unsafe_names(objects: dict[str, ObjectInfo], dest_prefix: str, where: str,
+                        log: logging.Logger = logger) -> list[str]:
+    """Drop (in place) the objects whose destination key :func:`key_name_problem` refuses; log each.
+
+    Returns the refused relative paths, sorted. The rest still sync: one odd name never fails the run.
+    """
+    refused = []
+    for relpath in sorted(objects):
+        problem = key_name_problem(dest_prefix + relpath)
+        if problem is not None:
+            del objects[relpath]
+            refused.append(relpath)
+            log.warning("Not syncing %s (%s): its name %s; rename it to sync it",
+                        ascii(relpath), where, problem)
+    return refused
 
 
 def content_type(path: str) -> str:
@@ -736,6 +778,9 @@ def sync(
     except ClientError as exc:
         exc.add_note(f"while listing dest {dest!r}")
         raise
+    refused = refuse_unsafe_names(src_objects, ep.dest_prefix, f"in {source}", log)
+    for relpath in refused:
+        dest_objects.pop(relpath, None)  # never deleted, never compared: the sync leaves it alone
     if delete and not src_objects and dest_objects:
         # An empty (or unmounted) source folder would otherwise wipe the destination.
         raise ValueError(f"source: {source!r} has no files to sync; refusing to delete all "
@@ -830,9 +875,10 @@ def sync(
     elapsed = time.monotonic() - started
     rate = progress.bytes_copied / elapsed if elapsed > 0 else 0.0
     log.info(
-        "Synced %s -> %s in %.1f s: copied %d (%s, %s/s), skipped %d, deleted %d, failed %d",
+        "Synced %s -> %s in %.1f s: copied %d (%s, %s/s), skipped %d, deleted %d, failed %d%s",
         source, dest, elapsed, progress.copied, _human(progress.bytes_copied), _human(rate),
         len(plan.to_skip), deleted, len(failures),
+        f", refused {len(refused)} unsafe names (see the warnings above)" if refused else "",
     )
     if failures:
         raise S3SyncError(failures, f"{len(failures)} of {len(plan.to_copy) + len(plan.to_delete)} "
@@ -843,6 +889,8 @@ def sync(
         "deleted": deleted,
         "bytes_copied": progress.bytes_copied,
         "verified_by_head": heads,
+        "refused": len(refused),
+        "refused_files": [ascii(r) for r in refused[:MAX_FAILURES_IN_MESSAGE]],
         "source": source,
         "dest": dest,
     }
@@ -980,7 +1028,9 @@ class S3SyncOperator(BaseOperator):
     :param source_sse_customer_key: the SSE-C key of an S3 source
     :param aws_conn_id: Airflow connection for AWS credentials and endpoint
     :param region_name: AWS region; the connection's when ``None``
-    :return: ``{"copied", "skipped", "deleted", "bytes_copied", "verified_by_head", "source", "dest"}``
+    :return: ``{"copied", "skipped", "deleted", "bytes_copied", "verified_by_head", "refused",
+        "refused_files", "source", "dest"}``; ``refused`` counts files whose names S3 or a manifest
+        cannot carry (control characters, keys over 1,024 bytes, not UTF-8): skipped and logged
     """
 
     template_fields: Sequence[str] = ("source", "dest", "include")

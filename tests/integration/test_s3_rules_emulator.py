@@ -142,3 +142,19 @@ def test_a_server_side_copy_of_a_multipart_object_reads_back(s3, tmp_path):
     s3.copy_object(Bucket=BUCKET, Key="copy", CopySource={"Bucket": BUCKET, "Key": "big"})
     body = s3.get_object(Bucket=BUCKET, Key="copy", ChecksumMode="ENABLED")["Body"].read()
     assert body == path.read_bytes()
+
+
+def test_keys_longer_than_1024_utf8_bytes_are_refused(s3):
+    """S3 keys are at most 1,024 bytes of UTF-8 ("Naming Amazon S3 objects"); moto took any length."""
+    at_limit = "raw/" + "é" * 510  # 4 + 1020 bytes
+    s3.put_object(Bucket=BUCKET, Key=at_limit, Body=b"x")
+    assert s3.get_object(Bucket=BUCKET, Key=at_limit)["Body"].read() == b"x"
+    over = at_limit + "x"  # 1,025 bytes, 515 characters
+    for call in (lambda: s3.put_object(Bucket=BUCKET, Key=over, Body=b"x"),
+                 lambda: s3.copy_object(Bucket=BUCKET, Key=over, CopySource={"Bucket": BUCKET, "Key": at_limit}),
+                 lambda: s3.create_multipart_upload(Bucket=BUCKET, Key=over)):
+        with pytest.raises(ClientError) as info:
+            call()
+        assert info.value.response["Error"]["Code"] == "KeyTooLongError"
+        assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]] == [at_limit]

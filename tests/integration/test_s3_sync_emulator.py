@@ -196,3 +196,28 @@ def test_an_include_filter_keeps_what_the_state_knows_of_the_other_files(s3, tmp
     assert sync(str(root), DEST_URI, client=s3, include="*.jpg")["skipped"] == 6
     again = sync(str(root), DEST_URI, client=s3)
     assert (again["copied"], again["verified_by_head"]) == (0, 0)  # big.tif still known
+
+
+def test_names_s3_or_a_manifest_cannot_carry_are_refused_by_name_and_the_rest_syncs(s3, tmp_path, caplog):
+    """Issue 9, item 13b: one file name with a newline failed the whole sync."""
+    import logging
+
+    root = tmp_path / "images"
+    deep = root / "/".join(["d" * 200] * 6)  # 1,200 bytes of folders: the key passes 1,024 bytes
+    deep.mkdir(parents=True)
+    fine = ["ok.jpg", "café.jpg", "with space.jpg", "日本.jpg"]
+    odd = ["new\nline.jpg", "cr\r.jpg", "tab\there.jpg", "bell\x07.jpg", "sep\u2028.jpg"]
+    for name in fine + odd:
+        (root / name).write_bytes(name.encode())
+    (deep / "long.jpg").write_bytes(b"deep")
+    os.close(os.open(os.path.join(os.fsencode(root), b"latin1-\xe9.jpg"), os.O_CREAT | os.O_WRONLY))
+    caplog.set_level(logging.WARNING, logger=s3_sync.__name__)
+    result = sync(str(root), DEST_URI, client=s3)
+    assert (result["copied"], result["refused"]) == (len(fine), len(odd) + 2)
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket=DEST, Prefix="raw/")["Contents"]}
+    assert keys == {f"raw/{n}" for n in fine}
+    assert ascii("new\nline.jpg") in caplog.text and "U+000A" in caplog.text
+    assert "S3 keys are at most 1024 bytes" in caplog.text and "not valid UTF-8" in caplog.text
+    assert ascii("new\nline.jpg") in result["refused_files"]
+    again = sync(str(root), DEST_URI, client=s3, delete=True)  # refused names are never deleted either
+    assert (again["copied"], again["skipped"], again["deleted"], again["refused"]) == (0, len(fine), 0, 7)
