@@ -20,6 +20,7 @@ from typing import Any
 
 from sagemaker_vision import labels, s3io
 from sagemaker_vision.config import ConfigError, PipelineConfig
+from sagemaker_vision.training_budget import is_run_job
 
 log = logging.getLogger(__name__)
 
@@ -136,16 +137,37 @@ def _marker_uri(cfg: PipelineConfig, fingerprint: str) -> str:
     return f"{cfg.s3_root}/trained/{fingerprint}.json"
 
 
+def is_own_record(cfg: PipelineConfig, record: dict[str, Any]) -> bool:
+    """True when a training record was written by this run (any try of it, before or after a clear).
+
+    A run's identity is its base job name (``cfg.job_name``: the pipeline and the run's stamp),
+    which every try and every clear of the run shares. The job that actually trained may be a
+    retry's timestamped ``<base>-<10 digits>`` (the provider's name for a job whose name is
+    taken), so the job name alone would make a run's own training look like another run's.
+    Records carry ``run_job_name`` (the base) for an exact comparison; older records have only
+    ``job_name``, recognised as the run's base or one of its retry names.
+    """
+    run_job = record.get("run_job_name")
+    if run_job is not None:
+        return run_job == cfg.job_name
+    job_name = record.get("job_name")
+    return isinstance(job_name, str) and is_run_job(job_name, cfg.job_name)
+
+
 def already_trained(cfg: PipelineConfig, s3_client: Any, manifests: dict[str, Any]) -> dict[str, Any] | None:
     """The record of another run's training on exactly this data and settings, if there is one.
 
-    A run's own record does not count: a rerun of the same run must reuse its job, not skip.
+    A run's own record does not count, whichever try's job trained: a rerun of the same run must
+    reuse its job and go on to deploy, not skip (``train`` finds the run's completed job, the
+    deploy steps reuse what exists).
     """
     uri = _marker_uri(cfg, manifests["fingerprint"])
     if not s3io.exists(s3_client, uri):
         return None
     record = json.loads(s3io.read_bytes(s3_client, uri))
-    if record.get("job_name") == cfg.job_name:
+    if is_own_record(cfg, record):
+        log.info("Training record %s is this run's own (job %s): training is reused, not skipped", uri,
+                 record.get("job_name"))
         return None
     log.info("Skipping training: %s already trained on exactly this data and these settings "
              "(fingerprint %s, validation:mAP %s)", record.get("job_name"), manifests["fingerprint"][:12],
@@ -160,7 +182,8 @@ def record_trained(cfg: PipelineConfig, s3_client: Any, manifests: dict[str, Any
     job = trained.get("Training", trained)
     uri = _marker_uri(cfg, manifests["fingerprint"])
     if not s3io.exists(s3_client, uri):
-        s3io.put_json(s3_client, uri, {"job_name": job.get("TrainingJobName"), "run_id": cfg.run.run_id,
+        s3io.put_json(s3_client, uri, {"job_name": job.get("TrainingJobName"), "run_job_name": cfg.job_name,
+                                       "run_id": cfg.run.run_id,
                                        "partitions": manifests.get("partitions"),
                                        "validation_map": final_metric(job)})
     return uri

@@ -75,8 +75,18 @@ class ObjectDetectionTrainingOperator(SageMakerTrainingOperator):
             NameContains=base[:52], SortBy="CreationTime", SortOrder="Descending", MaxResults=100,
         )["TrainingJobSummaries"]
         for summary in summaries:
-            if summary["TrainingJobName"] != base and is_run_job(summary["TrainingJobName"], base):
-                return self._existing(summary["TrainingJobName"]) or job
+            name = summary["TrainingJobName"]
+            if name == base or not is_run_job(name, base):
+                continue
+            candidate = self._existing(name)
+            # The provider cuts the base to 52 characters before its suffix, and a long base loses
+            # part of the run's stamp: another run's retry can then look like this run's. A run's
+            # jobs read this run's own manifests (under its run prefix), which tells them apart.
+            if candidate is not None and _input_uris(candidate) == _input_uris(self.config):
+                return candidate
+            if candidate is not None:
+                self.log.info("Passing over %s: its name looks like a retry of %s but it reads %s, not this "
+                              "run's inputs", name, base, _input_uris(candidate))
         return job
 
     def execute(self, context: Any) -> dict:
@@ -158,13 +168,15 @@ def _differences(job: dict[str, Any], request: dict[str, Any]) -> list[str]:
                          if job.get("HyperParameters", {}).get(k) != request.get("HyperParameters", {}).get(k))
         out.append(f"HyperParameters differ in {changed}")
 
-    def uris(config: dict[str, Any]) -> dict[str, str]:
-        return {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in config.get("InputDataConfig", [])}
-
-    if uris(job) != uris(request):
-        out.append(f"InputDataConfig S3Uri: existing {uris(job)}, requested {uris(request)}")
+    if _input_uris(job) != _input_uris(request):
+        out.append(f"InputDataConfig S3Uri: existing {_input_uris(job)}, requested {_input_uris(request)}")
     image = (job.get("AlgorithmSpecification") or {}).get("TrainingImage")
     wanted = (request.get("AlgorithmSpecification") or {}).get("TrainingImage")
     if image != wanted:
         out.append(f"TrainingImage: existing {image}, requested {wanted}")
     return out
+
+
+def _input_uris(config: dict[str, Any]) -> dict[str, str]:
+    """Channel name -> S3Uri of a training job's (or request's) input channels."""
+    return {c["ChannelName"]: c["DataSource"]["S3DataSource"]["S3Uri"] for c in config.get("InputDataConfig", [])}

@@ -317,3 +317,31 @@ def test_a_synchronous_wait_gets_the_same_bound_and_an_explicit_max_attempts_win
     pinned = operator(config, max_attempts=7)
     pinned._size_budget()
     assert pinned.max_attempts == 7 and pinned.max_ingestion_time is None  # deferred: no deferral timeout
+
+
+def test_a_long_named_run_never_takes_another_runs_retry_job_for_its_own(control, aws_clients):
+    # Bases of 56 characters: the provider cuts a base to 52 before its "-<10 digits>" suffix, which
+    # drops the end of the run's stamp, so a retry of the run at 00:30 looks like one of the run at 00:00.
+    pipeline = "long-named-detector-for-the-identity-tst"
+    assert len(pipeline) == 40
+    base_a, base_b = f"{pipeline}-20261201-000000", f"{pipeline}-20261201-003000"
+    other_retry = f"{base_b[:52]}-1764548000"
+    assert training_budget.is_run_job(other_retry, base_a), "the names must collide for this test to mean anything"
+    sm = aws_clients["sagemaker"]
+    control.set_duration("training", 60, name_prefix=pipeline)
+    sm.create_training_job(**training_config(aws_clients, other_retry))  # the other run's retry, reading its data
+    control.add_fault(kind="training_failure", name_prefix=base_a, reason="InternalServerError: emulated", count=1)
+    config_a = training_config(aws_clients, base_a)
+    sm.create_training_job(**config_a)
+    deadline = time.monotonic() + 30
+    while sm.describe_training_job(TrainingJobName=base_a)["TrainingJobStatus"] != "Failed":
+        assert time.monotonic() < deadline, "the run's first job never failed"
+        time.sleep(0.05)
+
+    # The retry of run A passes over B's job (it reads B's inputs) and starts A's own retry job.
+    trigger = defer(operator(dict(config_a)))
+    started = trigger.waiter_args["TrainingJobName"]
+    assert started not in (base_a, other_retry) and training_budget.is_run_job(started, base_a), started
+    job = sm.describe_training_job(TrainingJobName=started)
+    assert job["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"] == \
+        config_a["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"]
