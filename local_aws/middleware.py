@@ -92,6 +92,52 @@ def signed_for_s3(environ: dict[str, Any]) -> bool:
     return any(c.split("/")[3:] == ["s3", "aws4_request"] for c in credentials)
 
 
+# Amazon S3 API Reference, "Authenticating Requests: Using Query Parameters (AWS Signature Version
+# 4)": X-Amz-Expires is 1 to 604800 seconds (7 days), and S3 refuses the URL once X-Amz-Date plus
+# X-Amz-Expires has passed ("Request has expired"). Presigned URLs expire on the wall clock.
+PRESIGN_MAX_SECONDS = 7 * 24 * 3600
+
+
+def presigned_expiry_error(environ: dict[str, Any], now: float | None = None) -> runtime.Reply | None:
+    """S3's answer to a presigned (query-string SigV4) request whose lifetime is invalid or over."""
+    import time
+    from calendar import timegm
+    from urllib.parse import parse_qsl
+
+    query = dict(parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True))
+    if "X-Amz-Credential" not in query:
+        return None
+    request_id = str(uuid.uuid4())
+
+    def error(status: int, code: str, message: str, extra: str = "") -> runtime.Reply:
+        xml = (f"<Error><Code>{code}</Code><Message>{escape(message)}</Message>{extra}"
+               f"<RequestId>{request_id}</RequestId></Error>")
+        return status, [("Content-Type", "application/xml"), ("x-amz-request-id", request_id)], xml.encode()
+
+    try:
+        lifetime = int(query.get("X-Amz-Expires", ""))
+    except ValueError:
+        return error(400, "AuthorizationQueryParametersError", "X-Amz-Expires should be a number")
+    if lifetime < 0:
+        return error(400, "AuthorizationQueryParametersError", "X-Amz-Expires must be non-negative")
+    if lifetime > PRESIGN_MAX_SECONDS:
+        return error(400, "AuthorizationQueryParametersError",
+                     f"X-Amz-Expires must be less than a week (in seconds) that is {PRESIGN_MAX_SECONDS}")
+    try:
+        signed = timegm(time.strptime(query.get("X-Amz-Date", ""), "%Y%m%dT%H%M%SZ"))
+    except ValueError:
+        return error(400, "AuthorizationQueryParametersError",
+                     "X-Amz-Date must be in the ISO8601 Long Format \"yyyyMMdd'T'HHmmss'Z'\"")
+    now = time.time() if now is None else now
+    if now > signed + lifetime:
+        expired = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(signed + lifetime))
+        server = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now))
+        return error(403, "AccessDenied", "Request has expired",
+                     f"<X-Amz-Expires>{lifetime}</X-Amz-Expires><Expires>{expired}</Expires>"
+                     f"<ServerTime>{server}</ServerTime>")
+    return None
+
+
 def _operation(service: str, environ: dict[str, Any], body: bytes) -> str | None:
     """The operation a request calls on ``service`` (moto's own router), or None if not that service."""
     from moto.core.request import Request
@@ -141,7 +187,7 @@ class EmulatorMiddleware:
                 return _reply(start_response, *refused)
         elif signed_for_s3(environ):
             body = _read_body(environ) if body is None else body
-            refused = self._strict_s3(environ, body)
+            refused = presigned_expiry_error(environ) or self._strict_s3(environ, body)
             if refused is not None:
                 return _reply(start_response, *refused)
         match = runtime.INVOKE_PATH.match(path)

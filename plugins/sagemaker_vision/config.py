@@ -258,6 +258,8 @@ class LabelStudioSpec:
     project_title: str
     min_annotations: int
     timeout_hours: float
+    # The read-only AWS principal that presigns image URLs for Label Studio (never aws_default).
+    presign_aws_conn_id: str = "aws_label_studio_reader"
 
 
 @dataclass(frozen=True)
@@ -404,7 +406,12 @@ class PipelineConfig:
             project_title=(p.get("label_studio_project") or "").strip() or pipeline_name,
             min_annotations=_number(p, "label_studio_min_annotations", int, 1, 20),
             timeout_hours=_number(p, "label_studio_timeout_hours", float, 0.01, 24 * 30),
+            presign_aws_conn_id=(p.get("label_studio_presign_aws_conn_id") or "aws_label_studio_reader").strip(),
         )
+        if label_backend == "label_studio" and label_studio.presign_aws_conn_id == "aws_default":
+            raise ConfigError("label_studio_presign_aws_conn_id", "must not be aws_default: Label Studio gets "
+                              "URLs signed by a read-only principal of its own (include/iam/"
+                              "label-studio-reader-policy.json), never the pipeline's")
         validation_fraction = _number(p, "validation_fraction", float, 0.01, 0.5)
 
         hp = algorithms.ObjectDetectionHyperparameters(

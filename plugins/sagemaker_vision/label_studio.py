@@ -10,6 +10,13 @@
   not yet in it, waits (deferrable, :class:`~sagemaker_vision.triggers.LabelStudioTrigger`)
   until every task is annotated or skipped, exports the project and writes the manifest.
 
+Label Studio never sees the Airflow principal's credentials. Image URLs are presigned by a
+read-only principal of its own (the Airflow connection ``aws_label_studio_reader``, policy
+``include/iam/label-studio-reader-policy.json``: ``s3:GetObject`` on the images), live one hour,
+and are renewed (``PATCH /api/tasks/<id>/``) while the project waits. In ``s3_storage`` mode
+Label Studio presigns on view with keys it stores: those are the reader's long-lived keys, never
+the Airflow principal's.
+
 A task is *annotated* when it has at least ``min_annotations`` annotations that were not
 cancelled, and *skipped* when it has fewer but an annotator pressed Skip (Label Studio records
 that as a cancelled annotation): skipping is the annotator's final word on the image, so skipped
@@ -49,6 +56,12 @@ ImageRefs = Literal["presigned", "s3_storage"]
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 # SigV4 presigned URLs live at most 7 days; s3_storage mode has no such limit (LS presigns on view).
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600
+# Presigned URLs live one hour (the AWS CLI's default for presign) and are renewed once half of
+# that has passed, so an annotator's page always has at least half an hour left.
+PRESIGN_LIFETIME_SECONDS = 3600
+# The read-only principal that presigns for Label Studio: an AWS connection the user sets.
+DEFAULT_PRESIGN_CONN_ID = "aws_label_studio_reader"
+READER_POLICY = "include/iam/label-studio-reader-policy.json"
 RETRY_STATUSES = (500, 502, 503, 504)
 IMPORT_BATCH = 500
 PROJECT_PAGE_SIZE = 100
@@ -369,6 +382,10 @@ class LabelStudioHook(BaseHook):
     def task_progress(self, project_id: int, min_annotations: int = 1) -> TaskProgress:
         return task_progress(self.list_tasks(project_id), min_annotations)
 
+    def update_task_data(self, task_id: int, data: Mapping[str, Any]) -> dict[str, Any]:
+        """Replace a task's data (``PATCH /api/tasks/<id>/``): annotations stay as they are."""
+        return self.request("PATCH", f"/api/tasks/{int(task_id)}/", json_body={"data": dict(data)})
+
     def export(self, project_id: int) -> list[dict[str, Any]]:
         """All tasks with their annotations (cancelled ones included), as Label Studio's JSON export."""
         body = self.request("GET", f"/api/projects/{int(project_id)}/export",
@@ -518,12 +535,17 @@ class LabelStudioLabelingOperator(BaseOperator):
     :param image_uris: ``s3://`` URIs of the images (templated); or give ``images_prefix``.
     :param images_prefix: ``s3://bucket/prefix/``: every .jpg/.jpeg/.png under it (templated).
     :param image_refs: How annotators' browsers get the images. ``presigned``: each task holds
-        a presigned GET URL made with ``aws_conn_id`` (valid ``presign_expiry`` seconds, at most
-        7 days, so label before then). ``s3_storage``: the project gets an S3 source storage
-        and Label Studio presigns on view (it stores the connection's credentials); with
-        ``images_prefix`` Label Studio's own sync imports the images.
-    :param presign_expiry: Lifetime of presigned URLs in seconds (``presigned``), or of Label
-        Studio's on-view URLs (``s3_storage``, rounded up to minutes).
+        a presigned GET URL made with ``presign_aws_conn_id`` (valid ``presign_expiry``
+        seconds, renewed while the operator waits). ``s3_storage``: the project gets an S3
+        source storage and Label Studio presigns on view with the keys of
+        ``presign_aws_conn_id``, which it stores (long-lived keys: temporary ones would expire
+        in its database); with ``images_prefix`` Label Studio's own sync imports the images.
+    :param presign_expiry: Lifetime of presigned URLs in seconds (``presigned``; renewed once
+        half of it has passed, so it must be at least twice ``poke_interval``), or of Label
+        Studio's on-view URLs (``s3_storage``, rounded up to minutes). At most 7 days (SigV4).
+    :param presign_aws_conn_id: The read-only AWS principal that presigns for Label Studio (see
+        ``include/iam/label-studio-reader-policy.json``): required, and not the principal of
+        ``aws_conn_id``, so Label Studio's database never holds the Airflow principal's keys.
     :param label_studio_s3_endpoint: S3 endpoint that Label Studio should use (``s3_storage``);
         the AWS connection's ``endpoint_url`` when None, AWS itself when neither is set.
     :param min_annotations: Non-cancelled annotations a task needs to count as annotated.
@@ -551,7 +573,8 @@ class LabelStudioLabelingOperator(BaseOperator):
         image_uris: Sequence[str] | None = None,
         images_prefix: str | None = None,
         image_refs: ImageRefs = "presigned",
-        presign_expiry: int = MAX_PRESIGN_SECONDS,
+        presign_expiry: int = PRESIGN_LIFETIME_SECONDS,
+        presign_aws_conn_id: str = DEFAULT_PRESIGN_CONN_ID,
         label_studio_s3_endpoint: str | None = None,
         min_annotations: int = 1,
         poke_interval: float = 60.0,
@@ -576,6 +599,9 @@ class LabelStudioLabelingOperator(BaseOperator):
         if poke_interval <= 0 or timeout <= 0:
             raise ValueError(f"{self.task_id}: poke_interval and timeout must be positive, "
                              f"got {poke_interval} and {timeout}")
+        if image_refs == "presigned" and poke_interval > presign_expiry / 2:
+            raise ValueError(f"{self.task_id}: presign_expiry {presign_expiry} s must be at least twice "
+                             f"poke_interval {poke_interval} s: URLs are renewed between two polls")
         self.project_title = project_title
         self.labels = labels
         self.output_manifest_uri = output_manifest_uri
@@ -584,6 +610,7 @@ class LabelStudioLabelingOperator(BaseOperator):
         self.images_prefix = images_prefix
         self.image_refs = image_refs
         self.presign_expiry = presign_expiry
+        self.presign_aws_conn_id = presign_aws_conn_id
         self.label_studio_s3_endpoint = label_studio_s3_endpoint
         self.min_annotations = min_annotations
         self.poke_interval = poke_interval
@@ -606,9 +633,49 @@ class LabelStudioLabelingOperator(BaseOperator):
         return self.aws_hook.conn
 
     @cached_property
+    def reader_hook(self) -> Any:
+        return aws.hook("s3", self.presign_aws_conn_id, self.region_name)
+
+    @cached_property
     def presign_client(self) -> Any:
-        """SigV4 explicitly: botocore may otherwise presign with SigV2, which newer regions refuse."""
-        return self.aws_hook.get_client_type(config=aws.botocore_config(signature_version="s3v4"))
+        """The reader's client, SigV4 explicitly: botocore may otherwise presign with SigV2, which
+        newer regions refuse."""
+        self.reader_credentials()
+        return self.reader_hook.get_client_type(config=aws.botocore_config(signature_version="s3v4"))
+
+    @property
+    def renew_seconds(self) -> float:
+        """Presigned URLs are renewed once they have less than this left (half their lifetime)."""
+        return self.presign_expiry / 2
+
+    def reader_credentials(self) -> Any:
+        """The reader principal's credentials, refused unless it is a connection of its own.
+
+        AwsBaseHook falls back to the worker's default credentials for a connection id that does
+        not exist, which would hand Label Studio the Airflow principal after all: so the
+        connection must exist, and its access key must not be the Airflow connection's.
+        """
+        from airflow.providers.common.compat.sdk import AirflowNotFoundException
+
+        field = "label_studio_presign_aws_conn_id"
+        try:
+            BaseHook.get_connection(self.presign_aws_conn_id)
+        except AirflowNotFoundException:
+            raise ConfigError(field, f"the AWS connection {self.presign_aws_conn_id!r} does not exist. Label Studio "
+                              "gets image URLs (s3_storage: keys) from a read-only principal of its own: create an "
+                              f"IAM identity with {READER_POLICY} and an Airflow connection for it") from None
+        reader = self.reader_hook.get_credentials()
+        own = self.aws_hook.get_credentials()
+        if reader.access_key == own.access_key:
+            raise ConfigError(field, f"the connection {self.presign_aws_conn_id!r} signs as the same principal as "
+                              f"{self.aws_conn_id!r} (access key {reader.access_key[:4]}...): give it the keys or "
+                              f"role of a read-only identity ({READER_POLICY})")
+        if self.image_refs == "s3_storage" and reader.token:
+            raise ConfigError(field, f"s3_storage stores the keys of {self.presign_aws_conn_id!r} in Label Studio's "
+                              "database, and these are temporary (they carry a session token) and would stop "
+                              "working when they expire: give the connection the long-lived keys of a read-only "
+                              "IAM user, or use image_refs='presigned'")
+        return reader
 
     # ------------------------------------------------------------------ execute
 
@@ -618,12 +685,16 @@ class LabelStudioLabelingOperator(BaseOperator):
         labels.check_label_attribute(self.label_attribute)
         s3io.split_uri(self.output_manifest_uri, "output_manifest_uri")
         images = self._images()  # fails on bad input before anything is created
+        self.reader_credentials()
 
         project = self.hook.get_or_create_project(self.project_title, label_config)
         project_id = int(project["id"])
         if self.image_refs == "s3_storage":
             self._ensure_storage(project_id)
-        in_project = {uri for task in self.hook.list_tasks(project_id) if (uri := task_s3_uri(task))}
+        existing = list(self.hook.list_tasks(project_id))
+        if self.image_refs == "presigned":
+            self._renew(project_id, existing)  # a previous try's URLs may have expired
+        in_project = {uri for task in existing if (uri := task_s3_uri(task))}
         missing = [uri for uri in images if uri not in in_project]
         if missing:
             created = self.hook.import_tasks(project_id, [self._task(uri) for uri in missing])
@@ -637,26 +708,43 @@ class LabelStudioLabelingOperator(BaseOperator):
         if progress.complete:
             return self._publish(project_id)
         if self.deferrable:
-            self.defer(
-                trigger=LabelStudioTrigger(
-                    project_id=project_id,
-                    expected_tasks=progress.total,
-                    min_annotations=self.min_annotations,
-                    poll_interval=self.poke_interval,
-                    max_attempts=max(1, math.ceil(self.timeout / self.poke_interval)),
-                    label_studio_conn_id=self.label_studio_conn_id,
-                ),
-                method_name="execute_complete",
-            )
+            self._defer(project_id, progress.total, time.time() + self.timeout)  # the wait starts now
         return self._wait(project_id, progress.total)
 
-    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+    def _defer(self, project_id: int, expected: int, deadline: float) -> None:
+        """Wait in the triggerer until the project is done, the deadline passes or, with presigned
+        URLs, until they are due for renewal: then execute_complete renews them and defers again."""
+        wait = max(0.0, deadline - time.time())
+        if self.image_refs == "presigned":
+            wait = min(wait, self.renew_seconds)
+        self.defer(
+            trigger=LabelStudioTrigger(
+                project_id=project_id,
+                expected_tasks=expected,
+                min_annotations=self.min_annotations,
+                poll_interval=self.poke_interval,
+                max_attempts=max(1, math.ceil(wait / self.poke_interval)),
+                label_studio_conn_id=self.label_studio_conn_id,
+            ),
+            method_name="execute_complete",
+            kwargs={"deadline": deadline, "expected": expected},
+        )
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None,
+                         deadline: float | None = None, expected: int | None = None) -> dict[str, Any]:
         if not event or "status" not in event:
             raise AirflowException(f"{self.task_id}: the Label Studio trigger sent no event ({event!r})")
         project_id = int(event.get("project_id", -1))
         if event["status"] == "success":
             self.log.info("Project %s: %s", project_id, event.get("message"))
             return self._publish(project_id)
+        if event["status"] == "timeout" and deadline is not None and time.time() < deadline:
+            # Not the end of the wait: the presigned URLs are due; renew them and wait on.
+            renewed = self._renew(project_id) if self.image_refs == "presigned" else 0
+            self.log.info("Project %s: %s; renewed %d presigned URLs, waiting on", project_id,
+                          event.get("message"), renewed)
+            self._defer(project_id, int(expected if expected is not None else event.get("progress", {}).get(
+                "total", 0)), deadline)
         if event["status"] == "timeout":
             raise AirflowException(f"Label Studio project {project_id} {self.project_title!r} was not done "
                                    f"after {self.timeout:.0f} s: {event.get('message')}. {RESUME_HINT}")
@@ -667,7 +755,10 @@ class LabelStudioLabelingOperator(BaseOperator):
         deadline = time.monotonic() + self.timeout
         while True:
             time.sleep(min(self.poke_interval, max(0.0, deadline - time.monotonic())))
-            progress = self.hook.task_progress(project_id, self.min_annotations)
+            tasks = list(self.hook.list_tasks(project_id))
+            if self.image_refs == "presigned":
+                self._renew(project_id, tasks)
+            progress = task_progress(tasks, self.min_annotations)
             self.log.info("Project %s: %s", project_id, progress.describe())
             if progress.total < expected:
                 raise AirflowException(f"Label Studio project {project_id} has {progress.total} tasks, "
@@ -703,17 +794,40 @@ class LabelStudioLabelingOperator(BaseOperator):
 
     def _task(self, uri: str) -> dict[str, Any]:
         if self.image_refs == "presigned":
-            bucket, key = s3io.split_uri(uri)
-            url = self.presign_client.generate_presigned_url(
-                "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=int(self.presign_expiry))
-            return {"data": {"image": url, "s3_uri": uri}}
+            return {"data": {"image": self._presign(uri), "s3_uri": uri}}
         return {"data": {"image": uri, "s3_uri": uri}}
+
+    def _presign(self, uri: str) -> str:
+        bucket, key = s3io.split_uri(uri)
+        return self.presign_client.generate_presigned_url(
+            "get_object", Params={"Bucket": bucket, "Key": key}, ExpiresIn=int(self.presign_expiry))
+
+    def _renew(self, project_id: int, tasks: Iterable[Mapping[str, Any]] | None = None) -> int:
+        """Re-presign every task URL with less than :attr:`renew_seconds` left, or signed by another
+        principal than the reader (an older version of this operator, a rotated key)."""
+        tasks = self.hook.list_tasks(project_id) if tasks is None else tasks
+        reader_key = self.reader_credentials().access_key
+        renewed = 0
+        for task in tasks:
+            data = task.get("data") if isinstance(task.get("data"), Mapping) else {}
+            uri, image = data.get("s3_uri"), data.get("image")
+            if not (isinstance(uri, str) and uri.startswith("s3://") and isinstance(image, str)):
+                continue
+            signer, expires_at = presigned_url_signer(image)
+            if signer == reader_key and expires_at - time.time() > self.renew_seconds:
+                continue
+            self.hook.update_task_data(int(task["id"]), {**data, "image": self._presign(uri)})
+            renewed += 1
+        if renewed:
+            self.log.info("Project %s: renewed %d presigned image URLs (valid %d s, signed by %s)", project_id,
+                          renewed, self.presign_expiry, self.presign_aws_conn_id)
+        return renewed
 
     def _ensure_storage(self, project_id: int) -> None:
         """An S3 source storage so Label Studio can presign s3:// images when annotators open them."""
         location = self.images_prefix or _common_prefix(_as_list(self.image_uris, "image_uris"))
         bucket, prefix = s3io.split_uri(location, "images_prefix")
-        creds = self.aws_hook.get_credentials()
+        creds = self.reader_credentials()  # the read-only principal, never aws_conn_id's
         endpoint = self.label_studio_s3_endpoint or self.aws_hook.conn_config.endpoint_url
         extensions = "|".join(re.escape(e.lstrip(".")) for e in IMAGE_EXTENSIONS)
         self.hook.create_s3_source_storage(
@@ -769,6 +883,20 @@ class LabelStudioLabelingOperator(BaseOperator):
                 "backend": "label_studio"}
 
 
+def presigned_url_signer(url: str) -> tuple[str | None, float]:
+    """(access key id, expiry as epoch seconds) of a SigV4 presigned URL; (None, 0) otherwise."""
+    from calendar import timegm
+    from urllib.parse import parse_qs, urlsplit
+
+    query = parse_qs(urlsplit(url).query)
+    try:
+        key = query["X-Amz-Credential"][0].split("/", 1)[0]
+        signed = timegm(time.strptime(query["X-Amz-Date"][0], "%Y%m%dT%H%M%SZ"))
+        return key, float(signed + int(query["X-Amz-Expires"][0]))
+    except (KeyError, IndexError, ValueError):
+        return None, 0.0
+
+
 def _as_list(value: Any, field_name: str) -> list[str]:
     """A templated list may arrive as a JSON string; anything else must already be a list."""
     if isinstance(value, str):
@@ -796,7 +924,8 @@ def _common_prefix(uris: Sequence[str]) -> str:
 
 
 __all__ = [
-    "DEFAULT_CONN_ID", "LabelStudioError", "LabelStudioHook", "LabelStudioLabelingOperator",
+    "DEFAULT_CONN_ID", "DEFAULT_PRESIGN_CONN_ID", "PRESIGN_LIFETIME_SECONDS", "presigned_url_signer",
+    "LabelStudioError", "LabelStudioHook", "LabelStudioLabelingOperator",
     "ProjectProgress", "TaskProgress", "connection_settings", "rectangle_label_config", "task_progress",
     "task_s3_uri",
 ]

@@ -240,8 +240,10 @@ class PipelineLabelStudioOperator(LabelStudioLabelingOperator):
         self.min_annotations = ls.min_annotations
         self.timeout = ls.timeout_hours * 3600
         self.label_studio_conn_id = ls.conn_id
-        # The hook is built from the connection id: drop one made before it was known.
-        self.__dict__.pop("hook", None)
+        self.presign_aws_conn_id = ls.presign_aws_conn_id
+        # The hooks are built from the connection ids: drop those made before they were known.
+        for cached in ("hook", "reader_hook", "presign_client"):
+            self.__dict__.pop(cached, None)
 
     def execute(self, context: Any) -> dict[str, Any]:
         self._configure(context)

@@ -93,6 +93,12 @@ def pipeline_params() -> dict[str, Param]:
             "label_studio_default", type="string",
             description="label_studio: Airflow connection of the Label Studio server (host and API token).",
             section=s_label),
+        "label_studio_presign_aws_conn_id": Param(
+            "aws_label_studio_reader", type="string", minLength=1,
+            description="label_studio: AWS connection of a read-only principal (include/iam/"
+            "label-studio-reader-policy.json) that signs the image URLs Label Studio stores. They live one hour "
+            "and are renewed while the project waits; the pipeline's own credentials never reach Label Studio.",
+            section=s_label),
         "label_studio_project": Param(
             "", type=["null", "string"],
             description="label_studio: project title, created or reused. Empty means pipeline_name.",

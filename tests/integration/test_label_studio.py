@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import threading
+import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -20,16 +22,20 @@ from typing import Any
 import boto3
 import pytest
 import requests
+from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from airflow.providers.common.compat.sdk import AirflowException
 from airflow.sdk.exceptions import TaskDeferred
 from airflow.triggers.base import TriggerEvent
 
 from sagemaker_vision import labels as manifest_labels
+from sagemaker_vision.config import ConfigError
 from sagemaker_vision.label_studio import (
+    DEFAULT_PRESIGN_CONN_ID,
     LabelStudioError,
     LabelStudioHook,
     LabelStudioLabelingOperator,
     TaskProgress,
+    presigned_url_signer,
     rectangle_label_config,
     task_progress,
 )
@@ -334,7 +340,7 @@ def test_operator_waits_for_annotators_then_writes_the_manifest_to_the_pixel(env
 
 
 @pytest.mark.label_studio
-def test_s3_storage_mode_lets_label_studio_read_the_emulator(env):
+def test_s3_storage_mode_lets_label_studio_read_the_emulator(env, sent):
     names = ["shape_006.jpg", "shape_007.jpg", "shape_008.jpg"]
     uris = _upload(env, "pool/", names)
     env.s3.put_object(Bucket=env.bucket, Key="pool/README.txt", Body=b"not an image")
@@ -356,6 +362,13 @@ def test_s3_storage_mode_lets_label_studio_read_the_emulator(env):
                               params={"project": project_id}, timeout=10).json()
     assert (storage["status"], storage["last_sync_count"]) == ("completed", 3)
     assert storage["s3_endpoint"] == env.endpoint
+    # Label Studio stores the read-only principal's keys, never the Airflow principal's.
+    reader_key, reader_secret = _reader_principal()
+    (created,) = [json.loads(b.split(" ", 2)[2].rsplit(" ", 1)[0]) for b in sent
+                  if b.startswith("POST /api/storages/s3 ")]
+    assert (created["aws_access_key_id"], created["aws_secret_access_key"]) == (reader_key, reader_secret)
+    assert created["aws_session_token"] is None
+    _no_airflow_secret_in(sent)
 
     # What the annotator's browser does: Label Studio resolves s3:// and serves the image.
     task_url = f"{env.url}/api/tasks/{tasks[uris[0]]['id']}/"
@@ -435,6 +448,121 @@ def test_operator_refuses_bad_input_before_creating_anything(env):
     with pytest.raises(ValueError, match="give exactly one of image_uris and images_prefix"):
         LabelStudioLabelingOperator(task_id="x", project_title=title, labels=CLASSES,
                                     output_manifest_uri="s3://b/m")
+
+
+# --------------------------------------------------------------------------- the reader principal
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    """Every request body the hook sends to Label Studio, as JSON text."""
+    bodies: list[str] = []
+    original = LabelStudioHook.request
+
+    def recording(self, method, path, **kwargs):
+        bodies.append(f"{method} {path} {json.dumps(kwargs.get('json_body'))} {json.dumps(kwargs.get('params'))}")
+        return original(self, method, path, **kwargs)
+
+    monkeypatch.setattr(LabelStudioHook, "request", recording)
+    return bodies
+
+
+def _airflow_principal() -> tuple[str, str]:
+    creds = AwsBaseHook(aws_conn_id="aws_default", client_type="s3").get_credentials()
+    return creds.access_key, creds.secret_key
+
+
+def _reader_principal() -> tuple[str, str]:
+    creds = AwsBaseHook(aws_conn_id=DEFAULT_PRESIGN_CONN_ID, client_type="s3").get_credentials()
+    return creds.access_key, creds.secret_key
+
+
+def _no_airflow_secret_in(bodies: list[str]) -> None:
+    key, secret = _airflow_principal()
+    for body in bodies:
+        assert f"X-Amz-Credential={key}%2F" not in body and f'"{key}"' not in body, body[:300]
+        assert secret not in body.replace(key, ""), body[:300]  # the emulator's fake key and secret are equal
+
+
+def test_presigned_urls_are_the_readers_short_lived_and_renewed_while_waiting(env, sent):
+    reader_key, reader_secret = _reader_principal()
+    assert reader_key != _airflow_principal()[0]
+    names = ["shape_010.jpg", "shape_011.jpg"]
+    uris = _upload(env, "reader/", names)
+    lifetime = 4
+    op = LabelStudioLabelingOperator(
+        task_id="label", project_title=f"reader {uuid.uuid4().hex[:8]}", labels=CLASSES, image_uris=uris,
+        output_manifest_uri=f"s3://{env.bucket}/labels/reader.manifest", label_attribute=ATTR,
+        poke_interval=0.25, timeout=60, presign_expiry=lifetime)
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute({})
+    trigger, kwargs = deferred.value.trigger, deferred.value.kwargs
+    # The trigger hands back when the URLs are due (half their life), not at the end of the wait.
+    assert trigger.max_attempts == math.ceil(lifetime / 2 / 0.25)
+    project_id = trigger.project_id
+    first = {uri: t["data"]["image"] for uri, t in _tasks_by_uri(env, project_id).items()}
+    for url in first.values():
+        signer, expires_at = presigned_url_signer(url)
+        assert signer == reader_key  # never the Airflow principal's key id
+        assert "X-Amz-Expires=4&" in url and expires_at <= time.time() + lifetime + 1
+        assert requests.get(url, timeout=10).status_code == 200
+
+    # The trigger runs out its attempts (nobody annotates): execute_complete renews and waits on.
+    event = _first_event(trigger)
+    assert event.payload["status"] == "timeout"
+    time.sleep(1.1)  # a new X-Amz-Date, so a renewed URL differs from the first
+    with pytest.raises(TaskDeferred) as again:
+        op.execute_complete({}, event.payload, **kwargs)
+    assert again.value.kwargs == kwargs  # the same deadline: renewals do not extend the wait
+    renewed = {uri: t["data"]["image"] for uri, t in _tasks_by_uri(env, project_id).items()}
+    assert all(renewed[u] != first[u] and presigned_url_signer(renewed[u])[0] == reader_key for u in uris)
+    assert any(body.startswith("PATCH /api/tasks/") for body in sent)
+
+    # S3 refuses the first URLs once they expire (the emulator too); the renewed ones still work.
+    time.sleep(max(0.0, presigned_url_signer(first[uris[0]])[1] - time.time() + 1.1))
+    stale = requests.get(first[uris[0]], timeout=10)
+    assert stale.status_code == 403 and "Request has expired" in stale.text
+    # Annotated now: the wait ends and the manifest is written; the renewed URL works until then.
+    tasks = _tasks_by_uri(env, project_id)
+    for uri, size in zip(uris, [(320, 240), (256, 256)], strict=True):
+        _annotate(env, tasks[uri]["id"], [_box("circle", 10, 10, 20, 20, size)])
+    done = _first_event(again.value.trigger)
+    assert done.payload["status"] == "success"
+    assert op.execute_complete({}, done.payload, **kwargs)["images"] == 2
+
+    _no_airflow_secret_in(sent)
+    assert not any(reader_secret in body for body in sent)  # presigned mode sends no secret at all
+
+
+def test_the_reader_must_be_a_connection_and_a_principal_of_its_own(env, monkeypatch, sent):
+    (uri,) = _upload(env, "reader-missing/", ["shape_009.jpg"])
+    title = f"no reader {uuid.uuid4().hex[:8]}"
+
+    def operator(**kwargs: Any) -> LabelStudioLabelingOperator:
+        return LabelStudioLabelingOperator(task_id="label", project_title=title, labels=CLASSES, image_uris=[uri],
+                                           output_manifest_uri=f"s3://{env.bucket}/m.manifest", **kwargs)
+
+    # AwsBaseHook would fall back to the worker's own credentials for a missing connection.
+    monkeypatch.delenv("AIRFLOW_CONN_AWS_LABEL_STUDIO_READER")
+    with pytest.raises(ConfigError) as missing:
+        operator().execute({})
+    assert missing.value.field == "label_studio_presign_aws_conn_id"
+    assert "'aws_label_studio_reader' does not exist" in str(missing.value)
+    assert "label-studio-reader-policy.json" in str(missing.value)
+    # A reader connection holding the Airflow principal's own keys is no separate principal.
+    key, secret = _airflow_principal()
+    monkeypatch.setenv("AIRFLOW_CONN_SAME_PRINCIPAL", json.dumps({
+        "conn_type": "aws", "login": key, "password": secret, "extra": {"endpoint_url": env.endpoint}}))
+    with pytest.raises(ConfigError, match="signs as the same principal as 'aws_default'"):
+        operator(presign_aws_conn_id="same_principal").execute({})
+    # s3_storage stores the keys in Label Studio: temporary ones are refused.
+    monkeypatch.setenv("AIRFLOW_CONN_TEMPORARY_READER", json.dumps({
+        "conn_type": "aws", "login": "ASIATEMPORARY", "password": "tmp-secret",
+        "extra": {"endpoint_url": env.endpoint, "aws_session_token": "session-token"}}))
+    with pytest.raises(ConfigError, match="s3_storage stores the keys .* temporary"):
+        operator(presign_aws_conn_id="temporary_reader", image_refs="s3_storage").execute({})
+    assert LabelStudioHook().find_projects(title) == []  # refused before anything was created
+    assert not any(body.startswith("POST") for body in sent)
 
 
 # --------------------------------------------------------------------------- through the pipeline DAG
