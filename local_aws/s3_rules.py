@@ -28,6 +28,11 @@ What AWS does, and this module makes the emulator do:
 * **Key names** ("Naming Amazon S3 objects", ``object-keys.html``): a key is at most 1,024 bytes
   of UTF-8, prefix included. Moto takes any length; here a longer key gets ``400 KeyTooLongError``
   (S3 API Reference, "Error responses") on every object request.
+* **In-progress multipart uploads are listed as AWS lists them** (botocore ``s3`` model,
+  ``ListMultipartUploads``): only keys under ``prefix``, sorted by key and then by initiation time,
+  at most ``max-uploads`` (default and maximum 1,000) per response with ``IsTruncated``,
+  ``NextKeyMarker`` and ``NextUploadIdMarker`` for the next page, and each upload's real
+  ``Initiated`` time (moto 5.2.5 reports every upload as initiated on 2010-11-10 and never pages).
 * **Server-side copies keep a readable checksum.** Moto copies a multipart source's composite
   checksum value onto the single-part copy without its type, so a GET with checksum validation
   fails on the copy (issue 9, item 14). A copy here gets the full-object checksum of its data.
@@ -43,10 +48,12 @@ import hashlib
 import re
 import secrets
 import threading
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
 from xml.sax.saxutils import escape
 
+from moto.core.responses import ActionResult
 from moto.s3.exceptions import S3ClientError
 from moto.s3.models import FakeKey, S3Backend
 from moto.s3.responses import S3Response
@@ -55,6 +62,8 @@ from . import patches
 
 SSE_C = "x-amz-server-side-encryption-customer-"
 COPY_SSE_C = "x-amz-copy-source-server-side-encryption-customer-"
+_INITIATED = "_local_aws_initiated"  # when CreateMultipartUpload made a FakeMultipart
+MAX_UPLOADS = 1000  # ListMultipartUploads: at most, and by default, 1,000 uploads per response
 _ATTR = "_local_aws_sse_c"  # base64 key MD5 on a FakeKey or FakeMultipart written with SSE-C
 MAX_KEY_BYTES = 1024
 _SUB_RESOURCES = ("acl", "tagging", "legal-hold", "retention", "attributes", "restore", "select")
@@ -264,8 +273,67 @@ def _copy_object(self: S3Backend, src_key: FakeKey, dest_bucket_name: str, dest_
         new.checksum_parts = None
 
 
+def _create_multipart_upload(self: S3Backend, *args: Any, **kwargs: Any) -> Any:
+    upload = patches._orig(S3Backend, "create_multipart_upload")(self, *args, **kwargs)
+    setattr(upload, _INITIATED, datetime.now(UTC))  # an attribute only: stock moto ignores it
+    return upload
+
+
+def _initiated(upload: Any) -> datetime:
+    return getattr(upload, _INITIATED, None) or datetime.fromtimestamp(0, UTC)
+
+
+def _iso(when: datetime) -> str:
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+
+
+def _list_multipart_uploads(self: S3Response) -> Any:
+    """ListMultipartUploads with prefix, AWS's order, real ``Initiated`` and pages of max-uploads."""
+    original = patches._orig(S3Response, "list_multipart_uploads")
+    query = self.querystring
+    if not patches._on() or "delimiter" in query:  # the package never groups uploads by delimiter
+        return original(self)
+
+    def first(name: str) -> str:
+        value = (query.get(name) or [""])[0]
+        return value.decode() if isinstance(value, bytes) else value
+
+    prefix, key_marker, id_marker = first("prefix"), first("key-marker"), first("upload-id-marker")
+    try:
+        limit = min(int(first("max-uploads") or MAX_UPLOADS), MAX_UPLOADS)
+    except ValueError:
+        raise _invalid_argument("max-uploads must be an integer from 1 to 1,000.") from None
+    if limit < 1:
+        raise _invalid_argument("max-uploads must be an integer from 1 to 1,000.")
+    uploads = sorted((u for u in self.backend.list_multipart_uploads(self.bucket_name).values()
+                      if u.key_name.startswith(prefix)), key=lambda u: (u.key_name, _initiated(u)))
+    if key_marker:
+        after_id = [u for u in uploads if u.key_name == key_marker]
+        ids = [u.id for u in after_id]
+        rest = after_id[ids.index(id_marker) + 1:] if id_marker and id_marker in ids else []
+        uploads = rest + [u for u in uploads if u.key_name > key_marker]
+    page, truncated = uploads[:limit], len(uploads) > limit
+    owner = {"ID": "75aa57f09aa0c8caeab4f8c24e99d10f8e7faeebf76c078efc7c6caea54ba06a", "DisplayName": "webfile"}
+    result: dict[str, Any] = {
+        "Bucket": self.bucket_name, "KeyMarker": key_marker, "UploadIdMarker": id_marker, "Prefix": prefix,
+        "MaxUploads": limit, "IsTruncated": truncated,
+        "Uploads": [{
+            "Key": u.key_name, "UploadId": u.id, "Initiator": owner, "Owner": owner, "StorageClass": "STANDARD",
+            "Initiated": _iso(_initiated(u)),
+            "ChecksumAlgorithm": u.metadata.get("x-amz-checksum-algorithm"),
+            "ChecksumType": u.metadata.get("x-amz-checksum-type"),
+        } for u in page],
+    }
+    if truncated:
+        result["NextKeyMarker"], result["NextUploadIdMarker"] = page[-1].key_name, page[-1].id
+    self.data["Action"] = "ListMultipartUploads"
+    return self.serialized(ActionResult(result))
+
+
 PATCHES = [
     (S3Response, "_key_response", _key_response),
     (S3Backend, "put_object", _put_object),
     (S3Backend, "copy_object", _copy_object),
+    (S3Backend, "create_multipart_upload", _create_multipart_upload),
+    (S3Response, "list_multipart_uploads", _list_multipart_uploads),
 ]

@@ -46,6 +46,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from functools import cached_property, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
@@ -81,6 +82,10 @@ STATE_VERSION = 1
 # User metadata holding the base64 MD5 of the data (rclone's name, so its uploads compare too).
 MD5_METADATA = "md5chksum"
 SSE_MODES = ("AES256", "aws:kms", "aws:kms:dsse")
+# A multipart upload under the destination that was initiated before this sync started and has had
+# no part written for this long is a killed sync's debris: it is aborted (its parts are billed until
+# then). A live upload writes an 8 MiB part far more often; a younger one may be a concurrent sync's.
+STALE_UPLOAD_SECONDS = 15 * 60
 
 # S3 user guide, "Naming Amazon S3 objects": a key is UTF-8, at most 1,024 bytes, prefix included.
 MAX_KEY_BYTES = 1024
@@ -205,6 +210,11 @@ def _copy_reason(src: ObjectInfo, dst: ObjectInfo | None, compare: str) -> str |
 def _check_compare(compare: str) -> None:
     if compare not in COMPARE_MODES:
         raise ValueError(f"compare: must be one of {', '.join(COMPARE_MODES)}, got {compare!r}")
+
+
+def _check_stale_seconds(value: float | None) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+        raise ValueError(f"stale_upload_seconds: must be a number of seconds >= 0 or None, got {value!r}")
 
 
 def _check_concurrency(max_concurrency: int) -> None:
@@ -700,6 +710,53 @@ def _head(client: Any, bucket: str, key: str, read_args: Mapping[str, Any]) -> d
         return None
 
 
+def abort_stale_uploads(client: Any, bucket: str, prefix: str, *, started: datetime,
+                        idle_seconds: float = STALE_UPLOAD_SECONDS,
+                        log: logging.Logger = logger) -> tuple[list[str], list[str]]:
+    """Abort the multipart uploads a killed sync left open under ``prefix``; returns (aborted, left open).
+
+    An upload is aborted only when it was initiated before ``started`` (this sync's start: it is
+    none of this run's own) and nothing was written to it for ``idle_seconds`` (its newest part, or
+    its initiation if it has none), so a concurrent sync's live upload is left alone and named in the
+    log. A failure to list or abort is logged, never fatal: a bucket lifecycle rule
+    (``AbortIncompleteMultipartUpload``) is the backstop. Calls ListMultipartUploads (with ``Prefix``),
+    ListParts and AbortMultipartUpload.
+    """
+    now = datetime.now(UTC)
+    aborted: list[str] = []
+    left: list[str] = []
+    try:
+        for page in client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=prefix):
+            for upload in page.get("Uploads", ()):
+                key, upload_id, initiated = upload["Key"], upload["UploadId"], upload["Initiated"]
+                if initiated >= started:
+                    continue  # started while this sync runs: someone else's live upload
+                last = initiated
+                for parts in client.get_paginator("list_parts").paginate(Bucket=bucket, Key=key, UploadId=upload_id):
+                    last = max([last, *(p["LastModified"] for p in parts.get("Parts", ()))])
+                idle = (now - last).total_seconds()
+                where = f"s3://{bucket}/{key} (upload {upload_id}, initiated {initiated.isoformat()})"
+                if idle < idle_seconds:
+                    left.append(key)
+                    log.info("Leaving the multipart upload of %s open: written %.0f s ago, it may belong to a sync "
+                             "still running (aborted once idle for %.0f s)", where, idle, idle_seconds)
+                    continue
+                try:
+                    client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+                except ClientError as exc:
+                    if _error_code(exc) != "NoSuchUpload":  # completed or aborted meanwhile: nothing left
+                        raise
+                    continue
+                aborted.append(key)
+                log.warning("Aborted the multipart upload of %s, idle for %.0f s: a killed sync left it open",
+                            where, idle)
+    except ClientError as exc:
+        log.warning("Could not clean up the open multipart uploads under s3://%s/%s (%s): they stay (and are "
+                    "billed) until a later sync or an AbortIncompleteMultipartUpload lifecycle rule removes them",
+                    bucket, prefix, _error_code(exc))
+    return aborted, left
+
+
 def _verify_by_head(executor: ThreadPoolExecutor, client: Any, ep: _Endpoints, source: Mapping[str, ObjectInfo],
                     dest: Mapping[str, ObjectInfo], compare: str, enc: _Encryption, limit: int) -> int:
     """HEAD the same-size pairs nothing vouches for, reading ``md5chksum``; returns the HEAD count."""
@@ -742,6 +799,7 @@ def sync(
     sse_kms_key_id: str | None = None,
     sse_customer_key: bytes | str | None = None,
     source_sse_customer_key: bytes | str | None = None,
+    stale_upload_seconds: float | None = STALE_UPLOAD_SECONDS,
 ) -> dict[str, Any]:
     """Make ``dest`` (s3://) mirror ``source`` (a local folder or s3://); see :func:`plan_sync`.
 
@@ -753,9 +811,14 @@ def sync(
     ``sse`` (``AES256``, ``aws:kms``, ``aws:kms:dsse``) with ``sse_kms_key_id``, or an SSE-C
     ``sse_customer_key`` (32 bytes), encrypt what is written; ``source_sse_customer_key``
     reads an SSE-C source. The state object is written with the same encryption.
+
+    Multipart uploads a killed sync left open under ``dest`` are aborted first
+    (:func:`abort_stale_uploads`, idle for ``stale_upload_seconds``; ``None`` skips the cleanup).
     """
+    started_at = datetime.now(UTC)
     _check_compare(compare)
     _check_concurrency(max_concurrency)
+    _check_stale_seconds(stale_upload_seconds)
     enc = encryption_args(sse, sse_kms_key_id, sse_customer_key, source_sse_customer_key)
     ep = resolve_endpoints(source, dest, include)
     pool = getattr(getattr(getattr(client, "meta", None), "config", None), "max_pool_connections", None)
@@ -787,6 +850,10 @@ def sync(
                          f"{len(dest_objects)} objects under dest {dest!r}")
     state = load_state(client, ep.dest_bucket, ep.dest_prefix, enc.dest_read, log) if compare == "size_and_etag" else {}
     apply_state(dest_objects, state)
+    aborted: list[str] = []
+    if stale_upload_seconds is not None:
+        aborted, _ = abort_stale_uploads(client, ep.dest_bucket, ep.dest_prefix, started=started_at,
+                                         idle_seconds=stale_upload_seconds, log=log)
 
     limit = 4 * max_concurrency
     recorded: dict[str, ObjectInfo] = {}  # relpath -> what this run wrote (etag, md5/source etag)
@@ -890,6 +957,7 @@ def sync(
         "bytes_copied": progress.bytes_copied,
         "verified_by_head": heads,
         "refused": len(refused),
+        "aborted_uploads": len(aborted),
         "refused_files": [ascii(r) for r in refused[:MAX_FAILURES_IN_MESSAGE]],
         "source": source,
         "dest": dest,
@@ -1026,10 +1094,12 @@ class S3SyncOperator(BaseOperator):
     :param sse_kms_key_id: the KMS key with ``sse="aws:kms"``
     :param sse_customer_key: a 32-byte SSE-C key for what is written (never templated or logged)
     :param source_sse_customer_key: the SSE-C key of an S3 source
+    :param stale_upload_seconds: abort multipart uploads under ``dest`` left open by a killed sync
+        once idle this long (default 15 minutes; ``None`` leaves them to a lifecycle rule)
     :param aws_conn_id: Airflow connection for AWS credentials and endpoint
     :param region_name: AWS region; the connection's when ``None``
     :return: ``{"copied", "skipped", "deleted", "bytes_copied", "verified_by_head", "refused",
-        "refused_files", "source", "dest"}``; ``refused`` counts files whose names S3 or a manifest
+        "refused_files", "aborted_uploads", "source", "dest"}``; ``refused`` counts files whose names S3 or a manifest
         cannot carry (control characters, keys over 1,024 bytes, not UTF-8): skipped and logged
     """
 
@@ -1049,6 +1119,7 @@ class S3SyncOperator(BaseOperator):
         sse_kms_key_id: str | None = None,
         sse_customer_key: bytes | str | None = None,
         source_sse_customer_key: bytes | str | None = None,
+        stale_upload_seconds: float | None = STALE_UPLOAD_SECONDS,
         aws_conn_id: str | None = "aws_default",
         region_name: str | None = None,
         **kwargs: Any,
@@ -1057,7 +1128,9 @@ class S3SyncOperator(BaseOperator):
         # source/dest/include may be Jinja templates: they are validated in execute().
         _check_compare(compare)
         _check_concurrency(max_concurrency)
+        _check_stale_seconds(stale_upload_seconds)
         encryption_args(sse, sse_kms_key_id, sse_customer_key, source_sse_customer_key)
+        self.stale_upload_seconds = stale_upload_seconds
         self.sse = sse
         self.sse_kms_key_id = sse_kms_key_id
         self._sse_customer_key = sse_customer_key
@@ -1092,4 +1165,5 @@ class S3SyncOperator(BaseOperator):
             sse_kms_key_id=self.sse_kms_key_id,
             sse_customer_key=self._sse_customer_key,
             source_sse_customer_key=self._source_sse_customer_key,
+            stale_upload_seconds=self.stale_upload_seconds,
         )

@@ -158,3 +158,28 @@ def test_keys_longer_than_1024_utf8_bytes_are_refused(s3):
         assert info.value.response["Error"]["Code"] == "KeyTooLongError"
         assert info.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
     assert [o["Key"] for o in s3.list_objects_v2(Bucket=BUCKET)["Contents"]] == [at_limit]
+
+
+def test_in_progress_uploads_are_listed_by_prefix_in_order_with_their_time_and_in_pages(s3):
+    """ListMultipartUploads (botocore s3 model): prefix, key then initiation order, pages of max-uploads,
+    real Initiated times (moto 5.2.5 says 2010-11-10 for all and never pages); AbortMultipartUpload ends one."""
+    import datetime as dt
+
+    before = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=2)
+    ids = {}
+    for key in ("raw/b", "raw/a", "raw/b", "other/c", "raw/c"):
+        ids.setdefault(key, []).append(s3.create_multipart_upload(Bucket=BUCKET, Key=key)["UploadId"])
+    after = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=2)
+    pages = list(s3.get_paginator("list_multipart_uploads").paginate(Bucket=BUCKET, Prefix="raw/", MaxUploads=2))
+    assert [len(p.get("Uploads", [])) for p in pages] == [2, 2]
+    assert pages[0]["IsTruncated"] and pages[0]["NextKeyMarker"] == "raw/b" and not pages[-1]["IsTruncated"]
+    listed = [u for p in pages for u in p["Uploads"]]
+    assert [(u["Key"], u["UploadId"]) for u in listed] == [
+        ("raw/a", ids["raw/a"][0]), ("raw/b", ids["raw/b"][0]), ("raw/b", ids["raw/b"][1]), ("raw/c", ids["raw/c"][0])]
+    assert all(before <= u["Initiated"] <= after for u in listed)
+    s3.abort_multipart_upload(Bucket=BUCKET, Key="raw/a", UploadId=ids["raw/a"][0])
+    left = s3.list_multipart_uploads(Bucket=BUCKET)["Uploads"]
+    assert sorted(u["Key"] for u in left) == ["other/c", "raw/b", "raw/b", "raw/c"]
+    with pytest.raises(ClientError) as gone:
+        s3.abort_multipart_upload(Bucket=BUCKET, Key="raw/a", UploadId=ids["raw/a"][0])
+    assert gone.value.response["Error"]["Code"] == "NoSuchUpload"

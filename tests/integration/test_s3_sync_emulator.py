@@ -221,3 +221,49 @@ def test_names_s3_or_a_manifest_cannot_carry_are_refused_by_name_and_the_rest_sy
     assert ascii("new\nline.jpg") in result["refused_files"]
     again = sync(str(root), DEST_URI, client=s3, delete=True)  # refused names are never deleted either
     assert (again["copied"], again["skipped"], again["deleted"], again["refused"]) == (0, len(fine), 0, 7)
+
+
+def _open_upload(s3, key: str, bucket: str = DEST) -> str:
+    """What a sync killed mid-upload leaves: an upload with one part written and no completion."""
+    upload = s3.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+    s3.upload_part(Bucket=bucket, Key=key, UploadId=upload, PartNumber=1, Body=os.urandom(5 * MiB))
+    return upload
+
+
+def _open_uploads(s3, prefix: str = "") -> list[str]:
+    return sorted(u["Key"] for u in s3.list_multipart_uploads(Bucket=DEST, Prefix=prefix).get("Uploads", []))
+
+
+def test_the_next_sync_aborts_a_killed_syncs_uploads_but_not_a_live_ones(s3, tmp_path, caplog):
+    """Issue 9, item 13a: a killed sync left its multipart uploads open and the rerun never aborted them."""
+    import logging
+    import time
+
+    root = _files(tmp_path / "images")
+    dead = _open_upload(s3, "raw/big.tif")  # the killed run's
+    other_prefix = _open_upload(s3, "elsewhere/big.tif")  # not this sync's destination
+    time.sleep(1.2)
+    live = _open_upload(s3, "raw/other-run.tif")  # a concurrent sync, writing parts right now
+    second = boto3.client("s3", endpoint_url=s3.meta.endpoint_url, region_name="us-east-1",
+                          aws_access_key_id="testing", aws_secret_access_key="testing")
+    started_meanwhile = []
+
+    def concurrent_start(**_: Any) -> None:
+        if not started_meanwhile:  # the live run writes its next part; a third run starts after this one did
+            second.upload_part(Bucket=DEST, Key="raw/other-run.tif", UploadId=live, PartNumber=2, Body=b"tail")
+            started_meanwhile.append(second.create_multipart_upload(Bucket=DEST, Key="raw/new-run.tif")["UploadId"])
+
+    s3.meta.events.register("before-call.s3.ListMultipartUploads", concurrent_start)
+    caplog.set_level(logging.INFO, logger=s3_sync.__name__)
+    result = sync(str(root), DEST_URI, client=s3, stale_upload_seconds=1.0)
+    assert (result["copied"], result["aborted_uploads"]) == (7, 1)
+    assert _open_uploads(s3, "raw/") == ["raw/new-run.tif", "raw/other-run.tif"]
+    assert _open_uploads(s3, "elsewhere/") == ["elsewhere/big.tif"]
+    assert f"Aborted the multipart upload of s3://{DEST}/raw/big.tif (upload {dead}" in caplog.text
+    assert f"Leaving the multipart upload of s3://{DEST}/raw/other-run.tif (upload {live}" in caplog.text
+    parts = s3.list_parts(Bucket=DEST, Key="raw/other-run.tif", UploadId=live)["Parts"]
+    s3.complete_multipart_upload(Bucket=DEST, Key="raw/other-run.tif", UploadId=live, MultipartUpload={
+        "Parts": [{"PartNumber": p["PartNumber"], "ETag": p["ETag"]} for p in parts]})  # it still finishes
+    assert other_prefix and s3.head_object(Bucket=DEST, Key="raw/other-run.tif")["ContentLength"] == 5 * MiB + 4
+    # With the default idle margin nothing this young is aborted.
+    assert sync(str(root), DEST_URI, client=s3)["aborted_uploads"] == 0

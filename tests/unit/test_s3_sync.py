@@ -287,7 +287,8 @@ def test_first_sync_copies_all_then_noop_resync(s3: Any, images: Path, caplog) -
     total = sum(p.stat().st_size for p in images.rglob("*") if p.is_file() and ".thumbs" not in p.parts
                 and not p.name.startswith("."))
     assert result == {"copied": 24, "skipped": 0, "deleted": 0, "bytes_copied": total, "verified_by_head": 0,
-                      "refused": 0, "refused_files": [], "source": str(images), "dest": DEST_URI}
+                      "refused": 0, "aborted_uploads": 0, "refused_files": [], "source": str(images),
+                      "dest": DEST_URI}
     keys = _dest_keys(s3)
     assert len(keys) == 24 and "raw/cats/001.jpg" in keys and "raw/.DS_Store" not in keys
     assert s3.head_object(Bucket=DEST, Key="raw/cats/001.jpg")["ContentType"] == "image/jpeg"
