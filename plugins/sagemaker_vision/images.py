@@ -303,3 +303,37 @@ def pick_smoke_image(cfg: Any, s3_client: Any, manifests: Mapping[str, Any] | No
     detail = ("; ".join(rejected[:10])) or "no line has a box"
     raise RuntimeError(f"no labeled, valid image to smoke-test {cfg.endpoint_name!r} with in "
                        f"{' or '.join(sources)} ({detail})")
+
+
+def check_test_images(cfg: Any, s3_client: Any, manifests: Mapping[str, Any] | None = None, *,
+                      max_payloads: int = 20) -> dict[str, Any]:
+    """Before anything is trained or deployed: the images the smoke and load tests will send fit the endpoint.
+
+    Makes the very choices those tests make after the deploy -- :func:`pick_smoke_image`, and for
+    real-time endpoints the load test's payload set (``load_payloads`` on the validation split,
+    ``max_payloads`` of them) -- against the limit of the endpoint type this run deploys
+    (:func:`max_bytes_for`). A run whose images were validated for another endpoint type (the
+    retrain DAG validates none itself) fails here, naming the file and its size, instead of after
+    a paid deploy. Raises :class:`ImageValidationError`.
+    """
+    from sagemaker_vision.load_test import load_payloads
+
+    endpoint_type = cfg.endpoint.endpoint_type
+    max_bytes = max_bytes_for(endpoint_type)
+    try:
+        smoke = pick_smoke_image(cfg, s3_client, manifests, max_bytes=max_bytes)
+    except RuntimeError as exc:
+        raise ImageValidationError(f"the smoke test would have no image to send to the {endpoint_type} endpoint "
+                                   f"(limit {_human(max_bytes)}): {exc}") from None
+    result: dict[str, Any] = {"endpoint_type": endpoint_type, "max_bytes": max_bytes, "smoke_image": smoke.uri}
+    if endpoint_type != "async":  # async endpoints get no load test (no synchronous traffic)
+        validation = (manifests or {}).get("validation_uri") or cfg.validation_manifest_uri
+        try:
+            payloads = load_payloads(validation, s3_client=s3_client, max_payloads=max_payloads, max_bytes=max_bytes)
+        except ValueError as exc:
+            raise ImageValidationError(f"the load test could not send the images of {validation} to the "
+                                       f"{endpoint_type} endpoint: {exc}") from None
+        result["load_test_payloads"] = len(payloads)
+    log.info("The smoke%s test images fit the %s endpoint (at most %s each): smoke image %s",
+             "" if endpoint_type == "async" else " and load", endpoint_type, _human(max_bytes), smoke.uri)
+    return result

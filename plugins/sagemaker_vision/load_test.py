@@ -34,6 +34,7 @@ from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from sagemaker_vision import aws
+from sagemaker_vision import images as _images
 from sagemaker_vision.inference import MalformedReply, content_type_for, image_size, parse_prediction
 
 if TYPE_CHECKING:
@@ -58,8 +59,9 @@ INVALID_RESPONSE_CODE = "InvalidResponse"
 # Process CPU per wall second above which a step is reported as limited by the load generator.
 CLIENT_CPU_LIMIT = 0.85
 LOAD_TEST_TAG = ("load-test-allowed", "true")
-# Real-time InvokeEndpoint rejects request bodies over 6 MB (HTTP 413).
-MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
+# Real-time InvokeEndpoint rejects request bodies over 6 MiB (botocore BodyBlob max); serverless
+# endpoints take 4 MB. The numbers and their sources live in sagemaker_vision.images.
+MAX_PAYLOAD_BYTES = _images.REALTIME_MAX_BYTES
 # What the common error codes mean, explained in the report for the codes a run saw; any other
 # code is passed through unchanged.
 KNOWN_ERROR_CODES = {
@@ -759,15 +761,33 @@ def parse_s3_uri(uri: str, field_name: str) -> tuple[str, str]:
     return bucket, key
 
 
-def _check_payload(name: str, body: bytes) -> Payload:
-    if len(body) > MAX_PAYLOAD_BYTES:
-        raise ValueError(f"payload {name!r} is {len(body)} bytes, over the {MAX_PAYLOAD_BYTES} byte "
-                         "real-time InvokeEndpoint limit")
+def _limit(max_bytes: int | None) -> int:
+    return MAX_PAYLOAD_BYTES if max_bytes is None else max_bytes
+
+
+def _too_large(name: str, size: int, max_bytes: int | None) -> ValueError:
+    limit = _limit(max_bytes)
+    kind = "serverless" if limit == _images.SERVERLESS_MAX_BYTES else "real-time"
+    return ValueError(f"payload {name!r} is {size} bytes, over the {limit} byte {kind} InvokeEndpoint limit")
+
+
+def _check_payload(name: str, body: bytes, max_bytes: int | None = None) -> Payload:
+    if len(body) > _limit(max_bytes):
+        raise _too_large(name, len(body), max_bytes)
+    if not body:
+        raise ValueError(f"payload {name!r} is empty (0 bytes)")
     try:
         image_size(body)
     except ValueError as exc:
         raise ValueError(f"payload {name!r}: {exc}") from None
     return name, body, content_type_for(name)
+
+
+def payload_limit(description: Mapping[str, Any]) -> int:
+    """The largest body a described endpoint takes: 4 MB if a variant is serverless, else 6 MiB."""
+    variants = description.get("ProductionVariants") or []
+    serverless = any(v.get("CurrentServerlessConfig") or v.get("DesiredServerlessConfig") for v in variants)
+    return _images.max_bytes_for("serverless" if serverless else "provisioned")
 
 
 def _is_image_name(name: str) -> bool:
@@ -778,7 +798,7 @@ def _is_image_name(name: str) -> bool:
     return True
 
 
-def _manifest_payloads(source: str, s3_client: Any, max_payloads: int) -> list[Payload]:
+def _manifest_payloads(source: str, s3_client: Any, max_payloads: int, max_bytes: int | None) -> list[Payload]:
     """The images an augmented manifest names (its ``source-ref``s, sorted): the pipeline passes its
     validation split, so only images that validated and were labeled are sent, never a bad file
     the sync left in the partition."""
@@ -790,7 +810,8 @@ def _manifest_payloads(source: str, s3_client: Any, max_payloads: int) -> list[P
     payloads = []
     for uri in refs:
         ref_bucket, ref_key = parse_s3_uri(uri, f"source-ref in {source}")
-        payloads.append(_check_payload(uri, s3_client.get_object(Bucket=ref_bucket, Key=ref_key)["Body"].read()))
+        body = s3_client.get_object(Bucket=ref_bucket, Key=ref_key)["Body"].read()
+        payloads.append(_check_payload(uri, body, max_bytes))
     return payloads
 
 
@@ -799,20 +820,21 @@ _PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def load_payloads(source: str, *, s3_client: Any = None, max_payloads: int = 20,
-                  max_list_pages: int = 50) -> list[Payload]:
+                  max_list_pages: int = 50, max_bytes: int | None = None) -> list[Payload]:
     """Up to ``max_payloads`` JPEG/PNG images, sorted by name, from an s3:// prefix or a local dir.
 
     A relative local path is tried against the working directory, then the project root, so
     ``include/sample_data/images`` works wherever the worker runs. Listing S3 stops after
     ``max_list_pages`` pages of 1000 keys. Each image is checked to decode, so a corrupt file
-    fails here, naming it, rather than as thousands of ModelErrors.
+    fails here, naming it, rather than as thousands of ModelErrors; so does an empty file or one
+    over ``max_bytes`` (default: the real-time limit; :func:`payload_limit` gives an endpoint's).
     """
     if isinstance(max_payloads, bool) or not isinstance(max_payloads, int) or max_payloads < 1:
         raise ValueError(f"max_payloads must be a positive integer, got {max_payloads!r}")
     if isinstance(source, str) and source.startswith("s3://") and source.endswith(".manifest"):
         if s3_client is None:
             raise ValueError("payload_prefix is an s3:// URI but no S3 client was given")
-        return _manifest_payloads(source, s3_client, max_payloads)
+        return _manifest_payloads(source, s3_client, max_payloads, max_bytes)
     if isinstance(source, str) and source.startswith("s3://"):
         if s3_client is None:
             raise ValueError("payload_prefix is an s3:// URI but no S3 client was given")
@@ -831,10 +853,10 @@ def load_payloads(source: str, *, s3_client: Any = None, max_payloads: int = 20,
         payloads = []
         for key, size in found:
             uri = f"s3://{bucket}/{key}"
-            if size > MAX_PAYLOAD_BYTES:  # checked from the listing, before downloading it
-                raise ValueError(f"payload {uri!r} is {size} bytes, over the {MAX_PAYLOAD_BYTES} byte "
-                                 "real-time InvokeEndpoint limit")
-            payloads.append(_check_payload(uri, s3_client.get_object(Bucket=bucket, Key=key)["Body"].read()))
+            if size > _limit(max_bytes):  # checked from the listing, before downloading it
+                raise _too_large(uri, size, max_bytes)
+            payloads.append(_check_payload(uri, s3_client.get_object(Bucket=bucket, Key=key)["Body"].read(),
+                                           max_bytes))
         return payloads
 
     if not isinstance(source, str | Path) or not str(source):
@@ -851,11 +873,9 @@ def load_payloads(source: str, *, s3_client: Any = None, max_payloads: int = 20,
         raise ValueError(f"payload_prefix {str(directory)!r} holds no .jpg/.jpeg/.png files")
     payloads = []
     for path in files:
-        if path.stat().st_size > MAX_PAYLOAD_BYTES:
-            raise ValueError(
-                f"payload {str(path)!r} is over the {MAX_PAYLOAD_BYTES} byte real-time InvokeEndpoint limit"
-            )
-        payloads.append(_check_payload(path.name, path.read_bytes()))
+        if path.stat().st_size > _limit(max_bytes):
+            raise _too_large(str(path), path.stat().st_size, max_bytes)
+        payloads.append(_check_payload(path.name, path.read_bytes(), max_bytes))
     return payloads
 
 
@@ -1063,7 +1083,11 @@ class LoadTestOperator(BaseOperator):
         )
 
     def _check_endpoint(self) -> int:
-        """Refuse an endpoint that is not InService or not opted in; returns its instance count."""
+        """Refuse an endpoint that is not InService or not opted in; returns its instance count.
+
+        Also sets ``payload_limit``, the largest body this endpoint takes (4 MB serverless, 6 MiB
+        otherwise), which every payload is checked against before the first request.
+        """
         description = self.sagemaker_client.describe_endpoint(EndpointName=self.endpoint_name)
         status = description.get("EndpointStatus")
         if status != "InService":
@@ -1084,6 +1108,7 @@ class LoadTestOperator(BaseOperator):
             self.log.warning("endpoint %s lacks the %s=%s tag; load-testing it because force=True",
                              self.endpoint_name, key, value)
         variants = description.get("ProductionVariants") or []
+        self.payload_limit = payload_limit(description)
         return max(1, sum(int(v.get("CurrentInstanceCount") or 0) for v in variants))
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -1093,7 +1118,7 @@ class LoadTestOperator(BaseOperator):
         config = self.build_config([("placeholder.jpg", b"\xff", "image/jpeg")], 1)
         instance_count = self._check_endpoint()
         payloads = load_payloads(self.payload_prefix, s3_client=self.s3_client,
-                                 max_payloads=self.max_payloads)
+                                 max_payloads=self.max_payloads, max_bytes=self.payload_limit)
         config = dataclasses.replace(config, payloads=tuple(payloads), instance_count=instance_count)
         self.log.info(
             "load-testing %s (%d instance(s)): steps %s x %.0f s, <= %d requests/step, %d payload(s); "

@@ -86,11 +86,18 @@ def validate_images(**context) -> dict:
 
 @task
 def prepare_manifests(labeled: dict | None = None, **context) -> dict:
-    """Validate every labeled partition up to this run while streaming; split into train/validation."""
+    """Validate every labeled partition up to this run while streaming; split into train/validation.
+
+    Then, before anything is trained or deployed, check that the images the smoke and load tests
+    will send fit the endpoint type this run deploys (``images.check_test_images``).
+    """
+    from sagemaker_vision.images import check_test_images
     from sagemaker_vision.manifests import prepare_manifests as prepare
 
-    return prepare(PipelineConfig.from_context(context), aws.client("s3"),
-                   labeled["manifest_uri"] if labeled else None)
+    cfg, s3 = PipelineConfig.from_context(context), aws.client("s3")
+    manifests = prepare(cfg, s3, labeled["manifest_uri"] if labeled else None)
+    check_test_images(cfg, s3, manifests)
+    return manifests
 
 
 @task.short_circuit

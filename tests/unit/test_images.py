@@ -259,3 +259,76 @@ def test_load_test_payloads_from_a_manifest_are_its_images(s3):
     _manifest(s3, cfg.validation_manifest_uri, [(broken, 1)])
     with pytest.raises(ValueError, match=re.escape(broken)):
         load_payloads(cfg.validation_manifest_uri, s3_client=s3)
+
+
+# --------------------------------------------------------------------------------------------
+# Issue 9, finding 11: an empty or oversized image is refused before anything is paid, named with its size
+# --------------------------------------------------------------------------------------------
+
+
+def test_an_empty_and_a_50_mb_jpg_are_refused_naming_each_file_and_size(s3, monkeypatch):
+    """The pipeline's validate_images (right after the sync, before labeling, training or deploy)."""
+    cfg = _cfg()  # serverless, the default
+    _put(s3, cfg, "good.jpg", JPEG)
+    empty = _put(s3, cfg, "empty.jpg", b"")
+    huge = _put(s3, cfg, "huge.jpg", JPEG + b"\0" * (50_000_000 - len(JPEG)))
+    with pytest.raises(ImageValidationError) as err:
+        validate_partition(cfg, s3)
+    message = str(err.value)
+    assert f"{empty}: empty file (0 bytes)" in message
+    assert f"{huge}: 50,000,000 bytes (47.7 MiB) is larger than the 4,000,000 bytes (3.8 MiB) this endpoint" in message
+    # A provisioned endpoint takes 6 MiB, an async one (input from S3) the 40 MB Ground Truth quota: still too big.
+    limits = (("provisioned", "6,291,456 bytes (6.0 MiB)"), ("async", "40,000,000 bytes (38.1 MiB)"))
+    for endpoint_type, limit in limits:
+        cfg = _cfg(endpoint_type=endpoint_type)
+        with pytest.raises(ImageValidationError, match=re.escape(f"{huge}: 50,000,000 bytes (47.7 MiB) is larger "
+                                                                 f"than the {limit}")):
+            validate_partition(cfg, s3)
+
+
+def test_the_test_images_are_checked_against_the_deployed_endpoint_type_before_training(s3):
+    """check_test_images makes the smoke and load tests' own choices before the deploy: an image validated
+    for a provisioned endpoint (6 MiB) is refused, named with its size, when the run deploys serverless."""
+    from sagemaker_vision.images import check_test_images
+
+    serverless, provisioned = _cfg(), _cfg(endpoint_type="provisioned")
+    good = _put(s3, serverless, "a-good.jpg", JPEG)
+    big = _put(s3, serverless, "b-big.jpg", JPEG + b"\0" * (4_500_000 - len(JPEG)))  # decodable, 4.5 MB
+    _manifest(s3, serverless.validation_manifest_uri, [(good, 1), (big, 1)])
+    result = check_test_images(provisioned, s3)
+    assert (result["smoke_image"], result["load_test_payloads"]) == (good, 2)
+    with pytest.raises(ImageValidationError, match=rf"load test could not send .* serverless endpoint: payload "
+                                                   rf"'{re.escape(big)}' is 4500000 bytes, over the 4000000 byte"):
+        check_test_images(serverless, s3)
+    # A 0-byte image in the split is named too; an async run sends only the smoke image (and within 40 MB).
+    empty = _put(s3, serverless, "c-empty.jpg", b"")
+    _manifest(s3, serverless.validation_manifest_uri, [(good, 1), (empty, 1)])
+    with pytest.raises(ImageValidationError, match=rf"payload '{re.escape(empty)}' is empty \(0 bytes\)"):
+        check_test_images(provisioned, s3)
+    assert "load_test_payloads" not in check_test_images(_cfg(endpoint_type="async"), s3)
+    # No image fits at all: the smoke test's reason names each file.
+    _manifest(s3, serverless.validation_manifest_uri, [(big, 1), (empty, 1)])
+    _manifest(s3, serverless.train_manifest_uri, [])
+    with pytest.raises(ImageValidationError, match=rf"smoke test would have no image .*{re.escape(big)}: 4,500,000 "
+                                                   rf"bytes .*{re.escape(empty)}: empty file \(0 bytes\)"):
+        check_test_images(serverless, s3)
+
+
+def test_prepare_manifests_checks_the_test_images_before_anything_downstream(s3, monkeypatch):
+    """The wiring: both pipeline DAGs' prepare_manifests task (before needs_training, train and deploy) runs
+    check_test_images on the manifests it just wrote, and fails the task when an image does not fit."""
+    from sagemaker_vision import aws, manifests, tasks
+
+    cfg = _cfg()
+    big = _put(s3, cfg, "big.jpg", JPEG + b"\0" * (4_500_000 - len(JPEG)))
+    _manifest(s3, cfg.validation_manifest_uri, [(big, 1)])
+    _manifest(s3, cfg.train_manifest_uri, [])
+    written = {"validation_uri": cfg.validation_manifest_uri, "train_uri": cfg.train_manifest_uri}
+    monkeypatch.setattr(manifests, "prepare_manifests", lambda *a, **k: written)
+    monkeypatch.setattr(tasks.PipelineConfig, "from_context", classmethod(lambda cls, context: cfg))
+    monkeypatch.setattr(aws, "client", lambda name, *a, **k: s3)
+    with pytest.raises(ImageValidationError, match=rf"{re.escape(big)}: 4,500,000 bytes"):
+        tasks.prepare_manifests.function()
+    good = _put(s3, cfg, "good.jpg", JPEG)
+    _manifest(s3, cfg.validation_manifest_uri, [(good, 1)])
+    assert tasks.prepare_manifests.function() is written

@@ -549,7 +549,7 @@ class TestPayloads:
 
     def test_oversized_payloads_are_refused_before_reading(self, aws_env, monkeypatch):
         monkeypatch.setattr(load_test, "MAX_PAYLOAD_BYTES", 100)
-        with pytest.raises(ValueError, match=r"shape_000.jpg' is over the 100 byte real-time InvokeEndpoint"):
+        with pytest.raises(ValueError, match=r"shape_000.jpg' is 4171 bytes, over the 100 byte real-time"):
             load_payloads(str(SAMPLE_IMAGES))
         with mock_aws():
             s3 = boto3.client("s3", region_name=REGION)
@@ -618,6 +618,46 @@ def make_operator(stub_url: str, endpoint: str, **overrides) -> LoadTestOperator
     op = LoadTestOperator(**kwargs)
     op.client = runtime_client(stub_url, 2)  # InvokeEndpoint goes to the stub, the rest to moto
     return op
+
+
+class TestPayloadLimitFollowsTheEndpoint:
+    """Issue 9, finding 11b: an image too large for the endpoint is refused, named with its size, before
+    the first request; a serverless endpoint takes 4 MB, a provisioned one 6 MiB."""
+
+    @staticmethod
+    def _serverless(sm) -> None:
+        sm.create_endpoint_config(EndpointConfigName="sl-config", ProductionVariants=[
+            {"VariantName": "AllTraffic", "ModelName": "shapes-model",
+             "ServerlessConfig": {"MemorySizeInMB": 2048, "MaxConcurrency": 5}}])
+        sm.create_endpoint(EndpointName="sl-ep", EndpointConfigName="sl-config",
+                           Tags=[{"Key": "load-test-allowed", "Value": "true"}])
+
+    def test_limit_from_the_description(self, aws):
+        sm, _ = aws
+        self._serverless(sm)
+        assert load_test.payload_limit(sm.describe_endpoint(EndpointName="sl-ep")) == 4_000_000
+        assert load_test.payload_limit(sm.describe_endpoint(EndpointName="tagged-ep")) == 6_291_456
+
+    def test_an_image_over_the_serverless_limit_is_refused_before_any_request(self, aws, tmp_path):
+        sm, _ = aws
+        self._serverless(sm)
+        big = JPEG + b"\0" * (4_500_000 - len(JPEG))  # decodable, 4.5 MB: fine for 6 MiB, not for 4 MB
+        (tmp_path / "big.jpg").write_bytes(big)
+        url, stop = start_in_thread(0, 1)
+        try:
+            with pytest.raises(ValueError, match=r"payload '.*big\.jpg' is 4500000 bytes, over the 4000000 byte "
+                                                 r"serverless InvokeEndpoint limit"):
+                make_operator(url, "sl-ep", payload_prefix=str(tmp_path)).execute({})
+            assert stop.stub.invocations == 0
+            assert len(load_payloads(str(tmp_path), max_bytes=6_291_456)) == 1
+        finally:
+            stop()
+
+    def test_an_empty_image_is_named(self, tmp_path):
+        (tmp_path / "a.jpg").write_bytes(JPEG)
+        (tmp_path / "empty.jpg").write_bytes(b"")
+        with pytest.raises(ValueError, match=r"payload 'empty\.jpg' is empty \(0 bytes\)"):
+            load_payloads(str(tmp_path))
 
 
 def s3_keys(s3) -> list[str]:
