@@ -503,14 +503,17 @@ def ensure_cors(s3_client: Any, buckets: Iterable[str], log: Any = None) -> dict
 
 def _manifest_refs(s3_client: Any, manifest_uri: str) -> Iterator[str]:
     """The ``source-ref`` of each line of an existing input manifest."""
+    from sagemaker_vision.labels import LineError, parse_line
+
     for lineno, raw in enumerate(s3io.iter_lines(s3_client, manifest_uri, "input_manifest_uri"), start=1):
-        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
-        if not text.strip():
+        try:  # the one manifest parser: UTF-8, one object per line, unique keys, a line cap
+            rec = parse_line(raw, first=lineno == 1)
+        except LineError as exc:
+            field = f" {exc.field}:" if exc.field else ""
+            raise ConfigError("input_manifest_uri", f"{manifest_uri}:{lineno}:{field} {exc.message}") from None
+        if rec is None:
             continue
-        try:
-            ref = json.loads(text).get("source-ref")
-        except (ValueError, AttributeError):
-            raise ConfigError("input_manifest_uri", f"{manifest_uri}:{lineno}: not a JSON object") from None
+        ref = rec.get("source-ref")
         if not isinstance(ref, str):
             raise ConfigError("input_manifest_uri", f"{manifest_uri}:{lineno}: no source-ref")
         yield ref

@@ -41,9 +41,10 @@ class _ReplayableLines:
     def __init__(self, s3_client: Any, location: str, field_name: str):
         self.s3_client, self.location, self.field_name = s3_client, location, field_name
 
-    def __iter__(self) -> Iterator[str]:
-        for raw in s3io.iter_source_lines(self.s3_client, self.location, self.field_name):
-            yield raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    def __iter__(self) -> Iterator[bytes]:
+        # Raw bytes: the manifest parser decodes them, so a line that is not UTF-8 is reported
+        # with its file and line instead of raising UnicodeDecodeError here.
+        yield from s3io.iter_source_lines(self.s3_client, self.location, self.field_name)
 
 
 LABELS_ASSET = Asset(name="object_detection_labels", uri="s3://sagemaker-vision/object-detection/labels/")
@@ -63,7 +64,7 @@ def import_labels(cfg: PipelineConfig, s3_client: Any, out_uri: str | None = Non
     count = 0
     with s3io.staged_upload(s3_client, out_uri) as out:
         rewritten = labels.rewrite_source_refs(
-            source, old_prefix=cfg.import_source_prefix, new_prefix=cfg.raw_prefix
+            source, old_prefix=cfg.import_source_prefix, new_prefix=cfg.raw_prefix, source=cfg.import_manifest
         )
         for lineno, line in enumerate(rewritten, start=1):
             ref = json.loads(line)["source-ref"]
@@ -145,8 +146,9 @@ def _report_unlabeled(cfg: PipelineConfig, s3_client: Any, manifest_uri: str) ->
     """Images of the partition that validated but have no line: reported (S3 and log), never silent."""
     from sagemaker_vision.images import report_unlabeled
 
-    refs = (json.loads(raw)["source-ref"] for raw in s3io.iter_lines(s3_client, manifest_uri, "manifest_uri")
-            if raw.strip())
+    lines = enumerate(s3io.iter_lines(s3_client, manifest_uri, "manifest_uri"), start=1)
+    refs = (rec["source-ref"] for lineno, raw in lines
+            if (rec := labels.load_line(raw, source=manifest_uri, lineno=lineno)) is not None)
     reason = _UNLABELED_REASONS.get(cfg.label_backend, "no label")
     if cfg.label_backend == "import":
         reason = f"{reason} {cfg.import_manifest}"

@@ -13,6 +13,13 @@ one SageMaker Ground Truth *augmented manifest*: JSON Lines, one image per line:
 The built-in Object Detection algorithm reads it through an ``AugmentedManifestFile`` channel
 with ``AttributeNames=["source-ref", "<attr>"]``. Boxes are in pixels of the original image.
 
+Reading and parsing
+    Every manifest line, wherever it is read, goes through :func:`iter_lines` (linear in the
+    input whatever a line's length, capped at :data:`MAX_LINE_BYTES`) and :func:`parse_line`
+    (UTF-8, at most Ground Truth's :data:`MAX_LINE_CHARS` characters, one JSON object with unique
+    keys at every depth, exact integers and finite numbers); :func:`load_document` does the same
+    for a whole COCO file or Label Studio export. Errors name the file, the line and the field.
+
 Validation
     :func:`validate_manifest` and :func:`split_manifest` stream the lines. Memory stays constant
     except for one 64-bit integer per line (the first 8 bytes of a SHA-256 of the source-ref,
@@ -50,7 +57,9 @@ Converters
     rounding both edges half up (not the size), so touching boxes stay touching; float noise of
     up to half a pixel past the border is clamped, and a box under one pixel is widened to one
     pixel rather than dropped. Converters check everything first and raise one ManifestError
-    (``line`` is None; ``field`` names the task, image or annotation id) before yielding.
+    (``line`` is None; ``field`` names the task, image or annotation id) before yielding. Image
+    paths stay inside their prefix (no '..', '.', empty segment, absolute path, backslash or
+    percent-encoded separator).
 
 This module is pure Python: S3 I/O is the callers' job (they pass iterables of lines and file
 objects), so everything here is testable without Airflow or AWS.
@@ -62,6 +71,7 @@ import hashlib
 import json
 import math
 import posixpath
+import re
 import struct
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -71,9 +81,13 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 __all__ = [
     "OBJECT_DETECTION_TYPE",
+    "MAX_EXACT_INT",
+    "MAX_LINE_BYTES",
+    "MAX_LINE_CHARS",
     "ClassIdRemap",
     "CocoConversion",
     "LabelStudioConversion",
+    "LineError",
     "ManifestError",
     "ManifestProblem",
     "ManifestStats",
@@ -83,7 +97,11 @@ __all__ = [
     "from_coco",
     "from_label_studio",
     "iter_lines",
+    "load_document",
+    "load_line",
     "normalise_class_ids",
+    "parse_json",
+    "parse_line",
     "rewrite_source_refs",
     "split_manifest",
     "validate_manifest",
@@ -179,6 +197,31 @@ class _Problems:
             raise ManifestError(self.kept, num_problems=self.count)
 
 
+def _finite_number(value: Any) -> bool:
+    """An int or float (not a boolean) that every JSON reader reads as the same finite number.
+
+    Never raises: ``math.isfinite`` of a 400-digit int raises OverflowError, so ints are compared
+    with :data:`MAX_EXACT_INT` instead.
+    """
+    kind = type(value)
+    if kind is int:
+        return -MAX_EXACT_INT <= value <= MAX_EXACT_INT
+    return kind is float and math.isfinite(value)
+
+
+def _is_text(value: str) -> bool:
+    """False for a str holding a lone surrogate (no UTF-8 file can hold it)."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _positive_int(value: Any) -> bool:
+    return type(value) is int and 0 < value <= MAX_EXACT_INT
+
+
 def _json_type(value: Any) -> str:
     """The JSON name of a decoded value's type, for messages."""
     if value is None:
@@ -202,28 +245,334 @@ def _short(value: Any, limit: int = 80) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# Small helpers
+# Reading and parsing: the one reader and the one parser every manifest line goes through
+
+# Ground Truth's limit on one manifest line (SageMaker Developer Guide, "Input data" and "Use an
+# input manifest file"): "Each JSON object in the manifest file can be no larger than 100,000
+# characters." The pipeline's manifests feed Ground Truth (label adjustment, chaining) as well as
+# training, so every line is held to it.
+MAX_LINE_CHARS = 100_000
+# The most bytes MAX_LINE_CHARS characters take in UTF-8 (4 each): the reader's cap, before decoding.
+MAX_LINE_BYTES = 4 * MAX_LINE_CHARS
+# RFC 8259, section 6: integers in [-(2**53)+1, 2**53-1] are the ones parsers agree on (IEEE 754
+# doubles); a larger one may be read as another number by the next tool. Sizes, ids and pixel
+# coordinates are all far below it.
+MAX_EXACT_INT = 2**53 - 1
+_INT_SCREEN_DIGITS = 16  # any integer of 16 or more digits is checked against MAX_EXACT_INT
 
 
-def iter_lines(fileobj: IO[bytes] | IO[str] | Any, chunk_size: int = 1 << 20) -> Iterator[bytes | str]:
-    """Yield the lines of a binary or text file object, without their trailing newline.
+class LineError(ValueError):
+    """One line (or document) that cannot be used: ``field`` ('' for the whole line) and why."""
+
+    def __init__(self, field: str, message: str, line: int | None = None) -> None:
+        self.field = field
+        self.message = message
+        self.line = line  # the line within a multi-line document, when known
+        super().__init__(f"{field}: {message}" if field else message)
+
+
+class _Duplicate(Exception):
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+
+class _BadValue(Exception):
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+class _Marked:
+    """Stands for a refused value on the slow parse that locates it (see _locate)."""
+
+    __slots__ = ("message",)
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+
+def _unique_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    record = dict(pairs)
+    if len(record) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise _Duplicate(key)
+            seen.add(key)
+    return record
+
+
+def _int_message(text: str) -> str | None:
+    digits = len(text) - (text[0] == "-")
+    if digits > 20:  # int() of thousands of digits is slow (and refused past 4300): not needed
+        return f"integer of {digits} digits is outside the exact range +-{MAX_EXACT_INT} (RFC 8259)"
+    if abs(int(text)) > MAX_EXACT_INT:
+        return f"integer {text} is outside the exact range +-{MAX_EXACT_INT} (RFC 8259)"
+    return None
+
+
+def _checked_int(text: str) -> int:
+    message = _int_message(text)
+    if message:
+        raise _BadValue(message)
+    return int(text)
+
+
+def _float_message(text: str) -> str | None:
+    if not math.isfinite(float(text)):
+        return f"{_short(text, 40)} is not a finite number: it overflows a 64-bit float"
+    return None
+
+
+def _checked_float(text: str) -> float:
+    message = _float_message(text)
+    if message:
+        raise _BadValue(message)
+    return float(text)
+
+
+def _constant_message(text: str) -> str:
+    return f"{text} is not a finite number (RFC 8259 permits no NaN or Infinity in JSON)"
+
+
+def _refuse_constant(text: str) -> Any:
+    raise _BadValue(_constant_message(text))
+
+
+# The fast decoder only refuses duplicate keys; text the screen flags (a long digit run, a large
+# exponent, NaN/Infinity, an escaped surrogate: perhaps only inside a string) goes through the
+# checking decoder, then the marking one, which finds lone surrogates and says where things are.
+_FAST = json.JSONDecoder(object_pairs_hook=_unique_pairs)
+_CHECKING = json.JSONDecoder(object_pairs_hook=_unique_pairs, parse_int=_checked_int,
+                             parse_float=_checked_float, parse_constant=_refuse_constant)
+_MARKING = json.JSONDecoder(
+    object_pairs_hook=lambda pairs: _MarkedObject(pairs),
+    parse_int=lambda t: _Marked(m) if (m := _int_message(t)) else int(t),
+    parse_float=lambda t: _Marked(m) if (m := _float_message(t)) else float(t),
+    parse_constant=lambda t: _Marked(_constant_message(t)),
+)
+_SCREEN = re.compile(r"\d{" + str(_INT_SCREEN_DIGITS) + r"}|[eE][+-]?\d{3}|NaN|Infinity|\\u[dD][89a-fA-F]")
+
+
+class _MarkedObject(dict):
+    """A decoded object that remembers its key order and its first duplicate key, if any."""
+
+    def __init__(self, pairs: list[tuple[str, Any]]) -> None:
+        super().__init__(pairs)
+        self.duplicate: str | None = None
+        if len(self) != len(pairs):
+            seen: set[str] = set()
+            for key, _ in pairs:
+                if key in seen:
+                    self.duplicate = key
+                    break
+                seen.add(key)
+
+
+def _path(parent: str, key: str | int) -> str:
+    if isinstance(key, int):
+        return f"{parent}[{key}]"
+    return f"{parent}.{key}" if parent else key
+
+
+def _locate(value: Any) -> tuple[str, str] | None:
+    """(path, message) of the first refused thing in a value decoded by _MARKING, else None."""
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:
+        path, item = stack.pop()
+        if isinstance(item, _Marked):
+            return path, item.message
+        if isinstance(item, str):
+            bad = next((i for i, ch in enumerate(item) if "\ud800" <= ch <= "\udfff"), None)
+            if bad is not None:
+                return path, f"string has a lone surrogate \\u{ord(item[bad]):04x} at character {bad}, not text"
+        elif isinstance(item, dict):
+            if getattr(item, "duplicate", None) is not None:
+                return _path(path, item.duplicate), (
+                    "duplicate key: an object may name a key once (parsers disagree on which value wins)")
+            stack.extend((_path(path, k), v) for k, v in reversed(list(item.items())))
+        elif isinstance(item, list):
+            stack.extend((_path(path, i), v) for i, v in reversed(list(enumerate(item))))
+    return None
+
+
+def _decode_json(text: str) -> Any:
+    """Parse JSON text strictly: unique keys, exact integers, finite numbers, real text.
+
+    Raises LineError naming the field (a JSON path such as ``bb.annotations[0].left``).
+    """
+    flagged = _SCREEN.search(text) is not None
+    try:
+        return (_CHECKING if flagged else _FAST).decode(text)
+    except json.JSONDecodeError as exc:
+        raise LineError("", f"malformed JSON: {exc.msg} at column {exc.colno}", exc.lineno) from None
+    except (_Duplicate, _BadValue, RecursionError, ValueError) as exc:
+        first = exc
+    # Parse again, marking instead of raising, to say where the refused value is.
+    try:
+        located = _locate(_MARKING.decode(text))
+    except RecursionError:
+        located = None
+    if located is None:
+        if isinstance(first, _Duplicate):
+            located = (first.key, "duplicate key: an object may name a key once")
+        elif isinstance(first, _BadValue):
+            located = ("", first.message)
+        elif isinstance(first, RecursionError):
+            located = ("", "nested too deeply for the JSON parser")
+        else:
+            located = ("", f"malformed JSON: {first}")
+    raise LineError(*located)
+
+
+def _check_decoded(value: Any, text: str) -> None:
+    """Refuse what the fast decoder lets through when the screen flagged the text."""
+    if _SCREEN.search(text) is None:
+        return
+    located = _locate(_MARKING.decode(text))
+    if located is not None:
+        raise LineError(*located)
+
+
+def parse_json(text: str) -> Any:
+    """Strict JSON (see :func:`parse_line`) of one line or document; LineError names the field."""
+    value = _decode_json(text)
+    _check_decoded(value, text)
+    return value
+
+
+def _parse(raw: bytes | str, first: bool) -> tuple[str, dict[str, Any]] | None:
+    """(text, record) of one manifest line, None for a blank line; LineError says what is wrong."""
+    if type(raw) is bytes:
+        if len(raw) > MAX_LINE_BYTES:
+            raise LineError("", f"line is {len(raw)} bytes, over the {MAX_LINE_BYTES}-byte cap (Ground Truth "
+                                f"allows {MAX_LINE_CHARS} characters per manifest object)")
+        try:
+            text = raw.decode()
+        except UnicodeDecodeError as exc:
+            raise LineError("", f"not UTF-8: {exc.reason} at byte {exc.start}") from None
+    elif isinstance(raw, str):
+        text = raw
+    else:
+        raise LineError("", f"must be text or bytes, got {type(raw).__name__}")
+    if not text or text.isspace():
+        return None
+    if first and text[0] == "\ufeff":
+        text = text[1:]  # a byte-order mark from a Windows editor
+    if len(text) > MAX_LINE_CHARS and len(text.rstrip("\r\n")) > MAX_LINE_CHARS:
+        raise LineError("", f"line is {len(text.rstrip(chr(13) + chr(10)))} characters, over Ground Truth's "
+                            f"{MAX_LINE_CHARS} per manifest object")
+    rec = parse_json(text)
+    if type(rec) is not dict:
+        raise LineError("", f"must be a JSON object, got {_json_type(rec)}")
+    return text, rec
+
+
+def parse_line(raw: bytes | str, *, first: bool = False) -> dict[str, Any] | None:
+    """The record of one manifest line (None when blank), parsed as every reader of manifests must.
+
+    UTF-8 (the manifest format), at most :data:`MAX_LINE_CHARS` characters, one JSON object whose
+    keys are unique at every depth (the validator and the next tool must see the same value),
+    whose integers are exact (:data:`MAX_EXACT_INT`) and whose numbers are finite. ``first``
+    allows a byte-order mark. Raises :class:`LineError` naming the field.
+    """
+    parsed = _parse(raw, first)
+    return None if parsed is None else parsed[1]
+
+
+def load_line(raw: bytes | str, *, source: str, lineno: int) -> dict[str, Any] | None:
+    """:func:`parse_line`, raising a ManifestError that names ``source:lineno`` and the field."""
+    try:
+        return parse_line(raw, first=lineno == 1)
+    except LineError as exc:
+        raise ManifestError([ManifestProblem(lineno, exc.field, exc.message, source)]) from None
+
+
+def load_document(data: bytes | str, *, source: str) -> Any:
+    """A whole JSON document (a COCO file, a Label Studio export), parsed as strictly as a line.
+
+    Errors name ``source:line`` (the line of the document where the problem is) and the field.
+    """
+    if isinstance(data, bytes | bytearray):
+        try:
+            text = bytes(data).decode()
+        except UnicodeDecodeError as exc:
+            line = data.count(b"\n", 0, exc.start) + 1
+            column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+            raise ManifestError([ManifestProblem(line, "", f"not UTF-8: {exc.reason} at byte {exc.start} "
+                                                           f"(column {column})", source)]) from None
+    else:
+        text = data
+    text = text.removeprefix("\ufeff")
+    try:
+        return parse_json(text)
+    except LineError as exc:
+        # A value's line is not known (the path in ``field`` says where it is), unless the document
+        # is one line, as exports usually are.
+        line = exc.line if exc.line is not None else (1 if "\n" not in text.rstrip() else None)
+        raise ManifestError([ManifestProblem(line, exc.field, exc.message, source)]) from None
+
+
+def iter_lines(fileobj: IO[bytes] | IO[str] | Any, chunk_size: int = 1 << 20, *,
+               max_line_bytes: int = MAX_LINE_BYTES, source: str = "<manifest>",
+               keepends: bool = False) -> Iterator[bytes | str]:
+    """Yield the lines of a binary or text file object, split at ``\\n``, in linear time.
 
     Reads with ``fileobj.read(chunk_size)``, so it works on anything with ``read``: local files,
-    ``io.BytesIO`` and a boto3 ``StreamingBody`` (whose own iteration yields 1 KiB chunks, not
-    lines). Memory is one chunk plus one line.
+    ``io.BytesIO`` and a boto3 ``StreamingBody``. A line spanning chunks is kept as a list of its
+    pieces and joined once, so each byte is copied a bounded number of times whatever the line's
+    length (adding each chunk to the pending text would copy it once per chunk: quadratic). A line
+    longer than ``max_line_bytes`` (the newline not counted) raises a ManifestError naming
+    ``source:line`` and the cap as soon as the cap is passed, after reading at most one chunk more.
+    Memory is one chunk plus one line. ``keepends`` keeps each line's ``\\n``.
     """
-    pending: bytes | str | None = None
+    parts: list[Any] = []
+    size = 0
+    lineno = 1
+    newline: Any = None
+    empty: Any = None
+
+    def too_long(length: int) -> ManifestError:
+        return ManifestError([ManifestProblem(lineno, "", f"line is over the cap of {max_line_bytes} bytes "
+                                                          f"(read {length} so far; Ground Truth allows "
+                                                          f"{MAX_LINE_CHARS} characters per manifest object)",
+                                              source)])
+
     while True:
         chunk = fileobj.read(chunk_size)
         if not chunk:
             break
-        if pending:
-            chunk = pending + chunk
-        parts = chunk.split(b"\n" if isinstance(chunk, bytes) else "\n")
-        pending = parts.pop()
-        yield from parts
-    if pending:
-        yield pending
+        if newline is None:
+            newline, empty = (b"\n", b"") if isinstance(chunk, bytes | bytearray) else ("\n", "")
+        start = 0
+        while True:
+            end = chunk.find(newline, start)
+            if end < 0:
+                if start < len(chunk):
+                    size += len(chunk) - start
+                    if size > max_line_bytes:
+                        raise too_long(size)
+                    parts.append(chunk[start:] if start else chunk)
+                break
+            if size + end - start > max_line_bytes:
+                raise too_long(size + end - start)
+            piece = chunk[start:end + 1 if keepends else end]
+            if parts:
+                parts.append(piece)
+                line = empty.join(parts)
+                parts = []
+            else:
+                line = piece
+            size = 0
+            yield bytes(line) if isinstance(line, bytearray) else line
+            lineno += 1
+            start = end + 1
+    if parts:
+        line = empty.join(parts)
+        yield bytes(line) if isinstance(line, bytearray) else line
+
+
+# --------------------------------------------------------------------------------------------
+# Small helpers
 
 
 def dumps_line(record: Mapping[str, Any]) -> str:
@@ -283,6 +632,55 @@ def _s3_prefix(value: Any, name: str) -> str:
     if not isinstance(value, str) or not value.startswith("s3://") or len(value) <= 5 or value[5] == "/":
         raise ValueError(f"{name} must be an s3://bucket/prefix URI, got {_short(value)}")
     return value if value.endswith("/") else value + "/"
+
+
+# S3 object keys are "up to 1,024 bytes long" in UTF-8 (Amazon S3 User Guide, "Naming Amazon S3 objects").
+MAX_S3_KEY_BYTES = 1024
+_ENCODED_SEPARATOR = re.compile(r"%(?:2[eEfF]|5[cC]|25)")
+_DRIVE = re.compile(r"[A-Za-z]:")
+
+
+def _relative_path_problem(path: str) -> str | None:
+    """Why ``path`` (an image path relative to an images prefix) could leave or blur that prefix, or None.
+
+    Refused: absolute paths (``/x``, ``C:x``), backslashes (a separator on Windows tools), '.'
+    and '..' segments, empty segments (``a//b``, a trailing '/'), control characters, a
+    percent-encoded '.', '/', '\\' or '%' (``%2e%2e`` is '..' to whatever URL-decodes it), and text
+    that is not valid Unicode. S3 itself never normalises a key, but presigners, browsers, sync
+    tools and file systems may: the only paths kept are those that mean the same to all of them.
+    """
+    if not path:
+        return "is empty"
+    if path[0] == "/" or _DRIVE.match(path):
+        return "is an absolute path; it must be relative to the images prefix"
+    if "\\" in path:
+        return "has a backslash, a path separator to Windows tools ('..\\' climbs out of the prefix there)"
+    if any(ch < " " or ch == "\x7f" for ch in path):
+        return "has a control character"
+    if _ENCODED_SEPARATOR.search(path):
+        return "has a percent-encoded '.', '/', '\\' or '%' ('%2e%2e' is '..' once URL-decoded)"
+    segments = path.split("/")
+    if any(segment in (".", "..") for segment in segments):
+        return "has a '.' or '..' segment, which would resolve outside (or elsewhere in) the images prefix"
+    if "" in segments:
+        return "has an empty segment ('//' or a trailing '/')"
+    try:
+        path.encode()
+    except UnicodeEncodeError:
+        return "is not valid Unicode text (a lone surrogate)"
+    return None
+
+
+def _confined_ref(prefix: str, path: str) -> str:
+    """``prefix`` + ``path`` when ``path`` stays inside the prefix; ValueError saying why not."""
+    problem = _relative_path_problem(path)
+    if problem:
+        raise ValueError(f"{_short(path)} {problem}")
+    ref = prefix + path
+    key = ref[ref.find("/", 5) + 1:]
+    if len(key.encode()) > MAX_S3_KEY_BYTES:
+        raise ValueError(f"{_short(path)} makes an S3 key of {len(key.encode())} bytes, over S3's {MAX_S3_KEY_BYTES}")
+    return ref
 
 
 def _creation_date(value: str | None) -> str:
@@ -507,10 +905,10 @@ def _image_size_problems(add: Callable[[int | None, str, str], None], lineno: in
         value = size.get(name, _MISSING)
         if value is _MISSING:
             add(lineno, f"{path}[0].{name}", "missing")
-        elif type(value) is not int or value <= 0:
+        elif not _positive_int(value):
             add(lineno, f"{path}[0].{name}", f"must be a positive integer, got {_short(value)}")
     depth = size.get("depth")
-    if depth is not None and (type(depth) is not int or depth <= 0):
+    if depth is not None and not _positive_int(depth):
         add(lineno, f"{path}[0].depth", f"must be a positive integer, got {_short(depth)}")
 
 
@@ -540,8 +938,9 @@ def _annotation_problems(add: Callable[[int | None, str, str], None], lineno: in
         value = ann.get(name, _MISSING)
         if value is _MISSING:
             bad(f"{path}.{name}", "missing")
-        elif type(value) not in _NUMBER_TYPES or not math.isfinite(value):
-            bad(f"{path}.{name}", f"must be a finite number, got {_short(value)}")
+        elif not _finite_number(value):
+            bad(f"{path}.{name}", f"must be a finite number (integers within +-{MAX_EXACT_INT}), "
+                                  f"got {_short(value)}")
         else:
             box[name] = value
     # Each axis on its own, so that a bad height does not hide a box poking out sideways.
@@ -603,29 +1002,17 @@ def _scan(lines: Iterable[str | bytes], *, label_attribute: str, source: str, se
     anns_path = f"{attr}.annotations"
 
     for lineno, raw in enumerate(lines, 1):
-        if type(raw) is bytes:
-            try:
-                text = raw.decode()
-            except UnicodeDecodeError as exc:
-                add(lineno, "", f"not UTF-8: {exc.reason} at byte {exc.start}")
-                num_lines += 1
-                continue
-        else:
-            text = raw
-        if not text or text.isspace():
-            continue  # blank lines are tolerated (a trailing newline, an editor's empty line)
-        if lineno == 1 and text[0] == "\ufeff":
-            text = text[1:]  # a byte-order mark from a Windows editor
-        num_lines += 1
+        # The one parser (parse_line): what is validated here is exactly what is written out.
         try:
-            rec = json.loads(text)
-        except ValueError as exc:
-            detail = f"{exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else str(exc)
-            add(lineno, "", f"malformed JSON: {detail}")
+            parsed = _parse(raw, lineno == 1)
+        except LineError as exc:
+            add(lineno, exc.field, exc.message)
+            num_lines += 1
             continue
-        if type(rec) is not dict:
-            add(lineno, "", f"must be a JSON object, got {_json_type(rec)}")
-            continue
+        if parsed is None:
+            continue  # blank lines are tolerated (a trailing newline, an editor's empty line)
+        text, rec = parsed
+        num_lines += 1
 
         # source-ref: an s3:// object, once per manifest.
         ref = rec.get("source-ref", _MISSING)
@@ -836,22 +1223,11 @@ def _parse_refs(lines: Iterable[str | bytes],
     """Yield (line number, record, source-ref) for each usable line; report the others."""
     for lineno, raw in enumerate(lines, 1):
         try:
-            text = raw.decode() if isinstance(raw, bytes) else raw
-        except UnicodeDecodeError as exc:
-            problems.add(lineno, "", f"not UTF-8: {exc.reason} at byte {exc.start}")
+            rec = parse_line(raw, first=lineno == 1)
+        except LineError as exc:
+            problems.add(lineno, exc.field, exc.message)
             continue
-        if not text or text.isspace():
-            continue
-        if lineno == 1 and text[0] == "\ufeff":
-            text = text[1:]
-        try:
-            rec = json.loads(text)
-        except ValueError as exc:
-            detail = f"{exc.msg} at column {exc.colno}" if isinstance(exc, json.JSONDecodeError) else str(exc)
-            problems.add(lineno, "", f"malformed JSON: {detail}")
-            continue
-        if type(rec) is not dict:
-            problems.add(lineno, "", f"must be a JSON object, got {_json_type(rec)}")
+        if rec is None:
             continue
         ref = rec.get("source-ref", _MISSING)
         why = "missing" if ref is _MISSING else _s3_ref_problem(ref)
@@ -894,7 +1270,11 @@ def _rewrite(lines: Iterable[str | bytes], old: str, new: str, source: str) -> I
         if not ref.startswith(old) or len(ref) == len(old):
             problems.add(lineno, "source-ref", f"{ref!r} is not an object under {old!r}")
             continue
-        rec["source-ref"] = new + ref[len(old):]
+        try:
+            rec["source-ref"] = _confined_ref(new, ref[len(old):])
+        except ValueError as exc:
+            problems.add(lineno, "source-ref", f"the path under {old} {str(exc).partition(' ')[2]}")
+            continue
         yield _COMPACT.encode(rec) + "\n"
     problems.raise_if_any()
 
@@ -912,8 +1292,8 @@ def _pixel_span(start: Any, size: Any, total: int, scale: float) -> tuple[int, i
     tiny objects are kept. Returns (offset, length) or a message saying what is wrong.
     """
     for value in (start, size):
-        if type(value) not in _NUMBER_TYPES or not math.isfinite(value):
-            return f"must be a finite number, got {_short(value)}"
+        if not _finite_number(value):
+            return f"must be a finite number (integers within +-{MAX_EXACT_INT}), got {_short(value)}"
     if size <= 0:
         return f"size must be positive, got {size}"
     lo, hi = start * scale, (start + size) * scale
@@ -1005,7 +1385,7 @@ def _ls_recency(annotation: dict[str, Any]) -> tuple[datetime, int, str]:
     return stamp, numeric, str(raw_id)
 
 
-def _ls_image_ref(image: Any, s3_prefix: str | None) -> str:
+def _ls_image_ref(image: Any, s3_prefix: str | None, images_prefix: str | None = None) -> str:
     """Map ``data.image`` to an s3:// ref, or raise ValueError saying why it cannot be."""
     if not isinstance(image, str) or not image:
         raise ValueError(f"data.image must be a non-empty string, got {_short(image)}")
@@ -1013,7 +1393,14 @@ def _ls_image_ref(image: Any, s3_prefix: str | None) -> str:
         why = _s3_ref_problem(image)
         if why:
             raise ValueError(f"data.image {why}")
-        return image
+        if images_prefix is not None and not image.startswith(images_prefix):
+            raise ValueError(f"data.image {_short(image)} is outside the images prefix {images_prefix}")
+        base = images_prefix if images_prefix is not None else image[: image.find("/", 5) + 1]
+        try:
+            return _confined_ref(base, image[len(base):])
+        except ValueError as exc:
+            why = str(exc).partition(" ")[2]
+            raise ValueError(f"data.image {_short(image)}: the path under {base} {why}") from None
     parts = urlsplit(image)
     if parts.scheme not in ("http", "https") and not image.startswith("/data/"):
         raise ValueError(f"data.image {_short(image)} is neither s3://, http(s):// nor a /data/ path")
@@ -1026,7 +1413,13 @@ def _ls_image_ref(image: Any, s3_prefix: str | None) -> str:
     name = posixpath.basename(unquote(path))
     if not name:
         raise ValueError(f"data.image {_short(image)} has no file name")
-    return s3_prefix + name
+    if images_prefix is not None and not s3_prefix.startswith(images_prefix):
+        raise ValueError(f"data.image {_short(image)} maps to s3_prefix {s3_prefix}, outside the images prefix "
+                         f"{images_prefix}")
+    try:
+        return _confined_ref(s3_prefix, name)
+    except ValueError as exc:
+        raise ValueError(f"data.image {_short(image)}: file name {exc}") from None
 
 
 class LabelStudioConversion(_Conversion):
@@ -1046,10 +1439,12 @@ class LabelStudioConversion(_Conversion):
         self.superseded_annotations = superseded_annotations
 
 
-def from_label_studio(export: list[dict[str, Any]], *, label_attribute: str, s3_prefix: str | None = None,
-                      class_names: list[str] | None = None, job_name: str = "label-studio",
-                      creation_date: str | None = None,
-                      image_size_of: Callable[[str], tuple[int, int]] | None = None) -> LabelStudioConversion:
+def from_label_studio(export: list[dict[str, Any]] | bytes | str, *, label_attribute: str,
+                      s3_prefix: str | None = None, class_names: list[str] | None = None,
+                      job_name: str = "label-studio", creation_date: str | None = None,
+                      image_size_of: Callable[[str], tuple[int, int]] | None = None,
+                      images_prefix: str | None = None,
+                      source: str = "<label-studio export>") -> LabelStudioConversion:
     """Convert a Label Studio JSON export (``rectanglelabels``) to manifest line dicts.
 
     Per task, cancelled annotations (``was_cancelled``) are ignored and, of the rest, the most
@@ -1066,12 +1461,20 @@ def from_label_studio(export: list[dict[str, Any]], *, label_attribute: str, s3_
     ``data.width``/``data.height`` or ``image_size_of(source_ref)`` (e.g. reading the header
     from S3). Every problem is raised at once as a ManifestError (line = None, the field names
     the task id) before anything is yielded.
+
+    ``export`` may be the export file itself (bytes or text), parsed by :func:`load_document`
+    (UTF-8, unique keys, exact numbers; errors name ``source``, the line and the field). Image
+    paths stay inside their prefix: with ``images_prefix`` every image must lie under it, and
+    no ref may use '..', '.', empty segments, backslashes or percent-encoded separators.
     """
     attr = check_label_attribute(label_attribute)
     prefix = _s3_prefix(s3_prefix, "s3_prefix") if s3_prefix is not None else None
+    confine = _s3_prefix(images_prefix, "images_prefix") if images_prefix is not None else None
+    if isinstance(export, bytes | bytearray | str):
+        export = load_document(export, source=source)
     if not isinstance(export, list):
         raise ValueError(f"export must be a list of Label Studio tasks, got {_json_type(export)}")
-    problems = _Problems("<label-studio export>")
+    problems = _Problems(source)
     unannotated: list[Any] = []
     cancelled = superseded = 0
     # (ref, width, height, [(name, left, top, w, h)]) per kept task, class ids assigned afterwards.
@@ -1099,7 +1502,7 @@ def from_label_studio(export: list[dict[str, Any]], *, label_attribute: str, s3_
         apath = f"{where}.annotations[id={chosen.get('id')}]"
         data = task.get("data") if isinstance(task.get("data"), dict) else {}
         try:
-            ref = _ls_image_ref(data.get("image"), prefix)
+            ref = _ls_image_ref(data.get("image"), prefix, confine)
         except ValueError as exc:
             problems.add(None, where, str(exc))
             continue
@@ -1123,7 +1526,7 @@ def from_label_studio(export: list[dict[str, Any]], *, label_attribute: str, s3_
                 problems.add(None, f"{rpath}.value", f"must be an object, got {_json_type(value)}")
                 continue
             ow, oh = item.get("original_width"), item.get("original_height")
-            if type(ow) is not int or ow <= 0 or type(oh) is not int or oh <= 0:
+            if not _positive_int(ow) or not _positive_int(oh):
                 problems.add(None, rpath, f"original_width/original_height must be positive integers, "
                                           f"got {_short(ow)}/{_short(oh)}")
                 continue
@@ -1139,7 +1542,7 @@ def from_label_studio(export: list[dict[str, Any]], *, label_attribute: str, s3_
                 continue
             labels = value.get("rectanglelabels")
             if (not isinstance(labels, list) or len(labels) != 1 or not isinstance(labels[0], str)
-                    or not labels[0].strip()):
+                    or not labels[0].strip() or not _is_text(labels[0])):
                 problems.add(None, f"{rpath}.value.rectanglelabels",
                              f"must hold exactly one label, got {_short(labels)}")
                 continue
@@ -1152,7 +1555,7 @@ def from_label_studio(export: list[dict[str, Any]], *, label_attribute: str, s3_
                 continue
             names_seen.add(labels[0])
             boxes.append((labels[0], xs[0], ys[0], xs[1], ys[1]))
-        if width is None and type(data.get("width")) is int and type(data.get("height")) is int:
+        if width is None and _positive_int(data.get("width")) and _positive_int(data.get("height")):
             width, height = data["width"], data["height"]
         elif width is None and image_size_of is not None:
             try:
@@ -1160,7 +1563,7 @@ def from_label_studio(export: list[dict[str, Any]], *, label_attribute: str, s3_
             except Exception as exc:  # noqa: BLE001 - any lookup failure becomes a named problem
                 problems.add(None, where, f"image_size_of({ref!r}) failed: {exc}")
                 continue
-        if type(width) is not int or type(height) is not int or width <= 0 or height <= 0:
+        if not _positive_int(width) or not _positive_int(height):
             problems.add(None, where, "no boxes, so the export lacks the image size; put width/height "
                                       "in the task data or pass image_size_of")
             continue
@@ -1193,8 +1596,9 @@ class CocoConversion(_Conversion):
         self.skipped_crowd_annotations = skipped_crowd_annotations
 
 
-def from_coco(coco: dict[str, Any], *, label_attribute: str, image_prefix: str, job_name: str = "coco-import",
-              creation_date: str | None = None, include_crowd: bool = False) -> CocoConversion:
+def from_coco(coco: dict[str, Any] | bytes | str, *, label_attribute: str, image_prefix: str,
+              job_name: str = "coco-import", creation_date: str | None = None, include_crowd: bool = False,
+              source: str = "<coco>") -> CocoConversion:
     """Convert a COCO detection file (images, annotations, categories) to manifest line dicts.
 
     ``source-ref`` is ``image_prefix`` + ``file_name``. Category ids become class ids
@@ -1203,18 +1607,25 @@ def from_coco(coco: dict[str, Any], *, label_attribute: str, image_prefix: str, 
     without annotations are kept with an empty list. Crowd regions (``iscrowd: 1``) mark areas
     to ignore rather than objects, so they are left out and counted unless ``include_crowd``.
     Every problem (naming the image or annotation id) is raised at once as a ManifestError.
+
+    ``coco`` may be the file itself (bytes or text), parsed by :func:`load_document` (errors name
+    ``source``, the line and the field). A ``file_name`` must stay inside ``image_prefix``: no
+    absolute path, '..' or '.' segment (a leading "./" excepted), empty segment, backslash or
+    percent-encoded separator.
     """
     attr = check_label_attribute(label_attribute)
     prefix = _s3_prefix(image_prefix, "image_prefix")
+    if isinstance(coco, bytes | bytearray | str):
+        coco = load_document(coco, source=source)
     if not isinstance(coco, dict):
         raise ValueError(f"coco must be a COCO JSON object, got {_json_type(coco)}")
-    problems = _Problems("<coco>")
+    problems = _Problems(source)
     add = problems.add
 
     categories: dict[int, str] = {}
     for i, cat in enumerate(coco.get("categories") or []):
         cid, name = (cat.get("id"), cat.get("name")) if isinstance(cat, dict) else (None, None)
-        if type(cid) is not int or not isinstance(name, str) or not name.strip():
+        if type(cid) is not int or not isinstance(name, str) or not name.strip() or not _is_text(name):
             add(None, f"categories[{i}]", f"needs an integer id and a non-empty name, got {_short(cat)}")
         elif cid in categories:
             add(None, f"category {cid}", f"id appears twice ({categories[cid]!r} and {name!r})")
@@ -1237,13 +1648,17 @@ def from_coco(coco: dict[str, Any], *, label_attribute: str, image_prefix: str, 
         if iid is None or iid in images:
             add(None, f"images[{i}]", "missing id" if iid is None else f"id {iid} appears twice")
             continue
-        if not isinstance(name, str) or not name.strip("/. "):
+        if not isinstance(name, str):
             add(None, f"{where}.file_name", f"must be a file name, got {_short(name)}")
             continue
-        if type(w) is not int or w <= 0 or type(h) is not int or h <= 0:
+        try:  # a leading "./" (as some exporters write) is the prefix itself; nothing else may leave it
+            ref = _confined_ref(prefix, name.removeprefix("./"))
+        except ValueError as exc:
+            add(None, f"{where}.file_name", str(exc))
+            continue
+        if not _positive_int(w) or not _positive_int(h):
             add(None, where, f"width/height must be positive integers, got {_short(w)}/{_short(h)}")
             continue
-        ref = prefix + name.removeprefix("./").lstrip("/")
         if ref in refs:
             add(None, f"{where}.file_name", f"{name!r} is also the file of image {refs[ref]}")
             continue

@@ -21,13 +21,25 @@ def split_uri(uri: str, field_name: str = "uri") -> tuple[str, str]:
 
 
 def iter_lines(s3_client: Any, uri: str, field_name: str = "uri") -> Iterator[bytes]:
-    """Stream an object's lines without holding it in memory."""
+    """Stream an object's lines (each ending in its newline) without holding it in memory.
+
+    Linear in the object's size however long a line is (botocore's ``StreamingBody.iter_lines``
+    adds every chunk to the pending line: quadratic in the line's length), and a line past
+    ``labels.MAX_LINE_BYTES`` is a ManifestError naming ``uri:line`` and the cap.
+    """
+    from sagemaker_vision.labels import iter_lines as read_lines
+
     bucket, key = split_uri(uri, field_name)
     try:
         body = s3_client.get_object(Bucket=bucket, Key=key)["Body"]
     except s3_client.exceptions.NoSuchKey:
         raise ConfigError(field_name, f"{uri} does not exist") from None
-    yield from body.iter_lines(chunk_size=1 << 16, keepends=True)
+    try:
+        yield from read_lines(body, chunk_size=1 << 16, source=uri, keepends=True)
+    finally:
+        close = getattr(body, "close", None)
+        if close is not None:
+            close()
 
 
 def iter_source_lines(s3_client: Any, location: str, field_name: str) -> Iterator[bytes]:
@@ -38,8 +50,10 @@ def iter_source_lines(s3_client: Any, location: str, field_name: str) -> Iterato
     path = resolve_local_path(location)
     if not path.is_file():
         raise ConfigError(field_name, f"{path} is not a file")
+    from sagemaker_vision.labels import iter_lines as read_lines
+
     with open(path, "rb") as fh:
-        yield from fh
+        yield from read_lines(fh, chunk_size=1 << 16, source=str(path), keepends=True)
 
 
 def read_bytes(s3_client: Any, location: str, field_name: str = "uri") -> bytes:

@@ -5,6 +5,7 @@ No AWS: the operator and sensor run against a mocked hook; S3 uploads go to moto
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from pathlib import Path
@@ -539,8 +540,10 @@ def existing(status: str, **extra: Any) -> dict[str, Any]:
 
 @pytest.fixture
 def no_uploads():
-    with mock.patch.object(gt, "prepare_labeling_inputs") as prepare, mock.patch.object(gt.aws, "client"):
+    with mock.patch.object(gt, "prepare_labeling_inputs") as prepare, mock.patch.object(gt.aws, "client") as client:
         prepare.return_value = gt.labeling_input_uris("s3://gt-bucket/labels/in/")
+        # An existing input manifest reads as empty (its refs only decide which buckets get CORS).
+        client.return_value.get_object.side_effect = lambda **_: {"Body": io.BytesIO(b"")}
         yield prepare
 
 
