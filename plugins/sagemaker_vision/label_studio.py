@@ -862,9 +862,17 @@ class LabelStudioLabelingOperator(BaseOperator):
                     f"Label Studio project {project_id} task {task.get('id')}: data has no s3_uri and "
                     f"data.image {image!r} is not s3://; was it added by hand?")
             task["data"] = {**task["data"], "image": uri}  # presigned URL -> the s3:// source-ref
+        # Every image must lie under the images this operator imported (anyone holding the server's
+        # token can edit a task's data): the converter refuses refs outside, '..' and the like.
+        confine = self.images_prefix
+        if confine is None:
+            uris = _as_list(self.image_uris, "image_uris")
+            if len({s3io.split_uri(u, "image_uris")[0] for u in uris}) == 1:
+                confine = _common_prefix(uris)
         conversion = labels.from_label_studio(
             export, label_attribute=self.label_attribute, class_names=_as_list(self.labels, "labels"),
             job_name=f"label-studio/project-{project_id}", image_size_of=self._image_size,
+            images_prefix=confine, source=f"Label Studio project {project_id} export",
         )
         body = "".join(labels.dumps_line(record) + "\n" for record in conversion)
         if conversion.num_images == 0:

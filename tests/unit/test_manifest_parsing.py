@@ -352,3 +352,24 @@ def test_the_import_manifest_errors_name_its_file_line_and_field(synced, body, e
     with pytest.raises(labels.ManifestError) as err:
         labeling.import_labels(cfg, s3)
     assert f"{manifest}{expected}" in str(err.value), str(err.value)
+
+
+def test_label_studio_publish_refuses_a_task_edited_to_point_outside_the_imported_images():
+    # Anyone holding the server's token can edit a task's data; the manifest must still name only
+    # images under what the operator imported.
+    from unittest import mock
+
+    from sagemaker_vision.label_studio import LabelStudioLabelingOperator
+
+    op = LabelStudioLabelingOperator(task_id="ls", project_title="p", labels=["dot"], label_attribute=ATTR,
+                                     output_manifest_uri="s3://bkt/labels/ls.manifest",
+                                     image_uris=["s3://bkt/raw/dt=1/a.jpg", "s3://bkt/raw/dt=1/b.jpg"])
+    edited = ls_task()
+    edited["data"] = {"image": "https://ls/presigned", "s3_uri": "s3://bkt/private/secrets.jpg"}
+    op.__dict__["hook"] = mock.Mock(export=mock.Mock(return_value=[edited]))
+    op.__dict__["s3"] = mock.Mock()
+    with pytest.raises(labels.ManifestError) as err:
+        op._publish(7)
+    assert ("Label Studio project 7 export: task 1: data.image 's3://bkt/private/secrets.jpg' is outside the "
+            "images prefix s3://bkt/raw/dt=1/") in str(err.value), str(err.value)
+    op.__dict__["s3"].put_object.assert_not_called()
