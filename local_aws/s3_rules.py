@@ -33,6 +33,13 @@ What AWS does, and this module makes the emulator do:
   at most ``max-uploads`` (default and maximum 1,000) per response with ``IsTruncated``,
   ``NextKeyMarker`` and ``NextUploadIdMarker`` for the next page, and each upload's real
   ``Initiated`` time (moto 5.2.5 reports every upload as initiated on 2010-11-10 and never pages).
+* **Multipart checksums** ("Checking object integrity"; botocore ``CopyPartResult``,
+  ``CompletedPart``): an UploadPartCopy into an upload created with a checksum algorithm answers
+  with the part's checksum (moto sends none, so a managed copy could not complete on AWS's terms);
+  CompleteMultipartUpload of a composite-checksum upload must list every part's checksum, else
+  ``400 InvalidRequest`` (AWS's message, quoted in boto/s3transfer#241); HeadObject with
+  ``ChecksumMode`` reports a composite checksum as ``<base64>-<parts>`` with
+  ``x-amz-checksum-type``, as GetObject does (moto's HEAD sent it bare, as if of the whole data).
 * **Server-side copies keep a readable checksum.** Moto copies a multipart source's composite
   checksum value onto the single-part copy without its type, so a GET with checksum validation
   fails on the copy (issue 9, item 14). A copy here gets the full-object checksum of its data.
@@ -181,6 +188,7 @@ def _checked_key_response(self: S3Response, original: Any, request: Any, full_ur
     if method in ("GET", "HEAD", "PUT", "POST") and not any(q in query for q in _SUB_RESOURCES):
         given = customer_key(headers)
         dest = given
+        obj: Any = None
         if method in ("GET", "HEAD") and "uploadId" not in query:
             try:
                 obj = self.backend.get_object(bucket_name, key_name,
@@ -214,6 +222,7 @@ def _checked_key_response(self: S3Response, original: Any, request: Any, full_ur
             if "uploadId" in query:  # CompleteMultipartUpload: the object inherits the upload's key
                 upload = _multipart(self.backend, bucket_name, query["uploadId"][0])
                 dest = getattr(upload, _ATTR, None) if upload is not None else None
+                _check_part_checksums(self.backend, bucket_name, query["uploadId"][0], self.body)
         _state.dest = dest if method in ("PUT", "POST") else None
         _state.copy = method == "PUT" and "uploadId" not in query and _copy_source(headers) is not None
         try:
@@ -223,8 +232,81 @@ def _checked_key_response(self: S3Response, original: Any, request: Any, full_ur
             _state.copy = False
         if method == "POST" and "uploads" in query and given is not None:
             _mark_new_upload(self.backend, bucket_name, response, given)
+        if method == "HEAD" and "partNumber" not in query and _header(headers, "x-amz-checksum-mode") == "ENABLED":
+            response = _qualified_checksum(response, obj)
+        if method == "PUT" and "uploadId" in query and _copy_source(headers) is not None:
+            response = _part_copy_checksum(self.backend, bucket_name, query, response)
+        return _with_headers(response, dest)
         return _with_headers(response, dest)
     return original(self, request, full_url)
+
+
+def _upload_algorithm(upload: Any) -> tuple[str | None, str]:
+    """(checksum algorithm, checksum type) an upload was created with; CRC64NVME is full-object only."""
+    algorithm = (upload.metadata.get("x-amz-checksum-algorithm") or "").upper() or None
+    default = "FULL_OBJECT" if algorithm == "CRC64NVME" else "COMPOSITE"
+    return algorithm, (upload.metadata.get("x-amz-checksum-type") or default).upper()
+
+
+def _part_copy_checksum(backend: S3Backend, bucket_name: str, query: dict[str, Any], response: Any) -> Any:
+    """UploadPartCopy into an upload with a checksum algorithm answers with the copied part's checksum."""
+    upload = _multipart(backend, bucket_name, query["uploadId"][0])
+    algorithm = _upload_algorithm(upload)[0] if upload is not None else None
+    if not (algorithm and isinstance(response, tuple) and len(response) == 3):
+        return response
+    from moto.s3.utils import compute_checksum
+
+    try:
+        part = upload.parts[int(query.get("partNumber", ["0"])[0])]
+    except (KeyError, ValueError):
+        return response
+    status, headers, body = response
+    text = body.decode() if isinstance(body, bytes) else str(body)
+    if "</CopyPartResult>" not in text:
+        return response
+    value = compute_checksum(part.value, algorithm).decode()
+    part.checksum_value, part.checksum_algorithm = value, algorithm
+    text = text.replace("</CopyPartResult>", f"<Checksum{algorithm}>{value}</Checksum{algorithm}></CopyPartResult>")
+    headers = {**headers, "content-length": str(len(text.encode()))}
+    return status, headers, text
+
+
+def _check_part_checksums(backend: S3Backend, bucket_name: str, upload_id: str, body: Any) -> None:
+    """CompleteMultipartUpload of a composite-checksum upload must give each part's checksum."""
+    upload = _multipart(backend, bucket_name, upload_id)
+    if upload is None:
+        return  # moto's own NoSuchUpload follows
+    algorithm, kind = _upload_algorithm(upload)
+    if not algorithm or kind != "COMPOSITE":
+        return
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body or "")
+    for part in re.findall(r"<Part>(.*?)</Part>", text, flags=re.S):
+        number = re.search(r"<PartNumber>\s*(\d+)\s*</PartNumber>", part)
+        if f"<Checksum{algorithm}>" not in part:
+            raise _Error("InvalidRequest", f"The upload was created using a {algorithm.lower()} checksum. The "
+                         "complete request must include the checksum for each part. It was missing for part "
+                         f"{number.group(1) if number else '?'} in the request.", 400)
+
+
+def _qualified_checksum(response: Any, obj: Any) -> Any:
+    """HeadObject says what GetObject says: a composite checksum as ``<base64>-<parts>`` with its type.
+
+    Moto's HEAD sends a multipart object's checksum-of-checksums bare and without
+    ``x-amz-checksum-type``, so it reads as the checksum of the whole data, which it is not.
+    """
+    algorithm = getattr(obj, "checksum_algorithm", None)
+    if not (algorithm and obj.checksum_value and isinstance(response, tuple) and len(response) == 3
+            and isinstance(response[1], dict)):
+        return response
+    status, headers, body = response
+    value = obj.checksum_value
+    if obj.checksum_type == "COMPOSITE" and obj.checksum_parts:
+        value = f"{value}-{obj.checksum_parts}"
+    headers = {k: v for k, v in headers.items() if k.lower() != f"x-amz-checksum-{algorithm.lower()}"}
+    headers[f"x-amz-checksum-{algorithm.lower()}"] = value
+    if obj.checksum_type:
+        headers["x-amz-checksum-type"] = obj.checksum_type
+    return status, headers, body
 
 
 def _multipart(backend: S3Backend, bucket_name: str, upload_id: str) -> Any:

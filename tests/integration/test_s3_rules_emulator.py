@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+from pathlib import Path
 
 import boto3
 import pytest
@@ -183,3 +184,69 @@ def test_in_progress_uploads_are_listed_by_prefix_in_order_with_their_time_and_i
     with pytest.raises(ClientError) as gone:
         s3.abort_multipart_upload(Bucket=BUCKET, Key="raw/a", UploadId=ids["raw/a"][0])
     assert gone.value.response["Error"]["Code"] == "NoSuchUpload"
+
+
+def test_head_reports_a_multipart_objects_composite_checksum_as_get_does(s3, tmp_path):
+    """A multipart upload's checksum is a checksum of part checksums, "<base64>-<parts>", type COMPOSITE
+    ("Checking object integrity"); moto's HEAD sent the bare value, which reads as the data's own."""
+    path = tmp_path / "big"
+    path.write_bytes(os.urandom(9 * MiB))
+    s3.upload_file(str(path), BUCKET, "big")  # CRC32 parts (s3transfer's default), two of them
+    head = s3.head_object(Bucket=BUCKET, Key="big", ChecksumMode="ENABLED")
+    get = s3.get_object(Bucket=BUCKET, Key="big", ChecksumMode="ENABLED")
+    assert head["ChecksumCRC32"] == get["ChecksumCRC32"] and head["ChecksumCRC32"].endswith("-2")
+    assert head["ChecksumType"] == get["ChecksumType"] == "COMPOSITE"
+    assert get["Body"].read() == path.read_bytes()
+
+
+def test_multipart_copies_with_a_checksum_give_and_need_every_parts_checksum(s3, tmp_path):
+    """UploadPartCopy answers with the part's checksum (CopyPartResult); completing a composite-checksum
+    upload without each part's checksum is InvalidRequest (boto/s3transfer#241 quotes AWS's message)."""
+    path = tmp_path / "big"
+    path.write_bytes(os.urandom(9 * MiB))
+    s3.upload_file(str(path), BUCKET, "big")
+    upload = s3.create_multipart_upload(Bucket=BUCKET, Key="bare", ChecksumAlgorithm="SHA256")["UploadId"]
+    part = s3.upload_part_copy(Bucket=BUCKET, Key="bare", UploadId=upload, PartNumber=1,
+                               CopySource={"Bucket": BUCKET, "Key": "big"})["CopyPartResult"]
+    data = path.read_bytes()
+    assert part["ChecksumSHA256"] == base64.b64encode(hashlib.sha256(data).digest()).decode()
+    with pytest.raises(ClientError) as info:
+        s3.complete_multipart_upload(Bucket=BUCKET, Key="bare", UploadId=upload, MultipartUpload={
+            "Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]})
+    assert info.value.response["Error"]["Code"] == "InvalidRequest"
+    assert "must include the checksum for each part. It was missing for part 1" in str(info.value)
+    # s3transfer's managed copy (UploadPartCopy above its 8 MiB threshold) passes them on, as on AWS.
+    s3.copy({"Bucket": BUCKET, "Key": "big"}, BUCKET, "managed", ExtraArgs={"ChecksumAlgorithm": "SHA256"})
+    got = s3.get_object(Bucket=BUCKET, Key="managed", ChecksumMode="ENABLED")
+    assert got["ChecksumSHA256"].endswith("-2") and got["Body"].read() == data
+
+
+def test_a_9_mib_manifest_published_by_copy_is_read_back_by_prepare_manifests(s3):
+    """Issue 9, item 14, through the package's own path: a backend stages its manifest (upload_file:
+    multipart above 8 MiB), label.publish copies it to labels/dt=…/output.manifest (CopyObject), and
+    prepare_manifests reads it back (GetObject, botocore validating the response checksum)."""
+    import json
+    from datetime import UTC, datetime
+
+    from sagemaker_vision import labeling, manifests, s3io
+    from sagemaker_vision.config import PipelineConfig, RunInfo
+    from sagemaker_vision.params import param_defaults
+
+    run = RunInfo(run_id="manual__9mib", run_after=datetime(2026, 11, 25, tzinfo=UTC))
+    cfg = PipelineConfig.from_params({**param_defaults(), "bucket": BUCKET, "prefix": "big-manifest",
+                                      "role_arn": "arn:aws:iam::123456789012:role/sagemaker-vision-execution"},
+                                     run=run, region="us-east-1")
+    sample = Path(__file__).resolve().parents[2] / "include" / "sample_data" / "output.manifest"
+    template = json.loads(sample.read_text().splitlines()[0])
+    staged = f"{cfg.labeling_work_prefix}import.manifest"
+    lines = 0
+    with s3io.staged_upload(s3, staged) as out:
+        while out.tell() < 9 * MiB:
+            template["source-ref"] = f"{cfg.raw_prefix}img_{lines:06d}.jpg"
+            out.write(json.dumps(template) + "\n")
+            lines += 1
+    assert s3.head_object(Bucket=BUCKET, Key=s3io.split_uri(staged)[1])["ETag"].strip('"').endswith("-2")
+    published = labeling.publish_manifest(cfg, s3, staged)
+    assert published["images"] == lines and published["manifest_uri"] == cfg.labeled_manifest_uri
+    result = manifests.prepare_manifests(cfg, s3, manifest_uri=cfg.labeled_manifest_uri)
+    assert result["num_training_samples"] + result["num_validation_samples"] == lines
