@@ -30,7 +30,9 @@ JOB_KINDS = {
     # CreateEndpoint or UpdateEndpoint ends with the endpoint OutOfService.
     "endpoint_out_of_service": "ClientError: emulated endpoint taken out of service (local_aws fault rule)",
 }
-REQUEST_KINDS = {"throttle", "invoke_error", "invoke_latency_ms"}
+REQUEST_KINDS = {"throttle", "invoke_error", "invoke_latency_ms", "garbage_body"}
+# What a garbage_body rule answers (with HTTP 200) unless the rule gives its own body.
+GARBAGE_BODY = "<html><body>502 Bad Gateway</body></html>"
 INVOKE_ERROR_CODES = {"ModelError", "ThrottlingException", "ServiceUnavailable", "ValidationError",
                       "InternalFailure", "ModelNotReadyException"}
 # Protocols the throttle response can be rendered in (see middleware.throttle_response).
@@ -55,6 +57,7 @@ class FaultRule:
     action: str | None = None
     code: str | None = None
     ms: int | None = None
+    body: str | None = None
     seed: int | None = None
     fired: int = 0
     _rng: random.Random | None = field(default=None, repr=False)
@@ -123,12 +126,20 @@ def parse_rule(raw: Any, rule_id: int) -> FaultRule:
         rule.service, rule.action, rule.code = service, _opt_str(raw, "action"), _opt_str(raw, "code")
         if rule.remaining is None:
             rule.remaining = 1
-    elif kind == "invoke_error":
-        allowed |= {"code", "rate", "seed", "reason"}
-        code = raw.get("code")
-        if code not in INVOKE_ERROR_CODES:
-            raise FaultRuleError(f"invoke_error code must be one of {sorted(INVOKE_ERROR_CODES)}")
-        rule.code, rule.reason = code, _opt_str(raw, "reason")
+    elif kind in ("invoke_error", "garbage_body"):
+        # garbage_body: InvokeEndpoint answers HTTP 200 with `body` (default GARBAGE_BODY), a hostile or
+        # broken endpoint that a load test must not count as healthy.
+        if kind == "invoke_error":
+            allowed |= {"code", "rate", "seed", "reason"}
+            code = raw.get("code")
+            if code not in INVOKE_ERROR_CODES:
+                raise FaultRuleError(f"invoke_error code must be one of {sorted(INVOKE_ERROR_CODES)}")
+            rule.code, rule.reason = code, _opt_str(raw, "reason")
+        else:
+            allowed |= {"body", "rate", "seed"}
+            rule.body = _opt_str(raw, "body")
+            if rule.body is None:
+                rule.body = GARBAGE_BODY
         rate = raw.get("rate")
         if rate is not None:
             if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate <= 1:
@@ -139,7 +150,7 @@ def parse_rule(raw: Any, rule_id: int) -> FaultRule:
             rule.seed = _opt_int(raw, "seed", 0) or 0
             rule._rng = random.Random(rule.seed)  # seeded: the same run fails the same calls
         elif rule.remaining is None:
-            raise FaultRuleError("invoke_error needs count or rate")
+            raise FaultRuleError(f"{kind} needs count or rate")
     elif kind == "invoke_latency_ms":
         rule.ms = _opt_int(raw, "ms", 0)
         if rule.ms is None:

@@ -124,7 +124,12 @@ def _injected(ext: Extension, name: str) -> Reply | None:
         time.sleep(delay / 1000)
     rule = ext.faults.take("invoke_error", name)
     if rule is None:
-        return None
+        garbage = ext.faults.take("garbage_body", name)
+        if garbage is None:
+            return None
+        ext.counters["garbage_bodies_injected"] += 1
+        return 200, [("Content-Type", "application/json"), ("x-amzn-RequestId", str(uuid.uuid4()))], \
+            (garbage.body or "").encode()
     ext.counters["invoke_errors_injected"] += 1
     message = rule.reason or f"local_aws fault rule {rule.id}: injected {rule.code}"
     if rule.code == "ModelError":
