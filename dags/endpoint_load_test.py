@@ -19,11 +19,10 @@ Manual trigger only; the pipeline's own `load_test` task uses the same engine.
 
 from __future__ import annotations
 
-import os
-
 from airflow.sdk import Param, dag
 
 from sagemaker_vision.load_test import LoadTestOperator
+from sagemaker_vision.params import default_load_test_report_prefix
 from sagemaker_vision.tasks import endpoint_name_param, manual_dag_kwargs
 
 
@@ -42,8 +41,9 @@ from sagemaker_vision.tasks import endpoint_name_param, manual_dag_kwargs
         "max_error_rate": Param(0.01, type="number", minimum=0, maximum=1,
                                 description="SLO: every step's share of failed requests must stay under this."),
         "report_s3_prefix": Param(
-            f"s3://{os.environ.get('SAGEMAKER_VISION_BUCKET', 'sagemaker-vision-demo')}/load-tests/", type="string",
-            description="Where report.json and chart.png go; the run id is appended."),
+            default_load_test_report_prefix(), type="string",
+            description="Where report.json and chart.png go; the run id is appended. The default is under the "
+            "pipeline's prefix, where the Airflow role may write (include/iam/)."),
         "force": Param(False, type="boolean",
                        description="Load an endpoint that is not tagged load-test-allowed=true. Think twice."),
     }))

@@ -200,6 +200,20 @@ def pipeline_params() -> dict[str, Param]:
     }
 
 
+LOAD_TEST_REPORTS = "load-tests"
+
+
+def default_load_test_report_prefix() -> str:
+    """``endpoint_load_test``'s default report location: ``s3://<bucket>/<prefix>/load-tests/``.
+
+    Under the pipeline's default bucket and prefix, the only place the Airflow role may write
+    (include/iam/airflow-role-policy.json); a location beside the prefix would be refused by AWS
+    when the report is written, at the end of the test.
+    """
+    defaults = pipeline_params()
+    return f"s3://{defaults['bucket'].value}/{defaults['prefix'].value}/{LOAD_TEST_REPORTS}/"
+
+
 def param_defaults() -> dict[str, Any]:
     """The default value of each pipeline param, as a task would see it."""
     return {name: param.value for name, param in pipeline_params().items()}

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from airflow.providers.amazon.aws.hooks.s3 import S3Hook
+from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
 from airflow.providers.amazon.aws.operators.sagemaker import SageMakerTrainingOperator
 from airflow.providers.amazon.aws.triggers.sagemaker import SageMakerTrigger
 from airflow.providers.amazon.aws.utils import validate_execute_complete_event
@@ -36,6 +38,23 @@ REUSABLE = (*RUNNING, "Completed")
 UNSUCCESSFUL = ("Failed", "Stopped")
 
 
+class ChannelCheckingSageMakerHook(SageMakerHook):
+    """SageMakerHook whose pre-flight check of the input channels sends no ``HeadBucket``.
+
+    The provider checks each channel with ``HeadBucket`` first, which IAM authorises as
+    ``s3:ListBucket`` with no ``s3:prefix``: only a grant to list the whole bucket allows it. The
+    Airflow role lists only under the project prefix (include/iam/), so the check reads the
+    channel's object (``HeadObject``: the manifest) or, for a prefix channel, lists under it.
+    """
+
+    def check_s3_url(self, s3url: str) -> bool:
+        bucket, key = S3Hook.parse_s3_url(s3url)
+        if key and (self.s3_hook.check_for_key(key=key, bucket_name=bucket)
+                    or self.s3_hook.check_for_prefix(prefix=key, bucket_name=bucket, delimiter="/")):
+            return True
+        raise AirflowException(f"The input S3 Key or Prefix {s3url} does not exist in the Bucket {bucket}")
+
+
 class ObjectDetectionTrainingOperator(SageMakerTrainingOperator):
     """``SageMakerTrainingOperator`` that reuses this run's job and waits as long as the job may run.
 
@@ -44,6 +63,7 @@ class ObjectDetectionTrainingOperator(SageMakerTrainingOperator):
     """
 
     ui_color = "#d8e8f8"
+    aws_hook_class = ChannelCheckingSageMakerHook
 
     def __init__(self, *, max_attempts: int | None = None, **kwargs: Any) -> None:
         super().__init__(max_attempts=max_attempts, **kwargs)

@@ -128,8 +128,11 @@ PROVIDER_CALLS: dict[str, tuple[tuple[str, str], ...]] = {
     # (DescribeTrainingJob). Not listed: S3Operations (CreateBucket/PutObject), which our requests
     # never carry, and IAM GetRole from expand_role, which runs only for a role *name* (PipelineConfig
     # insists on an ARN).
+    # HeadBucket is left out: ObjectDetectionTrainingOperator's ChannelCheckingSageMakerHook
+    # replaces check_s3_url (test_training_channel_check_sends_no_head_bucket), because IAM
+    # authorises HeadBucket as s3:ListBucket with no s3:prefix, which the policy never grants.
     "SageMakerTrainingOperator": (
-        ("s3", "HeadBucket"), ("s3", "HeadObject"), ("s3", "ListObjectsV2"),
+        ("s3", "HeadObject"), ("s3", "ListObjectsV2"),
         ("sagemaker", "DescribeTrainingJob"), ("sagemaker", "CreateTrainingJob"),
         ("logs", "DescribeLogStreams"), ("logs", "GetLogEvents"),
     ),
@@ -405,6 +408,45 @@ def discover(package_dir: Path = PACKAGE_DIR, dags_dir: Path = DAGS_DIR) -> tupl
     return calls, unmapped
 
 
+# Calls a module makes only when an operator argument asks for them: (module, operation) ->
+# (operator class, keyword). They count only where a DAG or package module builds that operator
+# with the keyword set to anything but a literal False (its default): S3SyncOperator deletes
+# only with delete=True, which no DAG sets, so the Airflow role is granted no s3:DeleteObject.
+ARGUMENT_GATED: dict[tuple[str, str], tuple[str, str]] = {
+    ("plugins/sagemaker_vision/s3_sync.py", "DeleteObjects"): ("S3SyncOperator", "delete"),
+}
+
+
+def keyword_uses(class_name: str, keyword: str, dirs: Iterable[Path] = (PACKAGE_DIR, DAGS_DIR)) -> list[str]:
+    """Where ``class_name(...)`` is called with ``keyword`` set to anything but a literal False."""
+    found = []
+    for directory in dirs:
+        for path in sorted(directory.rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+                if not isinstance(node, ast.Call):
+                    continue
+                func = node.func
+                name = func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", None)
+                if name != class_name:
+                    continue
+                for kw in node.keywords:
+                    if kw.arg is None or (kw.arg == keyword and not (
+                            isinstance(kw.value, ast.Constant) and kw.value.value is False)):
+                        found.append(f"{path.name}:{node.lineno}")
+    return found
+
+
+def pipeline_calls(package_dir: Path = PACKAGE_DIR, dags_dir: Path = DAGS_DIR) -> list[Call]:
+    """The calls of :func:`discover` that the DAGs can make: argument-gated ones only if asked for."""
+    calls, _ = discover(package_dir, dags_dir)
+    kept = []
+    for call in calls:
+        gate = ARGUMENT_GATED.get((call.where.split(":", 1)[0], call.operation))
+        if gate is None or keyword_uses(*gate, dirs=(package_dir, dags_dir)):
+            kept.append(call)
+    return kept
+
+
 def iam_actions(service: str, operation: str) -> tuple[str, ...]:
     """The IAM actions one API operation needs, its dependent actions included."""
     if (service, operation) in NO_PERMISSION:
@@ -457,19 +499,21 @@ def _conditions_hold(condition: Mapping[str, Mapping[str, Any]], context: Mappin
     return True
 
 
+def statement_allows(st: Mapping[str, Any], action: str, resource: str,
+                     context: Mapping[str, str] | None = None) -> bool:
+    if st["Effect"] != "Allow":
+        return False
+    # Action names are case-insensitive in IAM; ARNs are case-sensitive.
+    if not any(_wildcard(a, action, case_sensitive=False) for a in _as_list(st["Action"])):
+        return False
+    if not any(_wildcard(r, resource) for r in _as_list(st["Resource"])):
+        return False
+    return _conditions_hold(st.get("Condition", {}), context or {})
+
+
 def allows(policy: Mapping[str, Any], action: str, resource: str, context: Mapping[str, str] | None = None) -> bool:
     """Whether an Allow statement grants ``action`` on ``resource`` given the condition ``context``."""
-    for st in policy["Statement"]:
-        if st["Effect"] != "Allow":
-            continue
-        # Action names are case-insensitive in IAM; ARNs are case-sensitive.
-        if not any(_wildcard(a, action, case_sensitive=False) for a in _as_list(st["Action"])):
-            continue
-        if not any(_wildcard(r, resource) for r in _as_list(st["Resource"])):
-            continue
-        if _conditions_hold(st.get("Condition", {}), context or {}):
-            return True
-    return False
+    return any(statement_allows(st, action, resource, context) for st in policy["Statement"])
 
 
 def granted_actions(policy: Mapping[str, Any]) -> set[str]:
@@ -575,7 +619,8 @@ def test_trust_policy_lets_only_sagemaker_of_this_account_assume_the_role():
 
 # -- tests: the code's calls are covered -----------------------------------------------------
 def test_every_aws_call_of_the_code_is_allowed_by_the_airflow_policy():
-    calls, unmapped = discover()
+    _, unmapped = discover()
+    calls = pipeline_calls()
     assert not unmapped, (
         "provider classes with no entry in PROVIDER_CALLS (read their source and list what they call):\n  "
         + "\n  ".join(unmapped))
@@ -608,7 +653,7 @@ def test_scan_finds_the_calls_everyone_knows_are_there():
 def test_removing_any_required_action_from_the_policy_is_caught():
     """Every action the scan requires is load-bearing: drop one from a copy and the check names it."""
     policy = load(AIRFLOW_POLICY)
-    needed = required_actions(discover()[0])
+    needed = required_actions(pipeline_calls())
     assert len(needed) >= 20, sorted(needed)
     for action in sorted(needed):
         trimmed = copy.deepcopy(policy)
@@ -750,10 +795,12 @@ def test_airflow_policy_reaches_the_resources_the_pipeline_names(cfg, values):
     for uri in (cfg.raw_prefix + "shape_000.jpg", cfg.labeled_manifest_uri, cfg.train_manifest_uri,
                 cfg.report_prefix + "report.json"):
         assert allows(policy, "s3:PutObject", _obj(uri)) and allows(policy, "s3:GetObject", _obj(uri)), uri
-    assert allows(policy, "s3:DeleteObject", _obj(cfg.raw_prefix + "old.jpg"))
+    assert not allows(policy, "s3:DeleteObject", _obj(cfg.raw_prefix + "old.jpg"))  # nothing deletes
     assert not allows(policy, "s3:PutObject", f"arn:aws:s3:::{cfg.bucket}/billing/export.csv")
     assert not allows(policy, "s3:GetObject", "arn:aws:s3:::another-bucket/object-detection/x")
-    assert allows(policy, "s3:ListBucket", f"arn:aws:s3:::{cfg.bucket}")
+    assert allows(policy, "s3:ListBucket", f"arn:aws:s3:::{cfg.bucket}", {"s3:prefix": cfg.prefix + "/raw/"})
+    for outside in ({}, {"s3:prefix": ""}, {"s3:prefix": "billing/"}):  # HeadBucket, the whole bucket
+        assert not allows(policy, "s3:ListBucket", f"arn:aws:s3:::{cfg.bucket}", outside), outside
     # Ground Truth's CORS rule goes on the bucket holding the synced images (cfg.raw_prefix), only that one.
     for action in ("s3:GetBucketCORS", "s3:PutBucketCORS"):
         assert allows(policy, action, f"arn:aws:s3:::{cfg.bucket}"), action
@@ -821,3 +868,252 @@ def test_unsubstituted_template_names_the_missing_value(values):
     with pytest.raises(KeyError, match="ExecutionRoleName"):
         _render(AIRFLOW_POLICY, partial)
 
+
+
+# -- tests: S3 keys and actions, derived from the code's own path builders ----------------------
+READER_POLICY = "label-studio-reader-policy.json"
+# Actions whose IAM authorisation has no s3:prefix condition key: only s3:ListBucket (and
+# ListBucketVersions, unused) can be narrowed by prefix (Service Authorization Reference, Amazon S3,
+# condition keys of each action). Listing open multipart uploads shows key names, not contents;
+# ListMultipartUploadParts is an object-level action, scoped by the object ARN itself.
+LIST_WITHOUT_PREFIX_KEY = {"s3:ListBucketMultipartUploads", "s3:ListMultipartUploadParts"}
+
+
+@dataclass(frozen=True)
+class S3Use:
+    """One S3 permission a principal needs: the action, the ARN, the condition context, and why."""
+
+    action: str
+    resource: str
+    why: str
+    context: tuple[tuple[str, str], ...] = ()
+
+
+def _key(uri: str) -> str:
+    return uri.removeprefix("s3://").partition("/")[2]
+
+
+def _uses(actions: Iterable[str], uri: str, why: str) -> list[S3Use]:
+    return [S3Use(action, _obj(uri), why) for action in actions]
+
+
+def _list(uri: str, why: str) -> S3Use:
+    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+    return S3Use("s3:ListBucket", f"arn:aws:s3:::{bucket}", why, (("s3:prefix", prefix),))
+
+
+def airflow_s3_uses(cfg) -> list[S3Use]:
+    """Every S3 key prefix and action the Airflow principal uses, from the builders the code uses."""
+    from sagemaker_vision import endpoint_lease, ground_truth, images, inference, s3_sync
+    from sagemaker_vision.async_inference import smoke_input_uri
+    from sagemaker_vision.params import default_load_test_report_prefix
+
+    root = f"s3://{cfg.bucket}/"
+    image = cfg.raw_prefix + "shape_000.jpg"
+    rw, read = ("s3:GetObject", "s3:PutObject"), ("s3:GetObject",)
+    gt_inputs = ground_truth.labeling_input_uris(cfg.labeling_work_prefix + "inputs/")
+    gt_output = ground_truth.output_manifest_uri(cfg.labeling_work_prefix + "ground-truth/", cfg.labeling_job_name)
+    # endpoint_load_test's default report location, with a manual run id as the DAG appends it.
+    load_test_report = f"{root}{_key(default_load_test_report_prefix())}manual__2026-03-09T10-00-00+00-00/report.json"
+    uses = [
+        *_uses(rw, image, "sync writes the partition's images; validate, smoke test and labeling read them"),
+        *_uses(("s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"), image,
+               "sync: large images go up in parts; a killed sync's uploads are aborted"),
+        S3Use("s3:ListBucketMultipartUploads", f"arn:aws:s3:::{cfg.bucket}", "sync: open uploads under its dest",
+              (("s3:prefix", _key(cfg.raw_prefix)),)),
+        *_uses(rw, root + s3_sync.state_key(_key(cfg.raw_prefix)), "sync's state object"),
+        _list(cfg.raw_prefix, "sync, validate_images and labeling list the partition"),
+        _list(cfg.labels_prefix.rsplit("/", 2)[0] + "/", "prepare_manifests lists labels/"),
+        *_uses(rw, images.report_uri(cfg), "validate_images' report"),
+        *_uses(rw, f"{cfg.report_prefix}{images.UNLABELED_REPORT_NAME}", "the unlabeled-images report"),
+        *_uses(rw, f"{cfg.report_prefix}smoke_test.json", "smoke test result"),
+        *_uses(rw, cfg.report_prefix + "report.json", "the pipeline's load test report (cfg.report_prefix)"),
+        *_uses(("s3:PutObject",), load_test_report, "endpoint_load_test's default report"),
+        *_uses(rw, gt_inputs["input_manifest_uri"], "Ground Truth input manifest"),
+        *_uses(rw, gt_inputs["categories_uri"], "Ground Truth label categories"),
+        *_uses(rw, gt_inputs["template_uri"], "Ground Truth worker template"),
+        *_uses(read, gt_output, "Ground Truth output manifest"),
+        *_uses(rw, cfg.labeling_work_prefix + "label-studio.manifest", "Label Studio export"),
+        *_uses(rw, cfg.labeled_manifest_uri, "label.publish copies the backend's manifest here"),
+        *_uses(rw, cfg.train_manifest_uri, "prepare_manifests"),
+        *_uses(rw, cfg.validation_manifest_uri, "prepare_manifests"),
+        *_uses(rw, cfg.run_prefix + "markers/abc.json", "training marker (manifests._marker_uri)"),
+        *_uses(rw, f"s3://{cfg.bucket}/{endpoint_lease.lease_key(cfg)}", "the endpoint's deploy lease"),
+        *_uses(rw, smoke_input_uri(cfg.run_prefix + "async/input/", image), "async smoke input"),
+        *_uses(read, cfg.async_output_prefix + "0f6c.out", "async smoke result"),
+        *_uses(("s3:GetBucketCORS", "s3:PutBucketCORS"), f"s3://{cfg.bucket}", "Ground Truth's CORS rule"),
+        # The image source: read-only.
+        *_uses(read, cfg.image_source + "cam1/0001.jpg", "sync reads the source"),
+        _list(cfg.image_source, "sync lists the source"),
+    ]
+    assert inference  # the smoke test's report name is the literal above (inference.py)
+    return uses
+
+
+def _granted(policy: Mapping[str, Any], service: str = "s3") -> set[str]:
+    return {a for a in granted_actions(policy) if a.startswith(service + ":")}
+
+
+def _unused_grants(policy: Mapping[str, Any], uses: Iterable[S3Use]) -> list[str]:
+    """(statement, action) pairs of S3 grants that no use needs."""
+    uses = list(uses)
+    unused = []
+    for st in policy["Statement"]:
+        for action in _as_list(st["Action"]):
+            if action.startswith("s3:") and not any(
+                    u.action == action and statement_allows(st, u.action, u.resource, dict(u.context)) for u in uses):
+                unused.append(f"{st['Sid']}: {action}")
+    return unused
+
+
+def test_every_s3_key_the_airflow_principal_uses_is_granted_and_nothing_else(cfg, values):
+    policy = _render(AIRFLOW_POLICY, values)
+    uses = airflow_s3_uses(cfg)
+    refused = [u for u in uses if not allows(policy, u.action, u.resource, dict(u.context))]
+    assert not refused, "airflow-role-policy.json refuses:\n" + "\n".join(
+        f"  {u.action} {u.resource} {dict(u.context)}: {u.why}" for u in refused)
+    assert not _unused_grants(policy, uses), "grants no code path uses"
+    # The same actions as the code scan finds (argument-gated calls included only when a DAG asks).
+    scanned = {a for a in required_actions(pipeline_calls()) if a.startswith("s3:")}
+    assert {u.action for u in uses} == scanned == _granted(policy), (
+        sorted({u.action for u in uses} ^ scanned), sorted(scanned ^ _granted(policy)))
+
+
+def test_an_unused_delete_or_write_grant_is_caught(cfg, values):
+    """The exactness check is not vacuous: a grant nothing needs, or an unconditioned list, is named."""
+    policy = _render(AIRFLOW_POLICY, values)
+    uses = airflow_s3_uses(cfg)
+    widened = copy.deepcopy(policy)
+    widened["Statement"].append({"Sid": "Extra", "Effect": "Allow", "Action": ["s3:DeleteObject", "s3:PutObject"],
+                                 "Resource": f"arn:aws:s3:::{cfg.bucket}/{cfg.prefix}/*"})
+    widened["Statement"].append({"Sid": "Billing", "Effect": "Allow", "Action": ["s3:PutObject"],
+                                 "Resource": f"arn:aws:s3:::{cfg.bucket}/billing/*"})
+    assert _unused_grants(widened, uses) == ["Extra: s3:DeleteObject", "Billing: s3:PutObject"]
+    # The load test's old default report key (beside the prefix) is refused by the policy.
+    assert not allows(policy, "s3:PutObject", f"arn:aws:s3:::{cfg.bucket}/load-tests/manual__x/report.json")
+
+
+def test_delete_is_needed_only_where_a_dag_asks_the_sync_to_delete(tmp_path):
+    scanned = {(c.service, c.operation) for c in discover()[0]}
+    assert ("s3", "DeleteObjects") in scanned  # the sync can delete ...
+    assert ("s3", "DeleteObjects") not in {(c.service, c.operation) for c in pipeline_calls()}  # ... no DAG asks
+    assert keyword_uses("S3SyncOperator", "delete") == []
+    dags = tmp_path / "dags"
+    dags.mkdir()
+    (dags / "mirror.py").write_text("S3SyncOperator(task_id='m', source='a', dest='b', delete=True)\n")
+    assert keyword_uses("S3SyncOperator", "delete", dirs=(dags,)) == ["mirror.py:1"]
+    (dags / "mirror.py").write_text("S3SyncOperator(task_id='m', source='a', dest='b', delete=False)\n")
+    assert keyword_uses("S3SyncOperator", "delete", dirs=(dags,)) == []
+
+
+@pytest.mark.parametrize("name", [AIRFLOW_POLICY, EXECUTION_POLICY, READER_POLICY])
+def test_no_list_without_a_prefix_condition(name):
+    for st in load(name)["Statement"]:
+        lists = [a for a in _as_list(st["Action"]) if a.startswith("s3:List") and a not in LIST_WITHOUT_PREFIX_KEY]
+        if lists:
+            prefixes = st.get("Condition", {}).get("StringLike", {}).get("s3:prefix")
+            assert prefixes, f"{name} {st['Sid']}: {lists} without an s3:prefix condition"
+            assert all(p not in ("", "*") for p in _as_list(prefixes)), (name, st["Sid"], prefixes)
+
+
+def test_training_channel_check_sends_no_head_bucket():
+    """IAM authorises HeadBucket as an unprefixed s3:ListBucket: the training pre-flight must not send it."""
+    from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
+
+    from sagemaker_vision.training import ChannelCheckingSageMakerHook, ObjectDetectionTrainingOperator
+
+    assert ObjectDetectionTrainingOperator.aws_hook_class is ChannelCheckingSageMakerHook
+    sent: list[str] = []
+
+    class S3:  # records what the check asks of S3
+        def check_for_bucket(self, bucket_name):
+            sent.append("HeadBucket")
+            return True
+
+        def check_for_key(self, key, bucket_name):
+            sent.append(f"HeadObject {bucket_name}/{key}")
+            return key.endswith(".manifest")
+
+        def check_for_prefix(self, prefix, bucket_name, delimiter):
+            sent.append(f"ListObjectsV2 {bucket_name}/{prefix}")
+            return False
+
+    hook = ChannelCheckingSageMakerHook.__new__(ChannelCheckingSageMakerHook)
+    hook.__dict__["s3_hook"] = S3()
+    config = {"InputDataConfig": [{"DataSource": {"S3DataSource": {"S3Uri": "s3://b/p/runs/x/train.manifest"}}}]}
+    hook.check_training_config(config)
+    assert sent == ["HeadObject b/p/runs/x/train.manifest"]
+    with pytest.raises(Exception, match="does not exist"):
+        hook.check_s3_url("s3://b/p/runs/x/missing")
+    assert "HeadBucket" not in sent
+    # The provider's own check would have sent it.
+    sent.clear()
+    plain = SageMakerHook.__new__(SageMakerHook)
+    plain.__dict__["s3_hook"] = S3()
+    plain.check_training_config(config)
+    assert sent[0] == "HeadBucket"
+
+
+def sagemaker_s3_uses(cfg) -> list[S3Use]:
+    """What SageMaker does with the execution role, read from the requests the package sends."""
+    from sagemaker_vision import ground_truth
+    from sagemaker_vision.async_inference import async_endpoint_config_request
+    from sagemaker_vision.requests import model_request, training_request
+
+    training = training_request(cfg, num_classes=3, num_training_samples=10)
+    uses = [use for ch in training["InputDataConfig"] for use in _uses(
+        ("s3:GetObject",), ch["DataSource"]["S3DataSource"]["S3Uri"], f"training channel {ch['ChannelName']}")]
+    uses += _uses(("s3:GetObject",), cfg.raw_prefix + "shape_000.jpg", "training reads the images the manifests name")
+    output = training["OutputDataConfig"]["S3OutputPath"]
+    uses += _uses(("s3:PutObject", "s3:AbortMultipartUpload"), f"{output}{cfg.job_name}/output/model.tar.gz",
+                  "training writes the model")
+    uses += _uses(("s3:GetObject",), model_request(cfg)["PrimaryContainer"]["ModelDataUrl"], "hosting loads the model")
+    inputs = ground_truth.labeling_input_uris(cfg.labeling_work_prefix + "inputs/")
+    gt = ground_truth.labeling_job_request(
+        job_name=cfg.labeling_job_name, input_manifest_uri=inputs["input_manifest_uri"],
+        output_path=cfg.labeling_work_prefix + "ground-truth/", role_arn=cfg.role_arn, label_attribute="bounding-box",
+        labels=["circle"], categories_uri=inputs["categories_uri"], template_uri=inputs["template_uri"],
+        region=REGION, task_description="Box it.",
+        workteam_arn=f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:workteam/private-crowd/team")
+    uses += _uses(("s3:GetObject",), gt["InputConfig"]["DataSource"]["S3DataSource"]["ManifestS3Uri"], "GT manifest")
+    uses += _uses(("s3:GetObject",), gt["LabelCategoryConfigS3Uri"], "GT categories")
+    uses += _uses(("s3:GetObject",), gt["HumanTaskConfig"]["UiConfig"]["UiTemplateS3Uri"], "GT template")
+    uses += _uses(("s3:PutObject", "s3:AbortMultipartUpload"),
+                  ground_truth.output_manifest_uri(gt["OutputConfig"]["S3OutputPath"], cfg.labeling_job_name),
+                  "GT writes its output")
+    config = async_endpoint_config_request(
+        endpoint_config_name=cfg.endpoint_config_name, model_name=cfg.model_name, instance_type="ml.m5.large",
+        instance_count=1, output_s3_uri=cfg.async_output_prefix, failure_s3_uri=cfg.async_failure_prefix, tags={})
+    async_output = config["AsyncInferenceConfig"]["OutputConfig"]
+    uses += _uses(("s3:PutObject", "s3:AbortMultipartUpload"), async_output["S3OutputPath"] + "0f6c.out", "async")
+    uses += _uses(("s3:PutObject", "s3:AbortMultipartUpload"), async_output["S3FailurePath"] + "0f6c-error.out",
+                  "async")
+    uses += _uses(("s3:GetObject",), cfg.run_prefix + "async/input/shape_000.jpg", "async reads its input")
+    # "CreateTrainingJob API: Execution Role Permissions" (SageMaker developer guide) lists
+    # s3:ListBucket on the input bucket; the package's channels live under runs/.
+    uses.append(_list(cfg.train_manifest_uri.rsplit("/", 1)[0] + "/", "training lists its input location"))
+    return uses
+
+
+def test_execution_role_grants_what_sagemaker_uses_and_nothing_else(cfg, values):
+    policy = _render(EXECUTION_POLICY, values)
+    uses = sagemaker_s3_uses(cfg)
+    refused = [u for u in uses if not allows(policy, u.action, u.resource, dict(u.context))]
+    assert not refused, "\n".join(f"{u.action} {u.resource}: {u.why}" for u in refused)
+    assert not _unused_grants(policy, uses)
+
+
+def test_label_studio_reader_reads_the_images_and_nothing_else(cfg, values):
+    from sagemaker_vision.labeling import synced_images  # noqa: F401 - the images Label Studio shows
+
+    policy = _render(READER_POLICY, values)
+    image = cfg.raw_prefix + "shape_000.jpg"
+    uses = [*_uses(("s3:GetObject",), image, "annotators' browsers GET the presigned image URLs"),
+            _list(cfg.raw_prefix.rstrip("/"), "s3_storage: Label Studio's sync lists the images' folder")]
+    assert all(allows(policy, u.action, u.resource, dict(u.context)) for u in uses)
+    assert not _unused_grants(policy, uses)
+    for outside in (cfg.train_manifest_uri, cfg.labeled_manifest_uri, cfg.report_prefix + "report.json",
+                    f"s3://{cfg.bucket}/billing/x.csv"):
+        assert not allows(policy, "s3:GetObject", _obj(outside)), outside
+    assert _granted(policy) == {"s3:GetObject", "s3:ListBucket"}  # no write, no delete
+    assert granted_actions(policy) == _granted(policy)  # S3 only
