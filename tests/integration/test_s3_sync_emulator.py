@@ -267,3 +267,19 @@ def test_the_next_sync_aborts_a_killed_syncs_uploads_but_not_a_live_ones(s3, tmp
     assert other_prefix and s3.head_object(Bucket=DEST, Key="raw/other-run.tif")["ContentLength"] == 5 * MiB + 4
     # With the default idle margin nothing this young is aborted.
     assert sync(str(root), DEST_URI, client=s3)["aborted_uploads"] == 0
+
+
+def test_a_one_byte_edit_of_a_multipart_file_keeping_size_and_mtime_is_synced(s3, tmp_path):
+    """Issue 9, item 4, on its own: the files predate the upload (as real ones do), so no mtime
+    comparison can catch the edit by accident; only the recorded content MD5 can. Fails at e57e7db."""
+    import time
+
+    root = _files(tmp_path / "images")
+    hour_ago = time.time() - 3600
+    for path in root.iterdir():
+        os.utime(path, (hour_ago, hour_ago))
+    sync(str(root), DEST_URI, client=s3)
+    edited = _edit_one_byte_keep_mtime(root / "big.tif")
+    result = sync(str(root), DEST_URI, client=s3)
+    assert result["copied"] == 1
+    assert s3.get_object(Bucket=DEST, Key="raw/big.tif")["Body"].read() == edited
