@@ -67,6 +67,12 @@ LABEL_CATEGORIES_VERSION = "2018-11-28"
 MAX_BOUNDING_BOX_LABELS = 50  # Input Data Quotas, Label Category Quotas, API column
 MAX_LABEL_LENGTH = 256
 MAX_MANIFEST_OBJECTS = 100_000  # Input Data Quotas: every type but semantic segmentation
+# SageMaker Developer Guide, "Input data" (sms-data-input): the manifest is UTF-8, one JSON object per
+# line delimited by \n or \r\n; "Each JSON object in the manifest file can be no larger than 100,000
+# characters. No single attribute within an object can be larger than 20,000 characters. Attribute
+# names can't begin with $ (dollar sign)."
+MAX_MANIFEST_OBJECT_CHARS = 100_000
+MAX_MANIFEST_ATTRIBUTE_CHARS = 20_000
 MAX_JOB_SECONDS = 30 * 86_400  # LabelingJobStoppingConditions: jobs fail after 30 days
 # Realistic emulated duration, a round estimate (AWS publishes none): five minutes for the job
 # to start and consolidate, plus 30 s per image and worker for a person drawing a few boxes on
@@ -216,15 +222,31 @@ def _read_manifest(account: str, partition: str, uri: str) -> tuple[list[dict[st
     if data is None:
         raise _validation(f"Cannot access the input manifest file {uri}: the object does not exist.")
     items: list[dict[str, Any]] = []
-    for lineno, raw in enumerate(data.decode("utf-8", errors="replace").splitlines(), start=1):
+    # Lines end at \n only (a \r before it is JSON whitespace): str.splitlines would also cut at
+    # U+2028 and other characters a JSON string may hold.
+    for lineno, raw_bytes in enumerate(data.split(b"\n"), start=1):
+        try:
+            raw = raw_bytes.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            return [], f"ClientError: {uri} line {lineno} is not UTF-8 ({exc.reason} at byte {exc.start})."
         if not raw.strip():
             continue
+        if len(raw.rstrip("\r")) > MAX_MANIFEST_OBJECT_CHARS:
+            return [], (f"ClientError: {uri} line {lineno} is {len(raw.rstrip(chr(13)))} characters; a manifest "
+                        f"object can be no larger than {MAX_MANIFEST_OBJECT_CHARS} characters.")
         try:
             line = json.loads(raw)
         except ValueError:
             return [], f"ClientError: {uri} line {lineno} is not valid JSON."
         if not isinstance(line, dict):
             return [], f"ClientError: {uri} line {lineno} is not a JSON object."
+        for name, value in line.items():
+            if name.startswith("$"):
+                return [], f"ClientError: {uri} line {lineno}: attribute name {name!r} begins with '$'."
+            size = len(value) if isinstance(value, str) else len(json.dumps(value, ensure_ascii=False))
+            if size > MAX_MANIFEST_ATTRIBUTE_CHARS:
+                return [], (f"ClientError: {uri} line {lineno}: attribute {name!r} is {size} characters; no "
+                            f"attribute can be larger than {MAX_MANIFEST_ATTRIBUTE_CHARS} characters.")
         ref = line.get("source-ref")
         if not isinstance(ref, str) or not ref.startswith("s3://") or len(ref) <= 5:
             return [], (f"ClientError: {uri} line {lineno} has no \"source-ref\" s3:// URI; bounding box jobs "

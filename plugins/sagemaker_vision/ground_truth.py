@@ -501,6 +501,12 @@ def ensure_cors(s3_client: Any, buckets: Iterable[str], log: Any = None) -> dict
     return outcome
 
 
+# SageMaker Developer Guide, "Input data": "No single attribute within an object can be larger than
+# 20,000 characters. Attribute names can't begin with $ (dollar sign)." (The 100,000 characters of
+# a whole object are labels.MAX_LINE_CHARS.)
+MAX_MANIFEST_ATTRIBUTE_CHARS = 20_000
+
+
 def _manifest_refs(s3_client: Any, manifest_uri: str) -> Iterator[str]:
     """The ``source-ref`` of each line of an existing input manifest."""
     from sagemaker_vision.labels import LineError, parse_line
@@ -513,6 +519,14 @@ def _manifest_refs(s3_client: Any, manifest_uri: str) -> Iterator[str]:
             raise ConfigError("input_manifest_uri", f"{manifest_uri}:{lineno}:{field} {exc.message}") from None
         if rec is None:
             continue
+        for name, value in rec.items():  # Ground Truth's rules for a manifest object ("Input data")
+            if name.startswith("$"):
+                raise ConfigError("input_manifest_uri", f"{manifest_uri}:{lineno}: {name}: Ground Truth refuses "
+                                                        "attribute names beginning with '$'")
+            size = len(value) if isinstance(value, str) else len(json.dumps(value, ensure_ascii=False))
+            if size > MAX_MANIFEST_ATTRIBUTE_CHARS:
+                raise ConfigError("input_manifest_uri", f"{manifest_uri}:{lineno}: {name}: {size} characters, over "
+                                                        f"Ground Truth's {MAX_MANIFEST_ATTRIBUTE_CHARS} per attribute")
         ref = rec.get("source-ref")
         if not isinstance(ref, str):
             raise ConfigError("input_manifest_uri", f"{manifest_uri}:{lineno}: no source-ref")
@@ -803,9 +817,10 @@ class GroundTruthLabelingOperator(_LabelingJobWaitMixin, AwsBaseOperator[Labelin
             template_path=self.template_path,
         )
         self.log.info("Published the labeling inputs %s; labels %s", ", ".join(uris.values()), labels)
+        s3 = aws.client("s3", self.aws_conn_id, self.region_name)
+        # An existing input manifest is checked line by line before the paid CreateLabelingJob.
+        image_refs = image_uris if image_uris is not None else list(_manifest_refs(s3, self.input_manifest_uri))
         if self.ensure_bucket_cors:
-            s3 = aws.client("s3", self.aws_conn_id, self.region_name)
-            image_refs = image_uris if image_uris is not None else _manifest_refs(s3, self.input_manifest_uri)
             ensure_cors(s3, image_buckets(image_refs), log=self.log)
         try:
             arn = self.hook.conn.create_labeling_job(**request)["LabelingJobArn"]

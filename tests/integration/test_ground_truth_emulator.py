@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -24,6 +25,8 @@ from botocore.exceptions import ClientError
 
 from local_aws import Control, Emulator
 from sagemaker_vision import ground_truth as gt
+from sagemaker_vision.config import ConfigError
+from sagemaker_vision.labels import ManifestError
 from sagemaker_vision.triggers import LabelingJobTrigger
 
 pytestmark = pytest.mark.integration
@@ -373,6 +376,41 @@ def test_emulator_fails_a_manifest_line_without_source_ref(emu):
     job = wait_done(emu, "shapes-source")
     assert job["LabelingJobStatus"] == "Failed"
     assert "line 2" in job["FailureReason"] and "source-ref" in job["FailureReason"]
+
+
+# Ground Truth's manifest rules (SageMaker Developer Guide, "Input data"): UTF-8; an object of at
+# most 100,000 characters; no attribute over 20,000 characters; no attribute name beginning with '$'.
+def _line(extra: dict[str, Any] | None = None) -> bytes:
+    return json.dumps({"source-ref": image_uris()[0], **(extra or {})}).encode()
+
+
+MANIFEST_RULES = {
+    "not UTF-8": (_line().replace(b".jpg", b"\xff.jpg"), "is not UTF-8"),
+    "object over 100,000 characters": (_line({"note": "n" * 19_000, **{f"k{i}": "v" * 19_000 for i in range(5)}}),
+                                       "no larger than 100000 characters"),
+    "attribute over 20,000 characters": (_line({"note": "n" * 20_001}), "no attribute can be larger than 20000"),
+    "attribute name with $": (_line({"$meta": 1}), "begins with '$'"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MANIFEST_RULES))
+def test_emulator_fails_a_manifest_that_breaks_ground_truths_object_rules(emu, case):
+    bad, needle = MANIFEST_RULES[case]
+    name = "shapes-rule-" + re.sub(r"[^a-z0-9]+", "-", case.lower()).strip("-")
+    request = raw_job(emu, name, image_uris()[:2])
+    bucket, key = request["InputConfig"]["DataSource"]["S3DataSource"]["ManifestS3Uri"][5:].split("/", 1)
+    s3_client(emu).put_object(Bucket=bucket, Key=key, Body=_line() + b"\n" + bad + b"\n")
+    sagemaker_client(emu).create_labeling_job(**request)
+    job = wait_done(emu, name)
+    assert job["LabelingJobStatus"] == "Failed"
+    assert "line 2" in job["FailureReason"] and needle in job["FailureReason"], job["FailureReason"]
+
+    # The operator checks an existing input manifest the same way, before the paid CreateLabelingJob.
+    op = operator(f"{name}-op", image_uris=None, input_manifest_uri=f"s3://{bucket}/{key}")
+    with pytest.raises((ConfigError, ManifestError)) as err:
+        op.execute(context())
+    assert f"s3://{bucket}/{key}:2:" in str(err.value), str(err.value)
+    assert jobs_named(emu, f"{name}-op") == []
 
 
 # -- emulated days on the shared clock (defect 1, labeling) -------------------------------------
