@@ -53,7 +53,8 @@ OPERATIONS: dict[str, str] = {
     "s3.ListParts": "s3_sync.py (paginator: when an open upload was last written)",
     "s3.AbortMultipartUpload": "s3_sync.py (a killed sync's idle uploads)",
     "s3.ListObjectsV2": "s3_sync.py, s3io.py, load_test.py (paginator); S3Hook.list_keys",
-    "s3.HeadBucket": "provider SageMakerHook.check_training_config -> check_s3_url (training input channels)",
+    # No s3.HeadBucket: training.py's ChannelCheckingSageMakerHook checks the input channels with
+    # HeadObject (IAM authorises HeadBucket as an unprefixed s3:ListBucket, which is not granted).
     "s3.GetBucketCors": "ground_truth.py (CORS rule before CreateLabelingJob)",
     "s3.PutBucketCors": "ground_truth.py (CORS rule before CreateLabelingJob)",
     # Application Auto Scaling
@@ -75,8 +76,9 @@ OPERATIONS: dict[str, str] = {
 # Provider classes the package uses -> the operations they send on its behalf.
 PROVIDER_CLASSES: dict[str, list[str]] = {
     "SageMakerTrainingOperator": ["sagemaker.CreateTrainingJob", "sagemaker.DescribeTrainingJob",
-                                  # check_training_config -> check_s3_url: the channels' bucket and prefix
-                                  "s3.HeadBucket", "s3.ListObjectsV2", "s3.HeadObject"],
+                                  # check_training_config -> check_s3_url (ChannelCheckingSageMakerHook's):
+                                  # the channel's object, or its prefix
+                                  "s3.ListObjectsV2", "s3.HeadObject"],
     "SageMakerTrigger": ["sagemaker.DescribeTrainingJob"],
     "SageMakerHook": [],  # its methods are scanned by name (HOOK_METHODS / operation names)
     "S3Hook": [],
@@ -88,6 +90,8 @@ PROVIDER_CLASSES: dict[str, list[str]] = {
 # Provider hook methods the package calls whose names are not operation names -> operations.
 HOOK_METHODS: dict[str, list[str]] = {
     "list_keys": ["s3.ListObjectsV2"],
+    "check_for_key": ["s3.HeadObject"],  # S3Hook.check_for_key -> head_object
+    "check_for_prefix": ["s3.ListObjectsV2"],  # S3Hook.check_for_prefix -> list_prefixes
     "get_head_object_async": ["s3.HeadObject"],
     "check_status": ["sagemaker.DescribeTrainingJob"],
     "get_waiter": [],  # the waiter's operations are scanned from its name / model
