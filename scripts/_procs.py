@@ -14,7 +14,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import IO
 
@@ -24,10 +24,13 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 class StopFlag:
-    """Set by SIGINT, SIGTERM or SIGHUP once installed; the first signal's number is kept."""
+    """Set by SIGINT, SIGTERM or SIGHUP once installed; the first signal's number is kept. A
+    second one sets ``hurry`` and, unless ``cleaning`` is set, raises KeyboardInterrupt."""
 
     def __init__(self) -> None:
         self.signum: int | None = None
+        self.cleaning = False  # set while stopping the children: then a signal only hurries it
+        self.hurry = False
 
     def install(self) -> StopFlag:
         for sig in STOP_SIGNALS:
@@ -37,6 +40,12 @@ class StopFlag:
     def _handle(self, signum: int, _frame: object) -> None:
         if self.signum is None:
             self.signum = signum
+            return
+        self.hurry = True  # a second signal: no grace period, SIGKILL at once
+        if not self.cleaning:
+            # ... and interrupt a step that does not poll the flag; the caller's `finally` still
+            # stops every group it started.
+            raise KeyboardInterrupt
 
     def __bool__(self) -> bool:
         return self.signum is not None
@@ -109,8 +118,10 @@ def _signal_all(procs: Iterable[subprocess.Popen], found: dict[int, psutil.Proce
             pass
 
 
-def stop_groups(procs: Iterable[subprocess.Popen], grace: float = 20.0) -> list[int]:
-    """SIGTERM every process group (and descendants) of ``procs``, SIGKILL what outlives ``grace``.
+def stop_groups(procs: Iterable[subprocess.Popen], grace: float = 20.0,
+                hurry: Callable[[], bool] = lambda: False) -> list[int]:
+    """SIGTERM every process group (and descendants) of ``procs``, SIGKILL what outlives ``grace``
+    (or is still alive when ``hurry()`` turns true).
 
     Returns the pids that were still alive after SIGKILL (empty when everything stopped). The
     leaders are reaped, so none is left a zombie.
@@ -118,7 +129,10 @@ def stop_groups(procs: Iterable[subprocess.Popen], grace: float = 20.0) -> list[
     procs = list(procs)
     found = tree(procs)
     _signal_all(procs, found, signal.SIGTERM)
-    _, alive = psutil.wait_procs(list(found.values()), timeout=grace)
+    alive = list(found.values())
+    deadline = time.monotonic() + grace
+    while alive and not hurry() and time.monotonic() < deadline:
+        _, alive = psutil.wait_procs(alive, timeout=min(0.5, max(0.0, deadline - time.monotonic())))
     # Workers forked during the grace period belong to the same groups: look again.
     found = {p.pid: p for p in alive} | tree(procs)
     if found:

@@ -142,8 +142,11 @@ def main(argv: list[str] | None = None, *, components: dict[str, list[str]] | No
                 say("stopping the rest.", file=sys.stderr)
                 return 1
         return _stopped(stop, "")
+    except KeyboardInterrupt:  # a second signal interrupted a step: stop without a grace period
+        return _stopped(stop, "again")
     finally:
-        survivors = stop_groups(procs.values(), grace=grace)
+        stop.cleaning = True
+        survivors = stop_groups(procs.values(), grace=grace, hurry=lambda: stop.hurry)
         if survivors:
             say(f"could not stop pids {survivors}", file=sys.stderr)
         if emu is not None:

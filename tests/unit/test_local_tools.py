@@ -60,7 +60,7 @@ HARNESS = textwrap.dedent('''
     sys.path.insert(0, {scripts!r})
     import local_airflow
     components = json.loads({components!r})
-    sys.exit(local_airflow.main(sys.argv[1:], components=components, home=Path({home!r}), grace=2.0))
+    sys.exit(local_airflow.main(sys.argv[1:], components=components, home=Path({home!r}), grace={grace!r}))
 ''')
 
 
@@ -90,7 +90,7 @@ def gone(pid: int) -> bool:
 class Launcher:
     """scripts/local_airflow.py's main() in a child process, on fake components and a tmp home."""
 
-    def __init__(self, tmp: Path, roles: dict[str, str]):
+    def __init__(self, tmp: Path, roles: dict[str, str], grace: float = 2.0):
         self.piddir = tmp / "pids"
         self.piddir.mkdir()
         self.home = tmp / "home"
@@ -101,7 +101,8 @@ class Launcher:
         self.port, self.emulator_port = free_port(), free_port()
         components = {name: [sys.executable, str(tmp / "fake.py"), role, str(self.piddir), str(self.port)]
                       for name, role in roles.items()}
-        code = HARNESS.format(scripts=str(SCRIPTS), components=json.dumps(components), home=str(self.home))
+        code = HARNESS.format(scripts=str(SCRIPTS), components=json.dumps(components), home=str(self.home),
+                              grace=grace)
         self.proc = subprocess.Popen(
             [sys.executable, "-c", code, "--port", str(self.port), "--emulator-port", str(self.emulator_port)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
@@ -154,6 +155,22 @@ def test_a_signal_during_start_up_stops_every_process_of_every_group(tmp_path, s
         launcher.kill()
 
 
+def test_a_second_signal_cuts_the_grace_period_short_and_still_leaves_nothing(tmp_path):
+    launcher = Launcher(tmp_path, ROLES, grace=60.0)  # the fake scheduler ignores SIGTERM
+    try:
+        pids = launcher.wait_for_pids(3 * len(ROLES))
+        launcher.proc.send_signal(signal.SIGINT)
+        time.sleep(1.0)  # in the grace period now
+        started = time.monotonic()
+        launcher.proc.send_signal(signal.SIGINT)  # the impatient second Ctrl-C
+        code, out, err = launcher.finish()
+        assert time.monotonic() - started < 20, (out, err)  # SIGKILL at once, not after 60 s
+        assert code == 0 and [pid for pid in pids if not gone(pid)] == [], (out, err)
+        assert port_free(launcher.port) and port_free(launcher.emulator_port)
+    finally:
+        launcher.kill()
+
+
 def test_a_component_dying_at_start_up_is_reported_at_once_with_its_log(tmp_path):
     launcher = Launcher(tmp_path, {**ROLES, "scheduler": "scheduler-dies"})
     try:
@@ -196,8 +213,9 @@ def test_airflow_env_gives_the_cli_what_the_components_get(tmp_path):
     assert cli["AIRFLOW_HOME"] == str(ROOT / ".state" / "airflow-home")
     assert cli["AIRFLOW__CORE__DAGS_FOLDER"] == str(ROOT / "dags")
     assert json.loads(cli["AIRFLOW_CONN_AWS_DEFAULT"])["extra"]["endpoint_url"] == "http://127.0.0.1:5055"
-    assert Path(subprocess.run(["bash", "-c", 'eval "$(make -s airflow-env)" && command -v airflow'],
-                               capture_output=True, text=True, cwd=ROOT).stdout.strip()).parent == ROOT / ".venv" / "bin"
+    which = subprocess.run(["bash", "-c", 'eval "$(make -s airflow-env)" && command -v airflow'],
+                           capture_output=True, text=True, cwd=ROOT)
+    assert Path(which.stdout.strip()).parent == ROOT / ".venv" / "bin"
 
     # The same settings as a running instance's component, for its home and ports.
     import local_airflow
