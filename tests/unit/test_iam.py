@@ -12,6 +12,7 @@ from __future__ import annotations
 import ast
 import copy
 import importlib
+import importlib.util
 import json
 import re
 import string
@@ -902,11 +903,18 @@ def _list(uri: str, why: str) -> S3Use:
     return S3Use("s3:ListBucket", f"arn:aws:s3:::{bucket}", why, (("s3:prefix", prefix),))
 
 
+def load_test_dag_default_report_prefix() -> str:
+    """The ``report_s3_prefix`` default of the endpoint_load_test DAG, read from the DAG itself."""
+    spec = importlib.util.spec_from_file_location("endpoint_load_test_dag", DAGS_DIR / "endpoint_load_test.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.endpoint_load_test().params["report_s3_prefix"]
+
+
 def airflow_s3_uses(cfg) -> list[S3Use]:
     """Every S3 key prefix and action the Airflow principal uses, from the builders the code uses."""
-    from sagemaker_vision import endpoint_lease, ground_truth, images, inference, s3_sync
+    from sagemaker_vision import ground_truth, images, inference, s3_sync
     from sagemaker_vision.async_inference import smoke_input_uri
-    from sagemaker_vision.params import default_load_test_report_prefix
 
     root = f"s3://{cfg.bucket}/"
     image = cfg.raw_prefix + "shape_000.jpg"
@@ -914,7 +922,8 @@ def airflow_s3_uses(cfg) -> list[S3Use]:
     gt_inputs = ground_truth.labeling_input_uris(cfg.labeling_work_prefix + "inputs/")
     gt_output = ground_truth.output_manifest_uri(cfg.labeling_work_prefix + "ground-truth/", cfg.labeling_job_name)
     # endpoint_load_test's default report location, with a manual run id as the DAG appends it.
-    load_test_report = f"{root}{_key(default_load_test_report_prefix())}manual__2026-03-09T10-00-00+00-00/report.json"
+    run_id = "manual__2026-03-09T10-00-00+00-00"
+    load_test_report = f"{root}{_key(load_test_dag_default_report_prefix())}{run_id}/report.json"
     uses = [
         *_uses(rw, image, "sync writes the partition's images; validate, smoke test and labeling read them"),
         *_uses(("s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"), image,
@@ -938,7 +947,6 @@ def airflow_s3_uses(cfg) -> list[S3Use]:
         *_uses(rw, cfg.train_manifest_uri, "prepare_manifests"),
         *_uses(rw, cfg.validation_manifest_uri, "prepare_manifests"),
         *_uses(rw, cfg.run_prefix + "markers/abc.json", "training marker (manifests._marker_uri)"),
-        *_uses(rw, f"s3://{cfg.bucket}/{endpoint_lease.lease_key(cfg)}", "the endpoint's deploy lease"),
         *_uses(rw, smoke_input_uri(cfg.run_prefix + "async/input/", image), "async smoke input"),
         *_uses(read, cfg.async_output_prefix + "0f6c.out", "async smoke result"),
         *_uses(("s3:GetBucketCORS", "s3:PutBucketCORS"), f"s3://{cfg.bucket}", "Ground Truth's CORS rule"),
@@ -947,6 +955,10 @@ def airflow_s3_uses(cfg) -> list[S3Use]:
         _list(cfg.image_source, "sync lists the source"),
     ]
     assert inference  # the smoke test's report name is the literal above (inference.py)
+    if importlib.util.find_spec("sagemaker_vision.endpoint_lease"):  # the per-endpoint deploy lock
+        from sagemaker_vision.endpoint_lease import lease_key
+
+        uses += _uses(rw, f"s3://{cfg.bucket}/{lease_key(cfg)}", "the endpoint's deploy lease")
     return uses
 
 
