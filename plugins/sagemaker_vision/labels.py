@@ -311,6 +311,8 @@ def _int_message(text: str) -> str | None:
 
 
 def _checked_int(text: str) -> int:
+    if len(text) < _INT_SCREEN_DIGITS:
+        return int(text)  # at most 15 digits: always exact
     message = _int_message(text)
     if message:
         raise _BadValue(message)
@@ -338,10 +340,8 @@ def _refuse_constant(text: str) -> Any:
     raise _BadValue(_constant_message(text))
 
 
-# The fast decoder only refuses duplicate keys; text the screen flags (a long digit run, a large
-# exponent, NaN/Infinity, an escaped surrogate: perhaps only inside a string) goes through the
-# checking decoder, then the marking one, which finds lone surrogates and says where things are.
-_FAST = json.JSONDecoder(object_pairs_hook=_unique_pairs)
+# The checking decoder refuses duplicate keys and bad numbers as it parses; the marking one parses
+# again after a refusal (or when the text escapes a surrogate) to say where the refused value is.
 _CHECKING = json.JSONDecoder(object_pairs_hook=_unique_pairs, parse_int=_checked_int,
                              parse_float=_checked_float, parse_constant=_refuse_constant)
 _MARKING = json.JSONDecoder(
@@ -350,7 +350,6 @@ _MARKING = json.JSONDecoder(
     parse_float=lambda t: _Marked(m) if (m := _float_message(t)) else float(t),
     parse_constant=lambda t: _Marked(_constant_message(t)),
 )
-_SCREEN = re.compile(r"\d{" + str(_INT_SCREEN_DIGITS) + r"}|[eE][+-]?\d{3}|NaN|Infinity|\\u[dD][89a-fA-F]")
 
 
 class _MarkedObject(dict):
@@ -400,9 +399,8 @@ def _decode_json(text: str) -> Any:
 
     Raises LineError naming the field (a JSON path such as ``bb.annotations[0].left``).
     """
-    flagged = _SCREEN.search(text) is not None
     try:
-        return (_CHECKING if flagged else _FAST).decode(text)
+        return _CHECKING.decode(text)
     except json.JSONDecodeError as exc:
         raise LineError("", f"malformed JSON: {exc.msg} at column {exc.colno}", exc.lineno) from None
     except (_Duplicate, _BadValue, RecursionError, ValueError) as exc:
@@ -425,8 +423,8 @@ def _decode_json(text: str) -> Any:
 
 
 def _check_decoded(value: Any, text: str) -> None:
-    """Refuse what the fast decoder lets through when the screen flagged the text."""
-    if _SCREEN.search(text) is None:
+    """Refuse a lone surrogate, which only an escape (``\\udxxx``) can put in decoded text."""
+    if "\\ud" not in text and "\\uD" not in text:
         return
     located = _locate(_MARKING.decode(text))
     if located is not None:
