@@ -45,6 +45,7 @@ BENCHMARKS: tuple[tuple[str, str, float], ...] = (
     ("P4", "p4_vs_locust.py", 240),
     ("P5", "p5_s3_sync.py", 300),
     ("P6", "p6_manifest.py", 400),
+    ("P6b", "p6b_long_line.py", 120),
     ("P7", "p7_demo.py", 600),
 )
 VENVS = {
