@@ -17,7 +17,9 @@ rerun never duplicates, a same-named resource that differs is refused by field);
 updates the endpoint and waits (deferrable, with :class:`EndpointTrigger`, within a budget from
 ``endpoint_waits``); a failed state (Failed, UpdateRollbackFailed, OutOfService, Deleting) ends
 the wait at once. When an update fails or rolls back it fails the task with the ``FailureReason``
-and says which config still serves: the old model keeps serving. An update that adds or removes a
+and says which config still serves: the old model keeps serving. :class:`RollbackEndpointOperator`
+puts the config that served before back when a smoke or load test fails after the deploy, and
+fails naming what serves then (a first deploy has nothing older: the new model stays). An update that adds or removes a
 variant (an A/B Challenger) is sent without a DeploymentConfig, which AWS refuses then.
 """
 
@@ -58,6 +60,11 @@ MAP_METRIC = "validation:mAP"
 # serves the endpoint carries its own score, even after a manual rollback or a deploy from
 # elsewhere), and is visible in the console next to the model. Nothing else has to be kept in sync.
 MAP_TAG = "validation-map"
+
+# "<new config>/<config it replaced>" on the endpoint, written before every UpdateEndpoint of a deploy: the
+# config a failed test rolls back to. A tag, like the mAP, because it must outlive the try that wrote it (a
+# deferral's kwargs do not survive dag.test(), and a rerun's deploy finds the endpoint already updated).
+DEPLOYED_OVER_TAG = "sagemaker-vision:deployed-over"
 
 DEPLOYMENT_POLICIES = ("all_at_once", "canary", "linear")
 ENDPOINT_TYPES = ("serverless", "provisioned")
@@ -808,6 +815,8 @@ class DeployEndpointOperator(AwsBaseOperator[SageMakerHook]):
         goes on; clear the task to resume waiting). Default: ``endpoint_wait_budget`` of the
         operation, from AWS's limits and the DeploymentConfig sent.
     :param deferrable: Wait in the triggerer (:class:`EndpointTrigger`).
+    :param record_previous: Before an UpdateEndpoint, tag the endpoint ``sagemaker-vision:deployed-over`` =
+        ``<endpoint_config_name>/<config it replaces>`` (:func:`deployed_over`), what a rollback returns to.
     """
 
     aws_hook_class = EndpointHook
@@ -848,9 +857,11 @@ class DeployEndpointOperator(AwsBaseOperator[SageMakerHook]):
         check_interval: int = 30,
         max_ingestion_time: int | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        record_previous: bool = True,
         **kwargs: Any,
     ):
         super().__init__(**kwargs)
+        self.record_previous = record_previous
         self.endpoint_name = endpoint_name
         self.endpoint_config_name = endpoint_config_name
         self.tags = tags
@@ -964,6 +975,9 @@ class DeployEndpointOperator(AwsBaseOperator[SageMakerHook]):
         elif plan.action == "update":
             # Every rule is checked, and the request decided, before anything is released.
             request = self._update_request(variants, endpoint or {}, deployment)
+            if self.record_previous and plan.previous_config and (endpoint or {}).get("EndpointArn"):
+                record_deployed_over(self.hook.conn, endpoint["EndpointArn"], self.endpoint_config_name,
+                                     plan.previous_config)
             record = self._release_autoscaling(endpoint or {}, variants)
             try:
                 sent = self._send_update(request, variants)
@@ -1222,6 +1236,165 @@ class DeployEndpointOperator(AwsBaseOperator[SageMakerHook]):
             "previous_config": previous_config,
             "action": action,
         }
+
+
+class RollbackEndpointOperator(DeployEndpointOperator):
+    """After a failed smoke or load test: put the endpoint back on the config that served before the deploy.
+
+    Runs with ``trigger_rule="one_failed"`` downstream of the tests, inside the endpoint lease. It
+    reads what ``deploy_task_id`` returned (``previous_config``, ``action``) and:
+
+    * ``updated``: UpdateEndpoint back to ``previous_config`` (all at once, no rollback alarms:
+      alarms tripped by the bad model must not roll the rollback back), waiting until InService
+      within the deploy's wait budget (``endpoint_waits``), deferrable like the deploy;
+    * ``created`` (a first deploy): nothing older exists. The endpoint is left serving the new
+      model rather than deleted: an endpoint that answers is what a user expects to find, and
+      ``endpoint_teardown`` deletes it on request. The message says so;
+    * ``unchanged`` (it served this config before the deploy ran) or no deploy result (the deploy
+      itself failed and said what serves): nothing to roll back.
+
+    It always fails the task, so the run ends failed, and its message names the test that failed
+    and the config and model that serve afterwards.
+    """
+
+    def __init__(self, *, deploy_task_id: str = "deploy", **kwargs: Any) -> None:
+        kwargs.setdefault("endpoint_config_name", "")  # decided at run time from the deploy's result
+        kwargs.setdefault("deployment_policy", "all_at_once")
+        kwargs.setdefault("rollback_alarms", False)
+        kwargs.setdefault("record_previous", False)  # the deployed-over tag keeps naming the config to return to
+        super().__init__(**kwargs)
+        self.deploy_task_id = deploy_task_id
+
+    def _failed_upstream(self, context: Context) -> str:
+        try:
+            from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+            ti = context["ti"]
+            states = RuntimeTaskInstance.get_task_states(dag_id=ti.dag_id, task_ids=sorted(self.upstream_task_ids),
+                                                         run_ids=[ti.run_id]).get(ti.run_id, {})
+            failed = sorted(t for t, s in states.items() if str(s) == "failed")
+            if failed:
+                return ", ".join(failed) + " failed"
+            if any(str(s) == "upstream_failed" for s in states.values()):
+                return "a task before the tests (the deploy or autoscaling) failed"
+        except Exception:  # noqa: BLE001 - only the wording of the message depends on it
+            self.log.debug("Could not read the upstream states", exc_info=True)
+        return f"a test after the deploy ({', '.join(sorted(self.upstream_task_ids))}) failed"
+
+    def _fail(self, context: Context, message: str, kind: type[AirflowException] = AirflowFailException
+              ) -> AirflowException:
+        """The task's error, also kept in XCom (``outcome``) for the UI and for callers that inspect runs."""
+        try:
+            context["ti"].xcom_push(key="outcome", value=message)
+        except Exception:  # noqa: BLE001 - the error itself must still be raised
+            self.log.debug("Could not push the outcome to XCom", exc_info=True)
+        return kind(message)
+
+    def _deployed(self, context: Context) -> dict[str, Any] | None:
+        result = context["ti"].xcom_pull(task_ids=self.deploy_task_id)
+        return result if isinstance(result, Mapping) and result.get("endpoint_config_name") else None
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        self._validate_name_only()
+        deployed = self._deployed(context)
+        why = self._failed_upstream(context)
+        client = self.hook.conn
+        if deployed is None:
+            raise self._fail(context, f"{why}; the deploy did not complete, so nothing was rolled back. "
+                                       f"{serving_summary(client, self.endpoint_name)}")
+        new = deployed["endpoint_config_name"]
+        previous = self._previous(client, new, deployed)
+        if not previous:
+            raise self._fail(
+                context,
+                f"{why} after this run created endpoint {self.endpoint_name}: there is no older config to roll back "
+                f"to, so the NEW model stays serving. {serving_summary(client, self.endpoint_name)}. It was left "
+                "serving rather than deleted; run endpoint_teardown to delete it")
+        if previous == new:
+            raise self._fail(
+                context,
+                f"{why}; {self.endpoint_name} already served {new} before this run's deploy, so there is no older "
+                f"config recorded to roll back to. {serving_summary(client, self.endpoint_name)}")
+        if _describe_or_none(client.describe_endpoint_config, EndpointConfigName=previous) is None:
+            raise self._fail(
+                context,
+                f"{why}; cannot roll back: the previous config {previous} no longer exists, so the NEW model stays "
+                f"serving. {serving_summary(client, self.endpoint_name)}")
+        self.endpoint_config_name = previous
+        self.log.warning("%s: rolling %s back from %s to %s", why, self.endpoint_name, new, previous)
+        try:
+            result = self._deploy(context, replans=0)
+        except AirflowException as exc:
+            raise self._failed_rollback(context, exc, why) from exc
+        return self._rolled_back(context, result, new, why)
+
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None, action: str = "updated",
+                         previous_config: str | None = None, replans: int = 0,
+                         budget: int | None = None, released: dict[str, Any] | None = None) -> dict[str, Any]:
+        deployed = self._deployed(context) or {}
+        # A resumed operator is rebuilt: decide the target again, as execute did.
+        self.endpoint_config_name = self._previous(self.hook.conn, deployed.get("endpoint_config_name"), deployed) or ""
+        why = self._failed_upstream(context)
+        try:
+            result = super().execute_complete(context, event, action, previous_config, replans, budget, released)
+        except AirflowException as exc:
+            raise self._failed_rollback(context, exc, why) from exc
+        return self._rolled_back(context, result, deployed.get("endpoint_config_name"), why)
+
+    def _failed_rollback(self, context: Context, exc: AirflowException, why: str) -> AirflowException:
+        """The deploy's error, said as a rollback's (a timeout stays retryable: a retry resumes the wait)."""
+        return self._fail(context, f"{why}; rolling {self.endpoint_name} back to {self.endpoint_config_name} did not "
+                          f"finish: {exc}. {serving_summary(self.hook.conn, self.endpoint_name)}", type(exc))
+
+    def _previous(self, client: Any, new: str, deployed: Mapping[str, Any]) -> str | None:
+        """The config ``new`` replaced: the endpoint's deployed-over tag when it names ``new``, else the
+        deploy's result (None: a first deploy)."""
+        endpoint = _describe_or_none(client.describe_endpoint, EndpointName=self.endpoint_name) or {}
+        recorded = deployed_over(client, endpoint["EndpointArn"]) if endpoint.get("EndpointArn") else None
+        if recorded and recorded[0] == new:
+            return recorded[1]
+        previous = deployed.get("previous_config")
+        return previous if previous and deployed.get("action") == "updated" else None
+
+    def _validate_name_only(self) -> None:
+        validate_sagemaker_name(self.endpoint_name, "endpoint_name")
+
+    def _rolled_back(self, context: Context, result: Mapping[str, Any], new: str | None, why: str) -> dict[str, Any]:
+        raise self._fail(
+            context,
+            f"{why}: rolled back to the config that served before. "
+            f"{serving_summary(self.hook.conn, self.endpoint_name)}; the new config {new} no longer serves")
+
+
+def record_deployed_over(sagemaker_client: Any, endpoint_arn: str, new_config: str, previous_config: str) -> None:
+    """Tag the endpoint: ``new_config`` is replacing ``previous_config`` (AddTags overwrites the key)."""
+    sagemaker_client.add_tags(ResourceArn=endpoint_arn,
+                              Tags=[{"Key": DEPLOYED_OVER_TAG, "Value": f"{new_config}/{previous_config}"}])
+
+
+def deployed_over(sagemaker_client: Any, endpoint_arn: str) -> tuple[str, str] | None:
+    """``(new config, the config it replaced)`` from the endpoint's deployed-over tag, or None."""
+    new, _, previous = _tags(sagemaker_client, endpoint_arn).get(DEPLOYED_OVER_TAG, "").partition("/")
+    return (new, previous) if new and previous else None
+
+
+def serving_summary(sagemaker_client: Any, endpoint_name: str) -> str:
+    """``Endpoint E is InService on config C (model M, validation-map v)``, for messages; never raises."""
+    try:
+        endpoint = _describe_or_none(sagemaker_client.describe_endpoint, EndpointName=endpoint_name)
+        if endpoint is None:
+            return f"Endpoint {endpoint_name} does not exist"
+        config_name = endpoint.get("EndpointConfigName")
+        config = _describe_or_none(sagemaker_client.describe_endpoint_config, EndpointConfigName=config_name)
+        models = [v.get("ModelName") for v in (config or {}).get("ProductionVariants") or []]
+        model = serving_variant(config["ProductionVariants"]).get("ModelName") if config and models else None
+        described = _describe_or_none(sagemaker_client.describe_model, ModelName=model) if model else None
+        score = _tags(sagemaker_client, described["ModelArn"]).get(MAP_TAG) if described else None
+        return (f"Endpoint {endpoint_name} is {endpoint.get('EndpointStatus')} on config {config_name} (model "
+                f"{model or 'unknown'}, {MAP_TAG} {score or 'unknown'}"
+                + (f"; variants' models {models}" if len(models) > 1 else "") + ")")
+    except Exception as exc:  # noqa: BLE001 - a message must not hide the failure it reports
+        return f"What endpoint {endpoint_name} serves could not be read ({type(exc).__name__}: {exc})"
 
 
 # --------------------------------------------------------------------------- pipeline stages

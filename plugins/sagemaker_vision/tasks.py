@@ -119,10 +119,16 @@ def training_request(manifests: dict, **context) -> dict:
 
 @task.short_circuit
 def quality_gate(trained: dict, manifests: dict, **context) -> bool:
-    """Deploy only a model at least as good as the serving one (`min_map`, `map_tolerance`)."""
+    """Deploy only a model at least as good as the serving one (`min_map`, `map_tolerance`).
+
+    Runs inside the endpoint lease (after ``acquire_endpoint_lease``), so the serving model's mAP it
+    reads cannot change before this run's deploy and tests are done.
+    """
     from sagemaker_vision.deploy import gate_run
+    from sagemaker_vision.endpoint_lease import hold
     from sagemaker_vision.manifests import record_trained
 
+    hold(context, "quality_gate")  # still ours, renewed, before the production score is read
     cfg = PipelineConfig.from_context(context)
     record_trained(cfg, aws.client("s3"), manifests, trained)
     return gate_run(cfg, trained, aws.client("sagemaker")).deploy
@@ -176,6 +182,14 @@ def smoke_test(manifests: dict, **context) -> dict:
 
 
 @task
+def release_endpoint_lease(**context) -> dict:
+    """Teardown of the critical section: release this run's endpoint lease (never another run's)."""
+    from sagemaker_vision.endpoint_lease import release_lease
+
+    return release_lease(context)
+
+
+@task
 def smoke_image(manifests: dict, **context) -> str:
     """The s3 URI of the image the async smoke test sends: validated, labeled, validation split first."""
     import logging
@@ -189,11 +203,19 @@ def smoke_image(manifests: dict, **context) -> str:
 
 
 def train_and_deploy(manifests: Any, poll: int | None = None) -> tuple[Any, Any]:
-    """Wire train → quality gate → model → endpoint config → deploy → smoke test → load test.
+    """Wire train → lease → quality gate → model → endpoint config → deploy → smoke test → load test.
+
+    From the quality gate to the tests (and the rollback a failed test starts), one run at a time
+    holds the endpoint: ``acquire_endpoint_lease`` takes its S3 lease (waiting deferred while another
+    run holds it), every task of the section renews it before acting, and
+    ``release_endpoint_lease`` (a teardown) gives it back however the section ended. A failed
+    smoke or load test rolls the endpoint back to the config that served before (``rollback``),
+    which fails the run with a message naming what serves.
 
     Returns the first and last tasks so callers can chain around them.
     """
-    from sagemaker_vision.deploy import DeployEndpointOperator
+    from sagemaker_vision.deploy import DeployEndpointOperator, RollbackEndpointOperator
+    from sagemaker_vision.endpoint_lease import AcquireEndpointLeaseOperator, hold_hook
     from sagemaker_vision.load_test import LoadTestOperator
     from sagemaker_vision.training import ObjectDetectionTrainingOperator
 
@@ -213,6 +235,7 @@ def train_and_deploy(manifests: Any, poll: int | None = None) -> tuple[Any, Any]
         alarm_latency_threshold_ms="{{ params.slo_p95_ms }}",
         deferrable=True,
         check_interval=poll,
+        pre_execute=hold_hook("deploy"),
     )
     from sagemaker_vision.async_inference import AsyncInferenceSmokeOperator
 
@@ -220,6 +243,7 @@ def train_and_deploy(manifests: Any, poll: int | None = None) -> tuple[Any, Any]
         task_id="smoke_test_async", endpoint_name="{{ pipeline().endpoint_name }}",
         sample_image=smoke_image(manifests), input_prefix="{{ pipeline().run_prefix }}async/input/",
         class_map=manifests["class_map"], min_score=0.2, deferrable=True, waiter_delay=poll,
+        pre_execute=hold_hook("smoke_test_async"),
     )
     load_test = LoadTestOperator(
         task_id="load_test",
@@ -235,14 +259,27 @@ def train_and_deploy(manifests: Any, poll: int | None = None) -> tuple[Any, Any]
         # A few concurrent requests: one process of threads starts faster than worker processes.
         engine="threads",
         processes=1,
+        pre_execute=hold_hook("load_test"),
+    )
+    acquire = AcquireEndpointLeaseOperator(task_id="acquire_endpoint_lease", poll_seconds=poll)
+    rollback = RollbackEndpointOperator(
+        task_id="rollback",
+        endpoint_name="{{ pipeline().endpoint_name }}",
+        trigger_rule="one_failed",
+        deferrable=True,
+        check_interval=poll,
+        pre_execute=hold_hook("rollback"),
     )
     gate_training >> request
-    quality_gate(train.output, manifests) >> requests
-    create_model(requests, train.output) >> create_endpoint_config(requests) >> deploy
+    train >> acquire >> quality_gate(train.output, manifests) >> requests
+    create_model.override(pre_execute=hold_hook("create_model"))(requests, train.output) >> \
+        create_endpoint_config.override(pre_execute=hold_hook("create_endpoint_config"))(requests) >> deploy
     branch = choose_smoke_test()
-    deploy >> autoscaling() >> branch
+    deploy >> autoscaling.override(pre_execute=hold_hook("autoscaling"))() >> branch
     # Async endpoints take no synchronous traffic, so the load test follows the real-time path only.
-    smoke = smoke_test(manifests)
+    smoke = smoke_test.override(pre_execute=hold_hook("smoke_test"))(manifests)
     branch >> [smoke, smoke_async]
     smoke >> load_test
-    return gate_training, load_test
+    [smoke, smoke_async, load_test] >> rollback
+    rollback >> release_endpoint_lease().as_teardown(setups=acquire)
+    return gate_training, rollback
