@@ -250,3 +250,35 @@ class TestInvokeAndDecode:
              "height": 60},
         ]
         assert stop.stub.invocations == 1
+
+
+def test_the_fast_path_agrees_with_the_checked_path():
+    """parse_prediction takes a fast path for list rows of six in-range floats; tuple rows always take the
+    checked path. Both must accept and refuse the same rows, and return the same detections."""
+    import random
+
+    from sagemaker_vision.inference import MalformedReply, parse_prediction
+
+    rng = random.Random(6)
+    edges = [0.0, 1.0, -0.0, 1e-5, -5e-5, -2e-4, 1.00005, 1.0002, 0.5, 2.0, 3.0, -1.0, 1e300,
+             float("nan"), float("inf"), -float("inf"), 2.0**53, 7, True, None]
+
+    def value() -> object:
+        return rng.choice(edges) if rng.random() < 0.5 else rng.uniform(-0.1, 1.1)
+
+    def outcome(rows: list) -> object:
+        try:
+            return parse_prediction({"prediction": rows})
+        except MalformedReply as exc:
+            return type(exc)
+
+    accepted = 0
+    for _ in range(20_000):
+        x0, x1, y0, y1 = sorted(rng.uniform(0, 1) for _ in range(2)) + sorted(rng.uniform(0, 1) for _ in range(2))
+        row = [float(rng.randint(0, 9)), rng.uniform(0, 1), x0, y0, x1, y1]  # a valid row...
+        for _ in range(rng.choice((0, 1, 1, 2))):  # ...with up to two values replaced
+            row[rng.randrange(6)] = value()
+        result = outcome([row])
+        assert result == outcome([tuple(row)]), row
+        accepted += isinstance(result, list)
+    assert 2_000 < accepted < 18_000  # both ways through are exercised
