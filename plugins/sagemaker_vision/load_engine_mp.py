@@ -498,6 +498,8 @@ def run_load_test_processes(
     if spec.max_pool_connections < math.ceil(config.max_concurrency / processes):
         raise ValueError(f"max_pool_connections ({spec.max_pool_connections}) is below the largest worker share "
                          f"of concurrency {config.max_concurrency} over {processes} processes")
+    # A worker beyond the largest step's concurrency would never get a request: do not start it.
+    processes = min(processes, config.max_concurrency)
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     with WorkerPool(spec, config.endpoint_name, config.payloads, processes=processes, engine=engine,
                     request_timeout_s=config.request_timeout_s, target_variant=target_variant) as pool:
