@@ -20,7 +20,7 @@ from moto.core.responses import ActionResult, EmptyResult
 from moto.sagemaker.models import SageMakerModelBackend
 from moto.sagemaker.responses import SageMakerResponse
 
-from . import endpoints, labeling, s3_rules, training
+from . import endpoints, labeling, s3_conditional, s3_rules, training
 from .extension import EXTENSION as EXT
 
 _MISSING = object()
@@ -204,6 +204,7 @@ PATCHES: list[tuple[type, str, Callable[..., Any]]] = [
     (SageMakerResponse, "stop_labeling_job", _stop_labeling_job),
 ]
 PATCHES += s3_rules.PATCHES  # S3 rules moto lacks: non-MD5 ETags, SSE-C (local_aws/s3_rules.py)
+PATCHES += s3_conditional.PATCHES  # conditional writes are atomic per key (local_aws/s3_conditional.py)
 
 
 def installed() -> bool:

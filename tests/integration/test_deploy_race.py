@@ -31,39 +31,14 @@ from typing import Any
 import pytest
 
 from local_aws import Control, airflow_env
-from tests.integration.test_rollback_emulator import seed_labels
+from tests.integration.test_rollback_emulator import seed_endpoint, seed_labels
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 PREFIX = "race"
-ROLE = "arn:aws:iam::123456789012:role/sagemaker-vision-execution"
 BASELINE, GOOD, WORSE = 0.6, 0.9, 0.7
 CONF = {"prefix": PREFIX, "load_test_requests": 4, "load_test_concurrency": 1, "map_tolerance": 0.02}
-
-
-def seed_endpoint(sm: Any, s3: Any, bucket: str, endpoint: str) -> str:
-    """An endpoint InService on a baseline model tagged validation-map 0.6, as an earlier deploy leaves it."""
-    from sagemaker_vision.algorithms import object_detection_image_uri
-
-    name = f"{endpoint}-baseline"
-    s3.put_object(Bucket=bucket, Key=f"{PREFIX}/baseline/{name}/model.tar.gz", Body=b"baseline model")
-    sm.create_model(ModelName=name, ExecutionRoleArn=ROLE,
-                    PrimaryContainer={"Image": object_detection_image_uri("us-east-1"),
-                                      "ModelDataUrl": f"s3://{bucket}/{PREFIX}/baseline/{name}/model.tar.gz"},
-                    Tags=[{"Key": "validation-map", "Value": str(BASELINE)},
-                          {"Key": "managed-by", "Value": "sagemaker-vision"}])
-    sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[{
-        "VariantName": "AllTraffic", "ModelName": name,
-        "ServerlessConfig": {"MemorySizeInMB": 4096, "MaxConcurrency": 10}}])
-    sm.create_endpoint(EndpointName=endpoint, EndpointConfigName=name,
-                       Tags=[{"Key": "managed-by", "Value": "sagemaker-vision"},
-                             {"Key": "load-test-allowed", "Value": "true"}])
-    for _ in range(200):
-        if sm.describe_endpoint(EndpointName=endpoint)["EndpointStatus"] == "InService":
-            return name
-        time.sleep(0.1)
-    raise AssertionError(f"{endpoint} never came InService")
 
 
 class Installation:
@@ -176,7 +151,7 @@ def test_two_runs_at_once_three_times_never_let_a_worse_model_replace_a_better_o
         ctl.set_training_map(WORSE, name_prefix=f"{worse}-")
         ctl.set_duration("training", 300, name_prefix=f"{good}-")  # 0.25 real s
         ctl.set_duration("training", 6000, name_prefix=f"{worse}-")  # 5 real s later
-        maps = {seed_endpoint(sm, s3, bucket, endpoint): BASELINE}
+        maps = {seed_endpoint(sm, s3, bucket, PREFIX, endpoint, BASELINE): BASELINE}
         recorder = ServingRecorder(sm, endpoint)
         recorder.start()
         started = time.monotonic()

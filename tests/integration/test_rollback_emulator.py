@@ -1,17 +1,20 @@
 """A failed load test after a deploy rolls the endpoint back to the config that served before (issue 9, item 5).
 
-Through the retrain DAG on the strict emulator. The load test is made to breach its SLO with the
-emulator's ``invoke_latency_ms`` fault (every InvokeEndpoint of the endpoint answers 400 ms late,
-``slo_p95_ms`` is 150). A first deploy has nothing older: the new model stays serving and the
-message says so. A later deploy is rolled back (UpdateEndpoint to the previous config, waited for
-until InService) and the run fails with a message naming the config and model serving again.
+Through the retrain DAG on the strict emulator, over an endpoint that serves a baseline model. The
+load test is made to breach its SLO with the emulator's ``invoke_latency_ms`` fault (every
+InvokeEndpoint of the endpoint answers 400 ms late, ``slo_p95_ms`` is 150). The deploy is rolled
+back (UpdateEndpoint to the previous config, waited for until InService) and the run fails with a
+message naming the config and model serving again. A first deploy has nothing older: the new model
+stays serving and the message says so.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -69,16 +72,14 @@ def states(run: Any) -> dict[str, str]:
     return {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
 
 
-def serving(sm: Any) -> str:
-    endpoint = sm.describe_endpoint(EndpointName=NAME)
+def serving(sm: Any, name: str = NAME) -> str:
+    endpoint = sm.describe_endpoint(EndpointName=name)
     assert endpoint["EndpointStatus"] == "InService", endpoint
     return endpoint["EndpointConfigName"]
 
 
 @pytest.fixture
 def control(aws_clients: dict[str, Any], emulator_env: Any) -> Iterator[Control]:
-    import os
-
     ctl = Control(emulator_env.endpoint_url)
     ctl.clear_faults()
     ctl.set_training_map(0.7, name_prefix=f"{NAME}-")  # every model passes the gate against the last
@@ -88,41 +89,79 @@ def control(aws_clients: dict[str, Any], emulator_env: Any) -> Iterator[Control]
     ctl.clear_training_map()
 
 
+def seed_endpoint(sm: Any, s3: Any, bucket: str, prefix: str, endpoint: str, validation_map: float) -> str:
+    """An endpoint InService on a baseline model tagged ``validation-map``, as an earlier deploy leaves it."""
+    from sagemaker_vision.algorithms import object_detection_image_uri
+
+    name = f"{endpoint}-baseline"
+    s3.put_object(Bucket=bucket, Key=f"{prefix}/baseline/{name}/model.tar.gz", Body=b"baseline model")
+    sm.create_model(ModelName=name, ExecutionRoleArn=os.environ["SAGEMAKER_VISION_ROLE_ARN"],
+                    PrimaryContainer={"Image": object_detection_image_uri("us-east-1"),
+                                      "ModelDataUrl": f"s3://{bucket}/{prefix}/baseline/{name}/model.tar.gz"},
+                    Tags=[{"Key": "validation-map", "Value": str(validation_map)},
+                          {"Key": "managed-by", "Value": "sagemaker-vision"}])
+    sm.create_endpoint_config(EndpointConfigName=name, ProductionVariants=[{
+        "VariantName": "AllTraffic", "ModelName": name,
+        "ServerlessConfig": {"MemorySizeInMB": 4096, "MaxConcurrency": 10}}])
+    sm.create_endpoint(EndpointName=endpoint, EndpointConfigName=name,
+                       Tags=[{"Key": "managed-by", "Value": "sagemaker-vision"},
+                             {"Key": "load-test-allowed", "Value": "true"}])
+    for _ in range(300):
+        if sm.describe_endpoint(EndpointName=endpoint)["EndpointStatus"] == "InService":
+            return name
+        time.sleep(0.1)
+    raise AssertionError(f"{endpoint} never came InService")
+
+
 def test_a_failed_load_test_rolls_back_to_the_config_that_served_before(airflow_db, aws_clients, control):
-    sm = aws_clients["sagemaker"]
-    dag = retrain_dag()
-    start = datetime(2026, 5, 4, 6, 0, tzinfo=UTC)
-    config = lambda at: f"{NAME}-{at:%Y%m%d-%H%M%S}"  # noqa: E731 - the run's model and config name
-    slow = {"kind": "invoke_latency_ms", "name_prefix": NAME, "ms": 400}
+    sm, s3 = aws_clients["sagemaker"], aws_clients["s3"]
+    baseline = seed_endpoint(sm, s3, os.environ["SAGEMAKER_VISION_BUCKET"], PREFIX, NAME, 0.6)
+    at = datetime(2026, 5, 4, 6, 0, tzinfo=UTC)
+    new = f"{NAME}-{at:%Y%m%d-%H%M%S}"  # the run's model and config
 
-    # 1. A first deploy whose load test breaches the SLO: nothing older exists, so the new model stays.
-    control.add_fault(slow)
-    first = dag.test(run_after=start, run_conf={**CONF, "epochs": 30})
-    assert first.state == "failed", states(first)
-    assert states(first)["load_test"] == "failed" and states(first)["rollback"] == "failed", states(first)
-    assert serving(sm) == config(start)
-    message = outcome(first, "rollback")
-    assert "load_test failed" in message and "no older config" in message and "NEW model stays serving" in message
-    assert f"on config {config(start)} (model {config(start)}, validation-map 0.7)" in message, message
+    control.add_fault(kind="invoke_latency_ms", name_prefix=NAME, ms=400)  # p95 > slo_p95_ms 150
+    run = retrain_dag().test(run_after=at, run_conf=CONF)
 
-    # 2. A good deploy on top of it.
-    control.clear_faults()
-    second_at = start + timedelta(days=1)
-    second = dag.test(run_after=second_at, run_conf={**CONF, "epochs": 31})
-    assert second.state == "success", states(second)
-    assert states(second)["rollback"] == "skipped"
-    assert serving(sm) == config(second_at)
-
-    # 3. A deploy whose load test fails: rolled back to the second run's config, and the run fails saying so.
-    control.add_fault(slow)
-    third_at = start + timedelta(days=2)
-    third = dag.test(run_after=third_at, run_conf={**CONF, "epochs": 32})
-    assert third.state == "failed", states(third)
-    assert states(third)["deploy"] == "success" and states(third)["load_test"] == "failed"
-    assert serving(sm) == config(second_at)
-    message = outcome(third, "rollback")
+    assert run.state == "failed", states(run)
+    assert states(run)["deploy"] == "success" and states(run)["load_test"] == "failed", states(run)
+    assert serving(sm) == baseline
+    assert sm.describe_endpoint(EndpointName=NAME)["EndpointStatus"] == "InService"
+    message = outcome(run, "rollback")
     assert "load_test failed: rolled back" in message, message
-    assert f"InService on config {config(second_at)} (model {config(second_at)}" in message, message
-    assert f"the new config {config(third_at)} no longer serves" in message, message
-    # The lease was given back each time, failed runs included.
-    assert states(third)["release_endpoint_lease"] == "success"
+    assert f"InService on config {baseline} (model {baseline}, validation-map 0.6)" in message, message
+    assert f"the new config {new} no longer serves" in message, message
+    assert states(run)["release_endpoint_lease"] == "success"  # the lease is given back, failed run or not
+
+
+class _TI:
+    """What the rollback operator reads of its task instance: the deploy's result, and where it reports."""
+
+    def __init__(self, deployed: dict[str, Any] | None) -> None:
+        self.deployed, self.pushed = deployed, {}
+        self.dag_id, self.run_id, self.task_id = "object_detection_retrain", "manual__x", "rollback"
+
+    def xcom_pull(self, task_ids: str) -> Any:
+        return self.deployed
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.pushed[key] = value
+
+
+def test_a_first_deploy_cannot_roll_back_and_says_the_new_model_stays_serving(aws_clients, control):
+    from airflow.providers.common.compat.sdk import AirflowFailException
+
+    from sagemaker_vision.deploy import RollbackEndpointOperator
+
+    sm, s3 = aws_clients["sagemaker"], aws_clients["s3"]
+    endpoint = f"{NAME}-first"
+    created = seed_endpoint(sm, s3, os.environ["SAGEMAKER_VISION_BUCKET"], PREFIX, endpoint, 0.7)
+    operator = RollbackEndpointOperator(task_id="rollback", endpoint_name=endpoint, check_interval=1)
+    ti = _TI({"endpoint_name": endpoint, "endpoint_config_name": created, "previous_config": None,
+              "action": "created"})
+    with pytest.raises(AirflowFailException) as raised:
+        operator.execute({"ti": ti})
+    message = str(raised.value)
+    assert "no older config to roll back to, so the NEW model stays serving" in message, message
+    assert f"on config {created} (model {created}, validation-map 0.7)" in message, message
+    assert "endpoint_teardown" in message and ti.pushed["outcome"] == message
+    assert serving(sm, endpoint) == created  # left serving, not deleted
