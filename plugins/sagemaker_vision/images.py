@@ -279,11 +279,13 @@ def pick_smoke_image(cfg: Any, s3_client: Any, manifests: Mapping[str, Any] | No
     attr = cfg.label_attribute
     rejected: list[str] = []
     tried = 0
+    from sagemaker_vision.labels import load_line
+
     for manifest_uri in sources:
-        for raw in s3io.iter_lines(s3_client, manifest_uri, "manifest_uri"):
-            if not raw.strip():
+        for lineno, raw in enumerate(s3io.iter_lines(s3_client, manifest_uri, "manifest_uri"), start=1):
+            rec = load_line(raw, source=manifest_uri, lineno=lineno)  # the one manifest parser
+            if rec is None:
                 continue
-            rec = json.loads(raw)
             uri = rec.get("source-ref")
             anns = (rec.get(attr) or {}).get("annotations") or []
             if not isinstance(uri, str) or not anns:

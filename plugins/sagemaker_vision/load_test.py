@@ -802,9 +802,20 @@ def _manifest_payloads(source: str, s3_client: Any, max_payloads: int, max_bytes
     """The images an augmented manifest names (its ``source-ref``s, sorted): the pipeline passes its
     validation split, so only images that validated and were labeled are sent, never a bad file
     the sync left in the partition."""
+    from sagemaker_vision import labels
+
     bucket, key = parse_s3_uri(source, "payload_prefix")
-    body = s3_client.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8")
-    refs = sorted({json.loads(line)["source-ref"] for line in body.splitlines() if line.strip()})[:max_payloads]
+    body = s3_client.get_object(Bucket=bucket, Key=key)["Body"]
+    found: set[str] = set()
+    # The one manifest reader and parser: a bad line is named by file, line and field.
+    for lineno, raw in enumerate(labels.iter_lines(body, chunk_size=1 << 16, source=source), start=1):
+        rec = labels.load_line(raw, source=source, lineno=lineno)
+        if rec is None:
+            continue
+        if not isinstance(rec.get("source-ref"), str):
+            raise ValueError(f"{source}:{lineno}: source-ref: missing or not a string")
+        found.add(rec["source-ref"])
+    refs = sorted(found)[:max_payloads]
     if not refs:
         raise ValueError(f"payload_prefix {source!r} names no images")
     payloads = []

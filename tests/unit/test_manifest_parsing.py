@@ -373,3 +373,13 @@ def test_label_studio_publish_refuses_a_task_edited_to_point_outside_the_importe
     assert ("Label Studio project 7 export: task 1: data.image 's3://bkt/private/secrets.jpg' is outside the "
             "images prefix s3://bkt/raw/dt=1/") in str(err.value), str(err.value)
     op.__dict__["s3"].put_object.assert_not_called()
+
+
+def test_the_load_tests_manifest_payloads_name_a_bad_line_by_file_and_line():
+    from sagemaker_vision.load_test import load_payloads
+
+    uri = "s3://bkt/runs/p/manifests/validation.manifest"
+    data = line(record()).encode() + b"\n" + b'{"source-ref":"s3://bkt/img/\xe9.jpg"}\n'
+    with pytest.raises(labels.ManifestError) as err:
+        load_payloads(uri, s3_client=FakeS3(data))
+    assert f"{uri}:2: not UTF-8" in str(err.value)
