@@ -975,11 +975,11 @@ class DeployEndpointOperator(AwsBaseOperator[SageMakerHook]):
         elif plan.action == "update":
             # Every rule is checked, and the request decided, before anything is released.
             request = self._update_request(variants, endpoint or {}, deployment)
-            if self.record_previous and plan.previous_config and (endpoint or {}).get("EndpointArn"):
-                record_deployed_over(self.hook.conn, endpoint["EndpointArn"], self.endpoint_config_name,
-                                     plan.previous_config)
             record = self._release_autoscaling(endpoint or {}, variants)
             try:
+                if self.record_previous and plan.previous_config and (endpoint or {}).get("EndpointArn"):
+                    record_deployed_over(self.hook.conn, endpoint["EndpointArn"], self.endpoint_config_name,
+                                         plan.previous_config)
                 sent = self._send_update(request, variants)
             except Exception:
                 if record:  # refused or not sent: the old variants still serve, so does their autoscaling

@@ -71,6 +71,7 @@ TRAINING_OPERATORS = (
 ENDPOINT_OPERATORS = (
     "airflow.providers.amazon.aws.operators.sagemaker.SageMakerEndpointOperator",
     "sagemaker_vision.deploy.DeployEndpointOperator",
+    "sagemaker_vision.deploy.RollbackEndpointOperator",  # its UpdateEndpoint back to the previous config
 )
 LABELING_OPERATORS = (
     "sagemaker_vision.ground_truth.GroundTruthLabelingOperator",

@@ -713,6 +713,12 @@ def stub_update_with_release(stubber: Stubber, aas_stub: Stubber) -> dict[str, A
     return record
 
 
+def stub_deployed_over(stubber: Stubber, new: str = "cfg-2", previous: str = "cfg-1") -> None:
+    """The deployed-over tag every update writes first: the config a failed test rolls back to."""
+    stubber.add_response("add_tags", {}, {"ResourceArn": arn("endpoint", "shapes"), "Tags": [
+        {"Key": "sagemaker-vision:deployed-over", "Value": f"{new}/{previous}"}]})
+
+
 def test_operator_records_then_releases_every_policy_of_a_variant_the_update_removes(sagemaker):
     # AWS fails an UpdateEndpoint that removes an autoscaled variant ("Update endpoints that use auto scaling").
     # The record (target + every policy in full) is in the endpoint's tags before anything is deleted, and
@@ -720,6 +726,7 @@ def test_operator_records_then_releases_every_policy_of_a_variant_the_update_rem
     client, stubber = sagemaker
     aas, aas_stub = autoscaling_client()
     stub_update_with_release(stubber, aas_stub)
+    stub_deployed_over(stubber)
     stubber.add_response("update_endpoint", {"EndpointArn": arn("endpoint", "shapes")},
                          {"EndpointName": "shapes", "EndpointConfigName": "cfg-2", "RetainDeploymentConfig": False})
     op = operator()
@@ -736,6 +743,7 @@ def test_a_refused_update_endpoint_puts_the_released_autoscaling_back_at_once(sa
     client, stubber = sagemaker
     aas, aas_stub = autoscaling_client()
     record = stub_update_with_release(stubber, aas_stub)
+    stub_deployed_over(stubber)
     stubber.add_client_error("update_endpoint", service_error_code="ValidationException",
                              service_message="Cannot update endpoint", http_status_code=400)
     stubber.add_response("describe_endpoint", endpoint("InService", "cfg-1"))  # the old config still serves
@@ -806,6 +814,7 @@ def test_a_serverless_endpoint_going_provisioned_gets_no_deployment_config(sagem
     serving = endpoint("InService", "cfg-1")
     serving["ProductionVariants"][0]["CurrentServerlessConfig"] = {"MemorySizeInMB": 2048, "MaxConcurrency": 5}
     stubber.add_response("describe_endpoint", serving)
+    stub_deployed_over(stubber)
     stubber.add_response("update_endpoint", {"EndpointArn": arn("endpoint", "shapes")},
                          {"EndpointName": "shapes", "EndpointConfigName": "cfg-2", "RetainDeploymentConfig": False})
     op = operator(deployment_policy="canary", rollback_alarms=False, alarm_names=["mine"])
@@ -821,6 +830,7 @@ def test_operator_updates_without_a_deployment_config_when_the_variant_names_cha
     client, stubber = sagemaker
     stubber.add_response("describe_endpoint_config", config_response(serverless=False, variant="Green"))
     stubber.add_response("describe_endpoint", endpoint("InService", "cfg-1", variants=("AllTraffic",)))
+    stub_deployed_over(stubber)
     stubber.add_response("update_endpoint", {"EndpointArn": arn("endpoint", "shapes")},
                          {"EndpointName": "shapes", "EndpointConfigName": "cfg-2", "RetainDeploymentConfig": False})
     op = operator(deployment_policy="canary")

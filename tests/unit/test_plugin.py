@@ -194,6 +194,7 @@ def test_plugin_declares_its_links_on_the_right_operators():
     assert _operator_paths(links["SageMaker Endpoint"]) == {
         "airflow.providers.amazon.aws.operators.sagemaker.SageMakerEndpointOperator",
         "sagemaker_vision.deploy.DeployEndpointOperator",
+        "sagemaker_vision.deploy.RollbackEndpointOperator",
     }
     assert _operator_paths(links["SageMaker Labeling Job"]) == {
         "sagemaker_vision.ground_truth.GroundTruthLabelingOperator",
