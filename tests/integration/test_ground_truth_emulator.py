@@ -413,6 +413,20 @@ def test_emulator_fails_a_manifest_that_breaks_ground_truths_object_rules(emu, c
     assert jobs_named(emu, f"{name}-op") == []
 
 
+def test_emulator_ends_manifest_lines_at_newlines_only(emu):
+    # U+2028 is a legal character inside a JSON string; str.splitlines would cut the line there.
+    request = raw_job(emu, "shapes-u2028", image_uris()[:2])
+    bucket, key = request["InputConfig"]["DataSource"]["S3DataSource"]["ManifestS3Uri"][5:].split("/", 1)
+    body = _line() + b"\r\n" + _line({"note": "one\u2028line"}).replace(b"\\u2028", "\u2028".encode()) + b"\n"
+    assert "\u2028".encode() in body
+    s3_client(emu).put_object(Bucket=bucket, Key=key, Body=body)
+    sagemaker_client(emu).create_labeling_job(**request)
+    job = wait_done(emu, "shapes-u2028")
+    # The bucket has no CORS rule, so the tasks fail, but the manifest itself was read as 2 objects.
+    assert "line" not in job.get("FailureReason", ""), job.get("FailureReason")
+    assert job["LabelCounters"]["FailedNonRetryableError"] == 2, job["LabelCounters"]
+
+
 # -- emulated days on the shared clock (defect 1, labeling) -------------------------------------
 DAYS = 4
 
