@@ -5,9 +5,10 @@ hosts of different deployments would be; tests/integration/race_child.py) run
 ``object_detection_retrain`` at the same moment against one emulator, three times, each time on
 an endpoint that serves a baseline model of mAP 0.6. One run trains a model of mAP 0.9, the other
 one of 0.7: both beat the baseline, so without a lock both pass a gate that reads 0.6, and the
-later deploy wins. The timing is made adversarial on purpose: the better model trains faster, so
-its deploy starts first, and the worse one gates while that deploy is still Updating (a slow
-endpoint update, 7200 emulated s) and deploys after it.
+later deploy wins. The timing is made adversarial on purpose: the better model trains faster (its
+job takes 300 emulated s, the worse one 2700 s: 2 s later at the emulator's time scale) and the
+endpoint update is quick (60 emulated s), so the worse run gates while the better one is on its way
+to the deploy, and deploys once the better model serves.
 
 With the endpoint lease the worse run waits (deferred) until the better run's section is over,
 then gates against 0.9 and is refused. A poller records every config the endpoint is InService on;
@@ -140,7 +141,9 @@ def test_two_runs_at_once_three_times_never_let_a_worse_model_replace_a_better_o
     sm = boto3.client("sagemaker", endpoint_url=emulator_env.endpoint_url, region_name="us-east-1")
     ctl = Control(emulator_env.endpoint_url)
     seed_labels(s3, bucket, PREFIX, "2026-06-01")
-    ctl.set_duration("endpoint_update", 7200, name_prefix="race-ep")  # 6 real s: a window for the race
+    # A quick update: the better model serves soon after its deploy starts, so a worse run that gated
+    # before that (against the baseline) finds the endpoint InService and updates it.
+    ctl.set_duration("endpoint_update", 60, name_prefix="race-ep")
     at = datetime(2026, 6, 3, 6, 0, tzinfo=UTC)
     for round_ in range(1, 4):
         endpoint = f"race-ep{round_}"
@@ -150,7 +153,7 @@ def test_two_runs_at_once_three_times_never_let_a_worse_model_replace_a_better_o
         ctl.set_training_map(GOOD, name_prefix=f"{good}-")
         ctl.set_training_map(WORSE, name_prefix=f"{worse}-")
         ctl.set_duration("training", 300, name_prefix=f"{good}-")  # 0.25 real s
-        ctl.set_duration("training", 6000, name_prefix=f"{worse}-")  # 5 real s later
+        ctl.set_duration("training", 2700, name_prefix=f"{worse}-")  # 2 real s later
         maps = {seed_endpoint(sm, s3, bucket, PREFIX, endpoint, BASELINE): BASELINE}
         recorder = ServingRecorder(sm, endpoint)
         recorder.start()
@@ -167,13 +170,15 @@ def test_two_runs_at_once_three_times_never_let_a_worse_model_replace_a_better_o
         maps[f"{worse}-{worse_at:%Y%m%d-%H%M%S}"] = WORSE
         served = [maps.get(config, -1.0) for config in recorder.seen]
         print(f"round {round_}: {time.monotonic() - started:.1f} s, served {recorder.seen}")
-        assert good_run["state"] == "success", (good_run, good_side.tail())
-        assert worse_run["state"] == "success", (worse_run, worse_side.tail())
         assert served == sorted(served), f"round {round_}: a worse model replaced a better one: {recorder.seen}"
         assert served[-1] == GOOD, recorder.seen
+        assert good_run["state"] == "success", (good_run, good_side.tail())
+        assert worse_run["state"] == "success", (worse_run, worse_side.tail())
         final = sm.describe_endpoint(EndpointName=endpoint)
         assert final["EndpointConfigName"] == f"{good}-{good_at:%Y%m%d-%H%M%S}"
-        # The worse run waited for the lease, then its gate read the better model's score and refused.
+        # The worse run waited (deferred) for the lease, then its gate read the better model's score and refused.
+        worse_side.log.flush()
+        assert f"Endpoint {endpoint} is locked" in (worse_side.dir / "log.txt").read_text(errors="replace")
         assert worse_run["tasks"]["quality_gate"] == "success" and worse_run["tasks"]["deploy"] == "skipped", worse_run
         lease = json.loads(s3.get_object(Bucket=bucket, Key=f"{PREFIX}/locks/endpoints/us-east-1/{endpoint}.json")
                            ["Body"].read())
