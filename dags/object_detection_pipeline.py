@@ -4,7 +4,8 @@
 Images to a load-tested SageMaker object-detection endpoint, every week, on demand or backfilled.
 
 `estimate_costs` → `sync_images` → `validate_images` → `label` → `prepare_manifests` → `needs_training` → `train` →
-`quality_gate` → `create_model` → `create_endpoint_config` → `deploy` → `smoke_test` → `load_test`
+`acquire_endpoint_lease` → `quality_gate` → `create_model` → `create_endpoint_config` → `deploy` → `smoke_test` →
+`load_test` (→ `rollback` when a test failed) → `release_endpoint_lease`
 
 * **Costs first**: the paid steps are priced before anything is spent; the run fails when the
   estimate exceeds `budget_usd`.
@@ -17,6 +18,9 @@ Images to a load-tested SageMaker object-detection endpoint, every week, on dema
   updates the `object_detection_labels` Asset, which also drives `object_detection_retrain`.
 * **Safe to rerun**: names derive from the run, so clearing any task reuses what it made; a
   worse model never replaces a better one (`min_map`, `map_tolerance`); updates are blue/green.
+* **One writer per endpoint**: from the gate to the load test a run holds the endpoint's S3 lease, so
+  two runs (this DAG and `object_detection_retrain`, on any workers) never gate against a score the
+  other is replacing. A failed smoke or load test rolls back to the config that served before.
 
 Runs unchanged on real AWS (`aws_default`) and on the embedded emulator (`make demo`).
 This file only wires; each stage lives in one module of `plugins/sagemaker_vision/`.

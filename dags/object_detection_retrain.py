@@ -13,6 +13,13 @@ so waiting for next week's `object_detection_pipeline` run would leave them unus
 `needs_training` skips everything when another run already trained on exactly the same
 manifests and settings, so the Asset event of the weekly pipeline's own `label` task (which
 trains on that data itself) never pays for a second training job.
+
+This DAG and `object_detection_pipeline` may run at the same time on one endpoint: from the
+quality gate to the load test, one run at a time holds the endpoint's lease (an S3 object taken
+with a conditional write, `<prefix>/locks/endpoints/<region>/<endpoint>.json`), so the gate reads
+the production score no other run can change before this run is done. A run that finds the lease
+held waits deferred, without a worker slot. A failed smoke or load test rolls the endpoint back
+to the config that served before, and the run fails saying which model serves.
 """
 
 from __future__ import annotations
