@@ -16,6 +16,7 @@ import botocore.session
 import pytest
 from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, TaskDeferred
+from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from botocore.validate import ParamValidator
 
@@ -935,3 +936,59 @@ def test_execute_complete_fails_at_once_on_a_failed_state_with_its_reason(sagema
     with pytest.raises(AirflowFailException, match=f"shapes is {status}: rollback could not restore cfg-1"):
         op.execute_complete({}, {"status": "failed", "job_name": "shapes", "message": "x"}, action="updated",
                             previous_config="cfg-1")
+
+
+class _RollbackTI:
+    def __init__(self, deployed: Any) -> None:
+        self.deployed, self.pushed = deployed, {}
+        self.dag_id, self.run_id, self.task_id = "d", "r", "rollback"
+
+    def xcom_pull(self, task_ids: str) -> Any:
+        return self.deployed
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.pushed[key] = value
+
+
+def rollback_op(client: Any) -> dp.RollbackEndpointOperator:
+    op = dp.RollbackEndpointOperator(task_id="rollback", endpoint_name="shapes", check_interval=1, deferrable=True)
+    install(op, client)
+    op._failed_upstream = lambda context: "load_test failed"
+    return op
+
+
+def test_the_rollback_targets_the_config_named_by_the_deployed_over_tag():
+    client = mock.MagicMock()
+    client.describe_endpoint.return_value = endpoint("InService", "cfg-2")
+    client.list_tags.return_value = {"Tags": [{"Key": dp.DEPLOYED_OVER_TAG, "Value": "cfg-2/cfg-1"}]}
+    op = rollback_op(client)
+    # The tag wins over a deploy result that lost its previous_config (a deferral's kwargs under dag.test).
+    assert op._previous(client, "cfg-2", {"endpoint_config_name": "cfg-2", "action": "updated"}) == "cfg-1"
+    # A tag about another config is not this deploy's: a first deploy has nothing to return to.
+    assert op._previous(client, "cfg-3", {"endpoint_config_name": "cfg-3", "action": "created"}) is None
+    assert op._previous(client, "cfg-3", {"endpoint_config_name": "cfg-3", "action": "updated",
+                                          "previous_config": "cfg-2"}) == "cfg-2"
+
+
+def test_the_rollback_fails_naming_what_serves_when_it_cannot_roll_back():
+    client = mock.MagicMock()
+    client.describe_endpoint.return_value = endpoint("InService", "cfg-2")
+    client.describe_endpoint_config.return_value = config_response("cfg-2")
+    client.describe_model.return_value = {"ModelArn": arn("model", "cfg-2")}
+    client.list_tags.return_value = {"Tags": [{"Key": "validation-map", "Value": "0.81"}]}
+    op = rollback_op(client)
+    ti = _RollbackTI(None)  # the deploy itself failed
+    with pytest.raises(AirflowFailException, match="the deploy did not complete, so nothing was rolled back. "
+                       r"Endpoint shapes is InService on config cfg-2 \(model cfg-2, validation-map 0.81\)"):
+        op.execute({"ti": ti})
+    assert "nothing was rolled back" in ti.pushed["outcome"]
+
+    client.list_tags.return_value = {"Tags": [{"Key": dp.DEPLOYED_OVER_TAG, "Value": "cfg-2/cfg-1"}]}
+    client.describe_endpoint_config.side_effect = lambda EndpointConfigName: (  # noqa: N803
+        (_ for _ in ()).throw(ClientError({"Error": {"Code": "ValidationException", "Message":
+                                                     "Could not find endpoint configuration"}}, "D"))
+        if EndpointConfigName == "cfg-1" else config_response(EndpointConfigName))
+    with pytest.raises(AirflowFailException, match="the previous config cfg-1 no longer exists, so the NEW model "
+                                                   "stays serving"):
+        op.execute({"ti": _RollbackTI({"endpoint_config_name": "cfg-2", "action": "updated"})})
+    client.update_endpoint.assert_not_called()
