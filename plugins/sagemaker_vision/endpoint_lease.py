@@ -450,6 +450,8 @@ class AcquireEndpointLeaseOperator(BaseOperator):
             from airflow.providers.common.compat.sdk import AirflowException
 
             raise AirflowException(f"Waiting for the endpoint lease failed: {event.get('message')}")
+        # The deadline travels in the event too: dag.test() resumes with the event only, not the defer kwargs.
+        deadline = event.get("deadline", deadline)
         return self._attempt(context, deadline=deadline if event.get("status") != "timeout" else 0)
 
 
@@ -495,10 +497,12 @@ class EndpointLeaseTrigger(BaseTrigger):
                 while True:
                     view = await self._read(client)
                     if view.free or decide(view, self.owner) != "wait":
-                        yield TriggerEvent({"status": "free", "uri": uri, "was": view.describe()})
+                        yield TriggerEvent({"status": "free", "uri": uri, "was": view.describe(),
+                                            "deadline": self.deadline})
                         return
                     if time.time() >= self.deadline:
-                        yield TriggerEvent({"status": "timeout", "uri": uri, "holder": view.describe()})
+                        yield TriggerEvent({"status": "timeout", "uri": uri, "holder": view.describe(),
+                                            "deadline": self.deadline})
                         return
                     self.log.info("Lease %s is %s; next look in %s s", uri, view.describe(), self.poll_seconds)
                     await asyncio.sleep(max(0.0, min(self.poll_seconds, self.deadline - time.time())))

@@ -191,3 +191,27 @@ def test_ttl_covers_the_longest_stage_of_the_section():
     assert el.lease_ttl_seconds(cfg(endpoint_type="async")) >= waits.async_result_budget()
     assert el.lease_key(cfg()) == "object-detection/locks/endpoints/us-east-1/shapes-detector.json"
     assert el.acquire_wait_seconds(100) == 200
+
+
+def test_the_acquire_operator_defers_while_held_then_fails_naming_the_holder(monkeypatch):
+    from airflow.providers.common.compat.sdk import AirflowException, TaskDeferred
+
+    from sagemaker_vision.config import PipelineConfig
+
+    s3 = FakeS3()
+    assert lease(s3, "dag_a/run_1").try_acquire()[0]
+    monkeypatch.setattr(PipelineConfig, "from_context", classmethod(lambda cls, context, conn=None: cfg()))
+    monkeypatch.setattr(el, "lease_for", lambda c, context, s3_client=None: lease(s3, "dag_b/run_2"))
+    op = el.AcquireEndpointLeaseOperator(task_id="acquire_endpoint_lease", poll_seconds=5, wait_seconds=60)
+    with pytest.raises(TaskDeferred) as deferred:
+        op.execute({})
+    trigger = deferred.value.trigger
+    assert isinstance(trigger, el.EndpointLeaseTrigger) and trigger.owner == "dag_b/run_2"
+    assert trigger.key == KEY and trigger.poll_seconds == 5
+    # The wait ran out: the task fails and says who holds the endpoint.
+    with pytest.raises(AirflowException, match="stayed locked by another run.*held by dag_a/run_1"):
+        op.execute_complete({}, {"status": "timeout", "deadline": trigger.deadline})
+    # Released meanwhile: the resumed task takes it.
+    lease(s3, "dag_a/run_1").release()
+    taken = op.execute_complete({}, {"status": "free", "deadline": trigger.deadline})
+    assert taken["owner"] == "dag_b/run_2" and lease(s3, "x/y").read().owner == "dag_b/run_2"
