@@ -44,11 +44,6 @@ AWS_NAME_LIMITS: dict[tuple[str, str], int] = {
 S3_KEY_MAX_BYTES = 1024
 # Label Studio's settings: PROJECT_TITLE_MIN_LEN = 3, PROJECT_TITLE_MAX_LEN = 50 (Project.title).
 LABEL_STUDIO_TITLE_LENGTH = (3, 50)
-# A training retry is "<job name>-<10 digits of time.time()>" (the provider's _get_unique_name,
-# which truncates the job name to fit 63 characters: training_budget.is_run_job). A truncated name
-# would cut the run stamp, and two runs could then claim each other's retries, so the whole job
-# name must fit before the suffix.
-TRAINING_RETRY_SUFFIX_LENGTH = 1 + 10
 # The longest key the pipeline or SageMaker writes under each derived prefix (the part after the
 # prefix): Ground Truth's per-worker responses and the training artifact are the deepest.
 _GROUND_TRUTH_DEEPEST = "annotations/worker-response/iteration-1/0/2026-12-31_23:59:59.json"
@@ -546,12 +541,17 @@ class PipelineConfig:
     @property
     def labeling_job_name(self) -> str:
         """Ground Truth job of this run: labeling job names are unique forever in an account."""
-        return validate_sagemaker_name(f"{self.job_name}-labels", "labeling_job_name")
+        return validate_sagemaker_name(labeling_job_name_of(self.job_name), "labeling_job_name")
 
     @property
     def labeling_work_prefix(self) -> str:
         """Where labeling backends keep their inputs and raw outputs for this partition."""
         return f"{self.labels_prefix}work/"
+
+    @property
+    def ground_truth_output_prefix(self) -> str:
+        """The labeling job's OutputConfig.S3OutputPath (Ground Truth writes under <it>/<job name>/)."""
+        return f"{self.labeling_work_prefix}ground-truth/"
 
     @property
     def labeled_manifest_uri(self) -> str:
@@ -589,7 +589,7 @@ class PipelineConfig:
     @property
     def job_name(self) -> str:
         """Training job, model and endpoint-config name: the same for every try of this run."""
-        return validate_sagemaker_name(f"{self.pipeline_name}-{self.run.stamp.replace('T', '-')}", "job_name")
+        return validate_sagemaker_name(run_job_name(self.pipeline_name, self.run.stamp), "job_name")
 
     @property
     def model_name(self) -> str:
@@ -621,6 +621,16 @@ class PipelineConfig:
         return data
 
 
+def run_job_name(pipeline_name: str, stamp: str) -> str:
+    """A run's training job, model and endpoint-config name: ``<pipeline_name>-<stamp, T as ->``."""
+    return f"{pipeline_name}-{stamp.replace('T', '-')}"
+
+
+def labeling_job_name_of(job_name: str) -> str:
+    """A run's Ground Truth labeling job name, from its job name."""
+    return f"{job_name}-labels"
+
+
 @dataclass(frozen=True)
 class DerivedName:
     """One name the pipeline derives from its params, the limit AWS (or Label Studio) puts on it."""
@@ -645,16 +655,18 @@ def _name_templates(pipeline_name: str, stamp: str, endpoint_name: str) -> list[
     the modules that send them: deploy, scaling, async_inference)."""
     from sagemaker_vision.requests import VARIANT_NAME
     from sagemaker_vision.scaling import CHALLENGER, backlog_alarm_name, invocations_policy_name
+    from sagemaker_vision.training_budget import retry_job_name
 
     endpoint_field = "endpoint_name" if endpoint_name != pipeline_name else "pipeline_name"
-    job = f"{pipeline_name}-{stamp.replace('T', '-')}"
+    job = run_job_name(pipeline_name, stamp)
     names = [
         DerivedName("training job name (sagemaker TrainingJobName)", job,
                     _limit("sagemaker", "TrainingJobName"), "pipeline_name"),
+        # Checked before the provider's cut: a cut base loses the end of the run's stamp, and two
+        # runs' retries could then look alike (training_budget.retry_job_name).
         DerivedName("training retry job name, job name + '-' + 10 digits (sagemaker TrainingJobName)",
-                    job + "-" + "0" * (TRAINING_RETRY_SUFFIX_LENGTH - 1), _limit("sagemaker", "TrainingJobName"),
-                    "pipeline_name"),
-        DerivedName("labeling job name (sagemaker LabelingJobName)", f"{job}-labels",
+                    retry_job_name(job, truncate=False), _limit("sagemaker", "TrainingJobName"), "pipeline_name"),
+        DerivedName("labeling job name (sagemaker LabelingJobName)", labeling_job_name_of(job),
                     _limit("sagemaker", "LabelingJobName"), "pipeline_name"),
         DerivedName("model name (sagemaker ModelName)", job, _limit("sagemaker", "ModelName"), "pipeline_name"),
         DerivedName("endpoint config name (sagemaker EndpointConfigName)", job,
@@ -711,13 +723,20 @@ def derived_names(cfg: PipelineConfig) -> list[DerivedName]:
         field_name = "label_studio_project" if cfg.label_studio.project_title != cfg.pipeline_name else "pipeline_name"
         names.append(DerivedName(f"Label Studio project title ({lo}-{hi} characters)", cfg.label_studio.project_title,
                                  hi, field_name))
-    job = names[0].name
+    from sagemaker_vision.ground_truth import job_output_prefix
+    from sagemaker_vision.inference import smoke_report_uri
+    from sagemaker_vision.requests import model_artifact_uri
+    from sagemaker_vision.training_budget import retry_job_name
+
+    # The builders the properties use, without their checks: a bad name is named by the loop below.
+    job = run_job_name(cfg.pipeline_name, cfg.run.stamp)
     keys = {
-        "training artifact key": f"{cfg.training_output_uri}{job}{'-' + '0' * 10}/output/model.tar.gz",
-        "Ground Truth output key": f"{cfg.labeling_work_prefix}ground-truth/{job}-labels/{_GROUND_TRUTH_DEEPEST}",
+        "training artifact key": model_artifact_uri(cfg, retry_job_name(job)),
+        "Ground Truth output key": job_output_prefix(cfg.ground_truth_output_prefix, labeling_job_name_of(job))
+        + _GROUND_TRUTH_DEEPEST,
         "labeled manifest key": cfg.labeled_manifest_uri,
         "validation manifest key": cfg.validation_manifest_uri,
-        "report key": f"{cfg.report_prefix}smoke_test.json",
+        "report key": smoke_report_uri(cfg),
         "async failure key": f"{cfg.async_failure_prefix}00000000-0000-0000-0000-000000000000-error.out",
     }
     for what, uri in keys.items():

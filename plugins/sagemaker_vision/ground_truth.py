@@ -367,9 +367,14 @@ def labeling_input_uris(inputs_prefix: str) -> dict[str, str]:
     }
 
 
+def job_output_prefix(output_path: str, job_name: str) -> str:
+    """Where Ground Truth writes a job's outputs: ``<OutputConfig.S3OutputPath>/<job>/``."""
+    return f"{output_path.rstrip('/')}/{job_name}/"
+
+
 def output_manifest_uri(output_path: str, job_name: str) -> str:
     """Where Ground Truth writes the job's output manifest: ``<output>/<job>/manifests/output/``."""
-    return f"{output_path.rstrip('/')}/{job_name}/manifests/output/output.manifest"
+    return f"{job_output_prefix(output_path, job_name)}manifests/output/output.manifest"
 
 
 def format_progress(job: Mapping[str, Any]) -> str:

@@ -290,6 +290,11 @@ def invoke_and_decode(
         raise MalformedReply(f"endpoint {endpoint_name!r} returned a malformed reply: {exc}") from exc
 
 
+def smoke_report_uri(cfg: Any) -> str:
+    """Where the smoke test writes its result: ``smoke_test.json`` beside the load-test report."""
+    return f"{cfg.report_prefix}smoke_test.json"
+
+
 def smoke_test(cfg: Any, class_map: ClassMap, *, min_score: float = 0.2,
                manifests: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """The pipeline's ``smoke_test`` stage: one validated, labeled image through the endpoint.
@@ -326,5 +331,5 @@ def smoke_test(cfg: Any, class_map: ClassMap, *, min_score: float = 0.2,
         "min_score": min_score,
         "boxes": [box.to_dict() for box in boxes],
     }
-    s3io.put_json(s3, f"{cfg.report_prefix}smoke_test.json", result)
+    s3io.put_json(s3, smoke_report_uri(cfg), result)
     return result

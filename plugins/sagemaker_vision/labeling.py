@@ -194,7 +194,7 @@ class PipelineGroundTruthOperator(GroundTruthLabelingOperator):
         gt = cfg.ground_truth
         self.job_name = cfg.labeling_job_name
         self.role_arn = cfg.role_arn
-        self.output_path = cfg.labeling_work_prefix + "ground-truth/"
+        self.output_path = cfg.ground_truth_output_prefix
         self.label_attribute = cfg.label_attribute
         self.labels = list(cfg.label_classes)
         self.task_description = gt.task_description

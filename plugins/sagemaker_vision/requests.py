@@ -79,9 +79,10 @@ def training_request(
     }
 
 
-def model_artifact_uri(cfg: PipelineConfig) -> str:
-    """Where SageMaker writes the trained model: <output>/<job>/output/model.tar.gz."""
-    return f"{cfg.training_output_uri}{cfg.job_name}/output/model.tar.gz"
+def model_artifact_uri(cfg: PipelineConfig, job_name: str | None = None) -> str:
+    """Where SageMaker writes the trained model: <output>/<job>/output/model.tar.gz (the run's job
+    unless ``job_name`` names a retry of it)."""
+    return f"{cfg.training_output_uri}{job_name or cfg.job_name}/output/model.tar.gz"
 
 
 def model_request(cfg: PipelineConfig, *, model_data_url: str | None = None,

@@ -37,7 +37,7 @@ UPLOAD_MARGIN_SECONDS = 15 * 60  # round estimate: model artifacts to S3 after t
 # What the provider's trigger would do without a budget: 60 polls (SageMakerTrainingOperator).
 PROVIDER_DEFAULT_ATTEMPTS = 60
 # The provider suffixes a taken job name with "-" and 10 digits of time.time() (_get_unique_name),
-# truncating the base so the result stays within 63 characters.
+# truncating the base so the result stays within its own max_name_len = 63 (TrainingJobName's max).
 _SUFFIX_DIGITS = 10
 _MAX_NAME = 63
 
@@ -68,12 +68,21 @@ def wait_attempts(config: dict[str, Any], poll_seconds: float) -> int:
     return math.ceil(wait_budget_seconds(config) / poll_seconds) + 1
 
 
+def retry_job_name(base: str, timestamp: str = "0" * _SUFFIX_DIGITS, *, truncate: bool = True) -> str:
+    """The provider's name for a retry of ``base``: ``<base>-<10 digits>``, the base cut so the name
+    fits 63 characters (``truncate=False``: the name before that cut, which config checks fits)."""
+    if len(timestamp) != _SUFFIX_DIGITS or not timestamp.isdigit():
+        raise ValueError(f"a retry timestamp is {_SUFFIX_DIGITS} digits, got {timestamp!r}")
+    stem = base[: _MAX_NAME - _SUFFIX_DIGITS - 1] if truncate else base
+    return f"{stem}-{timestamp}"
+
+
 def is_run_job(name: str, base: str) -> bool:
     """True for the run's own job name and for the provider's retry names derived from it."""
     if name == base:
         return True
-    stem = base[: _MAX_NAME - _SUFFIX_DIGITS - 1]
-    return re.fullmatch(re.escape(stem) + "-[0-9]{" + str(_SUFFIX_DIGITS) + "}", name) is not None
+    return re.fullmatch(re.escape(retry_job_name(base)[:-_SUFFIX_DIGITS]) + "[0-9]{" + str(_SUFFIX_DIGITS) + "}",
+                        name) is not None
 
 
 def elapsed_seconds(description: dict[str, Any], now: datetime | None = None) -> float | None:

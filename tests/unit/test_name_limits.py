@@ -148,3 +148,59 @@ def test_an_explicit_endpoint_name_is_checked_as_endpoint_name(monkeypatch):
         build(endpoint_name="e" * 30)
     assert info.value.field == "endpoint_name" and "AlarmName" in str(info.value)
     assert config_module.check_derived_names  # the one check from_params runs
+
+
+ENDPOINT_CONFIGS = [
+    pytest.param(SCHEDULED, {"label_backend": "import"}, id="scheduled-import"),
+    pytest.param(MANUAL, {"label_backend": "ground_truth", "pipeline_name": "p" * max_pipeline_name_length(),
+                          "gt_workteam_arn": "arn:aws:sagemaker:us-east-1:123456789012:workteam/private-crowd/team"},
+                 id="manual-ground-truth-longest"),
+    pytest.param(BACKFILL, {"label_backend": "label_studio", "endpoint_name": "kept-endpoint",
+                            "endpoint_type": "provisioned", "prefix": "deep/er"}, id="backfill-label-studio-own-endpoint"),
+    pytest.param(SCHEDULED, {"endpoint_type": "async", "pipeline_name": "cam-7"}, id="scheduled-async"),
+]
+
+
+@pytest.mark.parametrize(("run", "overrides"), ENDPOINT_CONFIGS)
+def test_the_checked_names_are_the_names_the_run_uses(run, overrides):
+    """Drift guard: what check_derived_names measures is what the config's properties and the
+    modules' builders hand to AWS, for several configs."""
+    from sagemaker_vision import ground_truth, inference, requests, training_budget
+    from sagemaker_vision.deploy import rollback_alarm_names
+
+    cfg = build(run, **overrides)
+    by_what: dict[str, list[str]] = {}
+    for d in derived_names(cfg):
+        by_what.setdefault(d.what.split(" (")[0], []).append(d.name)
+    key = lambda uri: uri.removeprefix(f"s3://{cfg.bucket}/")  # noqa: E731
+    assert by_what["training job name"] == [cfg.job_name]
+    assert by_what["model name"] == [cfg.model_name] and by_what["endpoint config name"] == [cfg.endpoint_config_name]
+    assert by_what["labeling job name"] == [cfg.labeling_job_name]
+    assert by_what["endpoint name"] == [cfg.endpoint_name]
+    assert by_what["rollback alarm name"] == list(rollback_alarm_names(cfg.endpoint_name))
+    [retry] = by_what["training retry job name, job name + '-' + 10 digits"]
+    # The cap keeps the provider's cut off the run's name: the retry it makes is the name checked.
+    assert retry == training_budget.retry_job_name(cfg.job_name) and training_budget.is_run_job(retry, cfg.job_name)
+    assert by_what["training artifact key"] == [key(requests.model_artifact_uri(cfg, retry))]
+    [gt_key] = by_what["Ground Truth output key"]
+    manifest = ground_truth.output_manifest_uri(cfg.ground_truth_output_prefix, cfg.labeling_job_name)
+    assert gt_key.startswith(key(manifest).removesuffix("manifests/output/output.manifest"))
+    assert by_what["report key"] == [key(inference.smoke_report_uri(cfg))]
+    assert by_what["labeled manifest key"] == [key(cfg.labeled_manifest_uri)]
+
+
+def test_one_naming_rule_changes_the_names_and_the_limit_together(monkeypatch):
+    """The properties and the limit check call the same builders: changing one rule moves both."""
+    assert max_pipeline_name_length() == 36
+    monkeypatch.setattr(config_module, "labeling_job_name_of", lambda job: f"{job}-labels-of-the-week")
+    # "<name>-<stamp>-labels-of-the-week": 16 + 19 characters on top of the name.
+    assert max_pipeline_name_length() == 63 - 16 - 19
+    cfg = build(pipeline_name="p" * (63 - 16 - 19))
+    assert cfg.labeling_job_name == cfg.job_name + "-labels-of-the-week"
+    with pytest.raises(ConfigError, match="LabelingJobName"):
+        build(pipeline_name="p" * (63 - 16 - 19 + 1))
+    monkeypatch.setattr(config_module, "run_job_name", lambda name, stamp: f"{name}-v2-{stamp.replace('T', '-')}")
+    assert max_pipeline_name_length() == 63 - 16 - 19 - 3
+    cfg = build(pipeline_name="cam")
+    assert cfg.job_name == cfg.model_name == f"cam-v2-{cfg.run.stamp.replace('T', '-')}"
+    assert cfg.job_name in {d.name for d in derived_names(cfg)}
