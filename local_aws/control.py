@@ -70,6 +70,11 @@ class Control:
         """Emulated AWS seconds per real second; None derives it from transition_seconds again."""
         self._call("POST", "config", {"time_scale": scale})
 
+    def set_missing_key_status(self, status: int) -> None:
+        """What GET/HEAD of a missing key answers: 403 AccessDenied (the default: a principal without
+        unconditional s3:ListBucket, as the project's role) or 404 NoSuchKey (full ListBucket)."""
+        self._call("POST", "config", {"missing_key_status": status})
+
     def set_duration(self, kind: str, seconds: float, name_prefix: str = "") -> None:
         """Resources of ``kind`` named ``name_prefix…`` created from now on last ``seconds`` of emulated time."""
         self._call("POST", "durations", {"kind": kind, "name_prefix": name_prefix, "seconds": seconds})

@@ -63,6 +63,9 @@ class Extension:
         self.answer_key: AnswerKey | None = None
         # (name_prefix, mAP) pairs set through the control API; the latest match wins.
         self.map_rules: list[tuple[str, float]] = []
+        # What GET/HEAD of a missing key answers (local_aws/s3_rules.py): 403 models the project's
+        # role (s3:ListBucket only under a prefix condition), 404 a principal with full ListBucket.
+        self.missing_key_status = MISSING_KEY_STATUS
         self.counters: Counter[str] = Counter()
         self._tasks: list[tuple[float, int, Callable[[], None]]] = []
         self._seq = itertools.count()
@@ -91,6 +94,7 @@ class Extension:
             self.map_rules.clear()
             self.duration_rules.clear()
             self._time_scale = None
+            self.missing_key_status = MISSING_KEY_STATUS
             self._tasks.clear()
             self.counters.clear()
 
@@ -214,12 +218,17 @@ class Extension:
                 "faults": self.faults.rules(),
                 "training_map": [{"name_prefix": p, "map": v} for p, v in self.map_rules],
                 "time_scale": self.time_scale,
+                "missing_key_status": self.missing_key_status,
                 "durations": [{"kind": k, "name_prefix": p, "seconds": v} for k, p, v in self.duration_rules],
                 "pending_tasks": len(self._tasks),
                 "counters": dict(self.counters),
                 "resources": resources,
             }
 
+
+# S3 API Reference, GetObject / HeadObject "Permissions": without s3:ListBucket a missing key is
+# 403 AccessDenied, with it 404 NoSuchKey. The project's role has no unconditional ListBucket.
+MISSING_KEY_STATUS = 403
 
 # Emulated seconds that one real ``transition_seconds`` stands for, unless a time_scale is set:
 # with the default 2 s, ten emulated minutes pass per two real seconds (scale 300).

@@ -342,8 +342,13 @@ class EmulatorMiddleware:
         return 201, {"training_map": [{"name_prefix": p, "map": v} for p, v in self.ext.map_rules]}
 
     def _configure(self, payload: Any) -> tuple[int, Any]:
-        usage = 'expected {"transition_seconds": number >= 0} and/or {"time_scale": number > 0 or null}'
-        if not isinstance(payload, dict) or not payload or set(payload) - {"transition_seconds", "time_scale"}:
+        usage = ('expected {"transition_seconds": number >= 0} and/or {"time_scale": number > 0 or null} '
+                 'and/or {"missing_key_status": 403 or 404}')
+        if not isinstance(payload, dict) or not payload or \
+                set(payload) - {"transition_seconds", "time_scale", "missing_key_status"}:
+            return 400, {"error": usage}
+        if "missing_key_status" in payload and (isinstance(payload["missing_key_status"], bool)
+                                                or payload["missing_key_status"] not in (403, 404)):
             return 400, {"error": usage}
         seconds, scale = payload.get("transition_seconds"), payload.get("time_scale")
         if "transition_seconds" in payload and (isinstance(seconds, bool) or not isinstance(seconds, int | float)
@@ -355,7 +360,11 @@ class EmulatorMiddleware:
             self.set_transition_seconds(float(seconds))
         if "time_scale" in payload:
             self.ext.set_time_scale(scale)
-        return 200, {"transition_seconds": self.ext.transition_seconds, "time_scale": self.ext.time_scale}
+        if "missing_key_status" in payload:
+            with self.ext.lock:
+                self.ext.missing_key_status = int(payload["missing_key_status"])
+        return 200, {"transition_seconds": self.ext.transition_seconds, "time_scale": self.ext.time_scale,
+                     "missing_key_status": self.ext.missing_key_status}
 
     def _set_duration(self, payload: Any) -> tuple[int, Any]:
         from .extension import DURATION_KINDS

@@ -43,6 +43,12 @@ What AWS does, and this module makes the emulator do:
 * **Server-side copies keep a readable checksum.** Moto copies a multipart source's composite
   checksum value onto the single-part copy without its type, so a GET with checksum validation
   fails on the copy (issue 9, item 14). A copy here gets the full-object checksum of its data.
+* **A missing key is 403 AccessDenied, not 404** (S3 API Reference, GetObject / HeadObject,
+  "Permissions": 404 only with ``s3:ListBucket`` on the bucket). The project's role has ListBucket
+  only under an ``s3:prefix`` condition, which a GET/HEAD does not carry, so GET and HEAD of a
+  missing key answer 403 (HEAD without a body). ``POST /_emulator/config {"missing_key_status": 404}``
+  (``Control.set_missing_key_status``) models a principal with full ListBucket; reset restores 403.
+  The package tells "missing" from "denied" with ``sagemaker_vision.s3io`` (a ListObjectsV2 of the key).
 
 Not enforced (the emulator is plain HTTP): AWS refuses SSE-C over HTTP altogether.
 """
@@ -66,6 +72,7 @@ from moto.s3.models import FakeKey, S3Backend
 from moto.s3.responses import S3Response
 
 from . import patches
+from .extension import EXTENSION as EXT
 
 SSE_C = "x-amz-server-side-encryption-customer-"
 COPY_SSE_C = "x-amz-copy-source-server-side-encryption-customer-"
@@ -198,6 +205,10 @@ def _checked_key_response(self: S3Response, original: Any, request: Any, full_ur
             if obj is not None:
                 _check_read(obj, given, f"s3://{bucket_name}/{key_name}")
                 dest = getattr(obj, _ATTR, None)
+            elif _refuse_missing(self.backend, bucket_name, query):
+                if method == "HEAD":  # a HEAD error has no body: botocore reports the code "403"
+                    return 403, {}, ""
+                raise _Error("AccessDenied", "Access Denied", 403)
         elif method == "PUT":
             source = _copy_source(headers)
             if source is not None:
@@ -239,6 +250,24 @@ def _checked_key_response(self: S3Response, original: Any, request: Any, full_ur
         return _with_headers(response, dest)
         return _with_headers(response, dest)
     return original(self, request, full_url)
+
+
+def _refuse_missing(backend: S3Backend, bucket_name: str, query: dict[str, Any]) -> bool:
+    """Whether GET/HEAD of a key that is not there answers 403 AccessDenied rather than 404.
+
+    S3 API Reference, GetObject and HeadObject, "Permissions": a missing key is 404 only for a
+    principal with ``s3:ListBucket`` on the bucket, else 403. A GET/HEAD carries no ``s3:prefix``,
+    so the project's prefix-conditioned ListBucket does not count: 403, unless the control API
+    (``missing_key_status``) models a principal with full ListBucket. A missing bucket stays
+    moto's 404 NoSuchBucket; a request for a version id keeps moto's answer.
+    """
+    if EXT.missing_key_status != 403 or (query.get("versionId") or [None])[0] is not None:
+        return False
+    try:
+        backend.get_bucket(bucket_name)
+    except S3ClientError:
+        return False
+    return True
 
 
 def _upload_algorithm(upload: Any) -> tuple[str | None, str]:

@@ -6,15 +6,24 @@ that gates while another deploys compares against a model that is about to be re
 later deploy wins whatever its score (issue 9, finding 3). An Airflow pool cannot serialise them:
 the endpoint name is a run parameter, and a task's pool is fixed when the DAG is parsed.
 
-The lease is one small JSON object per endpoint, under the pipeline's S3 prefix::
+The lease is one small JSON object per endpoint, at a fixed location of the project bucket that
+does not depend on the pipeline's ``prefix`` (two runs with different prefixes deploy to one
+endpoint, so they must lock one object)::
 
-    s3://<bucket>/<prefix>/locks/endpoints/<region>/<endpoint_name>.json
+    s3://<bucket>/sagemaker-vision-locks/endpoints/<region>/<endpoint name, lowercase>.json
+
+One object per account, region and endpoint: a bucket belongs to one account, endpoint names are
+per region, and SageMaker endpoint names are case-insensitive (``MyEndpoint`` and ``myendpoint``
+are one endpoint, so they are one lock). Every run and DAG that writes to an endpoint must use the
+same lock bucket: the ``bucket`` param, default ``$SAGEMAKER_VISION_BUCKET``. The pipeline DAGs,
+``endpoint_promote_challenger`` and ``endpoint_teardown`` all take it (:func:`lease_section`).
 
 S3 conditional writes make it a mutual exclusion ("Add preconditions to S3 operations with
 conditional requests", S3 User Guide, conditional writes; botocore ``PutObjectRequest.IfNoneMatch``
 / ``IfMatch``):
 
-* **acquire**: ``PutObject`` with ``IfNoneMatch="*"`` when no lease exists; S3 answers
+* **acquire**: ``PutObject`` with ``IfNoneMatch="*"`` first (so a missing lease is never read, and
+  no listing is needed to tell a missing key from a forbidden one); S3 answers
   ``412 PreconditionFailed`` to every writer but the first ("If multiple conditional writes occur
   for the same object name, the first write operation to finish succeeds");
 * **take over** a released or expired lease: ``PutObject`` with ``IfMatch=<the ETag read>``, so
@@ -32,11 +41,13 @@ Only ``GetObject`` and ``PutObject`` on that one key are used (no DeleteObject, 
 Expiry is decided on S3's clock, not a worker's: a lease expires ``ttl_seconds`` after its
 ``LastModified`` (stamped by S3 on every write), compared with the ``Date`` header of the
 ``GetObject`` response that read it. Hosts whose clocks disagree still agree on expiry.
-``ttl_seconds`` (:func:`lease_ttl_seconds`) covers the longest stage of the section: the deploy's
-wait budget from ``endpoint_waits`` (an update: new fleet, blue/green deployment, rollback), the
-same again for a rollback to the previous config, the async smoke test's result budget, and the
-load test; so a crashed run blocks the endpoint at most that long, and a live one never expires
-between two renewals.
+``ttl_seconds`` (:func:`lease_ttl_seconds`) covers the longest single stage of the section: the
+deploy's wait budget from ``endpoint_waits`` (an update: new fleet, blue/green deployment,
+rollback, with the deploy task's own settings), the async smoke test's result budget, or the load
+test. Every task of the section renews the lease before it acts (the rollback too, right before
+its UpdateEndpoint, whose all-at-once update waits less than the deploy's), so the longest stage
+bounds the TTL, not their sum: a crashed run blocks the endpoint at most that long, and a live one
+never expires between two renewals.
 
 Waiting for a lease holds no worker slot: :class:`AcquireEndpointLeaseOperator` defers to
 :class:`EndpointLeaseTrigger`, which polls the lease object in the triggerer until it is free,
@@ -58,6 +69,8 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.triggers.base import BaseTrigger
 from botocore.exceptions import ClientError
+
+from sagemaker_vision import s3io
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -220,7 +233,7 @@ class EndpointLease:
         try:
             response = self.s3.get_object(Bucket=self.bucket, Key=self.key)
         except ClientError as exc:
-            if _error_code(exc) in ("NoSuchKey", "404"):
+            if s3io.key_missing(self.s3, exc, self.bucket, self.key):
                 return view_from(None, None, None, self.clock(exc.response))
             raise
         raw = response["Body"].read()
@@ -246,7 +259,14 @@ class EndpointLease:
 
     def try_acquire(self, attempts: int = 5) -> tuple[bool, LeaseView]:
         """One round of taking the lease: ``(True, view)`` when this owner holds it now, else
-        ``(False, view of the holder)``. A lost race is read again (``attempts`` times)."""
+        ``(False, view of the holder)``. A lost race is read again (``attempts`` times).
+
+        It writes first (``IfNoneMatch="*"``) and reads only on a 412: the object then exists, so the
+        read needs ``s3:GetObject`` only, never a listing to tell a missing key from a forbidden one.
+        """
+        if self._put(self._body(), if_match=None) is not None:
+            log.info("Lease %s acquired by %s for %.0f s", self.uri, self.owner, self.ttl_seconds)
+            return True, self.read()
         view = self.read()
         for _ in range(attempts):
             action = decide(view, self.owner)
@@ -300,45 +320,88 @@ class EndpointLease:
 
 
 # --------------------------------------------------------------------------------------------
-# The pipeline's lease: key, owner, TTL
+# The lease of a run: key, owner, TTL
 # --------------------------------------------------------------------------------------------
 
+LOCK_PREFIX = "sagemaker-vision-locks/endpoints"
+LEASE_TASK_ID = "acquire_endpoint_lease"
+DEPLOY_TASK_ID = "deploy"
 
-def lease_key(cfg: Any) -> str:
-    """``<prefix>/locks/endpoints/<region>/<endpoint_name>.json``: endpoint names are per region."""
-    return f"{cfg.prefix}/locks/endpoints/{cfg.region}/{cfg.endpoint_name}.json"
+
+@dataclass(frozen=True)
+class LeaseTarget:
+    """What a lease locks, and for how long: the bucket of the lock, the endpoint's region and name, the TTL."""
+
+    bucket: str
+    region: str
+    endpoint_name: str
+    ttl_seconds: float
+
+
+def lease_key(target: Any) -> str:
+    """``sagemaker-vision-locks/endpoints/<region>/<endpoint name, lowercase>.json``.
+
+    ``target``: anything with ``region`` and ``endpoint_name`` (a :class:`LeaseTarget`, a
+    ``PipelineConfig``). Independent of the pipeline's ``prefix``: one object per endpoint of the
+    bucket's account. Lowercase, as SageMaker endpoint names are case-insensitive.
+    """
+    return f"{LOCK_PREFIX}/{target.region}/{str(target.endpoint_name).lower()}.json"
 
 
 def owner_of(context: Mapping[str, Any]) -> str:
-    """``<dag_id>/<run_id>``: the same for every task and every try of one run."""
+    """``<dag_id>/<run_id>/<run_after>``: the same for every task, try and clear of one run.
+
+    ``run_id`` alone repeats: a run deleted and triggered again with its id, or another Airflow
+    installation running the same DAG. ``run_after`` (when the run was created to run: the trigger
+    time of a manual run, the interval's end of a scheduled one) is fixed when the run is created
+    and kept by retries and clears (unlike ``start_date``, which a clear resets, or a try's
+    hostname), so a re-created manual run is another owner. Two installations scheduling one DAG
+    for the same interval still agree on it: give them lock buckets of their own, or distinct
+    DAG ids.
+    """
     dag_run = context["dag_run"]
-    return f"{dag_run.dag_id}/{dag_run.run_id}"
+    run_after = getattr(dag_run, "run_after", None) or getattr(dag_run, "logical_date", None)
+    stamp = run_after.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if run_after else "-"
+    return f"{dag_run.dag_id}/{dag_run.run_id}/{stamp}"
 
 
-def lease_ttl_seconds(cfg: Any) -> int:
+def _int_setting(operator: Any, name: str, context: Mapping[str, Any] | None) -> int:
+    """An operator's integer setting as it will run (a template rendered with ``context``)."""
+    value = getattr(operator, name)
+    if isinstance(value, str) and context is not None and "{" in value:
+        value = operator.render_template(value, context)
+    return int(value)
+
+
+def lease_ttl_seconds(cfg: Any, deploy: Any = None, context: Mapping[str, Any] | None = None) -> int:
     """Seconds a lease lives without renewal: the longest stage of the critical section, plus a margin.
 
     A deploy waits at most ``endpoint_wait_budget("update", ...)`` (AWS's limits for the new fleet,
-    the blue/green deployment of ``deployment_policy`` with the deploy operator's settings, and a
-    rollback by SageMaker), a rollback to the previous config as long again, an async smoke test
-    at most ``async_result_budget()`` and the load test ``load_test_max_seconds`` per step. Each
-    stage renews the lease before it starts, so the longest one bounds the TTL.
+    the blue/green deployment of ``deployment_policy`` with the settings of ``deploy``, the run's
+    :class:`~sagemaker_vision.deploy.DeployEndpointOperator`, and a rollback by SageMaker), an async
+    smoke test at most ``async_result_budget()`` and the load test ``load_test_max_seconds`` per
+    step. Each task renews the lease before it acts (the rollback, an all-at-once update with no
+    baking, right before its UpdateEndpoint), so the longest stage bounds the TTL. ``deploy`` None:
+    the operator's defaults (a DAG without a deploy task).
     """
     from sagemaker_vision import endpoint_waits as waits
     from sagemaker_vision.deploy import DeployEndpointOperator, deployment_config, rollback_alarm_names
 
-    defaults = DeployEndpointOperator.__init__.__kwdefaults__ or {}
+    if deploy is None:
+        deploy = DeployEndpointOperator(task_id="lease_ttl_defaults", endpoint_name="-", endpoint_config_name="-")
     endpoint_type = "serverless" if cfg.endpoint.endpoint_type == "serverless" else "provisioned"
+
+    def setting(name: str) -> int:
+        return _int_setting(deploy, name, context)
+
     deployment = deployment_config(
         cfg.deploy.deployment_policy, endpoint_type=endpoint_type,
-        canary_percent=defaults.get("canary_percent", 10),
-        linear_step_percent=defaults.get("linear_step_percent", 20),
-        wait_interval_s=defaults.get("wait_interval_s", 300),
-        termination_wait_s=defaults.get("termination_wait_s", 120),
-        maximum_execution_timeout_s=defaults.get("maximum_execution_timeout_s", 3600),
+        canary_percent=setting("canary_percent"), linear_step_percent=setting("linear_step_percent"),
+        wait_interval_s=setting("wait_interval_s"), termination_wait_s=setting("termination_wait_s"),
+        maximum_execution_timeout_s=setting("maximum_execution_timeout_s"),
         alarm_names=rollback_alarm_names(cfg.endpoint_name) if endpoint_type == "provisioned" else [],
     )
-    window = defaults.get("alarm_period_s", 60) * defaults.get("alarm_evaluation_periods", 2)
+    window = setting("alarm_period_s") * setting("alarm_evaluation_periods")
     variants = [{"InitialInstanceCount": cfg.endpoint.instance_count}]
     deploy_s = max(waits.endpoint_wait_budget("update", variants, deployment or None, alarm_window_s=window),
                    waits.endpoint_wait_budget("create", variants))
@@ -347,34 +410,75 @@ def lease_ttl_seconds(cfg: Any) -> int:
     return int(max(deploy_s, smoke_s, load_s) + TTL_MARGIN_S)
 
 
-def lease_for(cfg: Any, context: Mapping[str, Any], s3_client: Any = None) -> EndpointLease:
-    """This run's view of ``cfg.endpoint_name``'s lease."""
+def endpoint_write_ttl_seconds() -> int:
+    """TTL of the lease of ``endpoint_promote_challenger`` and ``endpoint_teardown``.
+
+    Promote: a weights update, then an UpdateEndpoint with no DeploymentConfig (each at most
+    ``endpoint_wait_budget("update", ...)`` of one fleet); teardown: deletions, which wait less than
+    that. Their tasks renew the lease before each of them acts.
+    """
+    from sagemaker_vision import endpoint_waits as waits
+
+    return int(2 * waits.endpoint_wait_budget("update", [{}]) + TTL_MARGIN_S)
+
+
+def _deploy_task(context: Mapping[str, Any]) -> Any:
+    dag = context.get("dag")
+    try:
+        return dag.get_task(DEPLOY_TASK_ID) if dag is not None and dag.has_task(DEPLOY_TASK_ID) else None
+    except Exception:  # noqa: BLE001 - a context without a DAG (unit tests): the operator's defaults
+        return None
+
+
+def lease_target(context: Mapping[str, Any], aws_conn_id: str | None = "aws_default") -> LeaseTarget:
+    """The lease a task of this run takes: the pipeline DAGs' from their ``PipelineConfig`` (TTL from
+    the run's deploy task); the manual DAGs' from their ``bucket`` and ``endpoint_name`` params and
+    the connection's region."""
+    from sagemaker_vision.config import PipelineConfig, connection_region
+
+    params = context["params"]
+    if "pipeline_name" in params:
+        cfg = PipelineConfig.from_context(context, aws_conn_id)
+        return LeaseTarget(cfg.bucket, cfg.region, cfg.endpoint_name,
+                           lease_ttl_seconds(cfg, _deploy_task(context), context))
+    return LeaseTarget(params["bucket"], params.get("region") or connection_region(aws_conn_id),
+                       params["endpoint_name"], endpoint_write_ttl_seconds())
+
+
+def lease_for(target: LeaseTarget, context: Mapping[str, Any], s3_client: Any = None) -> EndpointLease:
+    """This run's view of ``target``'s lease."""
     from sagemaker_vision import aws
 
     ti = context.get("ti")
     details = {"dag_id": context["dag_run"].dag_id, "run_id": context["dag_run"].run_id,
                "task_id": getattr(ti, "task_id", None), "try_number": getattr(ti, "try_number", None)}
-    return EndpointLease(s3_client or aws.client("s3"), cfg.bucket, lease_key(cfg), owner_of(context),
-                         ttl_seconds=lease_ttl_seconds(cfg), endpoint_name=cfg.endpoint_name, details=details)
+    return EndpointLease(s3_client or aws.client("s3"), target.bucket, lease_key(target), owner_of(context),
+                         ttl_seconds=target.ttl_seconds, endpoint_name=target.endpoint_name, details=details)
 
 
 def hold(context: Mapping[str, Any], stage: str) -> None:
     """Renew this run's lease before ``stage`` acts on the endpoint; fail the task (no retry) if it was lost."""
     from airflow.providers.common.compat.sdk import AirflowFailException
 
-    from sagemaker_vision.config import PipelineConfig
-
     try:
-        lease_for(PipelineConfig.from_context(context), context).renew(stage)
+        lease_for(lease_target(context), context).renew(stage)
     except LeaseLost as exc:
         raise AirflowFailException(str(exc)) from None
 
 
-def hold_hook(stage: str) -> Callable[[Context], None]:
-    """An operator ``pre_execute`` hook that renews the lease before ``stage`` (a task id) runs."""
+def hold_hook(stage: str, *, serving_this_run: bool = False) -> Callable[[Context], None]:
+    """An operator ``pre_execute`` hook that renews the lease before ``stage`` (a task id) runs.
+
+    ``serving_this_run``: also check that the endpoint serves the config this run's deploy put there
+    (:func:`sagemaker_vision.deploy.require_run_config_serving`), for the smoke and load tests.
+    """
 
     def renew_before(context: Context) -> None:
         hold(context, stage)
+        if serving_this_run:
+            from sagemaker_vision.deploy import require_run_config_serving
+
+            require_run_config_serving(context, stage)
 
     return renew_before
 
@@ -415,27 +519,25 @@ class AcquireEndpointLeaseOperator(BaseOperator):
     def _attempt(self, context: Context, deadline: float | None) -> dict[str, Any]:
         from airflow.providers.common.compat.sdk import AirflowException
 
-        from sagemaker_vision.config import PipelineConfig
-
-        cfg = PipelineConfig.from_context(context, self.aws_conn_id)
-        lease = lease_for(cfg, context)
+        target = lease_target(context, self.aws_conn_id)
+        lease = lease_for(target, context)
         if deadline is None:
             deadline = time.time() + (self.wait_seconds or acquire_wait_seconds(lease.ttl_seconds))
         held, view = lease.try_acquire()
         if held:
             return {"uri": lease.uri, "owner": lease.owner, "ttl_seconds": lease.ttl_seconds,
-                    "endpoint_name": cfg.endpoint_name}
+                    "endpoint_name": target.endpoint_name}
         remaining = deadline - time.time()
         if remaining <= 0:
             raise AirflowException(
-                f"Endpoint {cfg.endpoint_name} stayed locked by another run: its lease {lease.uri} is "
+                f"Endpoint {target.endpoint_name} stayed locked by another run: its lease {lease.uri} is "
                 f"{view.describe()}. Nothing was deployed; rerun when that run has finished")
         self.log.info("Endpoint %s is locked: lease %s is %s. Waiting deferred up to %.0f s, reading it every %s s",
-                      cfg.endpoint_name, lease.uri, view.describe(), remaining, self.poll_seconds)
+                      target.endpoint_name, lease.uri, view.describe(), remaining, self.poll_seconds)
         self.defer(
             trigger=EndpointLeaseTrigger(bucket=lease.bucket, key=lease.key, owner=lease.owner,
                                          poll_seconds=self.poll_seconds, deadline=deadline,
-                                         aws_conn_id=self.aws_conn_id, region_name=cfg.region),
+                                         aws_conn_id=self.aws_conn_id, region_name=target.region),
             method_name="execute_complete",
             kwargs={"deadline": deadline},
             timeout=timedelta(seconds=remaining + 2 * float(self.poll_seconds)),
@@ -476,7 +578,7 @@ class EndpointLeaseTrigger(BaseTrigger):
         try:
             response = await client.get_object(Bucket=self.bucket, Key=self.key)
         except ClientError as exc:
-            if _error_code(exc) in ("NoSuchKey", "404"):
+            if await s3io.key_missing_async(client, exc, self.bucket, self.key):
                 return view_from(None, None, None, server_time(exc.response))
             raise
         async with response["Body"] as stream:
@@ -512,9 +614,6 @@ class EndpointLeaseTrigger(BaseTrigger):
 
 def release_lease(context: Mapping[str, Any]) -> dict[str, Any]:
     """The teardown: release this run's lease if it still holds it (never another run's)."""
-    from sagemaker_vision.config import PipelineConfig
-
-    cfg = PipelineConfig.from_context(context)
-    lease = lease_for(cfg, context)
+    lease = lease_for(lease_target(context), context)
     released = lease.release()
     return {"uri": lease.uri, "released": released, "now": lease.read().describe()}

@@ -56,7 +56,7 @@ from boto3.s3.transfer import TransferConfig, create_transfer_manager
 from botocore.exceptions import ClientError
 from s3transfer.subscribers import BaseSubscriber
 
-from sagemaker_vision import aws
+from sagemaker_vision import aws, s3io
 from sagemaker_vision.config import validate_bucket
 
 if TYPE_CHECKING:
@@ -660,7 +660,7 @@ def load_state(client: Any, bucket: str, prefix: str, read_args: Mapping[str, An
         body = client.get_object(Bucket=bucket, Key=key, **read_args)["Body"].read()
     except ClientError as exc:
         code = str(exc.response.get("Error", {}).get("Code", ""))
-        if code not in ("NoSuchKey", "404", "NotFound"):
+        if not s3io.key_missing(client, exc, bucket, key):
             log.warning("Ignoring the sync state s3://%s/%s (%s): every object will be verified", bucket, key, code)
         return {}
     try:

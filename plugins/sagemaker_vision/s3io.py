@@ -30,10 +30,10 @@ def iter_lines(s3_client: Any, uri: str, field_name: str = "uri") -> Iterator[by
     from sagemaker_vision.labels import iter_lines as read_lines
 
     bucket, key = split_uri(uri, field_name)
-    try:
-        body = s3_client.get_object(Bucket=bucket, Key=key)["Body"]
-    except s3_client.exceptions.NoSuchKey:
-        raise ConfigError(field_name, f"{uri} does not exist") from None
+    response = get_object_if_exists(s3_client, bucket, key)
+    if response is None:
+        raise ConfigError(field_name, f"{uri} does not exist")
+    body = response["Body"]
     try:
         yield from read_lines(body, chunk_size=1 << 16, source=uri, keepends=True)
     finally:
@@ -94,12 +94,111 @@ def list_keys(s3_client: Any, prefix_uri: str) -> Iterator[tuple[str, int]]:
             yield obj["Key"], obj["Size"]
 
 
+# -- maybe-missing keys: the one not-found rule -------------------------------------------------
+# S3 API Reference, GetObject / HeadObject "Permissions": a missing key is 404 (NoSuchKey; HEAD:
+# "404") only for a principal with s3:ListBucket on the bucket, else 403 AccessDenied. The Airflow
+# role may list only under its prefix (include/iam/airflow-role-policy.json: an s3:prefix
+# condition, which a GET/HEAD does not carry), so a missing key may well be a 403. A 403 is then
+# settled by ListObjectsV2(Prefix=key, MaxKeys=1), which that condition allows: the key itself
+# sorts first among the keys it prefixes, so it exists iff it is the first one listed.
+NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
+ACCESS_DENIED_CODES = frozenset({"403", "AccessDenied", "Forbidden"})
+
+
+def _error_code(exc: BaseException) -> str | None:
+    response = getattr(exc, "response", None)
+    if not isinstance(response, dict):
+        return None
+    code = (response.get("Error") or {}).get("Code")
+    return None if code is None else str(code)
+
+
+def _listed(response: dict[str, Any], key: str) -> bool:
+    contents = response.get("Contents") or []
+    return bool(contents) and contents[0].get("Key") == key
+
+
+def _denied(exc: BaseException, bucket: str, key: str) -> BaseException:
+    exc.add_note(f"s3://{bucket}/{key} exists (ListObjectsV2 lists it) but reading it was refused with "
+                 "AccessDenied: a permission problem (IAM policy, bucket policy, KMS or SSE-C key), "
+                 "not a missing object")
+    return exc
+
+
+def key_missing(s3_client: Any, exc: BaseException, bucket: str, key: str) -> bool:
+    """Whether ``exc`` (from a GET/HEAD of ``bucket``/``key``) means the key is absent.
+
+    True for 404/NoSuchKey, and for 403 AccessDenied when the key is not listed; False for every
+    other error, and for a 403 on a key that exists (the caller re-raises; the error then carries
+    a note naming the key as a permission problem).
+    """
+    code = _error_code(exc)
+    if code in NOT_FOUND_CODES:
+        return True
+    if code not in ACCESS_DENIED_CODES:
+        return False
+    if _listed(s3_client.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1), key):
+        _denied(exc, bucket, key)
+        return False
+    return True
+
+
+async def key_missing_async(client: Any, exc: BaseException, bucket: str, key: str) -> bool:
+    """:func:`key_missing` for an aiobotocore client (the same rule, an awaited listing)."""
+    code = _error_code(exc)
+    if code in NOT_FOUND_CODES:
+        return True
+    if code not in ACCESS_DENIED_CODES:
+        return False
+    if _listed(await client.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1), key):
+        _denied(exc, bucket, key)
+        return False
+    return True
+
+
+def get_object_if_exists(s3_client: Any, bucket: str, key: str, **kwargs: Any) -> dict[str, Any] | None:
+    """GetObject's response, or None when the key does not exist (see :func:`key_missing`)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        return s3_client.get_object(Bucket=bucket, Key=key, **kwargs)
+    except ClientError as exc:
+        if key_missing(s3_client, exc, bucket, key):
+            return None
+        raise
+
+
+def head_object_if_exists(s3_client: Any, bucket: str, key: str, **kwargs: Any) -> dict[str, Any] | None:
+    """HeadObject's response, or None when the key does not exist (see :func:`key_missing`)."""
+    from botocore.exceptions import ClientError
+
+    try:
+        return s3_client.head_object(Bucket=bucket, Key=key, **kwargs)
+    except ClientError as exc:
+        if key_missing(s3_client, exc, bucket, key):
+            return None
+        raise
+
+
+async def head_object_if_exists_async(client: Any, bucket: str, key: str, **kwargs: Any) -> dict[str, Any] | None:
+    """:func:`head_object_if_exists` for an aiobotocore client."""
+    from botocore.exceptions import ClientError
+
+    try:
+        return await client.head_object(Bucket=bucket, Key=key, **kwargs)
+    except ClientError as exc:
+        if await key_missing_async(client, exc, bucket, key):
+            return None
+        raise
+
+
+def read_if_exists(s3_client: Any, uri: str, field_name: str = "uri") -> bytes | None:
+    """An s3:// object's bytes, or None when it does not exist."""
+    bucket, key = split_uri(uri, field_name)
+    response = get_object_if_exists(s3_client, bucket, key)
+    return None if response is None else response["Body"].read()
+
+
 def exists(s3_client: Any, uri: str) -> bool:
     bucket, key = split_uri(uri)
-    try:
-        s3_client.head_object(Bucket=bucket, Key=key)
-    except s3_client.exceptions.ClientError as exc:
-        if exc.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
-            return False
-        raise
-    return True
+    return head_object_if_exists(s3_client, bucket, key) is not None

@@ -23,6 +23,7 @@ from airflow.providers.amazon.aws.utils import validate_execute_complete_event
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 from botocore.exceptions import ClientError
 
+from sagemaker_vision import s3io
 from sagemaker_vision.training_budget import (
     ended_message,
     is_run_job,
@@ -49,7 +50,7 @@ class ChannelCheckingSageMakerHook(SageMakerHook):
 
     def check_s3_url(self, s3url: str) -> bool:
         bucket, key = S3Hook.parse_s3_url(s3url)
-        if key and (self.s3_hook.check_for_key(key=key, bucket_name=bucket)
+        if key and (s3io.head_object_if_exists(self.s3_hook.get_conn(), bucket, key) is not None
                     or self.s3_hook.check_for_prefix(prefix=key, bucket_name=bucket, delimiter="/")):
             return True
         raise AirflowException(f"The input S3 Key or Prefix {s3url} does not exist in the Bucket {bucket}")

@@ -15,7 +15,7 @@ from airflow.providers.amazon.aws.triggers.base import AwsBaseWaiterTrigger
 from airflow.providers.common.compat.sdk import AirflowException
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from sagemaker_vision import aws
+from sagemaker_vision import aws, s3io
 from sagemaker_vision.waiters import LABELING_JOB_COMPLETE, LabelingJobHook
 
 # Status and counters, logged by the waiter on every attempt so a person can follow the job.
@@ -270,7 +270,7 @@ class AsyncInferenceOutputTrigger(BaseTrigger):
                 for attempt in range(1, self.max_attempts + 1):
                     for status, uri in watched:
                         bucket, key = S3Hook.parse_s3_url(uri)
-                        if await hook.get_head_object_async(client, key, bucket) is not None:
+                        if await s3io.head_object_if_exists_async(client, bucket, key) is not None:
                             yield self._event(status)
                             return
                     self.log.info("No output at %s yet (poll %d of %d)", self.output_location, attempt,
