@@ -250,3 +250,37 @@ def test_a_9_mib_manifest_published_by_copy_is_read_back_by_prepare_manifests(s3
     assert published["images"] == lines and published["manifest_uri"] == cfg.labeled_manifest_uri
     result = manifests.prepare_manifests(cfg, s3, manifest_uri=cfg.labeled_manifest_uri)
     assert result["num_training_samples"] + result["num_validation_samples"] == lines
+
+
+def test_a_missing_key_is_403_access_denied_unless_the_principal_may_list_the_bucket(s3, emulator):
+    """S3 API Reference, GetObject / HeadObject "Permissions": a missing key is 404 only with
+    s3:ListBucket; the project's role has it only under an s3:prefix condition, so 403 by default."""
+    from local_aws.control import Control
+
+    s3.put_object(Bucket=BUCKET, Key="there", Body=b"x")
+    with pytest.raises(ClientError) as get:
+        s3.get_object(Bucket=BUCKET, Key="missing")
+    assert get.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    assert get.value.response["Error"]["Code"] == "AccessDenied"
+    with pytest.raises(ClientError) as head:
+        s3.head_object(Bucket=BUCKET, Key="missing")
+    assert head.value.response["ResponseMetadata"]["HTTPStatusCode"] == 403
+    assert head.value.response["Error"]["Code"] == "403"  # a HEAD error has no body
+    assert s3.get_object(Bucket=BUCKET, Key="there")["Body"].read() == b"x"
+    with pytest.raises(ClientError) as bucket:  # a missing bucket is still NoSuchBucket
+        s3.get_object(Bucket="no-such-bucket-here", Key="missing")
+    assert bucket.value.response["Error"]["Code"] == "NoSuchBucket"
+
+    control = Control(emulator.endpoint_url)
+    assert control.state()["missing_key_status"] == 403
+    control.set_missing_key_status(404)  # a principal with full s3:ListBucket
+    with pytest.raises(ClientError) as get:
+        s3.get_object(Bucket=BUCKET, Key="missing")
+    assert get.value.response["Error"]["Code"] == "NoSuchKey"
+    with pytest.raises(ClientError) as head:
+        s3.head_object(Bucket=BUCKET, Key="missing")
+    assert head.value.response["Error"]["Code"] == "404"
+    emulator.reset()  # back to 403
+    assert control.state()["missing_key_status"] == 403
+    with pytest.raises(Exception, match="missing_key_status"):
+        control.set_missing_key_status(500)

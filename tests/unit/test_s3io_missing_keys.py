@@ -1,0 +1,117 @@
+"""The one not-found rule for maybe-missing keys (sagemaker_vision.s3io.key_missing and its users).
+
+S3 answers GET/HEAD of a missing key with 404 only to a principal with s3:ListBucket; the project's
+role (prefix-conditioned ListBucket) gets 403 AccessDenied, told apart by ListObjectsV2(Prefix=key).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+
+import pytest
+from botocore.exceptions import ClientError
+
+from sagemaker_vision import s3io
+
+
+def _error(status: int, code: str, operation: str = "GetObject") -> ClientError:
+    return ClientError({"Error": {"Code": code, "Message": "x"},
+                        "ResponseMetadata": {"HTTPStatusCode": status}}, operation)
+
+
+class FakeS3:
+    """GET/HEAD answer ``status``/``code`` for keys not in ``readable``; ``listed`` is the bucket's keys."""
+
+    def __init__(self, status: int, code: str, listed=(), readable=None):
+        self.status, self.code = status, code
+        self.listed = sorted(listed)
+        self.readable = dict(readable or {})
+        self.calls: list[tuple[str, dict]] = []
+
+    def _refuse(self, op: str, key: str):
+        if key in self.readable:
+            return None
+        return _error(self.status, self.code if op == "GetObject" else str(self.status), op)
+
+    def get_object(self, Bucket, Key, **kw):
+        self.calls.append(("GetObject", {"Key": Key}))
+        err = self._refuse("GetObject", Key)
+        if err:
+            raise err
+        return {"Body": io.BytesIO(self.readable[Key]), "ETag": '"e"'}
+
+    def head_object(self, Bucket, Key, **kw):
+        self.calls.append(("HeadObject", {"Key": Key}))
+        err = self._refuse("HeadObject", Key)
+        if err:
+            raise err
+        return {"ContentLength": len(self.readable[Key])}
+
+    def list_objects_v2(self, Bucket, Prefix, MaxKeys):
+        self.calls.append(("ListObjectsV2", {"Prefix": Prefix, "MaxKeys": MaxKeys}))
+        keys = [k for k in self.listed if k.startswith(Prefix)][:MaxKeys]
+        return {"Contents": [{"Key": k} for k in keys], "KeyCount": len(keys)}
+
+
+class AsyncFakeS3:
+    def __init__(self, sync: FakeS3):
+        self.sync = sync
+
+    async def head_object(self, **kw):
+        return self.sync.head_object(**kw)
+
+    async def list_objects_v2(self, **kw):
+        return self.sync.list_objects_v2(**kw)
+
+
+def test_404_no_such_key_is_missing_without_a_listing():
+    s3 = FakeS3(404, "NoSuchKey")
+    assert s3io.read_if_exists(s3, "s3://bkt/p/state.json") is None
+    assert s3io.exists(s3, "s3://bkt/p/state.json") is False
+    assert [c[0] for c in s3.calls] == ["GetObject", "HeadObject"]
+
+
+def test_403_on_an_unlisted_key_is_missing_and_asks_only_for_that_key():
+    s3 = FakeS3(403, "AccessDenied", listed=["p/state.json.bak", "p/state.jsonl"])  # longer keys only
+    assert s3io.read_if_exists(s3, "s3://bkt/p/state.json") is None
+    assert s3io.exists(s3, "s3://bkt/p/state.json") is False
+    assert s3io.head_object_if_exists(s3, "bkt", "p/") is None  # a prefix channel is no object
+    assert ("ListObjectsV2", {"Prefix": "p/state.json", "MaxKeys": 1}) in s3.calls
+
+
+def test_403_on_a_listed_key_is_a_permission_problem_and_names_the_key():
+    s3 = FakeS3(403, "AccessDenied", listed=["p/state.json", "p/state.json.bak"])
+    with pytest.raises(ClientError) as get:
+        s3io.read_if_exists(s3, "s3://bkt/p/state.json")
+    assert get.value.response["Error"]["Code"] == "AccessDenied"
+    assert "s3://bkt/p/state.json exists" in "\n".join(get.value.__notes__)
+    with pytest.raises(ClientError) as head:
+        s3io.exists(s3, "s3://bkt/p/state.json")
+    assert head.value.response["Error"]["Code"] == "403"
+    assert "permission problem" in "\n".join(head.value.__notes__)
+
+
+def test_other_errors_are_not_missing_and_readable_keys_are_read():
+    s3 = FakeS3(500, "InternalError", readable={"p/a": b"data"})
+    assert s3io.read_if_exists(s3, "s3://bkt/p/a") == b"data"
+    assert s3io.exists(s3, "s3://bkt/p/a") is True
+    with pytest.raises(ClientError, match="InternalError"):
+        s3io.read_if_exists(s3, "s3://bkt/p/other")
+    assert not any(c[0] == "ListObjectsV2" for c in s3.calls)
+
+
+def test_the_async_rule_is_the_same():
+    absent = AsyncFakeS3(FakeS3(403, "AccessDenied", listed=["p/out.json.tmp"]))
+    assert asyncio.run(s3io.head_object_if_exists_async(absent, "bkt", "p/out.json")) is None
+    present = AsyncFakeS3(FakeS3(403, "AccessDenied", listed=["p/out.json"]))
+    with pytest.raises(ClientError):
+        asyncio.run(s3io.head_object_if_exists_async(present, "bkt", "p/out.json"))
+
+
+def test_iter_lines_of_a_missing_key_under_403_is_a_config_error_naming_it():
+    from sagemaker_vision.config import ConfigError
+
+    s3 = FakeS3(403, "AccessDenied")
+    with pytest.raises(ConfigError, match="s3://bkt/p/manifest.jsonl does not exist"):
+        list(s3io.iter_lines(s3, "s3://bkt/p/manifest.jsonl", "manifest"))
