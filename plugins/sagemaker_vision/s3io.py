@@ -58,8 +58,10 @@ def iter_source_lines(s3_client: Any, location: str, field_name: str) -> Iterato
 
 def read_bytes(s3_client: Any, location: str, field_name: str = "uri") -> bytes:
     if location.startswith("s3://"):
-        bucket, key = split_uri(location, field_name)
-        return s3_client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        data = read_if_exists(s3_client, location, field_name)
+        if data is None:
+            raise ConfigError(field_name, f"{location} does not exist")
+        return data
     path = resolve_local_path(location)
     if not path.is_file():
         raise ConfigError(field_name, f"{path} is not a file")

@@ -115,3 +115,11 @@ def test_iter_lines_of_a_missing_key_under_403_is_a_config_error_naming_it():
     s3 = FakeS3(403, "AccessDenied")
     with pytest.raises(ConfigError, match="s3://bkt/p/manifest.jsonl does not exist"):
         list(s3io.iter_lines(s3, "s3://bkt/p/manifest.jsonl", "manifest"))
+
+
+def test_read_bytes_of_a_missing_key_under_403_is_a_config_error_naming_it():
+    from sagemaker_vision.config import ConfigError
+
+    s3 = FakeS3(403, "AccessDenied")
+    with pytest.raises(ConfigError, match="sample_image: s3://bkt/p/img.jpg does not exist"):
+        s3io.read_bytes(s3, "s3://bkt/p/img.jpg", "sample_image")
