@@ -18,6 +18,8 @@ from pathlib import Path
 
 from _local import BIN, DEMO_AIRFLOW_HOME, DEMO_BUCKET, ROOT, migrate_db, start_emulator
 
+from sagemaker_vision import s3io
+
 OUTPUT = ROOT / "demo-output"  # git-ignored
 # The run's files worth opening: the load test's report and chart, the smoke test's result.
 REPORT_FILES = ("report.json", "chart.png", "smoke_test.json")
@@ -31,9 +33,8 @@ def save_reports(s3, bucket: str, reports_prefix: str, dest: Path) -> dict[str, 
     dest.mkdir(parents=True, exist_ok=True)
     saved: dict[str, Path] = {}
     for name in REPORT_FILES:
-        try:
-            body = s3.get_object(Bucket=bucket, Key=reports_prefix + name)["Body"].read()
-        except s3.exceptions.NoSuchKey:
+        body = s3io.read_if_exists(s3, f"s3://{bucket}/{reports_prefix}{name}")
+        if body is None:
             continue
         path = dest / name
         path.write_bytes(body)
@@ -55,10 +56,8 @@ def _run_prefix(s3, prefix: str) -> str:
 
 def _latest_reports(s3, run_prefix: str) -> tuple[str, dict, dict]:
     def load(key: str) -> dict | None:
-        try:
-            return json.loads(s3.get_object(Bucket=DEMO_BUCKET, Key=run_prefix + key)["Body"].read())
-        except s3.exceptions.NoSuchKey:
-            return None
+        body = s3io.read_if_exists(s3, f"s3://{DEMO_BUCKET}/{run_prefix}{key}")
+        return None if body is None else json.loads(body)
 
     smoke = load("reports/smoke_test.json")
     if smoke is None:  # an async endpoint answers through S3 instead
