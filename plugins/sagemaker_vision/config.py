@@ -41,7 +41,15 @@ AWS_NAME_LIMITS: dict[tuple[str, str], int] = {
     ("application-autoscaling", "PolicyName"): 256,
 }
 # S3 user guide, "Naming Amazon S3 objects": a key is at most 1,024 bytes of UTF-8 (no model shape).
+# The one definition in the package (s3_sync and labels import it; the emulator keeps its own).
 S3_KEY_MAX_BYTES = 1024
+# Characters no key the pipeline writes or a manifest refers to may hold (s3_sync skips such files,
+# the manifest converters refuse such image paths): C0 controls and DEL (ASCII 0-31 and 127, which
+# that page lists as needing special handling, and XML 1.0 cannot carry most of them in a listing),
+# C1 controls, and the Unicode line and paragraph separators. None can reach training: SageMaker's
+# S3Uri pattern is a Java regex whose "." matches no line terminator (\n \r U+0085 U+2028 U+2029),
+# so such a key is no valid source-ref in a manifest.
+UNSAFE_KEY_CHAR_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 # Label Studio's settings: PROJECT_TITLE_MIN_LEN = 3, PROJECT_TITLE_MAX_LEN = 50 (Project.title).
 LABEL_STUDIO_TITLE_LENGTH = (3, 50)
 # The longest key the pipeline or SageMaker writes under each derived prefix (the part after the
@@ -81,6 +89,27 @@ def validate_sagemaker_name(value: str, field_name: str) -> str:
             f"{value!r} must match {SAGEMAKER_NAME_RE.pattern} (letters, digits and inner hyphens only)",
         )
     return value
+
+
+def unsafe_key_character(text: str) -> str | None:
+    """Why ``text`` (a key or part of one) holds a character S3 or a manifest cannot carry, or None."""
+    bad = UNSAFE_KEY_CHAR_RE.search(text)
+    if bad is None:
+        return None
+    return (f"contains the control character U+{ord(bad.group()):04X}, which a manifest's source-ref "
+            "(SageMaker's S3Uri) cannot carry")
+
+
+def s3_key_problem(key: str) -> str | None:
+    """Why ``key`` is no key S3 or a manifest can carry (not UTF-8, over 1,024 bytes, a control
+    character: :data:`UNSAFE_KEY_CHAR_RE`), or None when it is one."""
+    try:
+        size = len(key.encode("utf-8"))
+    except UnicodeEncodeError:  # a local name that is not UTF-8 (os.walk keeps its bytes as surrogates)
+        return "is not valid UTF-8, and S3 keys are UTF-8"
+    if size > S3_KEY_MAX_BYTES:
+        return f"makes a {size}-byte key; S3 keys are at most {S3_KEY_MAX_BYTES} bytes (UTF-8)"
+    return unsafe_key_character(key)
 
 
 def validate_bucket(value: str, field_name: str) -> str:

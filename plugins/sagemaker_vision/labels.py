@@ -79,6 +79,8 @@ from datetime import UTC, datetime
 from typing import IO, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from sagemaker_vision.config import s3_key_problem, unsafe_key_character
+
 __all__ = [
     "OBJECT_DETECTION_TYPE",
     "MAX_EXACT_INT",
@@ -632,8 +634,6 @@ def _s3_prefix(value: Any, name: str) -> str:
     return value if value.endswith("/") else value + "/"
 
 
-# S3 object keys are "up to 1,024 bytes long" in UTF-8 (Amazon S3 User Guide, "Naming Amazon S3 objects").
-MAX_S3_KEY_BYTES = 1024
 _ENCODED_SEPARATOR = re.compile(r"%(?:2[eEfF]|5[cC]|25)")
 _DRIVE = re.compile(r"[A-Za-z]:")
 
@@ -642,7 +642,8 @@ def _relative_path_problem(path: str) -> str | None:
     """Why ``path`` (an image path relative to an images prefix) could leave or blur that prefix, or None.
 
     Refused: absolute paths (``/x``, ``C:x``), backslashes (a separator on Windows tools), '.'
-    and '..' segments, empty segments (``a//b``, a trailing '/'), control characters, a
+    and '..' segments, empty segments (``a//b``, a trailing '/'), control characters (C0, DEL, C1,
+    U+2028/U+2029: ``config.UNSAFE_KEY_CHAR_RE``), a
     percent-encoded '.', '/', '\\' or '%' (``%2e%2e`` is '..' to whatever URL-decodes it), and text
     that is not valid Unicode. S3 itself never normalises a key, but presigners, browsers, sync
     tools and file systems may: the only paths kept are those that mean the same to all of them.
@@ -653,8 +654,9 @@ def _relative_path_problem(path: str) -> str | None:
         return "is an absolute path; it must be relative to the images prefix"
     if "\\" in path:
         return "has a backslash, a path separator to Windows tools ('..\\' climbs out of the prefix there)"
-    if any(ch < " " or ch == "\x7f" for ch in path):
-        return "has a control character"
+    control = unsafe_key_character(path)  # the rule the sync applies to the keys it writes
+    if control:
+        return control
     if _ENCODED_SEPARATOR.search(path):
         return "has a percent-encoded '.', '/', '\\' or '%' ('%2e%2e' is '..' once URL-decoded)"
     segments = path.split("/")
@@ -675,9 +677,9 @@ def _confined_ref(prefix: str, path: str) -> str:
     if problem:
         raise ValueError(f"{_short(path)} {problem}")
     ref = prefix + path
-    key = ref[ref.find("/", 5) + 1:]
-    if len(key.encode()) > MAX_S3_KEY_BYTES:
-        raise ValueError(f"{_short(path)} makes an S3 key of {len(key.encode())} bytes, over S3's {MAX_S3_KEY_BYTES}")
+    problem = s3_key_problem(ref[ref.find("/", 5) + 1:])
+    if problem:
+        raise ValueError(f"{_short(path)} {problem}")
     return ref
 
 

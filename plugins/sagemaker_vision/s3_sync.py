@@ -39,7 +39,6 @@ import json
 import logging
 import mimetypes
 import os
-import re
 import stat
 import threading
 import time
@@ -57,7 +56,7 @@ from botocore.exceptions import ClientError
 from s3transfer.subscribers import BaseSubscriber
 
 from sagemaker_vision import aws, s3io
-from sagemaker_vision.config import validate_bucket
+from sagemaker_vision.config import s3_key_problem, validate_bucket
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -86,15 +85,6 @@ SSE_MODES = ("AES256", "aws:kms", "aws:kms:dsse")
 # no part written for this long is a killed sync's debris: it is aborted (its parts are billed until
 # then). A live upload writes an 8 MiB part far more often; a younger one may be a concurrent sync's.
 STALE_UPLOAD_SECONDS = 15 * 60
-
-# S3 user guide, "Naming Amazon S3 objects": a key is UTF-8, at most 1,024 bytes, prefix included.
-MAX_KEY_BYTES = 1024
-# Names this sync refuses (skipped, logged, reported; the other files still sync): C0 controls and
-# DEL (ASCII 0-31 and 127, which that page lists as needing special handling, and XML 1.0 cannot
-# carry most of them in a listing), C1 controls, and the Unicode line and paragraph separators.
-# None can reach training: SageMaker's S3Uri pattern is a Java regex whose "." matches no line
-# terminator (\n \r U+0085 U+2028 U+2029), so such a key is no valid source-ref in a manifest.
-UNSAFE_NAME_RE = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 # mimetypes maps ".manifest" to the HTML5 appcache type; SageMaker manifests are JSON Lines.
 _CONTENT_TYPE_OVERRIDES = {".manifest": "application/jsonlines", ".jsonl": "application/jsonlines"}
@@ -371,18 +361,9 @@ def list_s3(
 
 
 def key_name_problem(key: str) -> str | None:
-    """Why ``key`` cannot be synced safely (see ``UNSAFE_NAME_RE``), or None when it can."""
-    try:
-        size = len(key.encode("utf-8"))
-    except UnicodeEncodeError:  # a local name that is not UTF-8 (os.walk keeps its bytes as surrogates)
-        return "is not valid UTF-8, and S3 keys are UTF-8"
-    if size > MAX_KEY_BYTES:
-        return f"makes a {size}-byte key; S3 keys are at most {MAX_KEY_BYTES} bytes (UTF-8)"
-    bad = UNSAFE_NAME_RE.search(key)
-    if bad:
-        return (f"contains the control character U+{ord(bad.group()):04X}, which a manifest's source-ref "
-                "(SageMaker's S3Uri) cannot carry")
-    return None
+    """Why ``key`` cannot be synced safely (``config.s3_key_problem``: the rule the manifest
+    converters apply too), or None when it can. Such files are skipped; the others still sync."""
+    return s3_key_problem(key)
 
 
 def refuse_unsafe_names(objects: dict[str, ObjectInfo], dest_prefix: str, where: str,

@@ -279,7 +279,9 @@ def test_the_label_studio_converter_names_file_and_line_of_invalid_utf8():
 
 ESCAPES = ["../../other/x.jpg", "sub/../../x.jpg", "/etc/x.jpg", "C:/x.jpg", "..\\..\\x.jpg", "a\\b.jpg",
            "%2e%2e/x.jpg", "%2E%2e%2fx.jpg", "sub%2f..%2fx.jpg", "%252e%252e/x.jpg", "a//b.jpg", "sub/", "",
-           "./../x.jpg", "sub/./x.jpg", "a\nb.jpg", "k" * 1100 + ".jpg"]  # the last: an S3 key over 1,024 bytes
+           "./../x.jpg", "sub/./x.jpg", "a\nb.jpg", "k" * 1100 + ".jpg",  # an S3 key over 1,024 bytes
+           # The sync's rule too (config.UNSAFE_KEY_CHAR_RE): a C1 control, the line and paragraph separators.
+           "nel\x85.jpg", "csi\x9b.jpg", "line\u2028sep.jpg", "para\u2029sep.jpg"]
 
 
 @pytest.mark.parametrize("name", ESCAPES)
@@ -287,6 +289,21 @@ def test_a_coco_file_name_that_could_leave_the_images_prefix_is_refused(name):
     with pytest.raises(labels.ManifestError) as err:
         coco(coco_doc(file_name=name))
     assert "<coco>: image 7.file_name: " in str(err.value), str(err.value)
+
+
+@pytest.mark.parametrize("name", ["tab\there.jpg", "del\x7f.jpg", "nel\x85.jpg", "line\u2028sep.jpg",
+                                  "k" * 1100 + ".jpg", "\udcff.jpg", "fine/é ü.jpg", "fine\u00a0nbsp.jpg"])
+def test_the_converters_and_the_sync_refuse_the_same_names(name):
+    """One rule for "a name S3 or a manifest cannot carry": what the sync skips, the converters refuse."""
+    from sagemaker_vision import s3_sync
+
+    refused_by_sync = s3_sync.key_name_problem("raw/" + name) is not None
+    try:
+        coco(coco_doc(file_name=name))
+        refused_by_converter = False
+    except labels.ManifestError:
+        refused_by_converter = True
+    assert refused_by_sync == refused_by_converter, (name, s3_sync.key_name_problem("raw/" + name))
 
 
 def test_coco_file_names_inside_the_prefix_are_kept():
