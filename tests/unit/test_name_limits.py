@@ -156,7 +156,8 @@ ENDPOINT_CONFIGS = [
                           "gt_workteam_arn": "arn:aws:sagemaker:us-east-1:123456789012:workteam/private-crowd/team"},
                  id="manual-ground-truth-longest"),
     pytest.param(BACKFILL, {"label_backend": "label_studio", "endpoint_name": "kept-endpoint",
-                            "endpoint_type": "provisioned", "prefix": "deep/er"}, id="backfill-label-studio-own-endpoint"),
+                            "endpoint_type": "provisioned", "prefix": "deep/er"},
+                 id="backfill-label-studio-own-endpoint"),
     pytest.param(SCHEDULED, {"endpoint_type": "async", "pipeline_name": "cam-7"}, id="scheduled-async"),
 ]
 
