@@ -1046,6 +1046,16 @@ def test_training_channel_check_sends_no_head_bucket():
             sent.append(f"HeadObject {bucket_name}/{key}")
             return key.endswith(".manifest")
 
+        def get_conn(self):  # the check reads the channel's object with s3io.head_object_if_exists
+            return self
+
+        def head_object(self, Bucket, Key):  # noqa: N803 - boto3's parameter names
+            from botocore.exceptions import ClientError
+
+            if self.check_for_key(Key, Bucket):
+                return {}
+            raise ClientError({"Error": {"Code": "404"}, "ResponseMetadata": {"HTTPStatusCode": 404}}, "HeadObject")
+
         def check_for_prefix(self, prefix, bucket_name, delimiter):
             sent.append(f"ListObjectsV2 {bucket_name}/{prefix}")
             return False
