@@ -123,3 +123,37 @@ def test_read_bytes_of_a_missing_key_under_403_is_a_config_error_naming_it():
     s3 = FakeS3(403, "AccessDenied")
     with pytest.raises(ConfigError, match="sample_image: s3://bkt/p/img.jpg does not exist"):
         s3io.read_bytes(s3, "s3://bkt/p/img.jpg", "sample_image")
+
+
+def test_the_training_channel_check_reads_a_403_for_a_missing_object_as_missing():
+    """check_s3_url used the provider's check_for_key (HeadObject, only 404 is "missing"): a prefix
+    channel, or a missing manifest, got the project's role a ClientError 403 instead of the check."""
+    from sagemaker_vision.training import ChannelCheckingSageMakerHook
+
+    class Hook:
+        def __init__(self, s3):
+            self.s3 = s3
+
+        def get_conn(self):
+            return self.s3
+
+        def check_for_key(self, key, bucket_name):  # the provider's: only a 404 is "missing"
+            try:
+                self.s3.head_object(Bucket=bucket_name, Key=key)
+            except ClientError as exc:
+                if exc.response["ResponseMetadata"]["HTTPStatusCode"] == 404:
+                    return False
+                raise
+            return True
+
+        def check_for_prefix(self, prefix, bucket_name, delimiter):
+            return any(k.startswith(prefix) for k in self.s3.listed)
+
+    hook = ChannelCheckingSageMakerHook.__new__(ChannelCheckingSageMakerHook)
+    hook.__dict__["s3_hook"] = Hook(FakeS3(403, "AccessDenied", listed=["p/train/a.jpg"]))
+    assert hook.check_s3_url("s3://bkt/p/train/") is True  # a prefix channel
+    with pytest.raises(Exception, match="does not exist"):
+        hook.check_s3_url("s3://bkt/p/train.manifest")
+    hook.__dict__["s3_hook"] = Hook(FakeS3(403, "AccessDenied", listed=["p/train.manifest"]))
+    with pytest.raises(ClientError, match="AccessDenied|403"):  # there, but not readable
+        hook.check_s3_url("s3://bkt/p/train.manifest")
