@@ -25,8 +25,10 @@ from botocore.exceptions import ClientError
 
 from sagemaker_vision import s3io
 from sagemaker_vision.training_budget import (
+    RETRY_BASE_MAX,
     ended_message,
     is_run_job,
+    retry_job_name,
     retry_would_repeat,
     still_running_message,
     wait_attempts,
@@ -93,25 +95,28 @@ class ObjectDetectionTrainingOperator(SageMakerTrainingOperator):
             return job
         # The run's first job ended badly, so an earlier try may have started a timestamped one.
         summaries = self.hook.get_conn().list_training_jobs(
-            NameContains=base[:52], SortBy="CreationTime", SortOrder="Descending", MaxResults=100,
+            NameContains=base, SortBy="CreationTime", SortOrder="Descending", MaxResults=100,
         )["TrainingJobSummaries"]
         for summary in summaries:
             name = summary["TrainingJobName"]
             if name == base or not is_run_job(name, base):
                 continue
+            # execute refused a base the provider would cut, so a retry's name holds the whole base
+            # (the run's stamp included): a name that matches is this run's, never another run's.
             candidate = self._existing(name)
-            # The provider cuts the base to 52 characters before its suffix, and a long base loses
-            # part of the run's stamp: another run's retry can then look like this run's. A run's
-            # jobs read this run's own manifests (under its run prefix), which tells them apart.
-            if candidate is not None and _input_uris(candidate) == _input_uris(self.config):
-                return candidate
             if candidate is not None:
-                self.log.info("Passing over %s: its name looks like a retry of %s but it reads %s, not this "
-                              "run's inputs", name, base, _input_uris(candidate))
+                return candidate
         return job
 
     def execute(self, context: Any) -> dict:
         base = self.config["TrainingJobName"]
+        if len(base) > RETRY_BASE_MAX:
+            # The pipeline never builds one (config caps pipeline_name so that the retry name fits:
+            # check_derived_names); a request built another way is refused before any AWS call.
+            raise AirflowFailException(
+                f"TrainingJobName {base!r} is {len(base)} characters: the provider cuts a retry's base to "
+                f"{RETRY_BASE_MAX} before its '-<10 digits>' suffix ({retry_job_name(base)!r}), so this "
+                f"run's retries could not be told from another run's; use at most {RETRY_BASE_MAX}")
         self._size_budget()
         job = self._run_job(base)
         if job is None or job["TrainingJobStatus"] not in REUSABLE:

@@ -40,6 +40,9 @@ PROVIDER_DEFAULT_ATTEMPTS = 60
 # truncating the base so the result stays within its own max_name_len = 63 (TrainingJobName's max).
 _SUFFIX_DIGITS = 10
 _MAX_NAME = 63
+# The longest base a retry's name keeps whole; config's pipeline_name cap keeps every run's job
+# within it (check_derived_names), and the training operator refuses a longer one.
+RETRY_BASE_MAX = _MAX_NAME - _SUFFIX_DIGITS - 1
 
 
 def stopping_limit_seconds(config: dict[str, Any]) -> int:
@@ -73,7 +76,7 @@ def retry_job_name(base: str, timestamp: str = "0" * _SUFFIX_DIGITS, *, truncate
     fits 63 characters (``truncate=False``: the name before that cut, which config checks fits)."""
     if len(timestamp) != _SUFFIX_DIGITS or not timestamp.isdigit():
         raise ValueError(f"a retry timestamp is {_SUFFIX_DIGITS} digits, got {timestamp!r}")
-    stem = base[: _MAX_NAME - _SUFFIX_DIGITS - 1] if truncate else base
+    stem = base[:RETRY_BASE_MAX] if truncate else base
     return f"{stem}-{timestamp}"
 
 

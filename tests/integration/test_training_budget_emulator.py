@@ -319,29 +319,24 @@ def test_a_synchronous_wait_gets_the_same_bound_and_an_explicit_max_attempts_win
     assert pinned.max_attempts == 7 and pinned.max_ingestion_time is None  # deferred: no deferral timeout
 
 
-def test_a_long_named_run_never_takes_another_runs_retry_job_for_its_own(control, aws_clients):
-    # Bases of 56 characters: the provider cuts a base to 52 before its "-<10 digits>" suffix, which
-    # drops the end of the run's stamp, so a retry of the run at 00:30 looks like one of the run at 00:00.
+def test_a_base_the_provider_would_cut_is_refused_before_any_aws_call(aws_clients):
+    # A 56-character base: the provider cuts a base to 52 before its "-<10 digits>" suffix, which drops
+    # the end of the run's stamp, so a retry of the run at 00:30 would look like one of the run at 00:00.
+    # The pipeline never builds one (its pipeline_name cap: tests/unit/test_name_limits.py); a request
+    # built another way is refused before the operator looks for, or starts, any job.
     pipeline = "long-named-detector-for-the-identity-tst"
-    assert len(pipeline) == 40
     base_a, base_b = f"{pipeline}-20261201-000000", f"{pipeline}-20261201-003000"
-    other_retry = f"{base_b[:52]}-1764548000"
-    assert training_budget.is_run_job(other_retry, base_a), "the names must collide for this test to mean anything"
-    sm = aws_clients["sagemaker"]
-    control.set_duration("training", 60, name_prefix=pipeline)
-    sm.create_training_job(**training_config(aws_clients, other_retry))  # the other run's retry, reading its data
-    control.add_fault(kind="training_failure", name_prefix=base_a, reason="InternalServerError: emulated", count=1)
-    config_a = training_config(aws_clients, base_a)
-    sm.create_training_job(**config_a)
-    deadline = time.monotonic() + 30
-    while sm.describe_training_job(TrainingJobName=base_a)["TrainingJobStatus"] != "Failed":
-        assert time.monotonic() < deadline, "the run's first job never failed"
-        time.sleep(0.05)
-
-    # The retry of run A passes over B's job (it reads B's inputs) and starts A's own retry job.
-    trigger = defer(operator(dict(config_a)))
-    started = trigger.waiter_args["TrainingJobName"]
-    assert started not in (base_a, other_retry) and training_budget.is_run_job(started, base_a), started
-    job = sm.describe_training_job(TrainingJobName=started)
-    assert job["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"] == \
-        config_a["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"]
+    other_retry = training_budget.retry_job_name(base_b, "1764548000")
+    assert training_budget.is_run_job(other_retry, base_a), "the collision the refusal prevents"
+    op = operator(training_config(aws_clients, base_a))
+    with mock.patch.object(ObjectDetectionTrainingOperator, "hook", new_callable=mock.PropertyMock,
+                           side_effect=AssertionError("an AWS call")):
+        with pytest.raises(AirflowFailException) as info:
+            op.execute({"ti": mock.MagicMock()})
+    message = str(info.value)
+    assert f"TrainingJobName {base_a!r} is 56 characters" in message and "use at most 52" in message
+    assert not aws_clients["sagemaker"].list_training_jobs(NameContains=pipeline)["TrainingJobSummaries"]
+    # 52 characters, the longest job name the pipeline derives, starts its job.
+    base = f"{pipeline[:36]}-20261201-000000"
+    assert len(base) == training_budget.RETRY_BASE_MAX == 52
+    assert defer(operator(training_config(aws_clients, base))).waiter_args["TrainingJobName"] == base

@@ -205,3 +205,23 @@ def test_one_naming_rule_changes_the_names_and_the_limit_together(monkeypatch):
     cfg = build(pipeline_name="cam")
     assert cfg.job_name == cfg.model_name == f"cam-v2-{cfg.run.stamp.replace('T', '-')}"
     assert cfg.job_name in {d.name for d in derived_names(cfg)}
+
+
+@pytest.mark.parametrize("backend", ["import", "ground_truth"])
+def test_the_cap_keeps_the_providers_cut_off_every_runs_job_name(backend):
+    """Guard on the cap: with the longest pipeline_name, a run's job name is the longest base the
+    provider's retry name keeps whole, so runs a second apart never claim each other's retries
+    (the training operator refuses a longer base: tests/integration/test_training_budget_emulator.py)."""
+    from datetime import timedelta
+
+    from sagemaker_vision import training_budget
+
+    extra = {"gt_workteam_arn": "arn:aws:sagemaker:us-east-1:123456789012:workteam/private-crowd/team"}
+    longest = "p" * max_pipeline_name_length()
+    a = build(MANUAL, pipeline_name=longest, label_backend=backend, **extra)
+    b = build(RunInfo(run_id="manual__b", run_after=MANUAL.run_after + timedelta(seconds=1)), pipeline_name=longest,
+              label_backend=backend, **extra)
+    assert len(a.job_name) == training_budget.RETRY_BASE_MAX
+    retry_a, retry_b = (training_budget.retry_job_name(c.job_name, "1764548000") for c in (a, b))
+    assert retry_a == f"{a.job_name}-1764548000" and training_budget.is_run_job(retry_a, a.job_name)
+    assert not training_budget.is_run_job(retry_b, a.job_name) and not training_budget.is_run_job(retry_a, b.job_name)
