@@ -61,6 +61,9 @@ class AsyncFakeS3:
     async def head_object(self, **kw):
         return self.sync.head_object(**kw)
 
+    async def get_object(self, **kw):
+        return self.sync.get_object(**kw)
+
     async def list_objects_v2(self, **kw):
         return self.sync.list_objects_v2(**kw)
 
@@ -157,3 +160,34 @@ def test_the_training_channel_check_reads_a_403_for_a_missing_object_as_missing(
     hook.__dict__["s3_hook"] = Hook(FakeS3(403, "AccessDenied", listed=["p/train.manifest"]))
     with pytest.raises(ClientError, match="AccessDenied|403"):  # there, but not readable
         hook.check_s3_url("s3://bkt/p/train.manifest")
+
+
+def test_a_lease_that_was_never_taken_reads_as_free_under_403():
+    """The lease read took only NoSuchKey/404 as "no lease": the project's role got a ClientError."""
+    from sagemaker_vision.endpoint_lease import EndpointLease, EndpointLeaseTrigger
+
+    key = "sagemaker-vision-locks/endpoints/us-east-1/ep.json"
+    lease = EndpointLease(FakeS3(403, "AccessDenied"), "bkt", key, "dag/run", ttl_seconds=60)
+    assert lease.read().exists is False
+    trigger = EndpointLeaseTrigger(bucket="bkt", key=key, owner="dag/run", poll_seconds=1, deadline=0)
+    assert asyncio.run(trigger._read(AsyncFakeS3(FakeS3(403, "AccessDenied")))).exists is False
+    held = EndpointLease(FakeS3(403, "AccessDenied", listed=[key]), "bkt", key, "dag/run", ttl_seconds=60)
+    with pytest.raises(ClientError, match="AccessDenied"):  # there but unreadable: never taken as free
+        held.read()
+    with pytest.raises(ClientError, match="AccessDenied"):
+        asyncio.run(trigger._read(AsyncFakeS3(FakeS3(403, "AccessDenied", listed=[key]))))
+
+
+def test_the_first_sync_reads_a_403_for_its_missing_state_as_no_state_without_a_warning(caplog):
+    import logging
+
+    from sagemaker_vision.s3_sync import load_state
+
+    log = logging.getLogger("test.s3_sync")
+    with caplog.at_level(logging.WARNING, logger="test.s3_sync"):
+        assert load_state(FakeS3(403, "AccessDenied"), "bkt", "p/raw/", {}, log) == {}
+    assert not caplog.records  # the first sync has no state: nothing to warn about
+    with caplog.at_level(logging.WARNING, logger="test.s3_sync"):
+        assert load_state(FakeS3(403, "AccessDenied", listed=["p/raw.s3sync-state.json"]), "bkt", "p/raw/", {},
+                          log) == {}
+    assert "Ignoring the sync state" in caplog.text  # there but unreadable: said, then verified by HEAD
