@@ -18,6 +18,8 @@ a stopped, already-migrated data dir that new servers start from (a fresh databa
 The server is started with an environment built from scratch (PATH, HOME, LANG and the Label
 Studio variables) because Label Studio also reads bare variables such as ``HOST``, ``PORT`` and
 ``USERNAME``; version checks, Sentry and analytics are switched off so it never calls out.
+Its only AWS identity is the one given to :func:`start` (``start`` on the command line gives it the
+emulator's read-only reader): Label Studio's S3 storage signs with it, never with keys sent to it.
 The functions here are also used by the test fixture ``tests/label_studio_server.py``.
 """
 
@@ -198,9 +200,29 @@ BANNED_SUBNETS = (
 )
 
 
-def server_env(data_dir: Path, username: str, password: str, token: str) -> dict[str, str]:
-    """The whole environment of the server process: nothing is inherited from the caller."""
+# The AWS identity of the local server: the emulator's read-only Label Studio reader (fake keys,
+# meaningless outside the emulator; the same values as local_aws/env.py). In s3_storage mode Label
+# Studio signs with the identity of its own process (boto3's default chain): it is never sent keys.
+EMULATOR_READER_IDENTITY = {"AWS_ACCESS_KEY_ID": "label-studio-reader",
+                            "AWS_SECRET_ACCESS_KEY": "label-studio-reader-secret"}
+
+
+def server_env(data_dir: Path, username: str, password: str, token: str,
+               aws_identity: dict[str, str] | None = None) -> dict[str, str]:
+    """The whole environment of the server process: nothing is inherited from the caller.
+
+    ``aws_identity`` (``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, optionally
+    ``AWS_SESSION_TOKEN``) is the only AWS identity the server gets: the caller's ``~/.aws`` files
+    and the instance metadata service are switched off, so it never signs as the developer.
+    """
+    allowed = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"}
+    if aws_identity and set(aws_identity) - allowed:
+        raise LabelStudioError(f"aws_identity: unknown variables {sorted(set(aws_identity) - allowed)}")
     return {
+        **(aws_identity or {}),
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_EC2_METADATA_DISABLED": "true",
         "PATH": f"{VENV / 'bin'}:/usr/local/bin:/usr/bin:/bin",
         "HOME": os.environ.get("HOME", str(STATE)),
         "LANG": "C.UTF-8",
@@ -270,11 +292,12 @@ def _is_label_studio(pid: int) -> bool:
 
 def start(port: int = DEFAULT_PORT, data_dir: Path = DEFAULT_DATA_DIR, *, template: Path | None = None,
           username: str = DEFAULT_USERNAME, password: str = DEFAULT_PASSWORD, token: str = DEFAULT_TOKEN,
-          timeout: float = START_TIMEOUT) -> Server:
+          timeout: float = START_TIMEOUT, aws_identity: dict[str, str] | None = None) -> Server:
     """Start Label Studio on 127.0.0.1:``port`` with ``data_dir``; return once /health answers.
 
     A ``data_dir`` without a database is first filled from ``template`` (a migrated data dir)
     when one is given. The server runs in its own process group; stop it with :func:`stop`.
+    ``aws_identity``: the AWS keys of the server process (see :func:`server_env`); none when None.
     """
     if not installed():
         raise LabelStudioError(f"{VENV} is missing or out of date: "
@@ -294,7 +317,8 @@ def start(port: int = DEFAULT_PORT, data_dir: Path = DEFAULT_DATA_DIR, *, templa
            "--port", str(port), "--data-dir", str(data_dir)]
     started = time.monotonic()
     with open(log_file, "ab") as log:
-        proc = subprocess.Popen(cmd, env=server_env(data_dir, username, password, token), cwd=data_dir,
+        env = server_env(data_dir, username, password, token, aws_identity)
+        proc = subprocess.Popen(cmd, env=env, cwd=data_dir,
                                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
     url = f"http://{HOST}:{port}"
@@ -421,12 +445,15 @@ def main(argv: list[str] | None = None) -> int:
             install()
             template = template_dir()
             server = start(args.port, args.data_dir,
-                           template=template if (template / "label_studio.sqlite3").is_file() else None)
+                           template=template if (template / "label_studio.sqlite3").is_file() else None,
+                           aws_identity=EMULATOR_READER_IDENTITY)
             STATE.mkdir(parents=True, exist_ok=True)
             PID_FILE.write_text(server.to_json())
             print(f"Label Studio {server.url} healthy in {server.start_seconds:.1f} s (pid {server.pid})")
             print(f"  login {DEFAULT_USERNAME} / {DEFAULT_PASSWORD}   (local-only dev credentials)")
             print(f"  API token {server.token}   header: Authorization: Token {server.token}")
+            print(f"  AWS identity (s3_storage mode): the emulator's reader, "
+                  f"{EMULATOR_READER_IDENTITY['AWS_ACCESS_KEY_ID']}")
             print(f"  log {server.log_file}")
             print(f"  export AIRFLOW_CONN_LABEL_STUDIO_DEFAULT='{connection_json(server.url, server.token)}'")
             return 0

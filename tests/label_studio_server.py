@@ -9,6 +9,11 @@ The server runs from ``.venv-label-studio`` (installed here if missing, from the
 in ``.state/label-studio/`` (built once: a fresh database spends 20-70 s in migrations; a copy
 is healthy in ~5 s), in a temp dir removed afterwards. It is stopped by PID at the end.
 
+Like a real deployment, the server has an AWS identity of its own in its process environment:
+the emulator's read-only reader (``local_aws.env``), and nothing else (no ``~/.aws``, no instance
+metadata). Label Studio's S3 import storage takes its keys as optional (``aws_access_key_id`` and
+the rest fall back to boto3's default chain), so ``s3_storage`` mode sends it none.
+
 If the install cannot be done (no package index reachable), the tests are skipped with the
 reason, except on CI (``CI`` set), where that is a failure: CI must run them.
 """
@@ -54,6 +59,16 @@ class LabelStudioServer(NamedTuple):
     token: str
 
 
+def reader_identity() -> dict[str, str]:
+    """The server's own AWS keys: the emulator's Label Studio reader (one source: local_aws.env)."""
+    from local_aws.env import LABEL_STUDIO_READER_KEY
+
+    identity = {"AWS_ACCESS_KEY_ID": LABEL_STUDIO_READER_KEY,
+                "AWS_SECRET_ACCESS_KEY": f"{LABEL_STUDIO_READER_KEY}-secret"}
+    assert identity == server_script.EMULATOR_READER_IDENTITY, "scripts/label_studio.py disagrees with local_aws"
+    return identity
+
+
 @pytest.fixture(scope="session")
 def label_studio():
     """(url, token) of a running Label Studio; one per test session."""
@@ -72,7 +87,8 @@ def label_studio():
     try:
         for attempt in range(3):  # a free port can be taken between the probe and the bind
             try:
-                server = ls.start(ls.free_port(), workdir / f"data-{attempt}", template=template)
+                server = ls.start(ls.free_port(), workdir / f"data-{attempt}", template=template,
+                                  aws_identity=reader_identity())
                 break
             except ls.LabelStudioError as exc:
                 port_taken = "in use" in str(exc) or "was taken" in str(exc)

@@ -10,12 +10,18 @@
   not yet in it, waits (deferrable, :class:`~sagemaker_vision.triggers.LabelStudioTrigger`)
   until every task is annotated or skipped, exports the project and writes the manifest.
 
-Label Studio never sees the Airflow principal's credentials. Image URLs are presigned by a
-read-only principal of its own (the Airflow connection ``aws_label_studio_reader``, policy
-``include/iam/label-studio-reader-policy.json``: ``s3:GetObject`` on the images), live one hour,
-and are renewed (``PATCH /api/tasks/<id>/``) while the project waits. In ``s3_storage`` mode
-Label Studio presigns on view with keys it stores: those are the reader's long-lived keys, never
-the Airflow principal's.
+Label Studio is never sent an AWS secret key or session token, nobody's. ``presigned`` mode:
+image URLs are presigned by a read-only principal of its own (the Airflow connection
+``aws_label_studio_reader``, policy ``include/iam/label-studio-reader-policy.json``:
+``s3:GetObject`` on the images), live one hour, and are renewed (``PATCH /api/tasks/<id>/``) while
+the project waits. ``s3_storage`` mode: the S3 import storage is created with no keys at all
+(Label Studio's API takes ``aws_access_key_id``, ``aws_secret_access_key`` and
+``aws_session_token`` as optional; without them its boto3 session uses the server's own default
+credential chain: its environment, or the instance/task role it runs with), ``presign=True`` and
+``presign_ttl`` the same short lifetime in minutes, so Label Studio presigns each image on view
+with its own identity. That identity must carry the reader policy and nothing else. Every request
+body is checked before it is sent: one that holds the secret key or session token of the Airflow
+principal or of the reader is refused.
 
 A task is *annotated* when it has at least ``min_annotations`` annotations that were not
 cancelled, and *skipped* when it has fewer but an annotator pressed Skip (Label Studio records
@@ -54,7 +60,7 @@ DEFAULT_CONN_ID = "label_studio_default"
 IMAGE_REFS = ("presigned", "s3_storage")
 ImageRefs = Literal["presigned", "s3_storage"]
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
-# SigV4 presigned URLs live at most 7 days; s3_storage mode has no such limit (LS presigns on view).
+# SigV4 presigned URLs live at most 7 days (also Label Studio's on-view URLs in s3_storage mode).
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600
 # Presigned URLs live one hour (the AWS CLI's default for presign) and are renewed once half of
 # that has passed, so an annotator's page always has at least half an hour left.
@@ -235,6 +241,13 @@ class LabelStudioHook(BaseHook):
         self.timeout = timeout
         self.max_retries = max_retries
         self.backoff_factor = backoff_factor
+        # Secrets that must never leave for Label Studio: (what it is, value). See refuse_to_send.
+        self.never_send: list[tuple[str, str]] = []
+
+    def refuse_to_send(self, what: str, value: str | None) -> None:
+        """Refuse every later request whose body or query holds ``value`` (a secret named ``what``)."""
+        if value:
+            self.never_send.append((what, str(value)))
 
     def __repr__(self) -> str:  # never show the token
         return f"{type(self).__name__}(label_studio_conn_id={self.label_studio_conn_id!r})"
@@ -274,6 +287,13 @@ class LabelStudioHook(BaseHook):
                 json_body: Any = None, timeout: float | None = None) -> Any:
         """One API call; returns the decoded JSON (None for an empty body)."""
         url = self._url(path)
+        if self.never_send:
+            sent = json.dumps([params, json_body], default=str)
+            for what, value in self.never_send:
+                if value in sent or json.dumps(value)[1:-1] in sent:
+                    raise LabelStudioError(f"{method} {url} not sent: its body would hand Label Studio {what}; "
+                                           "Label Studio must never receive an AWS secret key or session token",
+                                           url=url)
         self.log.debug("%s %s", method, url)
         try:
             response = self.session.request(method, url, params=params, json=json_body,
@@ -402,16 +422,17 @@ class LabelStudioHook(BaseHook):
         self, project_id: int, *, bucket: str, prefix: str = "", title: str | None = None,
         regex_filter: str | None = None, use_blob_urls: bool = True, presign: bool = True,
         presign_ttl_minutes: int = 60, recursive_scan: bool = True, region_name: str | None = None,
-        s3_endpoint: str | None = None, aws_access_key_id: str | None = None,
-        aws_secret_access_key: str | None = None, aws_session_token: str | None = None,
-        sync: bool = True, sync_timeout: float = 600.0, poll_interval: float = 1.0,
+        s3_endpoint: str | None = None, sync: bool = True, sync_timeout: float = 600.0,
+        poll_interval: float = 1.0,
     ) -> dict[str, Any]:
         """An S3 import storage of the project (reused by title and updated), synced if ``sync``.
 
         With ``use_blob_urls`` every object under ``prefix`` matching ``regex_filter`` becomes a
-        task ``{"image": "s3://bucket/key"}``; Label Studio presigns the URL whenever an annotator
-        opens the task, so nothing expires. Label Studio itself calls S3 (``s3_endpoint`` when
-        not AWS), with the credentials given here, which it stores in its database.
+        task ``{"image": "s3://bucket/key"}``; Label Studio presigns the URL (``presign_ttl_minutes``)
+        whenever an annotator opens the task. Label Studio itself calls S3 (``s3_endpoint`` when
+        not AWS) with its server's own AWS identity: this method sends no keys. The three key
+        fields are sent as null, which also erases keys that an older version stored in a reused
+        storage (Label Studio keeps a field that a PATCH leaves out).
         """
         title = title or f"s3://{bucket}/{prefix}"
         payload = {
@@ -419,8 +440,7 @@ class LabelStudioHook(BaseHook):
             "regex_filter": regex_filter or "", "use_blob_urls": use_blob_urls, "presign": presign,
             "presign_ttl": presign_ttl_minutes, "recursive_scan": recursive_scan,
             "region_name": region_name, "s3_endpoint": s3_endpoint,
-            "aws_access_key_id": aws_access_key_id, "aws_secret_access_key": aws_secret_access_key,
-            "aws_session_token": aws_session_token,
+            "aws_access_key_id": None, "aws_secret_access_key": None, "aws_session_token": None,
         }
         existing = [s for s in self.request("GET", "/api/storages/s3", params={"project": int(project_id)})
                     if s.get("title") == title]
@@ -537,17 +557,19 @@ class LabelStudioLabelingOperator(BaseOperator):
     :param image_refs: How annotators' browsers get the images. ``presigned``: each task holds
         a presigned GET URL made with ``presign_aws_conn_id`` (valid ``presign_expiry``
         seconds, renewed while the operator waits). ``s3_storage``: the project gets an S3
-        source storage and Label Studio presigns on view with the keys of
-        ``presign_aws_conn_id``, which it stores (long-lived keys: temporary ones would expire
-        in its database); with ``images_prefix`` Label Studio's own sync imports the images.
+        source storage without keys, and Label Studio presigns on view with its server's own AWS
+        identity (environment or instance/task role), which must carry
+        ``include/iam/label-studio-reader-policy.json``; ``presign_aws_conn_id`` is not used. With
+        ``images_prefix`` Label Studio's own sync imports the images.
     :param presign_expiry: Lifetime of presigned URLs in seconds (``presigned``; renewed once
         half of it has passed, so it must be at least twice ``poke_interval``), or of Label
         Studio's on-view URLs (``s3_storage``, rounded up to minutes). At most 7 days (SigV4).
-    :param presign_aws_conn_id: The read-only AWS principal that presigns for Label Studio (see
-        ``include/iam/label-studio-reader-policy.json``): required, and not the principal of
-        ``aws_conn_id``, so Label Studio's database never holds the Airflow principal's keys.
+    :param presign_aws_conn_id: The read-only AWS principal that presigns for Label Studio
+        (``presigned``; see ``include/iam/label-studio-reader-policy.json``): required, and not
+        the principal of ``aws_conn_id``, so no URL in Label Studio carries the Airflow principal.
     :param label_studio_s3_endpoint: S3 endpoint that Label Studio should use (``s3_storage``);
-        the AWS connection's ``endpoint_url`` when None, AWS itself when neither is set.
+        the AWS connection's ``endpoint_url`` when None, AWS itself when neither is set. It must
+        not carry credentials (user info, or a signature in its query).
     :param min_annotations: Non-cancelled annotations a task needs to count as annotated.
     :param poke_interval: Seconds between two progress checks.
     :param timeout: Seconds to wait for the annotators before failing.
@@ -662,7 +684,7 @@ class LabelStudioLabelingOperator(BaseOperator):
             BaseHook.get_connection(self.presign_aws_conn_id)
         except AirflowNotFoundException:
             raise ConfigError(field, f"the AWS connection {self.presign_aws_conn_id!r} does not exist. Label Studio "
-                              "gets image URLs (s3_storage: keys) from a read-only principal of its own: create an "
+                              "gets image URLs presigned by a read-only principal of its own: create an "
                               f"IAM identity with {READER_POLICY} and an Airflow connection for it") from None
         reader = self.reader_hook.get_credentials()
         own = self.aws_hook.get_credentials()
@@ -670,12 +692,39 @@ class LabelStudioLabelingOperator(BaseOperator):
             raise ConfigError(field, f"the connection {self.presign_aws_conn_id!r} signs as the same principal as "
                               f"{self.aws_conn_id!r} (access key {reader.access_key[:4]}...): give it the keys or "
                               f"role of a read-only identity ({READER_POLICY})")
-        if self.image_refs == "s3_storage" and reader.token:
-            raise ConfigError(field, f"s3_storage stores the keys of {self.presign_aws_conn_id!r} in Label Studio's "
-                              "database, and these are temporary (they carry a session token) and would stop "
-                              "working when they expire: give the connection the long-lived keys of a read-only "
-                              "IAM user, or use image_refs='presigned'")
         return reader
+
+    def storage_endpoint(self) -> str | None:
+        """The S3 endpoint given to Label Studio (``s3_storage``), refused if it carries credentials."""
+        from urllib.parse import parse_qs, urlsplit
+
+        endpoint = self.label_studio_s3_endpoint or self.aws_hook.conn_config.endpoint_url
+        field = "label_studio_s3_endpoint" if self.label_studio_s3_endpoint else \
+            f"endpoint_url of the AWS connection {self.aws_conn_id!r}"
+        if not endpoint:
+            return None
+        parts = urlsplit(str(endpoint))
+        signed = {k for k in parse_qs(parts.query, keep_blank_values=True)
+                  if k.lower().startswith("x-amz-") or k in ("AWSAccessKeyId", "Signature")}
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ConfigError(field, f"must be an http(s)://host[:port] URL, got {parts.scheme or '(none)'}://...")
+        if parts.username is not None or parts.password is not None or signed:
+            raise ConfigError(field, "carries credentials (user info or a signed query) that would be stored in "
+                              "Label Studio; give a bare http(s)://host[:port]: Label Studio signs with its "
+                              f"server's own identity ({READER_POLICY})")
+        return str(endpoint)
+
+    def _guard_secrets(self) -> None:
+        """No request to Label Studio may carry a secret of the Airflow principal or the reader."""
+        if self.hook.never_send:
+            return
+        own = self.aws_hook.get_credentials()
+        self.hook.refuse_to_send(f"the secret key of {self.aws_conn_id!r}", own.secret_key)
+        self.hook.refuse_to_send(f"the session token of {self.aws_conn_id!r}", own.token)
+        if self.image_refs == "presigned":
+            reader = self.reader_credentials()
+            self.hook.refuse_to_send(f"the secret key of {self.presign_aws_conn_id!r}", reader.secret_key)
+            self.hook.refuse_to_send(f"the session token of {self.presign_aws_conn_id!r}", reader.token)
 
     # ------------------------------------------------------------------ execute
 
@@ -685,7 +734,9 @@ class LabelStudioLabelingOperator(BaseOperator):
         labels.check_label_attribute(self.label_attribute)
         s3io.split_uri(self.output_manifest_uri, "output_manifest_uri")
         images = self._images()  # fails on bad input before anything is created
-        self.reader_credentials()
+        if self.image_refs == "s3_storage":
+            self.storage_endpoint()
+        self._guard_secrets()  # presigned: the reader must be a connection and principal of its own
 
         project = self.hook.get_or_create_project(self.project_title, label_config)
         project_id = int(project["id"])
@@ -734,6 +785,7 @@ class LabelStudioLabelingOperator(BaseOperator):
                          deadline: float | None = None, expected: int | None = None) -> dict[str, Any]:
         if not event or "status" not in event:
             raise AirflowException(f"{self.task_id}: the Label Studio trigger sent no event ({event!r})")
+        self._guard_secrets()
         project_id = int(event.get("project_id", -1))
         if event["status"] == "success":
             self.log.info("Project %s: %s", project_id, event.get("message"))
@@ -827,19 +879,24 @@ class LabelStudioLabelingOperator(BaseOperator):
         """An S3 source storage so Label Studio can presign s3:// images when annotators open them."""
         location = self.images_prefix or _common_prefix(_as_list(self.image_uris, "image_uris"))
         bucket, prefix = s3io.split_uri(location, "images_prefix")
-        creds = self.reader_credentials()  # the read-only principal, never aws_conn_id's
-        endpoint = self.label_studio_s3_endpoint or self.aws_hook.conn_config.endpoint_url
         extensions = "|".join(re.escape(e.lstrip(".")) for e in IMAGE_EXTENSIONS)
-        self.hook.create_s3_source_storage(
-            project_id, bucket=bucket, prefix=prefix, title=f"images s3://{bucket}/{prefix}",
-            regex_filter=rf"(?i).*\.({extensions})$", presign=True,
-            presign_ttl_minutes=max(1, min(32767, math.ceil(self.presign_expiry / 60))),
-            region_name=self.s3.meta.region_name, s3_endpoint=endpoint,
-            aws_access_key_id=creds.access_key, aws_secret_access_key=creds.secret_key,
-            aws_session_token=creds.token,
-            # With a prefix, Label Studio's sync imports the images; explicit URIs are imported by us.
-            sync=self.images_prefix is not None,
-        )
+        try:
+            self.hook.create_s3_source_storage(
+                project_id, bucket=bucket, prefix=prefix, title=f"images s3://{bucket}/{prefix}",
+                regex_filter=rf"(?i).*\.({extensions})$", presign=True,
+                presign_ttl_minutes=max(1, min(32767, math.ceil(self.presign_expiry / 60))),
+                region_name=self.s3.meta.region_name, s3_endpoint=self.storage_endpoint(),
+                # With a prefix, Label Studio's sync imports the images; explicit URIs are imported by us.
+                sync=self.images_prefix is not None,
+            )
+        except LabelStudioError as exc:
+            if exc.status is None:  # no answer (or refused before sending): nothing to add
+                raise
+            raise LabelStudioError(
+                f"{exc}. In s3_storage mode Label Studio reads s3://{bucket}/{prefix} with its server's own AWS "
+                f"identity (no keys are sent to it): give the Label Studio process credentials of a read-only "
+                f"identity with {READER_POLICY} (its environment, or the instance/task role it runs with), or "
+                "use image_refs='presigned'", url=exc.url, status=exc.status) from None
 
     def _image_size(self, uri: str) -> tuple[int, int]:
         """Width and height of an S3 image from its header (a ranged GET; the whole object if needed)."""

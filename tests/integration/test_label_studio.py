@@ -27,6 +27,7 @@ from airflow.providers.common.compat.sdk import AirflowException
 from airflow.sdk.exceptions import TaskDeferred
 from airflow.triggers.base import TriggerEvent
 
+from local_aws.env import LABEL_STUDIO_READER_KEY
 from sagemaker_vision import labels as manifest_labels
 from sagemaker_vision.config import ConfigError
 from sagemaker_vision.label_studio import (
@@ -339,8 +340,28 @@ def test_operator_waits_for_annotators_then_writes_the_manifest_to_the_pixel(env
     assert len({t["id"] for t in hook.list_tasks(project_id, page_size=2)}) == 6
 
 
+KEY_FIELDS = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token")
+
+
+def _resolved_signer(env, task: dict[str, Any]) -> tuple[str | None, str]:
+    """What the annotator's browser gets: Label Studio's 303 to a URL it presigned (signer, URL)."""
+    task = requests.get(f"{env.url}/api/tasks/{task['id']}/", headers=env.headers, timeout=10).json()
+    assert task["data"]["image"].startswith(f"/tasks/{task['id']}/resolve/")
+    redirect = requests.get(env.url + task["data"]["image"], headers=env.headers, timeout=10,
+                            allow_redirects=False)
+    assert redirect.status_code == 303, redirect.text[:300]
+    location = redirect.headers["Location"]
+    return presigned_url_signer(location)[0], location
+
+
 @pytest.mark.label_studio
-def test_s3_storage_mode_lets_label_studio_read_the_emulator(env, sent):
+def test_s3_storage_mode_sends_no_keys_and_label_studio_signs_as_itself(env, sent, monkeypatch):
+    """s3_storage: the storage is created without keys; Label Studio presigns with its own identity.
+
+    The test server's own identity is the emulator's reader (tests/label_studio_server.py); the
+    operator needs no reader connection in this mode, so it is removed here.
+    """
+    monkeypatch.delenv("AIRFLOW_CONN_AWS_LABEL_STUDIO_READER")
     names = ["shape_006.jpg", "shape_007.jpg", "shape_008.jpg"]
     uris = _upload(env, "pool/", names)
     env.s3.put_object(Bucket=env.bucket, Key="pool/README.txt", Body=b"not an image")
@@ -349,7 +370,7 @@ def test_s3_storage_mode_lets_label_studio_read_the_emulator(env, sent):
     def operator(**kwargs: Any) -> LabelStudioLabelingOperator:
         return LabelStudioLabelingOperator(
             task_id="label", project_title=f"storage {env.bucket}", labels=CLASSES,
-            images_prefix=f"s3://{env.bucket}/pool/", image_refs="s3_storage",
+            images_prefix=f"s3://{env.bucket}/pool/", image_refs="s3_storage", presign_expiry=120,
             output_manifest_uri=manifest_uri, label_attribute=ATTR, poke_interval=0.2, timeout=30, **kwargs)
 
     with pytest.raises(TaskDeferred) as deferred:
@@ -362,20 +383,26 @@ def test_s3_storage_mode_lets_label_studio_read_the_emulator(env, sent):
                               params={"project": project_id}, timeout=10).json()
     assert (storage["status"], storage["last_sync_count"]) == ("completed", 3)
     assert storage["s3_endpoint"] == env.endpoint
-    # Label Studio stores the read-only principal's keys, never the Airflow principal's.
-    reader_key, reader_secret = _reader_principal()
+    # No keys at all: Label Studio's API takes them as optional and falls back to its own identity.
     (created,) = [json.loads(b.split(" ", 2)[2].rsplit(" ", 1)[0]) for b in sent
                   if b.startswith("POST /api/storages/s3 ")]
-    assert (created["aws_access_key_id"], created["aws_secret_access_key"]) == (reader_key, reader_secret)
-    assert created["aws_session_token"] is None
-    _no_airflow_secret_in(sent)
+    assert {k: created[k] for k in KEY_FIELDS} == dict.fromkeys(KEY_FIELDS)
+    assert (created["presign"], created["presign_ttl"]) == (True, 2)  # 120 s, in minutes
+    _no_secret_in(sent)
 
-    # What the annotator's browser does: Label Studio resolves s3:// and serves the image.
-    task_url = f"{env.url}/api/tasks/{tasks[uris[0]]['id']}/"
-    task = requests.get(task_url, headers=env.headers, timeout=10).json()
-    assert task["data"]["image"].startswith(f"/tasks/{task['id']}/resolve/")
-    image = requests.get(env.url + task["data"]["image"], headers=env.headers, timeout=10)
+    # Label Studio presigns on view, signed by the server's own identity, for presign_ttl minutes.
+    signer, location = _resolved_signer(env, tasks[uris[0]])
+    assert signer == LABEL_STUDIO_READER_KEY and "X-Amz-Expires=120&" in location
+    assert _airflow_principal()[0] not in location
+    image = requests.get(location, timeout=10)
     assert image.status_code == 200 and image.content == (IMAGES / names[0]).read_bytes()
+
+    # A storage reused from an older version still holds keys it was given (they take precedence
+    # over the server's identity); the next run erases them.
+    old = requests.patch(f"{env.url}/api/storages/s3/{storage['id']}", headers=env.headers, timeout=10,
+                         json={"aws_access_key_id": "AKIAOLDSTOREDKEY", "aws_secret_access_key": "old-secret"})
+    assert old.status_code == 200, old.text[:300]
+    assert _resolved_signer(env, tasks[uris[0]])[0] == "AKIAOLDSTOREDKEY"
 
     sizes = {uris[0]: (320, 240), uris[1]: (256, 256), uris[2]: (240, 320)}
     _annotate(env, tasks[uris[0]]["id"], [_box("triangle", 0, 0, 100, 100, sizes[uris[0]])])
@@ -385,6 +412,11 @@ def test_s3_storage_mode_lets_label_studio_read_the_emulator(env, sent):
     result = operator(deferrable=False).execute({})  # re-syncs (nothing new) and publishes at once
     assert (result["images"], result["skipped_unannotated"], result["boxes"]) == (3, 0, 2)
     assert len(_tasks_by_uri(env, project_id)) == 3
+    assert _resolved_signer(env, tasks[uris[0]])[0] == LABEL_STUDIO_READER_KEY  # the stored keys are gone
+    patched = [json.loads(b.split(" ", 2)[2].rsplit(" ", 1)[0]) for b in sent
+               if b.startswith("PATCH /api/storages/s3/")]
+    assert patched and all({k: body[k] for k in KEY_FIELDS} == dict.fromkeys(KEY_FIELDS) for body in patched)
+    _no_secret_in(sent)
     manifest = _read_manifest(env, manifest_uri)
     assert _boxes(manifest[uris[0]]) == [(2, 0, 0, 320, 240)]
     # 10%..40% of 256 = 25.6..102.4 -> 26..102; 20%..60% = 51.2..153.6 -> 51..154.
@@ -454,15 +486,17 @@ def test_operator_refuses_bad_input_before_creating_anything(env):
 
 
 AIRFLOW_KEY, AIRFLOW_SECRET = "AKIAAIRFLOWPRINCIPAL", "airflow-principal-secret-canary"
+AIRFLOW_TOKEN = "airflow-principal-session-token-canary"
 
 
 @pytest.fixture
 def sent(env, monkeypatch):
     """Every request body the hook sends to Label Studio, as JSON text; aws_default gets keys of
-    its own (the emulator's fake key and secret are the same word) so that a leak is visible."""
+    its own (the emulator's fake key and secret are the same word), and a session token, so that a
+    leak is visible."""
     monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps({
         "conn_type": "aws", "login": AIRFLOW_KEY, "password": AIRFLOW_SECRET,
-        "extra": {"region_name": "us-east-1", "endpoint_url": env.endpoint}}))
+        "extra": {"region_name": "us-east-1", "endpoint_url": env.endpoint, "aws_session_token": AIRFLOW_TOKEN}}))
     bodies: list[str] = []
     original = LabelStudioHook.request
 
@@ -474,9 +508,9 @@ def sent(env, monkeypatch):
     return bodies
 
 
-def _airflow_principal() -> tuple[str, str]:
+def _airflow_principal() -> tuple[str, str, str | None]:
     creds = AwsBaseHook(aws_conn_id="aws_default", client_type="s3").get_credentials()
-    return creds.access_key, creds.secret_key
+    return creds.access_key, creds.secret_key, creds.token
 
 
 def _reader_principal() -> tuple[str, str]:
@@ -484,11 +518,15 @@ def _reader_principal() -> tuple[str, str]:
     return creds.access_key, creds.secret_key
 
 
-def _no_airflow_secret_in(bodies: list[str]) -> None:
-    assert _airflow_principal() == (AIRFLOW_KEY, AIRFLOW_SECRET)
+def _no_secret_in(bodies: list[str]) -> None:
+    """No body sent to Label Studio holds the Airflow principal's key id, secret or token, nor the
+    reader's secret (the reader's key id is in its presigned URLs, by design)."""
+    assert _airflow_principal() == (AIRFLOW_KEY, AIRFLOW_SECRET, AIRFLOW_TOKEN)
+    reader_secret = f"{LABEL_STUDIO_READER_KEY}-secret"  # local_aws.env: the emulator's reader
     assert bodies
     for body in bodies:
-        assert AIRFLOW_KEY not in body and AIRFLOW_SECRET not in body, body[:300]
+        for secret in (AIRFLOW_KEY, AIRFLOW_SECRET, AIRFLOW_TOKEN, reader_secret):
+            assert secret not in body, body[:300]
 
 
 def test_presigned_urls_are_the_readers_short_lived_and_renewed_while_waiting(env, sent):
@@ -537,8 +575,8 @@ def test_presigned_urls_are_the_readers_short_lived_and_renewed_while_waiting(en
     assert done.payload["status"] == "success"
     assert op.execute_complete({}, done.payload, **kwargs)["images"] == 2
 
-    _no_airflow_secret_in(sent)
-    assert not any(reader_secret in body for body in sent)  # presigned mode sends no secret at all
+    assert reader_secret == f"{LABEL_STUDIO_READER_KEY}-secret"
+    _no_secret_in(sent)  # presigned mode sends no secret at all
 
 
 def test_the_reader_must_be_a_connection_and_a_principal_of_its_own(env, monkeypatch, sent):
@@ -557,19 +595,68 @@ def test_the_reader_must_be_a_connection_and_a_principal_of_its_own(env, monkeyp
     assert "'aws_label_studio_reader' does not exist" in str(missing.value)
     assert "label-studio-reader-policy.json" in str(missing.value)
     # A reader connection holding the Airflow principal's own keys is no separate principal.
-    key, secret = _airflow_principal()
+    key, secret, _ = _airflow_principal()
     monkeypatch.setenv("AIRFLOW_CONN_SAME_PRINCIPAL", json.dumps({
         "conn_type": "aws", "login": key, "password": secret, "extra": {"endpoint_url": env.endpoint}}))
     with pytest.raises(ConfigError, match="signs as the same principal as 'aws_default'"):
         operator(presign_aws_conn_id="same_principal").execute({})
-    # s3_storage stores the keys in Label Studio: temporary ones are refused.
-    monkeypatch.setenv("AIRFLOW_CONN_TEMPORARY_READER", json.dumps({
-        "conn_type": "aws", "login": "ASIATEMPORARY", "password": "tmp-secret",
-        "extra": {"endpoint_url": env.endpoint, "aws_session_token": "session-token"}}))
-    with pytest.raises(ConfigError, match="s3_storage stores the keys .* temporary"):
-        operator(presign_aws_conn_id="temporary_reader", image_refs="s3_storage").execute({})
     assert LabelStudioHook().find_projects(title) == []  # refused before anything was created
     assert not any(body.startswith("POST") for body in sent)
+
+
+def test_nothing_that_would_send_credentials_is_sent(env, monkeypatch, sent):
+    """An s3_storage endpoint with credentials in it, or any body holding a secret, is refused
+    before Label Studio gets a request."""
+    (uri,) = _upload(env, "creds/", ["shape_009.jpg"])
+    title = f"no creds {uuid.uuid4().hex[:8]}"
+
+    def operator(**kwargs: Any) -> LabelStudioLabelingOperator:
+        return LabelStudioLabelingOperator(task_id="label", labels=CLASSES, image_uris=[uri],
+                                           output_manifest_uri=f"s3://{env.bucket}/m.manifest",
+                                           **{"project_title": title, **kwargs})
+
+    host = env.endpoint.split("://", 1)[1]
+    for endpoint in (f"http://{AIRFLOW_KEY}:{AIRFLOW_SECRET}@{host}", f"http://reader@{host}",
+                     f"{env.endpoint}/?X-Amz-Security-Token={AIRFLOW_TOKEN}"):
+        with pytest.raises(ConfigError) as err:
+            operator(image_refs="s3_storage", label_studio_s3_endpoint=endpoint).execute({})
+        assert err.value.field == "label_studio_s3_endpoint" and "carries credentials" in str(err.value)
+        assert AIRFLOW_SECRET not in str(err.value) and AIRFLOW_TOKEN not in str(err.value)
+    assert sent == []  # nothing reached Label Studio
+
+    # Whatever the field, a secret in a body is refused before the request leaves (here the title).
+    for mode in ("presigned", "s3_storage"):
+        with pytest.raises(LabelStudioError, match="not sent: its body would hand Label Studio the secret key "
+                                                   "of 'aws_default'") as err:
+            operator(image_refs=mode, project_title=f"x {AIRFLOW_SECRET}").execute({})
+        assert AIRFLOW_SECRET not in str(err.value)
+    assert sent and not any(body.startswith(("POST", "PATCH")) for body in sent)
+    assert LabelStudioHook().find_projects(title) == []
+
+    # The AWS connection's own endpoint_url is what Label Studio gets when none is given.
+    monkeypatch.setenv("AIRFLOW_CONN_AWS_DEFAULT", json.dumps({
+        "conn_type": "aws", "login": AIRFLOW_KEY, "password": AIRFLOW_SECRET,
+        "extra": {"endpoint_url": f"http://{AIRFLOW_KEY}:{AIRFLOW_SECRET}@{host}"}}))
+    with pytest.raises(ConfigError, match="carries credentials") as err:
+        operator(image_refs="s3_storage").execute({})
+    assert err.value.field == "endpoint_url of the AWS connection 'aws_default'"
+
+
+def test_hook_refuses_a_body_holding_a_secret(flaky_server):
+    server, url = flaky_server
+    hook = LabelStudioHook("ls_flaky", backoff_factor=0.01)
+    hook.refuse_to_send("the session token of 'aws_default'", 'tok/en+with"quote')
+    hook.refuse_to_send("nothing", None)  # a principal without a token adds no rule
+    assert hook.never_send == [("the session token of 'aws_default'", 'tok/en+with"quote')]
+    with pytest.raises(LabelStudioError) as err:
+        hook.import_tasks(5, [{"data": {"image": 's3://b/tok/en+with"quote.jpg'}}])
+    assert str(err.value) == (f"POST {url}/api/projects/5/import not sent: its body would hand Label Studio "
+                              "the session token of 'aws_default'; Label Studio must never receive an AWS "
+                              "secret key or session token")
+    with pytest.raises(LabelStudioError, match="not sent"):
+        hook.find_projects('tok/en+with"quote')  # the query string too
+    assert server.seen == []
+    assert hook.get_project(1) == {"id": 1, "task_number": 3}  # other requests go through
 
 
 # --------------------------------------------------------------------------- through the pipeline DAG
