@@ -284,3 +284,22 @@ def test_a_missing_key_is_403_access_denied_unless_the_principal_may_list_the_bu
     assert control.state()["missing_key_status"] == 403
     with pytest.raises(Exception, match="missing_key_status"):
         control.set_missing_key_status(500)
+
+
+def test_the_package_tells_a_missing_key_from_a_forbidden_one_under_the_emulators_403(s3):
+    """sagemaker_vision.s3io against the emulator: a missing key (403) is missing; a key that is there
+    but refused (an SSE-C object read with another key: 403 AccessDenied) is re-raised, naming it."""
+    from sagemaker_vision import s3io
+
+    _allow_sse_c(s3)
+    s3.put_object(Bucket=BUCKET, Key="p/there.json", Body=b"{}")
+    s3.put_object(Bucket=BUCKET, Key="p/secret", Body=b"s", **SSE_C)
+    s3.put_object(Bucket=BUCKET, Key="p/missing.json.bak", Body=b"{}")  # listed under the key as a prefix
+    assert s3io.read_if_exists(s3, f"s3://{BUCKET}/p/missing.json") is None
+    assert s3io.exists(s3, f"s3://{BUCKET}/p/missing.json") is False
+    assert s3io.read_if_exists(s3, f"s3://{BUCKET}/p/there.json") == b"{}"
+    assert s3io.exists(s3, f"s3://{BUCKET}/p/there.json") is True
+    with pytest.raises(ClientError) as denied:
+        s3io.get_object_if_exists(s3, BUCKET, "p/secret", SSECustomerAlgorithm="AES256", SSECustomerKey=OTHER_KEY)
+    assert denied.value.response["Error"]["Code"] == "AccessDenied"
+    assert f"s3://{BUCKET}/p/secret exists" in "\n".join(denied.value.__notes__)
