@@ -127,6 +127,13 @@ def _denied(exc: BaseException, bucket: str, key: str) -> BaseException:
     return exc
 
 
+def _unlistable(exc: BaseException, bucket: str, key: str) -> BaseException:
+    exc.add_note(f"reading s3://{bucket}/{key} was refused (403), and listing it to tell a missing object "
+                 "from a forbidden one was refused too: the role needs s3:ListBucket with an s3:prefix "
+                 "condition matching the key")
+    return exc
+
+
 def key_missing(s3_client: Any, exc: BaseException, bucket: str, key: str) -> bool:
     """Whether ``exc`` (from a GET/HEAD of ``bucket``/``key``) means the key is absent.
 
@@ -139,7 +146,13 @@ def key_missing(s3_client: Any, exc: BaseException, bucket: str, key: str) -> bo
         return True
     if code not in ACCESS_DENIED_CODES:
         return False
-    if _listed(s3_client.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1), key):
+    from botocore.exceptions import ClientError
+
+    try:
+        listing = s3_client.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
+    except ClientError as list_exc:
+        raise _unlistable(list_exc, bucket, key) from exc
+    if _listed(listing, key):
         _denied(exc, bucket, key)
         return False
     return True
@@ -152,7 +165,13 @@ async def key_missing_async(client: Any, exc: BaseException, bucket: str, key: s
         return True
     if code not in ACCESS_DENIED_CODES:
         return False
-    if _listed(await client.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1), key):
+    from botocore.exceptions import ClientError
+
+    try:
+        listing = await client.list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1)
+    except ClientError as list_exc:
+        raise _unlistable(list_exc, bucket, key) from exc
+    if _listed(listing, key):
         _denied(exc, bucket, key)
         return False
     return True

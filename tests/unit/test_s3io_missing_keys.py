@@ -191,3 +191,15 @@ def test_the_first_sync_reads_a_403_for_its_missing_state_as_no_state_without_a_
         assert load_state(FakeS3(403, "AccessDenied", listed=["p/raw.s3sync-state.json"]), "bkt", "p/raw/", {},
                           log) == {}
     assert "Ignoring the sync state" in caplog.text  # there but unreadable: said, then verified by HEAD
+
+
+def test_a_403_whose_listing_is_refused_too_says_what_the_role_lacks():
+    class Unlistable(FakeS3):
+        def list_objects_v2(self, **kw):
+            raise _error(403, "AccessDenied", "ListObjectsV2")
+
+    with pytest.raises(ClientError) as err:
+        s3io.exists(Unlistable(403, "AccessDenied"), "s3://bkt/locks/ep.json")
+    assert err.value.operation_name == "ListObjectsV2"
+    assert "s3:ListBucket with an s3:prefix condition" in "\n".join(err.value.__notes__)
+    assert "s3://bkt/locks/ep.json" in "\n".join(err.value.__notes__)
