@@ -27,6 +27,12 @@ write, never assumed to be an MD5:
 So a no-op re-sync costs the listings, one GET of the state object and the local MD5s of
 same-size files, and no HEAD per object; a one-byte edit that keeps size and mtime is copied
 whatever the encryption or upload method.
+
+Multipart uploads a killed sync leaves open (their parts are billed until aborted) are found again
+through the upload journal (``<prefix>.s3sync-uploads.json``, :class:`UploadJournal`): each attempt
+journals every UploadId it opens before sending a part, so the next try of the same Airflow task
+aborts the killed try's uploads at once, whatever their age, while another run's live sync into the
+same destination keeps its uploads until its heartbeat is ``stale_upload_seconds`` old on S3's clock.
 """
 
 from __future__ import annotations
@@ -39,13 +45,16 @@ import json
 import logging
 import mimetypes
 import os
+import socket
 import stat
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from functools import cached_property, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, get_args
@@ -81,10 +90,15 @@ STATE_VERSION = 1
 # User metadata holding the base64 MD5 of the data (rclone's name, so its uploads compare too).
 MD5_METADATA = "md5chksum"
 SSE_MODES = ("AES256", "aws:kms", "aws:kms:dsse")
-# A multipart upload under the destination that was initiated before this sync started and has had
-# no part written for this long is a killed sync's debris: it is aborted (its parts are billed until
-# then). A live upload writes an 8 MiB part far more often; a younger one may be a concurrent sync's.
+# Each sync attempt journals the multipart uploads it opens (``<prefix>.s3sync-uploads.json``, see
+# UploadJournal), so the next attempt aborts a killed one's at once. Another owner's attempt counts as
+# dead once its journal heartbeat (renewed every HEARTBEAT_SECONDS) is STALE_UPLOAD_SECONDS old on S3's
+# clock; an upload no journal lists (an older sync, another tool) is aborted once no part was written to
+# it for that long, also on S3's clock. A live upload writes an 8 MiB part far more often than that.
 STALE_UPLOAD_SECONDS = 15 * 60
+JOURNAL_SUFFIX = ".s3sync-uploads.json"
+JOURNAL_VERSION = 1
+HEARTBEAT_SECONDS = 60.0
 
 # mimetypes maps ".manifest" to the HTML5 appcache type; SageMaker manifests are JSON Lines.
 _CONTENT_TYPE_OVERRIDES = {".manifest": "application/jsonlines", ".jsonl": "application/jsonlines"}
@@ -351,7 +365,7 @@ def list_s3(
         for obj in page.get("Contents", ()):
             key = obj["Key"]
             relpath = key[len(prefix):]
-            skip = not relpath or relpath.endswith("/") or relpath.endswith(STATE_SUFFIX)
+            skip = not relpath or relpath.endswith("/") or relpath.endswith((STATE_SUFFIX, JOURNAL_SUFFIX))
             if skip or not _matches(relpath, patterns):
                 continue
             out[relpath] = ObjectInfo(
@@ -691,46 +705,55 @@ def _head(client: Any, bucket: str, key: str, read_args: Mapping[str, Any]) -> d
         return None
 
 
-def abort_stale_uploads(client: Any, bucket: str, prefix: str, *, started: datetime,
-                        idle_seconds: float = STALE_UPLOAD_SECONDS,
+def abort_stale_uploads(client: Any, bucket: str, prefix: str, *,
+                        idle_seconds: float = STALE_UPLOAD_SECONDS, journal: UploadJournal | None = None,
                         log: logging.Logger = logger) -> tuple[list[str], list[str]]:
-    """Abort the multipart uploads a killed sync left open under ``prefix``; returns (aborted, left open).
+    """Abort the multipart uploads a killed sync left open under ``prefix``; returns (aborted, left open) keys.
 
-    An upload is aborted only when it was initiated before ``started`` (this sync's start: it is
-    none of this run's own) and nothing was written to it for ``idle_seconds`` (its newest part, or
-    its initiation if it has none), so a concurrent sync's live upload is left alone and named in the
-    log. A failure to list or abort is logged, never fatal: a bucket lifecycle rule
+    When uploads are open, ``journal`` (:meth:`UploadJournal.abort_dead`) first aborts those of dead
+    sync attempts, whatever their age, and the uploads it lists are not looked at again. Any other
+    upload (opened by an older sync or another
+    tool) is aborted once nothing was written to it (its newest part, or its initiation if it has
+    none) for ``idle_seconds`` on S3's clock (the ``Date`` of the ListParts response), never the
+    worker's; a younger one may be a concurrent writer's live upload and is left, named in the log.
+    A failure to list or abort is logged, never fatal: a bucket lifecycle rule
     (``AbortIncompleteMultipartUpload``) is the backstop. Calls ListMultipartUploads (with ``Prefix``),
     ListParts and AbortMultipartUpload.
     """
-    now = datetime.now(UTC)
     aborted: list[str] = []
     left: list[str] = []
     try:
-        for page in client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=prefix):
-            for upload in page.get("Uploads", ()):
-                key, upload_id, initiated = upload["Key"], upload["UploadId"], upload["Initiated"]
-                if initiated >= started:
-                    continue  # started while this sync runs: someone else's live upload
-                last = initiated
-                for parts in client.get_paginator("list_parts").paginate(Bucket=bucket, Key=key, UploadId=upload_id):
-                    last = max([last, *(p["LastModified"] for p in parts.get("Parts", ()))])
-                idle = (now - last).total_seconds()
-                where = f"s3://{bucket}/{key} (upload {upload_id}, initiated {initiated.isoformat()})"
-                if idle < idle_seconds:
-                    left.append(key)
-                    log.info("Leaving the multipart upload of %s open: written %.0f s ago, it may belong to a sync "
-                             "still running (aborted once idle for %.0f s)", where, idle, idle_seconds)
-                    continue
-                try:
-                    client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
-                except ClientError as exc:
-                    if _error_code(exc) != "NoSuchUpload":  # completed or aborted meanwhile: nothing left
-                        raise
-                    continue
-                aborted.append(key)
-                log.warning("Aborted the multipart upload of %s, idle for %.0f s: a killed sync left it open",
-                            where, idle)
+        uploads = [(u, s3_clock(page)) for page in client.get_paginator("list_multipart_uploads").paginate(
+            Bucket=bucket, Prefix=prefix) for u in page.get("Uploads", ())]
+        skip: set[str] = set()
+        if uploads and journal is not None:
+            aborted, skip = journal.abort_dead()
+        for upload, listed_at in uploads:
+            key, upload_id, initiated = upload["Key"], upload["UploadId"], upload["Initiated"]
+            if upload_id in skip:
+                continue
+            last, now = initiated, listed_at
+            for parts in client.get_paginator("list_parts").paginate(Bucket=bucket, Key=key, UploadId=upload_id):
+                last = max([last, *(p["LastModified"] for p in parts.get("Parts", ()))])
+                now = s3_clock(parts) or now
+            where = f"s3://{bucket}/{key} (upload {upload_id}, initiated {initiated.isoformat()})"
+            # The Date header has whole seconds: the idle time is underestimated, never overestimated.
+            idle = (now - last).total_seconds() if now is not None else None
+            if idle is None or idle < idle_seconds:
+                left.append(key)
+                log.info("Leaving the multipart upload of %s open: %s, it may belong to a sync still running "
+                         "(aborted once idle for %.0f s on S3's clock)", where,
+                         "S3 sent no Date" if idle is None else f"written {idle:.0f} s ago", idle_seconds)
+                continue
+            try:
+                client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id)
+            except ClientError as exc:
+                if _error_code(exc) != "NoSuchUpload":  # completed or aborted meanwhile: nothing left
+                    raise
+                continue
+            aborted.append(key)
+            log.warning("Aborted the multipart upload of %s, idle for %.0f s on S3's clock and in no sync's "
+                        "journal: a killed sync left it open", where, idle)
     except ClientError as exc:
         log.warning("Could not clean up the open multipart uploads under s3://%s/%s (%s): they stay (and are "
                     "billed) until a later sync or an AbortIncompleteMultipartUpload lifecycle rule removes them",
@@ -781,6 +804,7 @@ def sync(
     sse_customer_key: bytes | str | None = None,
     source_sse_customer_key: bytes | str | None = None,
     stale_upload_seconds: float | None = STALE_UPLOAD_SECONDS,
+    owner: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Make ``dest`` (s3://) mirror ``source`` (a local folder or s3://); see :func:`plan_sync`.
 
@@ -793,10 +817,12 @@ def sync(
     ``sse_customer_key`` (32 bytes), encrypt what is written; ``source_sse_customer_key``
     reads an SSE-C source. The state object is written with the same encryption.
 
-    Multipart uploads a killed sync left open under ``dest`` are aborted first
-    (:func:`abort_stale_uploads`, idle for ``stale_upload_seconds``; ``None`` skips the cleanup).
+    Multipart uploads a killed sync left open under ``dest`` are aborted first: every upload an earlier
+    try of the same task instance (``owner``, see :func:`task_owner`) journaled, at once, and those of
+    other attempts whose heartbeat is ``stale_upload_seconds`` old on S3's clock (:class:`UploadJournal`);
+    then uploads no journal lists, once idle that long (:func:`abort_stale_uploads`). ``None`` skips the
+    journal and the cleanup (a lifecycle rule's job then).
     """
-    started_at = datetime.now(UTC)
     _check_compare(compare)
     _check_concurrency(max_concurrency)
     _check_stale_seconds(stale_upload_seconds)
@@ -832,10 +858,27 @@ def sync(
     state = load_state(client, ep.dest_bucket, ep.dest_prefix, enc.dest_read, log) if compare == "size_and_etag" else {}
     apply_state(dest_objects, state)
     aborted: list[str] = []
+    journal: UploadJournal | None = None
     if stale_upload_seconds is not None:
-        aborted, _ = abort_stale_uploads(client, ep.dest_bucket, ep.dest_prefix, started=started_at,
-                                         idle_seconds=stale_upload_seconds, log=log)
+        journal = UploadJournal(client, ep.dest_bucket, ep.dest_prefix, owner=owner,
+                                stale_seconds=stale_upload_seconds, enc=enc, log=log)
+        aborted, _ = abort_stale_uploads(client, ep.dest_bucket, ep.dest_prefix, idle_seconds=stale_upload_seconds,
+                                         journal=journal, log=log)
+        journal.track()
+    try:
+        return _transfer(client, ep, src_objects, dest_objects, refused, state, aborted, enc, log,
+                         source=source, dest=dest, delete=delete, compare=compare,
+                         max_concurrency=max_concurrency, started=started)
+    finally:
+        if journal is not None:
+            journal.finish()
 
+
+def _transfer(client: Any, ep: _Endpoints, src_objects: dict[str, ObjectInfo], dest_objects: dict[str, ObjectInfo],
+              refused: list[str], state: Mapping[str, Any], aborted: list[str], enc: _Encryption,
+              log: logging.Logger, *, source: str, dest: str, delete: bool, compare: str, max_concurrency: int,
+              started: float) -> dict[str, Any]:
+    """The second half of :func:`sync`: plan, copy, delete, save the state, report."""
     limit = 4 * max_concurrency
     recorded: dict[str, ObjectInfo] = {}  # relpath -> what this run wrote (etag, md5/source etag)
     with ThreadPoolExecutor(max_workers=max_concurrency, thread_name_prefix="s3sync") as executor:
@@ -1075,8 +1118,10 @@ class S3SyncOperator(BaseOperator):
     :param sse_kms_key_id: the KMS key with ``sse="aws:kms"``
     :param sse_customer_key: a 32-byte SSE-C key for what is written (never templated or logged)
     :param source_sse_customer_key: the SSE-C key of an S3 source
-    :param stale_upload_seconds: abort multipart uploads under ``dest`` left open by a killed sync
-        once idle this long (default 15 minutes; ``None`` leaves them to a lifecycle rule)
+    :param stale_upload_seconds: multipart uploads under ``dest`` left open by a killed sync: those
+        an earlier try of this task journaled are aborted at once; another sync's once its journal
+        heartbeat, and an unjournaled upload once its last part, is this old on S3's clock (default
+        15 minutes; ``None``: no journal, left to a lifecycle rule)
     :param aws_conn_id: Airflow connection for AWS credentials and endpoint
     :param region_name: AWS region; the connection's when ``None``
     :return: ``{"copied", "skipped", "deleted", "bytes_copied", "verified_by_head", "refused",
@@ -1147,4 +1192,282 @@ class S3SyncOperator(BaseOperator):
             sse_customer_key=self._sse_customer_key,
             source_sse_customer_key=self._source_sse_customer_key,
             stale_upload_seconds=self.stale_upload_seconds,
+            owner=task_owner(context.get("ti")),
         )
+
+
+# --------------------------------------------------------------------------------------------
+# The multipart-upload journal: what a killed sync left open, and who is still alive
+# --------------------------------------------------------------------------------------------
+
+# Codes of a conditional PutObject that lost a race (S3 user guide, conditional writes; botocore
+# PutObjectRequest.IfMatch / IfNoneMatch): 412 another writer won, 409 a concurrent conditional
+# write, 404 NoSuchKey an If-Match on a key that vanished. Any of them: read again and retry.
+_JOURNAL_RACE = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey", "412", "409", "404"})
+_JOURNAL_MISSING = frozenset({"NoSuchKey", "404", "NotFound"})
+# A GET of a missing key is 403 for a principal without an unconditional s3:ListBucket (GetObject,
+# "Permissions"); the If-None-Match create that follows tells a missing journal from a denied one.
+_JOURNAL_DENIED = frozenset({"AccessDenied", "403", "Forbidden"})
+_JOURNAL_WRITE_TRIES = 20
+_TI_FIELDS = ("dag_id", "task_id", "run_id", "map_index")
+
+
+def journal_key(dest_prefix: str) -> str:
+    """The upload journal of ``dest_prefix`` ("raw/dt=1/" -> "raw/dt=1.s3sync-uploads.json"), beside its state."""
+    return dest_prefix[:-1] + JOURNAL_SUFFIX if dest_prefix else JOURNAL_SUFFIX
+
+
+def s3_clock(response: Mapping[str, Any] | None) -> datetime | None:
+    """S3's time of a response (its ``Date`` header), or None; never the worker's clock."""
+    header = (((response or {}).get("ResponseMetadata") or {}).get("HTTPHeaders") or {}).get("date")
+    if not header:
+        return None
+    try:
+        return parsedate_to_datetime(header).astimezone(UTC)
+    except (TypeError, ValueError):
+        return None
+
+
+def task_owner(ti: Any) -> dict[str, Any] | None:
+    """The journal owner of an Airflow task instance: its identity and try number (None without one)."""
+    if ti is None:
+        return None
+    owner = {f: getattr(ti, f, None) for f in (*_TI_FIELDS, "try_number")}
+    if any(owner[f] is None for f in ("dag_id", "task_id", "run_id")) or not isinstance(owner["try_number"], int):
+        return None
+    return owner
+
+
+def attempt_is_dead(entry: Mapping[str, Any], owner: Mapping[str, Any] | None, s3_now: datetime | None,
+                    stale_seconds: float) -> str | None:
+    """Why another attempt's journal entry belongs to a sync that is no longer running, or None if it may be.
+
+    * An earlier try of this very task instance (same dag, task, run and map index, lower try number)
+      is dead at once, whatever its age: Airflow starts the next try of a task instance only once the
+      previous one has ended (failed, been killed, or lost its heartbeat and been failed by the scheduler).
+    * Any other attempt (another DAG run or task syncing to the same destination, or a sync run outside
+      Airflow) renews its ``heartbeat`` every ``HEARTBEAT_SECONDS`` while it runs; it is dead once that is
+      older than ``stale_seconds`` on S3's clock (the ``Date`` of S3's responses, never a worker's clock).
+      Without a usable S3 time or heartbeat nothing is judged dead.
+    """
+    other = entry.get("owner")
+    if isinstance(owner, Mapping) and isinstance(other, Mapping) \
+            and all(other.get(f) == owner.get(f) for f in _TI_FIELDS) \
+            and isinstance(other.get("try_number"), int) and other["try_number"] < owner["try_number"]:
+        return f"try {other['try_number']} of this task instance (this is try {owner['try_number']})"
+    try:
+        beat = datetime.fromisoformat(str(entry.get("heartbeat")))
+    except ValueError:
+        return None
+    if s3_now is None or beat.tzinfo is None:
+        return None
+    age = (s3_now - beat).total_seconds()
+    return f"no heartbeat for {age:.0f} s on S3's clock" if age >= stale_seconds else None
+
+
+class UploadJournal:
+    """One sync attempt's record of the multipart uploads it opens under a destination.
+
+    The journal object (:func:`journal_key`, beside the sync state) maps each attempt to its owner
+    (:func:`task_owner`), a heartbeat (S3's time, read from the ``Date`` of the response the write was
+    based on) and the UploadIds it opened. It is only ever rewritten with a conditional PutObject
+    (``If-Match`` the ETag read, ``If-None-Match: *`` to create it), so concurrent attempts never lose
+    each other's entries. An UploadId is journaled by an ``after-call`` hook of CreateMultipartUpload,
+    before any part is sent (s3transfer sends parts only once the create has returned); if the journal
+    cannot be written the new upload is aborted and the file fails.
+
+    :meth:`abort_dead` aborts the journaled uploads of dead attempts (:func:`attempt_is_dead`; called
+    only when uploads are open under the prefix), :meth:`track` journals this attempt's, and
+    :meth:`finish` aborts what this attempt left open and removes its entry.
+    A sync killed outright (SIGKILL, a lost worker) leaves its entry, which the next attempt reads.
+    """
+
+    def __init__(self, client: Any, bucket: str, prefix: str, *, owner: Mapping[str, Any] | None,
+                 stale_seconds: float, enc: _Encryption | None = None, log: logging.Logger = logger):
+        self.client, self.bucket, self.prefix = client, bucket, prefix
+        self.key = journal_key(prefix)
+        self.owner = dict(owner) if owner else None
+        self.stale_seconds = stale_seconds
+        self.enc = enc or encryption_args()
+        self.log = log
+        self.attempt = uuid.uuid4().hex
+        self.open: dict[str, str] = {}  # UploadId -> key, opened by this attempt and not completed
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._heart: threading.Thread | None = None
+        self._entered = False  # this attempt has an entry in the journal object
+        self._hook = f"s3sync-journal-{self.attempt}"
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+    # -- the journal object ---------------------------------------------------------------
+    def _read(self) -> tuple[dict[str, Any], str | None, datetime | None, bool]:
+        """(attempts, ETag, S3's time, read was denied)."""
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=self.key, **self.enc.dest_read)
+        except ClientError as exc:
+            code = _error_code(exc)
+            if code in _JOURNAL_MISSING or code in _JOURNAL_DENIED:
+                return {}, None, s3_clock(exc.response), code in _JOURNAL_DENIED
+            raise
+        body = response["Body"].read()
+        try:
+            data = json.loads(body)
+            attempts = data["attempts"] if data.get("version") == JOURNAL_VERSION else None
+            if not isinstance(attempts, dict):
+                raise ValueError(f"unsupported version {data.get('version')!r}")
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            self.log.warning("Replacing the malformed upload journal %s (%s)", self.uri, exc)
+            attempts = {}
+        attempts = {a: e for a, e in attempts.items() if isinstance(e, dict) and isinstance(e.get("uploads"), dict)}
+        return attempts, response.get("ETag"), s3_clock(response), False
+
+    def update(self, change: Callable[[dict[str, Any], datetime | None], None]) -> dict[str, Any]:
+        """Read, ``change(attempts, s3_now)`` in place, write back conditionally; retried on a lost race."""
+        for _ in range(_JOURNAL_WRITE_TRIES):
+            attempts, etag, now, denied = self._read()
+            change(attempts, now)
+            body = json.dumps({"version": JOURNAL_VERSION, "attempts": attempts}, sort_keys=True,
+                              separators=(",", ":")).encode()
+            condition = {"IfMatch": etag} if etag else {"IfNoneMatch": "*"}
+            try:
+                self.client.put_object(Bucket=self.bucket, Key=self.key, Body=body,
+                                       ContentType="application/json", **condition, **self.enc.write)
+            except ClientError as exc:
+                if _error_code(exc) not in _JOURNAL_RACE:
+                    raise
+                if denied and etag is None:
+                    exc.add_note(f"{self.uri} exists but reading it was refused (AccessDenied): a permission "
+                                 "problem (IAM policy, KMS or SSE-C key)")
+                    raise
+                time.sleep(0.05)
+                continue
+            return attempts
+        raise RuntimeError(f"Could not update the upload journal {self.uri}: {_JOURNAL_WRITE_TRIES} "
+                           "conditional writes in a row lost to other writers")
+
+    def _mine(self, attempts: dict[str, Any], now: datetime | None) -> dict[str, Any]:
+        entry = attempts.setdefault(self.attempt, {"owner": self.owner, "uploads": {}, "host": socket.gethostname()})
+        if now is not None:
+            entry["heartbeat"] = now.isoformat()
+        return entry
+
+    # -- the attempt's life ------------------------------------------------------------------
+    def abort_dead(self) -> tuple[list[str], set[str]]:
+        """Abort the journaled uploads of dead attempts, drop them from the journal; returns (aborted keys,
+        the UploadIds the journal accounts for, live or aborted)."""
+        attempts, _, now, _ = self._read()
+        aborted: list[str] = []
+        closed: dict[str, set[str]] = {}
+        for attempt, entry in attempts.items():
+            why = None if attempt == self.attempt else attempt_is_dead(entry, self.owner, now, self.stale_seconds)
+            if why is None:
+                if entry["uploads"]:
+                    self.log.info("Leaving the %d multipart uploads of sync attempt %s (%s) open: it may still be "
+                                  "running", len(entry["uploads"]), attempt, entry.get("owner") or "outside Airflow")
+                continue
+            closed[attempt] = set()
+            for upload_id, key in entry["uploads"].items():
+                if self._abort(key, upload_id, f"attempt {attempt} is dead: {why}", aborted):
+                    closed[attempt].add(upload_id)
+
+        def forget(current: dict[str, Any], s3_now: datetime | None) -> None:
+            for attempt, ids in closed.items():
+                entry = current.get(attempt)
+                if entry is None:
+                    continue
+                for upload_id in ids:
+                    entry["uploads"].pop(upload_id, None)
+                if not entry["uploads"]:
+                    del current[attempt]
+
+        current = self.update(forget) if closed else attempts
+        journaled = {u for e in current.values() for u in e["uploads"]}
+        return aborted, journaled | {u for ids in closed.values() for u in ids}
+
+    def track(self) -> None:
+        """Journal every multipart upload this client opens under the prefix, from now until :meth:`finish`.
+
+        This attempt enters the journal with its first multipart upload: a sync of small files only (or
+        a no-op one) writes no journal."""
+        self.client.meta.events.register("after-call.s3.CreateMultipartUpload", self._created, unique_id=self._hook)
+        self.client.meta.events.register("after-call.s3.CompleteMultipartUpload", self._completed,
+                                         unique_id=self._hook + "-done")
+
+    def _abort(self, key: str, upload_id: str, why: str, aborted: list[str]) -> bool:
+        try:
+            self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+        except ClientError as exc:
+            if _error_code(exc) == "NoSuchUpload":  # completed or aborted already: nothing is left
+                return True
+            self.log.warning("Could not abort the multipart upload of s3://%s/%s (upload %s, %s): %s", self.bucket,
+                             key, upload_id, why, _error_code(exc))
+            return False
+        aborted.append(key)
+        self.log.warning("Aborted the multipart upload of s3://%s/%s (upload %s): %s", self.bucket, key,
+                         upload_id, why)
+        return True
+
+    def _created(self, http_response: Any = None, parsed: Mapping[str, Any] | None = None, **_: Any) -> None:
+        parsed = parsed or {}
+        upload_id, key = parsed.get("UploadId"), parsed.get("Key")
+        if getattr(http_response, "status_code", 500) >= 300 or not upload_id or not isinstance(key, str) \
+                or parsed.get("Bucket") not in (None, self.bucket) or not key.startswith(self.prefix):
+            return
+        with self._lock:
+            self.open[upload_id] = key
+            try:
+                self.update(lambda attempts, now: self._mine(attempts, now)["uploads"].__setitem__(upload_id, key))
+                self._entered = True
+                if self._heart is None:
+                    self._heart = threading.Thread(target=self._beat, name="s3sync-heartbeat", daemon=True)
+                    self._heart.start()
+            except Exception as exc:
+                self.open.pop(upload_id, None)
+                self._abort(key, upload_id, "its UploadId could not be journaled", [])
+                raise RuntimeError(f"Could not journal the multipart upload of s3://{self.bucket}/{key} in "
+                                   f"{self.uri}; the upload was aborted") from exc
+
+    def _completed(self, http_response: Any = None, parsed: Mapping[str, Any] | None = None, **_: Any) -> None:
+        key = (parsed or {}).get("Key")
+        if getattr(http_response, "status_code", 500) < 300 and key:
+            with self._lock:
+                for upload_id in [u for u, k in self.open.items() if k == key]:
+                    del self.open[upload_id]
+
+    def _beat(self) -> None:
+        while not self._stop.wait(HEARTBEAT_SECONDS):
+            try:
+                with self._lock:
+                    self.update(self._mine)
+            except Exception as exc:  # a missed beat only risks an early abort by another owner's sync
+                self.log.warning("Could not renew the heartbeat in %s: %s", self.uri, _error_code(exc))
+
+    def finish(self) -> None:
+        """Abort the uploads this attempt opened and did not complete; drop its entry when none is left."""
+        self._stop.set()
+        if self._heart is not None:
+            self._heart.join()
+        self.client.meta.events.unregister("after-call.s3.CreateMultipartUpload", unique_id=self._hook)
+        self.client.meta.events.unregister("after-call.s3.CompleteMultipartUpload", unique_id=self._hook + "-done")
+        try:
+            with self._lock:
+                for upload_id, key in list(self.open.items()):
+                    if self._abort(key, upload_id, "this sync did not complete it", []):
+                        del self.open[upload_id]
+                left = dict(self.open)
+                if not self._entered:
+                    return
+
+                def drop(attempts: dict[str, Any], now: datetime | None) -> None:
+                    if left:
+                        self._mine(attempts, now)["uploads"] = left
+                    else:
+                        attempts.pop(self.attempt, None)
+
+                self.update(drop)
+        except Exception as exc:  # the next sync of this destination cleans up instead
+            self.log.warning("Could not close this sync's entry in the upload journal %s (%s): the next sync "
+                             "aborts what it lists", self.uri, _error_code(exc))

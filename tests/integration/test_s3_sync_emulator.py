@@ -235,14 +235,15 @@ def _open_uploads(s3, prefix: str = "") -> list[str]:
 
 
 def test_the_next_sync_aborts_a_killed_syncs_uploads_but_not_a_live_ones(s3, tmp_path, caplog):
-    """Issue 9, item 13a: a killed sync left its multipart uploads open and the rerun never aborted them."""
+    """Issue 9, item 13a, for uploads no sync journal lists (an older sync, another tool): aborted once
+    idle on S3's clock (here a 1 s margin; the Date header has whole seconds, hence the 2.1 s wait)."""
     import logging
     import time
 
     root = _files(tmp_path / "images")
     dead = _open_upload(s3, "raw/big.tif")  # the killed run's
     other_prefix = _open_upload(s3, "elsewhere/big.tif")  # not this sync's destination
-    time.sleep(1.2)
+    time.sleep(2.1)
     live = _open_upload(s3, "raw/other-run.tif")  # a concurrent sync, writing parts right now
     second = boto3.client("s3", endpoint_url=s3.meta.endpoint_url, region_name="us-east-1",
                           aws_access_key_id="testing", aws_secret_access_key="testing")
@@ -283,3 +284,133 @@ def test_a_one_byte_edit_of_a_multipart_file_keeping_size_and_mtime_is_synced(s3
     result = sync(str(root), DEST_URI, client=s3)
     assert result["copied"] == 1
     assert s3.get_object(Bucket=DEST, Key="raw/big.tif")["Body"].read() == edited
+
+
+# -- issue 9, item 13a, on the DAG's default path: the upload journal ----------------------------
+
+class Killed(Exception):
+    """What a dead worker's requests amount to: none of them reaches S3 any more."""
+
+
+def _client(s3) -> Any:
+    return boto3.client("s3", endpoint_url=s3.meta.endpoint_url, region_name="us-east-1",
+                        aws_access_key_id="testing", aws_secret_access_key="testing",
+                        config=aws.botocore_config(max_pool_connections=16))
+
+
+def _ti(try_number: int, run_id: str = "scheduled__2026-11-22T00:00:00+00:00") -> Any:
+    from types import SimpleNamespace
+
+    return SimpleNamespace(dag_id="object_detection_pipeline", task_id="sync_images", run_id=run_id,
+                           map_index=-1, try_number=try_number)
+
+
+def _sync_task(client, root: Path, ti: Any) -> dict[str, Any]:
+    """The DAG's sync task as a worker runs it: the operator's defaults, this try's task instance."""
+    op = s3_sync.S3SyncOperator(task_id="sync_images", source=str(root), dest=DEST_URI, include="*.jpg,*.tif")
+    op.__dict__["client"] = client  # the worker's client, on the emulator
+    return op.execute({"ti": ti})
+
+
+def _journal(s3) -> dict[str, Any]:
+    import json
+
+    return json.loads(s3.get_object(Bucket=DEST, Key=s3_sync.journal_key("raw/"))["Body"].read())["attempts"]
+
+
+def test_the_next_try_aborts_a_killed_tries_uploads_at_once_and_leaves_a_live_run_alone(s3, tmp_path):
+    """Issue 9, item 13a, with the operator's defaults (as the DAG runs it): try 1 is killed after
+    CreateMultipartUpload and one UploadPart; try 2 comes 30 s later (Airflow's retry delay), far
+    below the 15-minute idle margin, and must abort the upload at once, whatever its age, while
+    another DAG run's sync into the same partition is mid-upload and keeps its upload. Fails at
+    26768bf (try 2 left the killed upload open)."""
+    root = _files(tmp_path / "images")
+    worker = _client(s3)
+    sent: Counter[str] = Counter()
+    dead = threading.Event()
+
+    def count(event_name: str, **_: Any) -> None:
+        if dead.is_set():
+            raise Killed("the worker was killed")  # no request of the dead process gets out
+        sent[event_name.rsplit(".", 1)[-1]] += 1
+
+    worker.meta.events.register("before-call.s3", count)
+    worker.meta.events.register("after-call.s3.UploadPart", lambda **_: dead.set())  # killed once a part is in
+    with pytest.raises((Killed, S3SyncError)):
+        _sync_task(worker, root, _ti(1))
+    [killed] = s3.list_multipart_uploads(Bucket=DEST, Prefix="raw/")["Uploads"]
+    assert killed["Key"] == "raw/big.tif" and sent["CreateMultipartUpload"] == 1
+    assert s3.list_parts(Bucket=DEST, Key="raw/big.tif", UploadId=killed["UploadId"]).get("Parts")
+    assert sent["AbortMultipartUpload"] == 0  # the dying process could not clean up
+
+    # Another DAG run (a manual one) syncs other files into the same partition: mid-upload now.
+    other = _files(tmp_path / "other")
+    for p in other.iterdir():
+        p.rename(other / f"other-{p.name}")
+    live_client, paused, proceed = _client(s3), threading.Event(), threading.Event()
+
+    def hold_second_part(event_name: str, params: dict[str, Any], **_: Any) -> None:
+        if params.get("PartNumber") == 2:
+            paused.set()
+            assert proceed.wait(20), "the test never let the live run go on"
+
+    live_client.meta.events.register("before-parameter-build.s3.UploadPart", hold_second_part)
+    live_result: list[Any] = []
+    live = threading.Thread(target=lambda: live_result.append(
+        _sync_task(live_client, other, _ti(1, run_id="manual__2026-11-23T09:00:00+00:00"))))
+    live.start()
+    try:
+        assert paused.wait(20)
+        retry = _sync_task(_client(s3), root, _ti(2))  # the automatic retry, with its own worker
+        open_now = s3.list_multipart_uploads(Bucket=DEST, Prefix="raw/")["Uploads"]
+    finally:
+        proceed.set()
+        live.join(20)
+    assert (retry["copied"], retry["skipped"], retry["aborted_uploads"]) == (1, 6, 1)  # try 1 sent the small ones
+    assert [u["Key"] for u in open_now] == ["raw/other-big.tif"]  # the live run's, and only it
+    assert live_result and live_result[0]["copied"] == 7  # the live run completed its upload
+    assert s3.list_multipart_uploads(Bucket=DEST, Prefix="raw/").get("Uploads", []) == []
+    assert _journal(s3) == {}  # every attempt that finished took its entry out
+    assert s3.get_object(Bucket=DEST, Key="raw/big.tif")["Body"].read() == (root / "big.tif").read_bytes()
+
+
+def test_another_runs_attempt_is_aborted_only_once_its_heartbeat_is_stale_on_s3s_clock(s3, tmp_path):
+    """A crashed sync of another DAG run whose journal heartbeat is 16 minutes old on S3's clock is
+    dead; one that beat a minute ago is alive. Worker time is never read: the heartbeats are S3
+    times and the comparison uses the Date of S3's response."""
+    from datetime import timedelta
+
+    root = _files(tmp_path / "images")
+    crashed = s3.create_multipart_upload(Bucket=DEST, Key="raw/crashed.tif")["UploadId"]
+    beating = s3.create_multipart_upload(Bucket=DEST, Key="raw/beating.tif")["UploadId"]
+    owner = {"dag_id": "object_detection_pipeline", "task_id": "sync_images", "run_id": "manual__x",
+             "map_index": -1, "try_number": 1}
+    journal = s3_sync.UploadJournal(s3, DEST, "raw/", owner=owner, stale_seconds=s3_sync.STALE_UPLOAD_SECONDS)
+
+    def write(attempts: dict[str, Any], now: Any) -> None:
+        attempts["crashed"] = {"owner": {**owner, "run_id": "manual__y"}, "uploads": {crashed: "raw/crashed.tif"},
+                               "heartbeat": (now - timedelta(minutes=16)).isoformat()}
+        attempts["beating"] = {"owner": {**owner, "run_id": "manual__z"}, "uploads": {beating: "raw/beating.tif"},
+                               "heartbeat": (now - timedelta(minutes=1)).isoformat()}
+
+    journal.update(write)
+    result = _sync_task(_client(s3), root, _ti(1))
+    assert result["aborted_uploads"] == 1
+    assert _open_uploads(s3, "raw/") == ["raw/beating.tif"]
+    assert set(_journal(s3)) == {"beating"}
+
+
+def test_attempt_is_dead_rules():
+    from datetime import UTC, datetime, timedelta
+
+    now = datetime(2026, 11, 22, 0, 30, tzinfo=UTC)
+    me = {"dag_id": "d", "task_id": "t", "run_id": "r", "map_index": -1, "try_number": 3}
+    fresh = (now - timedelta(seconds=5)).isoformat()
+    dead = s3_sync.attempt_is_dead
+    assert dead({"owner": {**me, "try_number": 2}, "heartbeat": fresh}, me, now, 900)  # an earlier try
+    assert dead({"owner": {**me, "try_number": 3}, "heartbeat": fresh}, me, now, 900) is None
+    assert dead({"owner": {**me, "map_index": 1, "try_number": 1}, "heartbeat": fresh}, me, now, 900) is None
+    assert dead({"owner": None, "heartbeat": fresh}, None, now, 900) is None
+    assert dead({"owner": None, "heartbeat": (now - timedelta(seconds=900)).isoformat()}, None, now, 900)
+    assert dead({"owner": None, "heartbeat": "garbage"}, me, now, 0) is None  # no usable time: alive
+    assert dead({"owner": None, "heartbeat": fresh}, me, None, 0) is None
