@@ -219,6 +219,13 @@ ASYNC_TTL_DEFAULT_S = 21600
 ASYNC_INVOCATION_TIMEOUT_DEFAULT_S = 900
 
 
+def async_result_uris(output_path: str, failure_path: str | None, key: str) -> tuple[str, str | None]:
+    """Where SageMaker writes one async inference's result and error: ``<S3OutputPath>/<uuid>.out`` and
+    ``<S3FailurePath>/<uuid>-error.out`` (None without a failure path)."""
+    return (s3io.join(output_path, f"{key}.out"),
+            s3io.join(failure_path, f"{key}-error.out") if failure_path else None)
+
+
 def invoke_async(ext: Extension, ident: Identity, name: str, environ: dict[str, Any]) -> Reply | None:
     """InvokeEndpointAsync: read InputLocation now, write ``<uuid>.out`` after its emulated duration.
 
@@ -245,10 +252,8 @@ def invoke_async(ext: Extension, ident: Identity, name: str, environ: dict[str, 
     if body is None:
         return error("ValidationError", f"Could not access the input location {location}.")
     inference_id = environ.get("HTTP_X_AMZN_SAGEMAKER_INFERENCE_ID") or str(uuid.uuid4())
-    key = str(uuid.uuid4())
-    output_uri = s3io.join(output_config["S3OutputPath"], f"{key}.out")
-    failure_path = output_config.get("S3FailurePath")
-    failure_uri = s3io.join(failure_path, f"{key}-error.out") if failure_path else None
+    output_uri, failure_uri = async_result_uris(output_config["S3OutputPath"], output_config.get("S3FailurePath"),
+                                                str(uuid.uuid4()))
     result = _injected(ext, name) or predict(ext, body, environ.get("HTTP_X_AMZN_SAGEMAKER_CONTENT_TYPE"))
     emulated = ext.emulated_duration("async_inference", name, ASYNC_EMULATED_S)
     ttl = int(environ.get("HTTP_X_AMZN_SAGEMAKER_REQUESTTTLSECONDS") or ASYNC_TTL_DEFAULT_S)

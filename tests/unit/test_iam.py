@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import hashlib
 import importlib
 import importlib.util
 import json
@@ -838,14 +839,18 @@ def test_execution_role_reads_inputs_writes_outputs_and_nothing_else(cfg, values
     from sagemaker_vision import algorithms
 
     policy = _render(EXECUTION_POLICY, values)
+    from local_aws.runtime import async_result_uris
+    from sagemaker_vision import ground_truth
+    from sagemaker_vision.requests import model_artifact_uri
+
     for uri in (cfg.train_manifest_uri, cfg.validation_manifest_uri, cfg.raw_prefix + "shape_000.jpg",
-                cfg.training_output_uri + f"{cfg.job_name}/output/model.tar.gz"):
+                model_artifact_uri(cfg)):
         assert allows(policy, "s3:GetObject", _obj(uri)), uri
-    assert allows(policy, "s3:PutObject", _obj(cfg.training_output_uri + f"{cfg.job_name}/output/model.tar.gz"))
+    assert allows(policy, "s3:PutObject", _obj(model_artifact_uri(cfg)))
     assert allows(policy, "s3:PutObject", _obj(
-        f"{cfg.labeling_work_prefix}ground-truth/{cfg.labeling_job_name}/manifests/output/output.manifest"))
-    for prefix in (cfg.async_output_prefix, cfg.async_failure_prefix):  # async inference results
-        assert allows(policy, "s3:PutObject", _obj(prefix + "0f6c.out")), prefix
+        ground_truth.output_manifest_uri(cfg.ground_truth_output_prefix, cfg.labeling_job_name)))
+    for uri in async_result_uris(cfg.async_output_prefix, cfg.async_failure_prefix, "0f6c"):  # async results
+        assert allows(policy, "s3:PutObject", _obj(uri)), uri
     # SageMaker must never overwrite the images or the manifests it trains on.
     assert not allows(policy, "s3:PutObject", _obj(cfg.raw_prefix + "shape_000.jpg"))
     assert not allows(policy, "s3:DeleteObject", _obj(cfg.train_manifest_uri))
@@ -913,14 +918,19 @@ def load_test_dag_default_report_prefix() -> str:
 
 def airflow_s3_uses(cfg) -> list[S3Use]:
     """Every S3 key prefix and action the Airflow principal uses, from the builders the code uses."""
-    from sagemaker_vision import ground_truth, images, inference, s3_sync
+    from local_aws.runtime import async_result_uris  # SageMaker's names for async results, as emulated
+    from sagemaker_vision import ground_truth, images, inference, manifests, s3_sync
     from sagemaker_vision.async_inference import smoke_input_uri
+    from sagemaker_vision.endpoint_lease import lease_key
 
     root = f"s3://{cfg.bucket}/"
     image = cfg.raw_prefix + "shape_000.jpg"
     rw, read = ("s3:GetObject", "s3:PutObject"), ("s3:GetObject",)
     gt_inputs = ground_truth.labeling_input_uris(cfg.labeling_work_prefix + "inputs/")
-    gt_output = ground_truth.output_manifest_uri(cfg.labeling_work_prefix + "ground-truth/", cfg.labeling_job_name)
+    gt_output = ground_truth.output_manifest_uri(cfg.ground_truth_output_prefix, cfg.labeling_job_name)
+    marker = manifests._marker_uri(cfg, hashlib.sha256(b"any data").hexdigest())
+    async_output, async_failure = async_result_uris(cfg.async_output_prefix, cfg.async_failure_prefix,
+                                                    "0f6c5f1e-6f2d-4c1b-9a57-2d3c8e1b7a90")
     # endpoint_load_test's default report location, with a manual run id as the DAG appends it.
     run_id = "manual__2026-03-09T10-00-00+00-00"
     load_test_report = f"{root}{_key(load_test_dag_default_report_prefix())}{run_id}/report.json"
@@ -935,7 +945,7 @@ def airflow_s3_uses(cfg) -> list[S3Use]:
         _list(cfg.labels_prefix.rsplit("/", 2)[0] + "/", "prepare_manifests lists labels/"),
         *_uses(rw, images.report_uri(cfg), "validate_images' report"),
         *_uses(rw, f"{cfg.report_prefix}{images.UNLABELED_REPORT_NAME}", "the unlabeled-images report"),
-        *_uses(rw, f"{cfg.report_prefix}smoke_test.json", "smoke test result"),
+        *_uses(rw, inference.smoke_report_uri(cfg), "smoke test result"),
         *_uses(rw, cfg.report_prefix + "report.json", "the pipeline's load test report (cfg.report_prefix)"),
         *_uses(("s3:PutObject",), load_test_report, "endpoint_load_test's default report"),
         *_uses(rw, gt_inputs["input_manifest_uri"], "Ground Truth input manifest"),
@@ -946,19 +956,16 @@ def airflow_s3_uses(cfg) -> list[S3Use]:
         *_uses(rw, cfg.labeled_manifest_uri, "label.publish copies the backend's manifest here"),
         *_uses(rw, cfg.train_manifest_uri, "prepare_manifests"),
         *_uses(rw, cfg.validation_manifest_uri, "prepare_manifests"),
-        *_uses(rw, cfg.run_prefix + "markers/abc.json", "training marker (manifests._marker_uri)"),
+        *_uses(rw, marker, "training marker (manifests._marker_uri)"),
         *_uses(rw, smoke_input_uri(cfg.run_prefix + "async/input/", image), "async smoke input"),
-        *_uses(read, cfg.async_output_prefix + "0f6c.out", "async smoke result"),
+        *_uses(read, async_output, "async smoke result (OutputLocation)"),
+        *_uses(read, async_failure, "async smoke error (FailureLocation), read to say why it failed"),
         *_uses(("s3:GetBucketCORS", "s3:PutBucketCORS"), f"s3://{cfg.bucket}", "Ground Truth's CORS rule"),
         # The image source: read-only.
         *_uses(read, cfg.image_source + "cam1/0001.jpg", "sync reads the source"),
         _list(cfg.image_source, "sync lists the source"),
     ]
-    assert inference  # the smoke test's report name is the literal above (inference.py)
-    if importlib.util.find_spec("sagemaker_vision.endpoint_lease"):  # the per-endpoint deploy lock
-        from sagemaker_vision.endpoint_lease import lease_key
-
-        uses += _uses(rw, f"s3://{cfg.bucket}/{lease_key(cfg)}", "the endpoint's deploy lease")
+    uses += _uses(rw, f"s3://{cfg.bucket}/{lease_key(cfg)}", "the endpoint's deploy lease (endpoint_lease.lease_key)")
     return uses
 
 
@@ -1080,20 +1087,19 @@ def sagemaker_s3_uses(cfg) -> list[S3Use]:
     """What SageMaker does with the execution role, read from the requests the package sends."""
     from sagemaker_vision import ground_truth
     from sagemaker_vision.async_inference import async_endpoint_config_request
-    from sagemaker_vision.requests import model_request, training_request
+    from sagemaker_vision.requests import model_artifact_uri, model_request, training_request
 
     training = training_request(cfg, num_classes=3, num_training_samples=10)
     uses = [use for ch in training["InputDataConfig"] for use in _uses(
         ("s3:GetObject",), ch["DataSource"]["S3DataSource"]["S3Uri"], f"training channel {ch['ChannelName']}")]
     uses += _uses(("s3:GetObject",), cfg.raw_prefix + "shape_000.jpg", "training reads the images the manifests name")
-    output = training["OutputDataConfig"]["S3OutputPath"]
-    uses += _uses(("s3:PutObject", "s3:AbortMultipartUpload"), f"{output}{cfg.job_name}/output/model.tar.gz",
-                  "training writes the model")
+    assert training["OutputDataConfig"]["S3OutputPath"] == cfg.training_output_uri
+    uses += _uses(("s3:PutObject", "s3:AbortMultipartUpload"), model_artifact_uri(cfg), "training writes the model")
     uses += _uses(("s3:GetObject",), model_request(cfg)["PrimaryContainer"]["ModelDataUrl"], "hosting loads the model")
     inputs = ground_truth.labeling_input_uris(cfg.labeling_work_prefix + "inputs/")
     gt = ground_truth.labeling_job_request(
         job_name=cfg.labeling_job_name, input_manifest_uri=inputs["input_manifest_uri"],
-        output_path=cfg.labeling_work_prefix + "ground-truth/", role_arn=cfg.role_arn, label_attribute="bounding-box",
+        output_path=cfg.ground_truth_output_prefix, role_arn=cfg.role_arn, label_attribute="bounding-box",
         labels=["circle"], categories_uri=inputs["categories_uri"], template_uri=inputs["template_uri"],
         region=REGION, task_description="Box it.",
         workteam_arn=f"arn:aws:sagemaker:{REGION}:{ACCOUNT}:workteam/private-crowd/team")

@@ -166,6 +166,7 @@ ENDPOINT_CONFIGS = [
 def test_the_checked_names_are_the_names_the_run_uses(run, overrides):
     """Drift guard: what check_derived_names measures is what the config's properties and the
     modules' builders hand to AWS, for several configs."""
+    from local_aws.runtime import async_result_uris
     from sagemaker_vision import ground_truth, inference, requests, training_budget
     from sagemaker_vision.deploy import rollback_alarm_names
 
@@ -188,6 +189,10 @@ def test_the_checked_names_are_the_names_the_run_uses(run, overrides):
     assert gt_key.startswith(key(manifest).removesuffix("manifests/output/output.manifest"))
     assert by_what["report key"] == [key(inference.smoke_report_uri(cfg))]
     assert by_what["labeled manifest key"] == [key(cfg.labeled_manifest_uri)]
+    # SageMaker names an async error <S3FailurePath>/<uuid>-error.out (the emulator's builder).
+    [failure] = by_what["async failure key"]
+    assert failure == key(async_result_uris(cfg.async_output_prefix, cfg.async_failure_prefix,
+                                            failure.rsplit("/", 1)[1].removesuffix("-error.out"))[1])
 
 
 def test_one_naming_rule_changes_the_names_and_the_limit_together(monkeypatch):
