@@ -15,6 +15,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from sagemaker_vision import aws, s3_sync
 from sagemaker_vision.s3_sync import S3SyncError, sync
@@ -371,6 +372,9 @@ def test_the_next_try_aborts_a_killed_tries_uploads_at_once_and_leaves_a_live_ru
     assert live_result and live_result[0]["copied"] == 7  # the live run completed its upload
     assert s3.list_multipart_uploads(Bucket=DEST, Prefix="raw/").get("Uploads", []) == []
     assert _journal(s3) == {}  # every attempt that finished took its entry out
+    for upload_id, key in ((killed["UploadId"], "raw/big.tif"), (open_now[0]["UploadId"], "raw/other-big.tif")):
+        with pytest.raises(ClientError, match="NoSuchUpload"):  # aborted, or completed: a rerun finds nothing
+            s3.abort_multipart_upload(Bucket=DEST, Key=key, UploadId=upload_id)
     assert s3.get_object(Bucket=DEST, Key="raw/big.tif")["Body"].read() == (root / "big.tif").read_bytes()
 
 
@@ -414,3 +418,20 @@ def test_attempt_is_dead_rules():
     assert dead({"owner": None, "heartbeat": (now - timedelta(seconds=900)).isoformat()}, None, now, 900)
     assert dead({"owner": None, "heartbeat": "garbage"}, me, now, 0) is None  # no usable time: alive
     assert dead({"owner": None, "heartbeat": fresh}, me, None, 0) is None
+
+
+def test_an_upload_whose_id_cannot_be_journaled_is_aborted_and_its_file_fails(s3, tmp_path):
+    """Never an upload nobody can find again: if the journal write after CreateMultipartUpload fails,
+    the new upload is aborted before any part is sent, the file fails by name, the others sync."""
+    root = _files(tmp_path / "images")
+
+    def deny_journal(params: dict[str, Any], **_: Any) -> None:
+        if params.get("Key") == s3_sync.journal_key("raw/"):
+            raise ClientError({"Error": {"Code": "AccessDenied", "Message": "denied by the test"}}, "PutObject")
+
+    s3.meta.events.register("before-parameter-build.s3.PutObject", deny_journal)
+    with pytest.raises(S3SyncError, match=r"raw/big\.tif") as failed:
+        sync(str(root), DEST_URI, client=s3)
+    assert [f.key for f in failed.value.failures] == ["raw/big.tif"]
+    assert _open_uploads(s3, "raw/") == []
+    assert sorted(s3_sync.list_s3(s3, DEST, "raw/")) == [f"img_{i}.jpg" for i in range(6)]
