@@ -583,6 +583,20 @@ def test_star_resource_only_where_aws_requires_it():
         assert action.split(":")[1] in readme, f"README.md does not explain {action} on Resource *"
 
 
+def test_the_readme_names_every_s3_location_granted_outside_the_prefix():
+    """include/iam/README.md matches the policies: each S3 location a policy grants beyond
+    ``${Prefix}/`` (the endpoint leases, the image source) is named in the README."""
+    readme = (IAM_DIR / "README.md").read_text()
+    for path in sorted(IAM_DIR.glob("*-policy.json")):
+        for st in json.loads(path.read_text())["Statement"]:
+            for resource in _as_list(st.get("Resource", [])):
+                bucket_path = resource.split(":::", 1)[1] if ":s3:::" in resource else None
+                if not bucket_path or "/" not in bucket_path or bucket_path.split("/", 1)[1].startswith("${Prefix}/"):
+                    continue
+                stem = bucket_path.split("/", 1)[1].split("${")[0].rstrip("*") or bucket_path.split("/", 1)[0]
+                assert stem in readme, f"{path.name} {st['Sid']} grants {resource}; README.md never names {stem!r}"
+
+
 def test_placeholders_are_documented_and_all_substituted():
     # The README's placeholder table: one row per placeholder, "| `${Name}` | value | example |".
     rows = re.findall(r"^\| `\$\{([A-Za-z0-9]+)\}` \|", (IAM_DIR / "README.md").read_text(), re.MULTILINE)
