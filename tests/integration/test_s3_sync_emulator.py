@@ -378,11 +378,11 @@ def test_the_next_try_aborts_a_killed_tries_uploads_at_once_and_leaves_a_live_ru
     assert s3.get_object(Bucket=DEST, Key="raw/big.tif")["Body"].read() == (root / "big.tif").read_bytes()
 
 
-def test_another_runs_attempt_is_aborted_only_once_its_heartbeat_is_stale_on_s3s_clock(s3, tmp_path):
+def test_another_runs_attempt_is_aborted_only_once_its_heartbeat_is_stale_on_s3s_clock(s3, tmp_path, monkeypatch):
     """A crashed sync of another DAG run whose journal heartbeat is 16 minutes old on S3's clock is
     dead; one that beat a minute ago is alive. Worker time is never read: the heartbeats are S3
     times and the comparison uses the Date of S3's response."""
-    from datetime import timedelta
+    from datetime import datetime, timedelta
 
     root = _files(tmp_path / "images")
     crashed = s3.create_multipart_upload(Bucket=DEST, Key="raw/crashed.tif")["UploadId"]
@@ -398,6 +398,13 @@ def test_another_runs_attempt_is_aborted_only_once_its_heartbeat_is_stale_on_s3s
                                "heartbeat": (now - timedelta(minutes=1)).isoformat()}
 
     journal.update(write)
+
+    class WorkerClock(datetime):  # a worker whose clock is off by any amount: it is never asked
+        @classmethod
+        def now(cls, tz: Any = None) -> Any:
+            raise AssertionError("the sync read the worker's clock")
+
+    monkeypatch.setattr(s3_sync, "datetime", WorkerClock)
     result = _sync_task(_client(s3), root, _ti(1))
     assert result["aborted_uploads"] == 1
     assert _open_uploads(s3, "raw/") == ["raw/beating.tif"]
@@ -435,3 +442,40 @@ def test_an_upload_whose_id_cannot_be_journaled_is_aborted_and_its_file_fails(s3
     assert [f.key for f in failed.value.failures] == ["raw/big.tif"]
     assert _open_uploads(s3, "raw/") == []
     assert sorted(s3_sync.list_s3(s3, DEST, "raw/")) == [f"img_{i}.jpg" for i in range(6)]
+
+
+def test_a_running_sync_renews_its_heartbeat_on_s3s_clock(s3, tmp_path, monkeypatch):
+    """What keeps a long live sync from being taken for dead by another run's sync: its journal entry's
+    heartbeat (an S3 time) moves on while it uploads, and the entry goes when it is done."""
+    import time
+
+    monkeypatch.setattr(s3_sync, "HEARTBEAT_SECONDS", 0.2)
+    root = _files(tmp_path / "images")
+    client, paused, proceed = _client(s3), threading.Event(), threading.Event()
+
+    def hold_second_part(params: dict[str, Any], **_: Any) -> None:
+        if params.get("PartNumber") == 2:
+            paused.set()
+            assert proceed.wait(20)
+
+    client.meta.events.register("before-parameter-build.s3.UploadPart", hold_second_part)
+    done: list[Any] = []
+    worker = threading.Thread(target=lambda: done.append(sync(str(root), DEST_URI, client=client)))
+    worker.start()
+    try:
+        assert paused.wait(20)
+        [first] = _journal(s3).values()
+        time.sleep(1.6)  # S3's Date header counts whole seconds
+        [later] = _journal(s3).values()
+    finally:
+        proceed.set()
+        worker.join(20)
+    assert list(first["uploads"].values()) == ["raw/big.tif"] and later["uploads"] == first["uploads"]
+    assert datetime_of(later["heartbeat"]) > datetime_of(first["heartbeat"])
+    assert done and done[0]["copied"] == 7 and _journal(s3) == {}
+
+
+def datetime_of(text: str) -> Any:
+    from datetime import datetime
+
+    return datetime.fromisoformat(text)
