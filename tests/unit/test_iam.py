@@ -979,7 +979,12 @@ def airflow_s3_uses(cfg) -> list[S3Use]:
         *_uses(read, cfg.image_source + "cam1/0001.jpg", "sync reads the source"),
         _list(cfg.image_source, "sync lists the source"),
     ]
-    uses += _uses(rw, f"s3://{cfg.bucket}/{lease_key(cfg)}", "the endpoint's deploy lease (endpoint_lease.lease_key)")
+    lease = f"s3://{cfg.bucket}/{lease_key(cfg)}"
+    uses += _uses(rw, lease, "the endpoint's deploy lease (endpoint_lease.lease_key)")
+    # A GET of a missing key answers 403 without ListBucket; s3io.key_missing then lists the key
+    # itself to tell "absent" from "denied". The lease needs no listing: it is written before it is
+    # ever read (If-None-Match), and never deleted (tests/unit/test_endpoint_lease.py).
+    uses.append(_list(root + s3_sync.state_key(_key(cfg.raw_prefix)), "s3io.key_missing: is the sync state there?"))
     return uses
 
 
