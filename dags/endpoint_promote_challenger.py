@@ -18,6 +18,12 @@ shifts traffic, so there is no downtime. AWS fails an update that removes an aut
 so the A/B variants' autoscaling is released first and the kept variant's is put back on
 `AllTraffic`. Idempotent: an endpoint already ended is left alone.
 
+`acquire_endpoint_lease` → `end_test` → `release_endpoint_lease`: both updates write to the
+endpoint, so they run inside its lease, the same S3 object the pipeline DAGs take
+(`s3://<bucket>/sagemaker-vision-locks/endpoints/<region>/<endpoint>.json`); a pipeline run that
+is deploying to the endpoint is waited for, and it waits for this one. Use the same `bucket` as
+those runs.
+
 Manual trigger only. The logic lives in `sagemaker_vision.scaling`.
 """
 
@@ -26,17 +32,20 @@ from __future__ import annotations
 from airflow.sdk import Param, dag, task
 
 from sagemaker_vision import aws
-from sagemaker_vision.tasks import endpoint_name_param, manual_dag_kwargs
+from sagemaker_vision.endpoint_lease import hold_hook
+from sagemaker_vision.params import pipeline_params
+from sagemaker_vision.tasks import endpoint_name_param, manual_dag_kwargs, with_endpoint_lease
 
 
 @dag(schedule=None, **manual_dag_kwargs(__doc__, ["deploy"], params={
     "endpoint_name": endpoint_name_param("The A/B endpoint whose test ends."),
+    "bucket": pipeline_params()["bucket"],
     "action": Param("promote", type="string", enum=["promote", "drop"],
                     description="promote: the Challenger takes all traffic and then serves alone; "
                                 "drop: the Champion serves alone again."),
 }))
 def endpoint_promote_challenger():
-    @task
+    @task(pre_execute=hold_hook("end_test"))
     def end_test(**context) -> dict:
         """promote: all traffic to the Challenger, then it serves alone; drop: the Champion serves alone."""
         from sagemaker_vision.params import default_poll_seconds
@@ -47,7 +56,8 @@ def endpoint_promote_challenger():
                               autoscaling_client=aws.client("application-autoscaling"),
                               waiter_delay=default_poll_seconds())
 
-    end_test()
+    test = end_test()
+    with_endpoint_lease(test, test)
 
 
 endpoint_promote_challenger()

@@ -3,7 +3,7 @@
 
 Delete a sagemaker-vision endpoint and what it leaves behind, or prune old models of one that stays.
 
-`plan` → `execute`
+`plan` → `acquire_endpoint_lease` → `execute` → `release_endpoint_lease`
 
 * **Plan first**: `plan` lists every endpoint, endpoint config, model, alarm and scaling
   target it would delete, each with its reason, and the monthly standing cost deleting the
@@ -14,6 +14,10 @@ Delete a sagemaker-vision endpoint and what it leaves behind, or prune old model
 * **Idempotent**: `execute` re-reads AWS, deletes only what the plan listed and is still
   deletable, and counts a resource that is already gone as done, so a rerun finishes the job.
 
+* **One writer per endpoint**: `execute` runs inside the endpoint's lease, the same S3 object the
+  pipeline DAGs take (`s3://<bucket>/sagemaker-vision-locks/endpoints/<region>/<endpoint>.json`),
+  so it never deletes an endpoint a pipeline run is deploying or testing. Use the same `bucket`.
+
 Manual trigger only. This file only wires; the logic lives in `sagemaker_vision.teardown`.
 """
 
@@ -21,7 +25,9 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, task
 
-from sagemaker_vision.tasks import endpoint_name_param, manual_dag_kwargs
+from sagemaker_vision.endpoint_lease import hold_hook
+from sagemaker_vision.params import pipeline_params
+from sagemaker_vision.tasks import endpoint_name_param, manual_dag_kwargs, with_endpoint_lease
 
 
 @dag(schedule=None, **manual_dag_kwargs(
@@ -30,6 +36,7 @@ from sagemaker_vision.tasks import endpoint_name_param, manual_dag_kwargs
     params={
         "endpoint_name": endpoint_name_param(
             "The endpoint to tear down (or whose pipeline to prune). It must be tagged managed-by=sagemaker-vision."),
+        "bucket": pipeline_params()["bucket"],
         "keep_models": Param(
             2, type="integer", minimum=0,
             description="Keep the newest N models of the endpoint's pipeline (for a later deploy or rollback); "
@@ -51,14 +58,16 @@ def endpoint_teardown():
 
         return plan_task(context["params"])
 
-    @task
+    @task(pre_execute=hold_hook("execute"))
     def execute(approved: dict, **context) -> dict:
         """Delete what the plan listed (endpoint last); skipped on a dry run."""
         from sagemaker_vision.teardown import execute_task
 
         return execute_task(approved, context["params"])
 
-    execute(plan())
+    planned = plan()
+    deleted = execute(planned)
+    planned >> with_endpoint_lease(deleted, deleted)
 
 
 endpoint_teardown()

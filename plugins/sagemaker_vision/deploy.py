@@ -1250,11 +1250,15 @@ class RollbackEndpointOperator(DeployEndpointOperator):
     * ``created`` (a first deploy): nothing older exists. The endpoint is left serving the new
       model rather than deleted: an endpoint that answers is what a user expects to find, and
       ``endpoint_teardown`` deletes it on request. The message says so;
-    * ``unchanged`` (it served this config before the deploy ran) or no deploy result (the deploy
-      itself failed and said what serves): nothing to roll back.
+    * ``unchanged`` (it served this config before the deploy ran): nothing to roll back.
 
-    It always fails the task, so the run ends failed, and its message names the test that failed
-    and the config and model that serve afterwards.
+    It skips (``AirflowSkipException``) when this run deployed nothing: no deploy result, or the
+    deploy did not succeed (``one_failed`` also fires on the ``upstream_failed`` of a failure
+    before the deploy: estimate_costs, sync, train, the lease...; a failed deploy says what
+    serves itself). The run still ends failed then: the failure is upstream of the leaf
+    ``tests_passed`` (``train_and_deploy``). Otherwise it renews the lease right before its
+    UpdateEndpoint, and always fails the task, so the run ends failed, and its message names the
+    test that failed and the config and model that serve afterwards.
     """
 
     def __init__(self, *, deploy_task_id: str = "deploy", **kwargs: Any) -> None:
@@ -1294,14 +1298,35 @@ class RollbackEndpointOperator(DeployEndpointOperator):
         result = context["ti"].xcom_pull(task_ids=self.deploy_task_id)
         return result if isinstance(result, Mapping) and result.get("endpoint_config_name") else None
 
+    def _deploy_succeeded(self, context: Context) -> bool | None:
+        """Whether this run's deploy task is in state success (None: unknown, e.g. outside a scheduler)."""
+        try:
+            from airflow.sdk.execution_time.task_runner import RuntimeTaskInstance
+
+            ti = context["ti"]
+            states = RuntimeTaskInstance.get_task_states(dag_id=ti.dag_id, task_ids=[self.deploy_task_id],
+                                                         run_ids=[ti.run_id]).get(ti.run_id, {})
+        except Exception:  # noqa: BLE001 - then the deploy's XCom alone decides
+            self.log.debug("Could not read the deploy's state", exc_info=True)
+            return None
+        state = states.get(self.deploy_task_id)
+        return None if state is None else str(state) == "success"
+
     def execute(self, context: Context) -> dict[str, Any]:
+        from airflow.providers.common.compat.sdk import AirflowSkipException
+
+        from sagemaker_vision.endpoint_lease import hold
+
         self._validate_name_only()
         deployed = self._deployed(context)
+        if deployed is None or self._deploy_succeeded(context) is False:
+            message = (f"Nothing to roll back: this run deployed nothing to {self.endpoint_name} (a task before "
+                       f"`{self.deploy_task_id}`, or the deploy itself, failed); the endpoint was not touched here. "
+                       "The run fails on that task")
+            self.log.info(message)
+            raise AirflowSkipException(message)
         why = self._failed_upstream(context)
         client = self.hook.conn
-        if deployed is None:
-            raise self._fail(context, f"{why}; the deploy did not complete, so nothing was rolled back. "
-                                       f"{serving_summary(client, self.endpoint_name)}")
         new = deployed["endpoint_config_name"]
         previous = self._previous(client, new, deployed)
         if not previous:
@@ -1321,6 +1346,7 @@ class RollbackEndpointOperator(DeployEndpointOperator):
                 f"{why}; cannot roll back: the previous config {previous} no longer exists, so the NEW model stays "
                 f"serving. {serving_summary(client, self.endpoint_name)}")
         self.endpoint_config_name = previous
+        hold(context, "rollback")  # still this run's endpoint, renewed, right before the UpdateEndpoint
         self.log.warning("%s: rolling %s back from %s to %s", why, self.endpoint_name, new, previous)
         try:
             result = self._deploy(context, replans=0)
@@ -1364,6 +1390,30 @@ class RollbackEndpointOperator(DeployEndpointOperator):
             context,
             f"{why}: rolled back to the config that served before. "
             f"{serving_summary(self.hook.conn, self.endpoint_name)}; the new config {new} no longer serves")
+
+
+def require_run_config_serving(context: Mapping[str, Any], stage: str, deploy_task_id: str = "deploy") -> str:
+    """Fail ``stage`` unless the endpoint serves the config this run deployed; returns that config.
+
+    A test after a rollback must not measure the OLD config: clearing a failed ``load_test`` clears
+    the rollback and the lease tasks after it but not ``deploy``, so without this check the smoke
+    and load tests would pass against the config the rollback restored and the run would turn
+    green. The config comes from the deploy's XCom (``pipeline().endpoint_config_name`` when it has
+    none); the endpoint's from DescribeEndpoint.
+    """
+    from sagemaker_vision.config import PipelineConfig
+
+    cfg = PipelineConfig.from_context(context)
+    deployed = context["ti"].xcom_pull(task_ids=deploy_task_id)
+    expected = (deployed.get("endpoint_config_name") if isinstance(deployed, Mapping) else None) \
+        or cfg.endpoint_config_name
+    endpoint = _describe_or_none(aws.client("sagemaker").describe_endpoint, EndpointName=cfg.endpoint_name) or {}
+    serving = endpoint.get("EndpointConfigName")
+    if serving != expected:
+        raise AirflowFailException(
+            f"{stage} refuses to test endpoint {cfg.endpoint_name}: the endpoint serves {serving or 'nothing'}, not "
+            f"this run's {expected} (rolled back?); clear `{deploy_task_id}` to deploy again")
+    return expected
 
 
 def record_deployed_over(sagemaker_client: Any, endpoint_arn: str, new_config: str, previous_config: str) -> None:

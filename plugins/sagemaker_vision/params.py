@@ -39,7 +39,9 @@ def pipeline_params() -> dict[str, Param]:
             "(see include/iam/). Defaults to $SAGEMAKER_VISION_ROLE_ARN.", section=s_data),
         "bucket": Param(
             _env("SAGEMAKER_VISION_BUCKET", "sagemaker-vision-demo"), type="string", minLength=3, maxLength=63,
-            description="Project S3 bucket: images, manifests, model artifacts and reports go here.",
+            description="Project S3 bucket: images, manifests, model artifacts and reports go here, and the "
+            "endpoint locks (sagemaker-vision-locks/): every run and DAG that writes to one endpoint must use "
+            "the same bucket. Defaults to $SAGEMAKER_VISION_BUCKET.",
             section=s_data),
         "prefix": Param(
             "object-detection", type="string", minLength=1,

@@ -189,6 +189,24 @@ def release_endpoint_lease(**context) -> dict:
     return release_lease(context)
 
 
+def with_endpoint_lease(first: Any, last: Any, poll: int | None = None) -> Any:
+    """Put ``first`` … ``last`` (tasks that write to one endpoint) inside its lease: ``acquire_endpoint_lease``
+    before ``first``, ``release_endpoint_lease`` after ``last`` as a teardown (so it runs however the
+    section ended). Every DAG that writes to an endpoint uses this, so all of them lock one object
+    (:func:`sagemaker_vision.endpoint_lease.lease_key`). Returns the acquire task.
+
+    The acquire task never retries: while another run holds the lease it already waits (deferred)
+    up to twice the TTL; a retry would wait that long again.
+    """
+    from sagemaker_vision.endpoint_lease import LEASE_TASK_ID, AcquireEndpointLeaseOperator
+
+    acquire = AcquireEndpointLeaseOperator(task_id=LEASE_TASK_ID, poll_seconds=poll or default_poll_seconds(),
+                                           retries=0)
+    acquire >> first
+    last >> release_endpoint_lease().as_teardown(setups=acquire)
+    return acquire
+
+
 @task
 def smoke_image(manifests: dict, **context) -> str:
     """The s3 URI of the image the async smoke test sends: validated, labeled, validation split first."""
@@ -215,7 +233,9 @@ def train_and_deploy(manifests: Any, poll: int | None = None) -> tuple[Any, Any]
     Returns the first and last tasks so callers can chain around them.
     """
     from sagemaker_vision.deploy import DeployEndpointOperator, RollbackEndpointOperator
-    from sagemaker_vision.endpoint_lease import AcquireEndpointLeaseOperator, hold_hook
+    from airflow.providers.standard.operators.empty import EmptyOperator
+
+    from sagemaker_vision.endpoint_lease import hold_hook
     from sagemaker_vision.load_test import LoadTestOperator
     from sagemaker_vision.training import ObjectDetectionTrainingOperator
 
@@ -243,7 +263,7 @@ def train_and_deploy(manifests: Any, poll: int | None = None) -> tuple[Any, Any]
         task_id="smoke_test_async", endpoint_name="{{ pipeline().endpoint_name }}",
         sample_image=smoke_image(manifests), input_prefix="{{ pipeline().run_prefix }}async/input/",
         class_map=manifests["class_map"], min_score=0.2, deferrable=True, waiter_delay=poll,
-        pre_execute=hold_hook("smoke_test_async"),
+        pre_execute=hold_hook("smoke_test_async", serving_this_run=True),
     )
     load_test = LoadTestOperator(
         task_id="load_test",
@@ -259,27 +279,31 @@ def train_and_deploy(manifests: Any, poll: int | None = None) -> tuple[Any, Any]
         # A few concurrent requests: one process of threads starts faster than worker processes.
         engine="threads",
         processes=1,
-        pre_execute=hold_hook("load_test"),
+        pre_execute=hold_hook("load_test", serving_this_run=True),
     )
-    acquire = AcquireEndpointLeaseOperator(task_id="acquire_endpoint_lease", poll_seconds=poll)
+    # Skips unless this run deployed; renews the lease itself, right before its UpdateEndpoint.
     rollback = RollbackEndpointOperator(
         task_id="rollback",
         endpoint_name="{{ pipeline().endpoint_name }}",
         trigger_rule="one_failed",
         deferrable=True,
         check_interval=poll,
-        pre_execute=hold_hook("rollback"),
     )
+    # The run's outcome: a leaf that is upstream_failed when anything before the tests failed, so a
+    # skipped rollback (nothing of this run deployed) never leaves the run green.
+    tests_passed = EmptyOperator(task_id="tests_passed", trigger_rule="none_failed_min_one_success")
+    gate = quality_gate(train.output, manifests)
     gate_training >> request
-    train >> acquire >> quality_gate(train.output, manifests) >> requests
+    train >> with_endpoint_lease(gate, rollback, poll)
+    gate >> requests
     create_model.override(pre_execute=hold_hook("create_model"))(requests, train.output) >> \
         create_endpoint_config.override(pre_execute=hold_hook("create_endpoint_config"))(requests) >> deploy
     branch = choose_smoke_test()
     deploy >> autoscaling.override(pre_execute=hold_hook("autoscaling"))() >> branch
     # Async endpoints take no synchronous traffic, so the load test follows the real-time path only.
-    smoke = smoke_test.override(pre_execute=hold_hook("smoke_test"))(manifests)
+    smoke = smoke_test.override(pre_execute=hold_hook("smoke_test", serving_this_run=True))(manifests)
     branch >> [smoke, smoke_async]
     smoke >> load_test
     [smoke, smoke_async, load_test] >> rollback
-    rollback >> release_endpoint_lease().as_teardown(setups=acquire)
+    [smoke, smoke_async, load_test] >> tests_passed
     return gate_training, rollback

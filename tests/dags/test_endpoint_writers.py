@@ -1,0 +1,70 @@
+"""Every DAG that writes to an endpoint does it inside the endpoint's lease, and says so in its docs.
+
+Issue 9 review: the lease must cover every writer (the promote and teardown DAGs too), the acquire
+task must not retry (it already waits deferred up to twice the TTL), and the doc_md flow lines
+must name the real tasks.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
+# The tasks of each DAG that call a SageMaker write API on the endpoint (UpdateEndpoint,
+# UpdateEndpointWeightsAndCapacities, CreateEndpoint, DeleteEndpoint, autoscaling of its variants).
+WRITERS = {
+    "object_detection_pipeline": {"deploy", "autoscaling", "rollback"},
+    "object_detection_retrain": {"deploy", "autoscaling", "rollback"},
+    "endpoint_promote_challenger": {"end_test"},
+    "endpoint_teardown": {"execute"},
+}
+
+
+@pytest.fixture(scope="module")
+def dag_bag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    return DagBag(dag_folder=str(DAGS_DIR))
+
+
+@pytest.mark.parametrize("dag_id", sorted(WRITERS))
+def test_every_endpoint_writer_runs_between_acquire_and_release(dag_bag, dag_id):
+    dag = dag_bag.dags[dag_id]
+    acquire = dag.get_task("acquire_endpoint_lease")
+    release = dag.get_task("release_endpoint_lease")
+    assert acquire.retries == 0
+    assert release.is_teardown and acquire.task_id in release.upstream_task_ids
+    assert acquire.is_setup
+    inside = acquire.get_flat_relative_ids(upstream=False)
+    for task_id in WRITERS[dag_id]:
+        assert task_id in inside, f"{dag_id}.{task_id} runs outside the endpoint lease"
+        assert "release_endpoint_lease" in dag.get_task(task_id).get_flat_relative_ids(upstream=False), task_id
+
+
+@pytest.mark.parametrize("dag_id", ["endpoint_promote_challenger", "endpoint_teardown"])
+def test_the_manual_writers_take_the_shared_bucket_param(dag_bag, dag_id):
+    from sagemaker_vision.params import pipeline_params
+
+    shared = pipeline_params()["bucket"]
+    param = dag_bag.dags[dag_id].params.get_param("bucket")
+    assert (param.value, param.schema, param.description) == (shared.value, shared.schema, shared.description)
+
+
+def _flow_tasks(doc: str) -> list[str]:
+    """The task ids of a doc_md's flow line(s): the backticked names of the paragraph with arrows."""
+    paragraph = next(p for p in doc.split("\n\n") if "→" in p)
+    return re.findall(r"`([a-z_]+)`", paragraph)
+
+
+@pytest.mark.parametrize("dag_id", ["object_detection_pipeline", "object_detection_retrain"])
+def test_the_flow_line_names_real_tasks_including_the_lease_and_rollback(dag_bag, dag_id):
+    dag = dag_bag.dags[dag_id]
+    named = _flow_tasks(dag.doc_md)
+    task_ids = {t.task_id.rsplit(".", 1)[-1] for t in dag.tasks} | {g for t in dag.tasks for g in t.task_id.split(".")[:1]}
+    assert not [n for n in named if n not in task_ids], f"{dag_id} doc names tasks it does not have"
+    for needed in ("acquire_endpoint_lease", "quality_gate", "deploy", "autoscaling", "choose_smoke_test",
+                   "smoke_test", "load_test", "rollback", "release_endpoint_lease"):
+        assert needed in named, f"{dag_id}'s flow line leaves out {needed}"
