@@ -131,6 +131,7 @@ def test_a_failed_load_test_rolls_back_to_the_config_that_served_before(airflow_
     assert f"InService on config {baseline} (model {baseline}, validation-map 0.6)" in message, message
     assert f"the new config {new} no longer serves" in message, message
     assert states(run)["release_endpoint_lease"] == "success"  # the lease is given back, failed run or not
+    assert states(run)["tests_passed"] == "upstream_failed"
 
 
 class _TI:
@@ -165,3 +166,82 @@ def test_a_first_deploy_cannot_roll_back_and_says_the_new_model_stays_serving(aw
     assert f"on config {created} (model {created}, validation-map 0.7)" in message, message
     assert "endpoint_teardown" in message and ti.pushed["outcome"] == message
     assert serving(sm, endpoint) == created  # left serving, not deleted
+
+
+def test_a_failed_deploy_skips_the_rollback_and_the_run_still_fails(airflow_db, aws_clients, control):
+    """``one_failed`` also fires on the upstream_failed of a failure inside the lease before anything of
+    this run serves (here the deploy: SageMaker rolled the update back). The rollback skips (this run
+    deployed nothing) instead of failing, and the skipped leaf does not turn the run green:
+    ``tests_passed`` is upstream_failed."""
+    sm, s3 = aws_clients["sagemaker"], aws_clients["s3"]
+    endpoint = f"{NAME}-faildeploy"
+    baseline = seed_endpoint(sm, s3, os.environ["SAGEMAKER_VISION_BUCKET"], PREFIX, endpoint, 0.6)
+    control.add_fault(kind="update_endpoint_failure", name_prefix=endpoint, reason="boom", count=1)
+    at = datetime(2026, 5, 11, 6, 0, tzinfo=UTC)
+    run = retrain_dag().test(run_after=at, run_conf={**CONF, "endpoint_name": endpoint})
+
+    got = states(run)
+    assert run.state == "failed", got
+    assert got["deploy"] == "failed" and got["rollback"] == "skipped", got
+    assert got["tests_passed"] == "upstream_failed" and got["release_endpoint_lease"] == "success", got
+    assert outcome(run, "rollback") is None
+    assert serving(sm, endpoint) == baseline
+
+
+def test_a_failure_before_the_lease_fails_the_run_without_a_rollback(airflow_db, aws_clients, control):
+    """estimate_costs over ``budget_usd``: the lease is never taken, the rollback never runs (its setup did
+    not succeed), and the run fails."""
+    at = datetime(2026, 5, 12, 6, 0, tzinfo=UTC)
+    run = retrain_dag().test(run_after=at, run_conf={**CONF, "budget_usd": 0})
+
+    got = states(run)
+    assert run.state == "failed", got
+    assert got["estimate_costs"] == "failed" and got["rollback"] in ("upstream_failed", "skipped"), got
+    assert got["tests_passed"] == "upstream_failed", got
+
+
+def test_a_rollback_with_nothing_deployed_by_this_run_skips(aws_clients, control):
+    from airflow.providers.common.compat.sdk import AirflowSkipException
+
+    from sagemaker_vision.deploy import RollbackEndpointOperator
+
+    operator = RollbackEndpointOperator(task_id="rollback", endpoint_name=f"{NAME}-none", check_interval=1)
+    with pytest.raises(AirflowSkipException, match="this run deployed nothing"):
+        operator.execute({"ti": _TI(None)})
+
+
+def test_a_test_after_a_rollback_refuses_to_measure_the_old_config(airflow_db, aws_clients, control, monkeypatch):
+    """Clearing a failed ``load_test`` after a rollback clears rollback, release and acquire but not
+    ``deploy``: the cleared tests would measure the config the rollback restored and turn the run
+    green. Each test's pre_execute checks the endpoint serves this run's deployed config."""
+    from types import SimpleNamespace
+
+    from airflow.providers.common.compat.sdk import AirflowFailException
+
+    from sagemaker_vision import endpoint_lease
+    from sagemaker_vision.params import param_defaults
+
+    sm, s3 = aws_clients["sagemaker"], aws_clients["s3"]
+    endpoint = f"{NAME}-cleared"
+    baseline = seed_endpoint(sm, s3, os.environ["SAGEMAKER_VISION_BUCKET"], PREFIX, endpoint, 0.6)
+    ours = f"{NAME}-20260518-060000"  # what this run's deploy put there before the rollback
+    renewed = []
+    monkeypatch.setattr(endpoint_lease, "hold", lambda context, stage: renewed.append(stage))
+    at = datetime(2026, 5, 18, 6, 0, tzinfo=UTC)
+    context = {
+        "params": {**param_defaults(), **CONF, "endpoint_name": endpoint},
+        "dag_run": SimpleNamespace(dag_id="object_detection_retrain", run_id="manual__x", run_after=at,
+                                   data_interval_start=at, data_interval_end=at, run_type="manual"),
+        "ti": _TI({"endpoint_name": endpoint, "endpoint_config_name": ours, "previous_config": baseline,
+                   "action": "updated"}),
+    }
+    dag = retrain_dag()
+    for task_id in ("smoke_test", "smoke_test_async", "load_test"):
+        with pytest.raises(AirflowFailException) as refused:
+            dag.get_task(task_id)._pre_execute_hook(context)
+        assert (f"the endpoint serves {baseline}, not this run's {ours} (rolled back?); clear `deploy` to deploy "
+                "again") in str(refused.value), str(refused.value)
+    assert renewed == ["smoke_test", "smoke_test_async", "load_test"]  # the lease is renewed first
+    # Serving this run's config: the tests go ahead.
+    context["ti"] = _TI({"endpoint_name": endpoint, "endpoint_config_name": baseline, "action": "created"})
+    dag.get_task("load_test")._pre_execute_hook(context)

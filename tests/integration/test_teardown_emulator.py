@@ -7,6 +7,8 @@ the emulator by ``emulator_env``), and once through ``dag.test()``.
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -214,12 +216,19 @@ def test_dag_test_tears_the_endpoint_down(airflow_db, emu):
     from airflow.dag_processing.dagbag import DagBag
 
     build_pipeline(emu)
+    bucket = os.environ["SAGEMAKER_VISION_BUCKET"]  # the lock bucket (the bucket param's default)
+    s3 = client(emu, "s3")
+    s3.create_bucket(Bucket=bucket)
     bag = DagBag(dag_folder=str(ROOT / "dags" / "endpoint_teardown.py"))
     assert not bag.import_errors, bag.import_errors
     dag = bag.get_dag("endpoint_teardown")
     run = dag.test(run_conf=params())
     assert run.state == "success", run.state
     assert names(emu) == AFTER_TEARDOWN
+    # The deletion ran inside the endpoint's lease, the same object the pipeline DAGs take, given back after.
+    lease = json.loads(s3.get_object(Bucket=bucket, Key=f"sagemaker-vision-locks/endpoints/us-east-1/{PIPELINE}.json"
+                                     )["Body"].read())
+    assert lease["owner"].startswith(f"endpoint_teardown/{run.run_id}/") and lease["released"] is True, lease
 
 
 # -- A/B promotion and provisioned autoscaling ---------------------------------------------------------

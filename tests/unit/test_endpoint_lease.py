@@ -189,8 +189,61 @@ def test_ttl_covers_the_longest_stage_of_the_section():
     sent = deployment_config("canary", endpoint_type="provisioned", alarm_names=rollback_alarm_names("shapes-detector"))
     assert canary >= waits.endpoint_wait_budget("update", [{}], sent, alarm_window_s=120) > serverless
     assert el.lease_ttl_seconds(cfg(endpoint_type="async")) >= waits.async_result_budget()
-    assert el.lease_key(cfg()) == "object-detection/locks/endpoints/us-east-1/shapes-detector.json"
     assert el.acquire_wait_seconds(100) == 200
+
+
+def test_the_lease_key_is_per_region_and_endpoint_whatever_the_pipeline_prefix():
+    """Two runs with different ``prefix`` params deploying one endpoint lock one object (and the
+    manual DAGs, which have no prefix, the same one); SageMaker endpoint names are case-insensitive."""
+    key = "sagemaker-vision-locks/endpoints/us-east-1/shapes-detector.json"
+    assert el.lease_key(cfg()) == key
+    other_prefix = SimpleNamespace(**{**vars(cfg()), "prefix": "team-b/experiments"})
+    assert el.lease_key(other_prefix) == key
+    assert el.lease_key(el.LeaseTarget("b", "us-east-1", "Shapes-Detector", 60)) == key
+    assert el.lease_key(el.LeaseTarget("b", "eu-west-1", "shapes-detector", 60)) != key
+
+
+def test_the_ttl_takes_the_deploy_tasks_own_settings_not_the_class_defaults():
+    from sagemaker_vision.deploy import DeployEndpointOperator
+
+    canary = cfg("canary", "provisioned")
+    slow = DeployEndpointOperator(task_id="deploy", endpoint_name="e", endpoint_config_name="c",
+                                  wait_interval_s=3000, maximum_execution_timeout_s=14400)
+    assert el.lease_ttl_seconds(canary, slow) > el.lease_ttl_seconds(canary) + 3000
+    templated = DeployEndpointOperator(task_id="deploy", endpoint_name="e", endpoint_config_name="c",
+                                       wait_interval_s="{{ params.wait }}", maximum_execution_timeout_s=14400)
+    assert el.lease_ttl_seconds(canary, templated, {"params": {"wait": 3000}}) == el.lease_ttl_seconds(canary, slow)
+
+
+def test_the_owner_tells_a_re_created_run_from_the_first_and_stays_the_same_for_one_run():
+    def context(run_after, start):
+        return {"dag_run": SimpleNamespace(dag_id="object_detection_pipeline", run_id="manual__x",
+                                           run_after=run_after, start_date=start)}
+
+    first = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
+    owner = el.owner_of(context(first, first))
+    assert owner.startswith("object_detection_pipeline/manual__x/")
+    # A clear or a retry restarts the run (start_date changes), not its identity.
+    assert el.owner_of(context(first, first + timedelta(hours=1))) == owner
+    # The same run id triggered again later (the run was deleted) is another owner.
+    assert el.owner_of(context(first + timedelta(days=1), first + timedelta(days=1))) != owner
+
+
+def test_acquire_writes_first_and_reads_only_an_object_that_exists():
+    """No GetObject of a missing lease: real S3 answers 403 for it without s3:ListBucket, which the
+    lock location is not granted (include/iam/airflow-role-policy.json: GetObject and PutObject only)."""
+    s3 = FakeS3()
+    reads = []
+    get = s3.get_object
+
+    def get_object(Bucket, Key):  # noqa: N803
+        reads.append(Key in s3.objects)
+        return get(Bucket, Key)
+
+    s3.get_object = get_object
+    assert lease(s3, "dag_a/run_1").try_acquire()[0]
+    assert reads and all(reads)
+    assert not lease(s3, "dag_b/run_2").try_acquire()[0] and all(reads)
 
 
 def test_the_acquire_operator_defers_while_held_then_fails_naming_the_holder(monkeypatch):
@@ -201,6 +254,7 @@ def test_the_acquire_operator_defers_while_held_then_fails_naming_the_holder(mon
     s3 = FakeS3()
     assert lease(s3, "dag_a/run_1").try_acquire()[0]
     monkeypatch.setattr(PipelineConfig, "from_context", classmethod(lambda cls, context, conn=None: cfg()))
+    monkeypatch.setattr(el, "lease_target", lambda context, conn=None: el.LeaseTarget("b", "us-east-1", "ep", 600))
     monkeypatch.setattr(el, "lease_for", lambda c, context, s3_client=None: lease(s3, "dag_b/run_2"))
     op = el.AcquireEndpointLeaseOperator(task_id="acquire_endpoint_lease", poll_seconds=5, wait_seconds=60)
     with pytest.raises(TaskDeferred) as deferred:
