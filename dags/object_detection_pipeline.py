@@ -3,9 +3,11 @@
 
 Images to a load-tested SageMaker object-detection endpoint, every week, on demand or backfilled.
 
-`estimate_costs` → `sync_images` → `validate_images` → `label` → `prepare_manifests` → `needs_training` → `train` →
-`acquire_endpoint_lease` → `quality_gate` → `create_model` → `create_endpoint_config` → `deploy` → `smoke_test` →
-`load_test` (→ `rollback` when a test failed) → `release_endpoint_lease`
+`estimate_costs` → `sync_images` → `validate_images` → `label` → `prepare_manifests` → `needs_training` →
+`training_request` → `train` → `acquire_endpoint_lease` → `quality_gate` → `deploy_requests` → `create_model` →
+`create_endpoint_config` → `deploy` → `autoscaling` → `choose_smoke_test` → `smoke_test` → `load_test`, or
+`smoke_test_async` for an async endpoint (→ `rollback` when a test failed; `tests_passed` carries the run's
+outcome) → `release_endpoint_lease` (a teardown: it runs however the section ended)
 
 * **Costs first**: the paid steps are priced before anything is spent; the run fails when the
   estimate exceeds `budget_usd`.
@@ -18,9 +20,12 @@ Images to a load-tested SageMaker object-detection endpoint, every week, on dema
   updates the `object_detection_labels` Asset, which also drives `object_detection_retrain`.
 * **Safe to rerun**: names derive from the run, so clearing any task reuses what it made; a
   worse model never replaces a better one (`min_map`, `map_tolerance`); updates are blue/green.
-* **One writer per endpoint**: from the gate to the load test a run holds the endpoint's S3 lease, so
-  two runs (this DAG and `object_detection_retrain`, on any workers) never gate against a score the
-  other is replacing. A failed smoke or load test rolls back to the config that served before.
+* **One writer per endpoint**: from the gate to the load test a run holds the endpoint's S3 lease
+  (`s3://<bucket>/sagemaker-vision-locks/endpoints/<region>/<endpoint>.json`, whatever the `prefix`), so
+  two runs (this DAG, `object_detection_retrain`, `endpoint_promote_challenger`, `endpoint_teardown`, on any
+  workers) never gate against a score the other is replacing. Runs deploying one endpoint must share the
+  `bucket`. A failed smoke or load test rolls back to the config that served before; the tests refuse to
+  run when the endpoint no longer serves this run's config (clear `deploy` to deploy again).
 
 Runs unchanged on real AWS (`aws_default`) and on the embedded emulator (`make demo`).
 This file only wires; each stage lives in one module of `plugins/sagemaker_vision/`.

@@ -7,8 +7,11 @@ Scheduled on the `object_detection_labels` Asset **or** a weekly cron. Labels ar
 own clock (annotators finish a Label Studio project days later; a team imports a manifest),
 so waiting for next week's `object_detection_pipeline` run would leave them unused.
 
-`estimate_costs` → `prepare_manifests` (every labeled partition up to now) → `needs_training`
-→ `train` → `quality_gate` → … → `load_test`: the same tasks as the weekly pipeline's tail.
+`estimate_costs` → `prepare_manifests` (every labeled partition up to now) → `needs_training` →
+`training_request` → `train` → `acquire_endpoint_lease` → `quality_gate` → `deploy_requests` →
+`create_model` → `create_endpoint_config` → `deploy` → `autoscaling` → `choose_smoke_test` →
+`smoke_test` → `load_test`, or `smoke_test_async` (→ `rollback` when a test failed; `tests_passed`
+carries the run's outcome) → `release_endpoint_lease`: the same tasks as the weekly pipeline's tail.
 
 `needs_training` skips everything when another run already trained on exactly the same
 manifests and settings, so the Asset event of the weekly pipeline's own `label` task (which
@@ -16,7 +19,8 @@ trains on that data itself) never pays for a second training job.
 
 This DAG and `object_detection_pipeline` may run at the same time on one endpoint: from the
 quality gate to the load test, one run at a time holds the endpoint's lease (an S3 object taken
-with a conditional write, `<prefix>/locks/endpoints/<region>/<endpoint>.json`), so the gate reads
+with a conditional write, `s3://<bucket>/sagemaker-vision-locks/endpoints/<region>/<endpoint>.json`,
+the same object whatever the run's `prefix`), so the gate reads
 the production score no other run can change before this run is done. A run that finds the lease
 held waits deferred, without a worker slot. A failed smoke or load test rolls the endpoint back
 to the config that served before, and the run fails saying which model serves.
