@@ -37,7 +37,7 @@ from tests.integration.test_rollback_emulator import seed_endpoint, seed_labels
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-PREFIX = "race"
+PREFIX, OTHER_PREFIX = "race", "race-team-b"
 BASELINE, GOOD, WORSE = 0.6, 0.9, 0.7
 CONF = {"prefix": PREFIX, "load_test_requests": 4, "load_test_concurrency": 1, "map_tolerance": 0.02}
 
@@ -141,6 +141,8 @@ def test_two_runs_at_once_three_times_never_let_a_worse_model_replace_a_better_o
     sm = boto3.client("sagemaker", endpoint_url=emulator_env.endpoint_url, region_name="us-east-1")
     ctl = Control(emulator_env.endpoint_url)
     seed_labels(s3, bucket, PREFIX, "2026-06-01")
+    # The worse run writes under a prefix of its own: the lock is per endpoint, not per prefix.
+    seed_labels(s3, bucket, OTHER_PREFIX, "2026-06-01")
     # A quick update: the better model serves soon after its deploy starts, so a worse run that gated
     # before that (against the baseline) finds the endpoint InService and updates it.
     ctl.set_duration("endpoint_update", 60, name_prefix="race-ep")
@@ -161,7 +163,7 @@ def test_two_runs_at_once_three_times_never_let_a_worse_model_replace_a_better_o
         good_at, worse_at = at + timedelta(days=round_, seconds=1), at + timedelta(days=round_, seconds=2)
         good_result = good_side.start(round_, good_at, {**CONF, "pipeline_name": good, "endpoint_name": endpoint})
         worse_result = worse_side.start(round_, worse_at, {**CONF, "pipeline_name": worse, "endpoint_name": endpoint,
-                                                           "epochs": 31})
+                                                           "epochs": 31, "prefix": OTHER_PREFIX})
         good_run, worse_run = good_side.result(good_result), worse_side.result(worse_result)
         time.sleep(0.3)
         recorder.done.set()
@@ -180,6 +182,7 @@ def test_two_runs_at_once_three_times_never_let_a_worse_model_replace_a_better_o
         worse_side.log.flush()
         assert f"Endpoint {endpoint} is locked" in (worse_side.dir / "log.txt").read_text(errors="replace")
         assert worse_run["tasks"]["quality_gate"] == "success" and worse_run["tasks"]["deploy"] == "skipped", worse_run
-        lease = json.loads(s3.get_object(Bucket=bucket, Key=f"{PREFIX}/locks/endpoints/us-east-1/{endpoint}.json")
+        # One lock object per endpoint, outside any run's prefix (the two installations could use others).
+        lease = json.loads(s3.get_object(Bucket=bucket, Key=f"sagemaker-vision-locks/endpoints/us-east-1/{endpoint}.json")
                            ["Body"].read())
         assert lease["released"] is True, lease
