@@ -232,9 +232,9 @@ def train_and_deploy(manifests: Any, poll: int | None = None) -> tuple[Any, Any]
 
     Returns the first and last tasks so callers can chain around them.
     """
-    from sagemaker_vision.deploy import DeployEndpointOperator, RollbackEndpointOperator
     from airflow.providers.standard.operators.empty import EmptyOperator
 
+    from sagemaker_vision.deploy import DeployEndpointOperator, RollbackEndpointOperator
     from sagemaker_vision.endpoint_lease import hold_hook
     from sagemaker_vision.load_test import LoadTestOperator
     from sagemaker_vision.training import ObjectDetectionTrainingOperator

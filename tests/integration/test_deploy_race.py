@@ -183,6 +183,6 @@ def test_two_runs_at_once_three_times_never_let_a_worse_model_replace_a_better_o
         assert f"Endpoint {endpoint} is locked" in (worse_side.dir / "log.txt").read_text(errors="replace")
         assert worse_run["tasks"]["quality_gate"] == "success" and worse_run["tasks"]["deploy"] == "skipped", worse_run
         # One lock object per endpoint, outside any run's prefix (the two installations could use others).
-        lease = json.loads(s3.get_object(Bucket=bucket, Key=f"sagemaker-vision-locks/endpoints/us-east-1/{endpoint}.json")
-                           ["Body"].read())
+        key = f"sagemaker-vision-locks/endpoints/us-east-1/{endpoint}.json"
+        lease = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())
         assert lease["released"] is True, lease
