@@ -125,7 +125,15 @@ class ObjectDetectionTrainingOperator(SageMakerTrainingOperator):
                                  ended_message(job))
             self.log.info("Waiting up to %d polls every %s s for the new job (its stopping condition "
                           "plus margins)", self.max_attempts, self.check_interval)
-            return super().execute(context)
+            try:
+                return super().execute(context)
+            except AirflowException as exc:
+                # A job that ended before the provider's first describe gets its generic "SageMaker
+                # job failed because ..." message: say which job, and refuse a retry that would repeat.
+                ended = self._existing(self.config["TrainingJobName"])
+                if ended is not None and ended["TrainingJobStatus"] in UNSUCCESSFUL:
+                    raise self._ended(ended) from exc
+                raise
         name = job["TrainingJobName"]
         differences = _differences(job, self.config)
         if differences:

@@ -340,3 +340,28 @@ def test_a_base_the_provider_would_cut_is_refused_before_any_aws_call(aws_client
     base = f"{pipeline[:36]}-20261201-000000"
     assert len(base) == training_budget.RETRY_BASE_MAX == 52
     assert defer(operator(training_config(aws_clients, base))).waiter_args["TrainingJobName"] == base
+
+
+def test_a_job_that_fails_before_the_first_describe_names_itself(control, aws_clients):
+    """The provider describes a new job once before deferring; a job already Failed then gets its
+    generic "SageMaker job failed because ..." message. The task's error must name the job."""
+    name = "budget-fastfail-2026-12-01-000000"
+    control.set_duration("training", 1, name_prefix=name)  # ends within a real millisecond
+    control.add_fault(kind="training_failure", name_prefix=name, reason="AlgorithmError: fast (test)")
+    op = operator(training_config(aws_clients, name))
+    real_describe = op.hook.describe_training_job
+
+    def describe_after_the_end(job_name: str):
+        # Deterministic stand-in for a slow first describe: wait until the job has ended.
+        deadline = time.monotonic() + 30
+        while True:
+            job = real_describe(job_name)
+            if job["TrainingJobStatus"] not in ("InProgress", "Stopping") or time.monotonic() > deadline:
+                return job
+            time.sleep(0.05)
+
+    with mock.patch.object(op.hook, "describe_training_job", side_effect=describe_after_the_end):
+        with pytest.raises(AirflowException) as error:
+            op.execute({"ti": mock.MagicMock()})
+    assert f"Training job {name} ended Failed" in str(error.value), str(error.value)
+    assert "AlgorithmError: fast (test)" in str(error.value)
