@@ -177,40 +177,53 @@ async def key_missing_async(client: Any, exc: BaseException, bucket: str, key: s
     return True
 
 
-def get_object_if_exists(s3_client: Any, bucket: str, key: str, **kwargs: Any) -> dict[str, Any] | None:
-    """GetObject's response, or None when the key does not exist (see :func:`key_missing`)."""
+# A 403 read and the listing that settles it are two requests: a key written between them (an
+# async result, a lease) is listed though the read was refused as missing. S3 is strongly
+# consistent, so one more read tells "appeared" from "forbidden".
+READS_AFTER_A_LISTED_403 = 2
+
+
+def _may_read_again(exc: BaseException, attempt: int) -> bool:
+    return attempt < READS_AFTER_A_LISTED_403 and _error_code(exc) in ACCESS_DENIED_CODES
+
+
+def _read_if_exists(s3_client: Any, call: Any, bucket: str, key: str, kwargs: dict[str, Any]) -> Any:
     from botocore.exceptions import ClientError
 
-    try:
-        return s3_client.get_object(Bucket=bucket, Key=key, **kwargs)
-    except ClientError as exc:
-        if key_missing(s3_client, exc, bucket, key):
-            return None
-        raise
+    for attempt in range(1, READS_AFTER_A_LISTED_403 + 1):
+        try:
+            return call(Bucket=bucket, Key=key, **kwargs)
+        except ClientError as exc:
+            if key_missing(s3_client, exc, bucket, key):
+                return None
+            if not _may_read_again(exc, attempt):
+                raise
+    raise AssertionError("unreachable")
+
+
+def get_object_if_exists(s3_client: Any, bucket: str, key: str, **kwargs: Any) -> dict[str, Any] | None:
+    """GetObject's response, or None when the key does not exist (see :func:`key_missing`)."""
+    return _read_if_exists(s3_client, s3_client.get_object, bucket, key, kwargs)
 
 
 def head_object_if_exists(s3_client: Any, bucket: str, key: str, **kwargs: Any) -> dict[str, Any] | None:
     """HeadObject's response, or None when the key does not exist (see :func:`key_missing`)."""
-    from botocore.exceptions import ClientError
-
-    try:
-        return s3_client.head_object(Bucket=bucket, Key=key, **kwargs)
-    except ClientError as exc:
-        if key_missing(s3_client, exc, bucket, key):
-            return None
-        raise
+    return _read_if_exists(s3_client, s3_client.head_object, bucket, key, kwargs)
 
 
 async def head_object_if_exists_async(client: Any, bucket: str, key: str, **kwargs: Any) -> dict[str, Any] | None:
-    """:func:`head_object_if_exists` for an aiobotocore client."""
+    """:func:`head_object_if_exists` for an aiobotocore client (the same rule, awaited)."""
     from botocore.exceptions import ClientError
 
-    try:
-        return await client.head_object(Bucket=bucket, Key=key, **kwargs)
-    except ClientError as exc:
-        if await key_missing_async(client, exc, bucket, key):
-            return None
-        raise
+    for attempt in range(1, READS_AFTER_A_LISTED_403 + 1):
+        try:
+            return await client.head_object(Bucket=bucket, Key=key, **kwargs)
+        except ClientError as exc:
+            if await key_missing_async(client, exc, bucket, key):
+                return None
+            if not _may_read_again(exc, attempt):
+                raise
+    raise AssertionError("unreachable")
 
 
 def read_if_exists(s3_client: Any, uri: str, field_name: str = "uri") -> bytes | None:

@@ -203,3 +203,30 @@ def test_a_403_whose_listing_is_refused_too_says_what_the_role_lacks():
     assert err.value.operation_name == "ListObjectsV2"
     assert "s3:ListBucket with an s3:prefix condition" in "\n".join(err.value.__notes__)
     assert "s3://bkt/locks/ep.json" in "\n".join(err.value.__notes__)
+
+
+class AppearingS3(FakeS3):
+    """The key is written between the refused read and the listing (an async result landing)."""
+
+    def list_objects_v2(self, Bucket, Prefix, MaxKeys):
+        self.readable[Prefix] = b"{}"
+        self.listed = sorted({*self.listed, Prefix})
+        return super().list_objects_v2(Bucket=Bucket, Prefix=Prefix, MaxKeys=MaxKeys)
+
+
+def test_a_key_that_appears_between_the_403_and_the_listing_is_read_not_called_forbidden():
+    s3 = AppearingS3(403, "AccessDenied")
+    assert s3io.head_object_if_exists(s3, "bkt", "out/x.out") == {"ContentLength": 2}
+    assert [c[0] for c in s3.calls] == ["HeadObject", "ListObjectsV2", "HeadObject"]
+    s3 = AppearingS3(403, "AccessDenied")
+    assert s3io.read_if_exists(s3, "s3://bkt/out/x.out") == b"{}"
+    s3 = AppearingS3(403, "AccessDenied")
+    assert asyncio.run(s3io.head_object_if_exists_async(AsyncFakeS3(s3), "bkt", "out/x.out")) == {"ContentLength": 2}
+
+
+def test_a_listed_key_refused_twice_is_a_permission_problem():
+    s3 = FakeS3(403, "AccessDenied", listed=["out/x.out"])
+    with pytest.raises(ClientError) as refused:
+        s3io.head_object_if_exists(s3, "bkt", "out/x.out")
+    assert "a permission problem" in " ".join(getattr(refused.value, "__notes__", []))
+    assert [c[0] for c in s3.calls] == ["HeadObject", "ListObjectsV2", "HeadObject", "ListObjectsV2"]
