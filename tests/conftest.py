@@ -88,6 +88,18 @@ def aws_clients(emulator_env):
     return clients
 
 
+@pytest.fixture
+def control(aws_clients, emulator_env):
+    """The emulator's control API with no fault rules before or after the test (a module that
+    needs more set up, such as a fixed mAP, defines its own ``control``)."""
+    from local_aws import Control
+
+    ctl = Control(emulator_env.endpoint_url)
+    ctl.clear_faults()
+    yield ctl
+    ctl.clear_faults()
+
+
 # Contract tests: every AWS request of the session is captured at the client and checked against
 # the service model; the report and its verdict come at the end (tests/contract/plugin.py).
 from tests.contract.plugin import (  # noqa: E402,F401

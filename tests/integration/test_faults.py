@@ -13,7 +13,6 @@ import logging
 import os
 import random
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +20,6 @@ import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
-
-from local_aws import Control
 
 pytestmark = pytest.mark.integration
 
@@ -33,15 +30,6 @@ NO_RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 1})
 
 
 # -- helpers ----------------------------------------------------------------------------------
-@pytest.fixture
-def control(aws_clients, emulator_env) -> Iterator[Control]:
-    """The emulator's control API with no fault rules before or after the test."""
-    ctl = Control(emulator_env.endpoint_url)
-    ctl.clear_faults()
-    yield ctl
-    ctl.clear_faults()
-
-
 @pytest.fixture
 def output(caplog, capfd):
     """Everything the run logged: dag.test() sends task logs to logging or to stdout, depending on

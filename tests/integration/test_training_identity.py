@@ -11,26 +11,15 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from local_aws import Control
-
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 PIPELINE = "identity-detector"
-
-
-@pytest.fixture
-def control(aws_clients, emulator_env) -> Iterator[Control]:
-    ctl = Control(emulator_env.endpoint_url)
-    ctl.clear_faults()
-    yield ctl
-    ctl.clear_faults()
 
 
 def pipeline_dag():
