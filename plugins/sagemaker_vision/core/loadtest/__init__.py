@@ -1,0 +1,1 @@
+"""core/loadtest: see the package README's architecture section."""

@@ -1,0 +1,1 @@
+"""hooks: see the package README's architecture section."""

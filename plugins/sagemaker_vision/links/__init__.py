@@ -1,0 +1,1 @@
+"""links: see the package README's architecture section."""

@@ -1,0 +1,1 @@
+"""operators: see the package README's architecture section."""

@@ -1,0 +1,1 @@
+"""pipeline: see the package README's architecture section."""

@@ -1,0 +1,1 @@
+"""sensors: see the package README's architecture section."""
