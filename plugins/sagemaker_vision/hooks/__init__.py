@@ -1,1 +1,1 @@
-"""hooks: see the package README's architecture section."""
+"""Hooks: the package's AWS and Label Studio access, one hook per service (the provider's style)."""
