@@ -17,7 +17,7 @@ help:
 	@echo "make bench    benchmarks against peers (benchmarks/README.md)"
 	@echo "make airflow  start a local Airflow (UI on http://127.0.0.1:8080) on the emulator"
 	@echo "make airflow-env   the airflow CLI's environment for it: eval \"\$$(make -s airflow-env)\""
-	@echo "make lint     ruff, including the Airflow 3 rules (AIR3)"
+	@echo "make lint     ruff (including the Airflow 3 rules, AIR3) and mypy over plugins/ and local_aws/"
 	@echo "make label-studio   start Label Studio on 127.0.0.1:8081 (own venv); label-studio-stop stops it"
 	@echo "make demo DEMO_ARGS='--backend ground_truth|label_studio'   the other labeling backends"
 
@@ -63,6 +63,7 @@ bench: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff check --select AIR3 --preview dags plugins
+	$(VENV)/bin/mypy
 
 lock: $(STAMP)
 	$(PY) -m pip install -q uv
