@@ -24,7 +24,7 @@ from airflow.providers.common.compat.sdk import AirflowException, AirflowFailExc
 from botocore.exceptions import ClientError
 
 from sagemaker_vision import s3io
-from sagemaker_vision.training_budget import (
+from sagemaker_vision.core.training_budget import (
     RETRY_BASE_MAX,
     ended_message,
     is_run_job,

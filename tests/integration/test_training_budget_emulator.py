@@ -18,7 +18,7 @@ from airflow.providers.common.compat.sdk import AirflowException, AirflowFailExc
 from botocore.exceptions import ClientError
 
 from local_aws import Control
-from sagemaker_vision import training_budget
+from sagemaker_vision.core import training_budget
 from sagemaker_vision.training import ObjectDetectionTrainingOperator
 
 pytestmark = pytest.mark.integration

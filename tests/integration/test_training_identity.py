@@ -66,7 +66,7 @@ def states(run) -> dict[str, str]:
 
 def test_a_rerun_after_a_training_retry_deploys_the_runs_model(airflow_db, aws_clients, control):
     from sagemaker_vision.manifests import _marker_uri
-    from sagemaker_vision.training_budget import is_run_job
+    from sagemaker_vision.core.training_budget import is_run_job
 
     sm, s3 = aws_clients["sagemaker"], aws_clients["s3"]
     previous = serve_previous_model(sm, PIPELINE)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from sagemaker_vision import training_budget as tb
+from sagemaker_vision.core import training_budget as tb
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 MARGINS = tb.SIGTERM_GRACE_SECONDS + tb.STARTUP_MARGIN_SECONDS + tb.UPLOAD_MARGIN_SECONDS
 
 
@@ -106,7 +106,7 @@ def test_ended_message_uses_the_secondary_status_when_there_is_no_failure_reason
 
 
 def test_the_module_imports_without_airflow():
-    code = ("import sys; sys.path.insert(0, 'plugins'); import sagemaker_vision.training_budget; "
+    code = ("import sys; sys.path.insert(0, 'plugins'); import sagemaker_vision.core.training_budget; "
             "assert not [m for m in sys.modules if m.split('.')[0] in ('airflow', 'boto3', 'botocore')], 'imported'")
     # -I: no PYTHONPATH, so no sitecustomize of the test session (contract capture imports botocore).
     subprocess.run([sys.executable, "-I", "-c", code], cwd=ROOT, check=True)
