@@ -228,8 +228,9 @@ def test_a_9_mib_manifest_published_by_copy_is_read_back_by_prepare_manifests(s3
     import json
     from datetime import UTC, datetime
 
-    from sagemaker_vision import labeling, manifests, s3io
+    from sagemaker_vision import labeling, manifests
     from sagemaker_vision.config import PipelineConfig, RunInfo
+    from sagemaker_vision.hooks import s3 as s3io
     from sagemaker_vision.params import param_defaults
 
     run = RunInfo(run_id="manual__9mib", run_after=datetime(2026, 11, 25, tzinfo=UTC))
@@ -287,9 +288,9 @@ def test_a_missing_key_is_403_access_denied_unless_the_principal_may_list_the_bu
 
 
 def test_the_package_tells_a_missing_key_from_a_forbidden_one_under_the_emulators_403(s3):
-    """sagemaker_vision.s3io against the emulator: a missing key (403) is missing; a key that is there
+    """sagemaker_vision.hooks.s3 against the emulator: a missing key (403) is missing; a key that is there
     but refused (an SSE-C object read with another key: 403 AccessDenied) is re-raised, naming it."""
-    from sagemaker_vision import s3io
+    from sagemaker_vision.hooks import s3 as s3io
 
     _allow_sse_c(s3)
     s3.put_object(Bucket=BUCKET, Key="p/there.json", Body=b"{}")

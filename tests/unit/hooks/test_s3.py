@@ -1,4 +1,4 @@
-"""The one not-found rule for maybe-missing keys (sagemaker_vision.s3io.key_missing and its users).
+"""The one not-found rule for maybe-missing keys (sagemaker_vision.hooks.s3.key_missing and its users).
 
 S3 answers GET/HEAD of a missing key with 404 only to a principal with s3:ListBucket; the project's
 role (prefix-conditioned ListBucket) gets 403 AccessDenied, told apart by ListObjectsV2(Prefix=key).
@@ -12,7 +12,7 @@ import io
 import pytest
 from botocore.exceptions import ClientError
 
-from sagemaker_vision import s3io
+from sagemaker_vision.hooks import s3 as s3_hooks
 
 
 def _error(status: int, code: str, operation: str = "GetObject") -> ClientError:
@@ -70,46 +70,46 @@ class AsyncFakeS3:
 
 def test_404_no_such_key_is_missing_without_a_listing():
     s3 = FakeS3(404, "NoSuchKey")
-    assert s3io.read_if_exists(s3, "s3://bkt/p/state.json") is None
-    assert s3io.exists(s3, "s3://bkt/p/state.json") is False
+    assert s3_hooks.read_if_exists(s3, "s3://bkt/p/state.json") is None
+    assert s3_hooks.exists(s3, "s3://bkt/p/state.json") is False
     assert [c[0] for c in s3.calls] == ["GetObject", "HeadObject"]
 
 
 def test_403_on_an_unlisted_key_is_missing_and_asks_only_for_that_key():
     s3 = FakeS3(403, "AccessDenied", listed=["p/state.json.bak", "p/state.jsonl"])  # longer keys only
-    assert s3io.read_if_exists(s3, "s3://bkt/p/state.json") is None
-    assert s3io.exists(s3, "s3://bkt/p/state.json") is False
-    assert s3io.head_object_if_exists(s3, "bkt", "p/") is None  # a prefix channel is no object
+    assert s3_hooks.read_if_exists(s3, "s3://bkt/p/state.json") is None
+    assert s3_hooks.exists(s3, "s3://bkt/p/state.json") is False
+    assert s3_hooks.head_object_if_exists(s3, "bkt", "p/") is None  # a prefix channel is no object
     assert ("ListObjectsV2", {"Prefix": "p/state.json", "MaxKeys": 1}) in s3.calls
 
 
 def test_403_on_a_listed_key_is_a_permission_problem_and_names_the_key():
     s3 = FakeS3(403, "AccessDenied", listed=["p/state.json", "p/state.json.bak"])
     with pytest.raises(ClientError) as get:
-        s3io.read_if_exists(s3, "s3://bkt/p/state.json")
+        s3_hooks.read_if_exists(s3, "s3://bkt/p/state.json")
     assert get.value.response["Error"]["Code"] == "AccessDenied"
     assert "s3://bkt/p/state.json exists" in "\n".join(get.value.__notes__)
     with pytest.raises(ClientError) as head:
-        s3io.exists(s3, "s3://bkt/p/state.json")
+        s3_hooks.exists(s3, "s3://bkt/p/state.json")
     assert head.value.response["Error"]["Code"] == "403"
     assert "permission problem" in "\n".join(head.value.__notes__)
 
 
 def test_other_errors_are_not_missing_and_readable_keys_are_read():
     s3 = FakeS3(500, "InternalError", readable={"p/a": b"data"})
-    assert s3io.read_if_exists(s3, "s3://bkt/p/a") == b"data"
-    assert s3io.exists(s3, "s3://bkt/p/a") is True
+    assert s3_hooks.read_if_exists(s3, "s3://bkt/p/a") == b"data"
+    assert s3_hooks.exists(s3, "s3://bkt/p/a") is True
     with pytest.raises(ClientError, match="InternalError"):
-        s3io.read_if_exists(s3, "s3://bkt/p/other")
+        s3_hooks.read_if_exists(s3, "s3://bkt/p/other")
     assert not any(c[0] == "ListObjectsV2" for c in s3.calls)
 
 
 def test_the_async_rule_is_the_same():
     absent = AsyncFakeS3(FakeS3(403, "AccessDenied", listed=["p/out.json.tmp"]))
-    assert asyncio.run(s3io.head_object_if_exists_async(absent, "bkt", "p/out.json")) is None
+    assert asyncio.run(s3_hooks.head_object_if_exists_async(absent, "bkt", "p/out.json")) is None
     present = AsyncFakeS3(FakeS3(403, "AccessDenied", listed=["p/out.json"]))
     with pytest.raises(ClientError):
-        asyncio.run(s3io.head_object_if_exists_async(present, "bkt", "p/out.json"))
+        asyncio.run(s3_hooks.head_object_if_exists_async(present, "bkt", "p/out.json"))
 
 
 def test_iter_lines_of_a_missing_key_under_403_is_a_config_error_naming_it():
@@ -117,7 +117,7 @@ def test_iter_lines_of_a_missing_key_under_403_is_a_config_error_naming_it():
 
     s3 = FakeS3(403, "AccessDenied")
     with pytest.raises(ConfigError, match="s3://bkt/p/manifest.jsonl does not exist"):
-        list(s3io.iter_lines(s3, "s3://bkt/p/manifest.jsonl", "manifest"))
+        list(s3_hooks.iter_lines(s3, "s3://bkt/p/manifest.jsonl", "manifest"))
 
 
 def test_read_bytes_of_a_missing_key_under_403_is_a_config_error_naming_it():
@@ -125,7 +125,7 @@ def test_read_bytes_of_a_missing_key_under_403_is_a_config_error_naming_it():
 
     s3 = FakeS3(403, "AccessDenied")
     with pytest.raises(ConfigError, match="sample_image: s3://bkt/p/img.jpg does not exist"):
-        s3io.read_bytes(s3, "s3://bkt/p/img.jpg", "sample_image")
+        s3_hooks.read_bytes(s3, "s3://bkt/p/img.jpg", "sample_image")
 
 
 def test_the_training_channel_check_reads_a_403_for_a_missing_object_as_missing():
@@ -199,7 +199,7 @@ def test_a_403_whose_listing_is_refused_too_says_what_the_role_lacks():
             raise _error(403, "AccessDenied", "ListObjectsV2")
 
     with pytest.raises(ClientError) as err:
-        s3io.exists(Unlistable(403, "AccessDenied"), "s3://bkt/locks/ep.json")
+        s3_hooks.exists(Unlistable(403, "AccessDenied"), "s3://bkt/locks/ep.json")
     assert err.value.operation_name == "ListObjectsV2"
     assert "s3:ListBucket with an s3:prefix condition" in "\n".join(err.value.__notes__)
     assert "s3://bkt/locks/ep.json" in "\n".join(err.value.__notes__)
@@ -216,17 +216,18 @@ class AppearingS3(FakeS3):
 
 def test_a_key_that_appears_between_the_403_and_the_listing_is_read_not_called_forbidden():
     s3 = AppearingS3(403, "AccessDenied")
-    assert s3io.head_object_if_exists(s3, "bkt", "out/x.out") == {"ContentLength": 2}
+    assert s3_hooks.head_object_if_exists(s3, "bkt", "out/x.out") == {"ContentLength": 2}
     assert [c[0] for c in s3.calls] == ["HeadObject", "ListObjectsV2", "HeadObject"]
     s3 = AppearingS3(403, "AccessDenied")
-    assert s3io.read_if_exists(s3, "s3://bkt/out/x.out") == b"{}"
+    assert s3_hooks.read_if_exists(s3, "s3://bkt/out/x.out") == b"{}"
     s3 = AppearingS3(403, "AccessDenied")
-    assert asyncio.run(s3io.head_object_if_exists_async(AsyncFakeS3(s3), "bkt", "out/x.out")) == {"ContentLength": 2}
+    assert asyncio.run(s3_hooks.head_object_if_exists_async(AsyncFakeS3(s3), "bkt", "out/x.out")) \
+        == {"ContentLength": 2}
 
 
 def test_a_listed_key_refused_twice_is_a_permission_problem():
     s3 = FakeS3(403, "AccessDenied", listed=["out/x.out"])
     with pytest.raises(ClientError) as refused:
-        s3io.head_object_if_exists(s3, "bkt", "out/x.out")
+        s3_hooks.head_object_if_exists(s3, "bkt", "out/x.out")
     assert "a permission problem" in " ".join(getattr(refused.value, "__notes__", []))
     assert [c[0] for c in s3.calls] == ["HeadObject", "ListObjectsV2", "HeadObject", "ListObjectsV2"]
