@@ -317,11 +317,11 @@ def check_deployment(config: dict[str, Any] | None, current: list[dict[str, Any]
     if not blue_green:
         return  # AutoRollbackConfiguration alone: blue/green all at once by default
     routing = blue_green.get("TrafficRoutingConfiguration") or {}
-    kind = routing.get("Type")
-    if kind == "CANARY":
+    routing_type = routing.get("Type")
+    if routing_type == "CANARY":
         _size(routing.get("CanarySize"), "TrafficRoutingConfiguration.CanarySize", 0, 50, instances,
               "value must be less than or equal to 50% of the variant's total instance count")
-    elif kind == "LINEAR":
+    elif routing_type == "LINEAR":
         _size(routing.get("LinearStepSize"), "TrafficRoutingConfiguration.LinearStepSize", 10, 50, instances,
               "value must be 10-50% of the variant's total instance count")
     timeout = blue_green.get("MaximumExecutionTimeoutInSeconds")

@@ -16,6 +16,7 @@ import heapq
 import itertools
 import threading
 import time
+import traceback
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -69,6 +70,9 @@ class Extension:
         self.counters: Counter[str] = Counter()
         self._tasks: list[tuple[float, int, Callable[[], None]]] = []
         self._seq = itertools.count()
+        # What a tick advances, in order; registered by ``patches.install`` (training, endpoints,
+        # labeling), so this module needs none of them at run time.
+        self.refreshers: list[Callable[[Extension, SageMakerModelBackend], None]] = []
         self._ticker: threading.Thread | None = None
         self._stop_ticker = threading.Event()
 
@@ -148,13 +152,10 @@ class Extension:
 
     def tick(self) -> None:
         """Advance every live run and run due tasks. Safe to call from any thread."""
-        from . import endpoints, labeling, training
-
         with self.lock:
             for backend in self.backends():
-                training.refresh_all(self, backend)
-                endpoints.refresh_all(self, backend)
-                labeling.refresh_all(self, backend)
+                for refresh in self.refreshers:
+                    refresh(self, backend)
             now = self.now()
             while self._tasks and self._tasks[0][0] <= now:
                 _, _, fn = heapq.heappop(self._tasks)
@@ -171,8 +172,6 @@ class Extension:
                     self.tick()
                 except Exception:  # noqa: BLE001 - a bad tick must not kill the clock
                     self.counters["ticker_errors"] += 1
-                    import traceback
-
                     traceback.print_exc()
 
         self._ticker = threading.Thread(target=loop, name="local_aws-ticker", daemon=True)

@@ -18,8 +18,8 @@ from xml.sax.saxutils import escape
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.wsgi import get_input_stream
 
-from . import patches, runtime, strict
-from .extension import Extension
+from . import patching, runtime, strict
+from .extension import DURATION_KINDS, Extension
 from .faults import FaultRule, FaultRuleError, service_info
 
 StartResponse = Callable[..., Any]
@@ -204,7 +204,7 @@ class EmulatorMiddleware:
                 if reply is not None:
                     return _reply(start_response, *reply)
                 environ["wsgi.input"] = io.BytesIO(body)
-        with patches.serving():  # moto's response is built inside this call
+        with patching.serving():  # moto's response is built inside this call
             return self.app(environ, start_response)
 
     # -- strict model validation (local_aws/strict.py) --------------------------------------
@@ -303,7 +303,7 @@ class EmulatorMiddleware:
             ("GET", "state"): lambda _: (200, self.ext.snapshot()),
             ("GET", "faults"): lambda _: (200, {"faults": self.ext.faults.rules()}),
             ("POST", "faults"): self._add_fault,
-            ("DELETE", "faults"): lambda _: (self.ext.faults.clear(), (200, {"faults": []}))[1],
+            ("DELETE", "faults"): self._clear_faults,
             ("POST", "training"): self._set_map,
             ("DELETE", "training"): self._clear_map,
             ("POST", "reset"): lambda _: (self.reset(), (200, {"reset": True}))[1],
@@ -319,6 +319,10 @@ class EmulatorMiddleware:
                                                   "routes": [f"{m} /_emulator/{r}" for m, r in handlers]})
         status, result = handler(payload)
         return _json(start_response, status, result)
+
+    def _clear_faults(self, _payload: Any) -> tuple[int, Any]:
+        self.ext.faults.clear()
+        return 200, {"faults": []}
 
     def _add_fault(self, payload: Any) -> tuple[int, Any]:
         try:
@@ -356,7 +360,7 @@ class EmulatorMiddleware:
             return 400, {"error": usage}
         if scale is not None and (isinstance(scale, bool) or not isinstance(scale, int | float) or scale <= 0):
             return 400, {"error": usage}
-        if "transition_seconds" in payload:
+        if isinstance(seconds, int | float):
             self.set_transition_seconds(float(seconds))
         if "time_scale" in payload:
             self.ext.set_time_scale(scale)
@@ -367,8 +371,6 @@ class EmulatorMiddleware:
                      "missing_key_status": self.ext.missing_key_status}
 
     def _set_duration(self, payload: Any) -> tuple[int, Any]:
-        from .extension import DURATION_KINDS
-
         usage = f'expected {{"kind": one of {list(DURATION_KINDS)}, "name_prefix": str, "seconds": number > 0}}'
         if not isinstance(payload, dict) or set(payload) - {"kind", "name_prefix", "seconds"}:
             return 400, {"error": usage}

@@ -11,58 +11,16 @@ the middleware). Anything else in the process that drives moto -- e.g. a unit te
 from __future__ import annotations
 
 import functools
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any
 
 from moto.core.responses import ActionResult, EmptyResult
 from moto.sagemaker.models import SageMakerModelBackend
 from moto.sagemaker.responses import SageMakerResponse
 
-from . import endpoints, labeling, s3_conditional, s3_rules, training
+from . import endpoints, labeling, patching, s3_conditional, s3_rules, training
 from .extension import EXTENSION as EXT
-
-_MISSING = object()
-_lock = threading.Lock()
-_saved: dict[tuple[type, str], Any] = {}
-
-
-_local = threading.local()
-
-
-def _orig(owner: type, name: str) -> Any:
-    return _saved[(owner, name)]
-
-
-@contextmanager
-def serving() -> Iterator[None]:
-    """Mark the current thread as handling an emulator request."""
-    previous = getattr(_local, "on", False)
-    _local.on = True
-    try:
-        yield
-    finally:
-        _local.on = previous
-
-
-def _on() -> bool:
-    return getattr(_local, "on", False)
-
-
-def _only_when_serving(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Backend wrapper that defers to moto's original outside emulator requests."""
-
-    def decorate(fn: Callable[..., Any]) -> Callable[..., Any]:
-        @functools.wraps(fn)
-        def wrapper(self: SageMakerModelBackend, *args: Any, **kwargs: Any) -> Any:
-            if not _on():
-                return _orig(SageMakerModelBackend, name)(self, *args, **kwargs)
-            return fn(self, *args, **kwargs)
-
-        return wrapper
-
-    return decorate
+from .patching import _on, _only_when_serving, _orig
 
 
 def _new_operation(fn: Callable[[SageMakerResponse], ActionResult]) -> Callable[..., ActionResult]:
@@ -186,7 +144,7 @@ def _stop_labeling_job(self: SageMakerResponse) -> ActionResult:
     return EmptyResult()
 
 
-PATCHES: list[tuple[type, str, Callable[..., Any]]] = [
+PATCHES: list[tuple[type, str, Any]] = [
     (SageMakerModelBackend, "create_training_job", _create_training_job),
     (SageMakerModelBackend, "describe_training_job", _describe_training_job),
     (SageMakerModelBackend, "list_training_jobs", _list_training_jobs),
@@ -209,25 +167,15 @@ PATCHES += s3_conditional.PATCHES  # conditional writes are atomic per key (loca
 
 def installed() -> bool:
     """Whether the patches are in place."""
-    return bool(_saved)
+    return patching.installed()
 
 
 def install() -> None:
-    """Apply every patch; a second call is a no-op."""
-    with _lock:
-        if _saved:
-            return
-        for owner, name, replacement in PATCHES:
-            _saved[(owner, name)] = owner.__dict__.get(name, _MISSING)
-            setattr(owner, name, replacement)
+    """Apply every patch and register what the clock advances; a second call is a no-op."""
+    patching.install(PATCHES)
+    EXT.refreshers[:] = [training.refresh_all, endpoints.refresh_all, labeling.refresh_all]
 
 
 def uninstall() -> None:
     """Restore moto exactly as it was (methods we added are removed again)."""
-    with _lock:
-        for (owner, name), original in _saved.items():
-            if original is _MISSING:
-                delattr(owner, name)
-            else:
-                setattr(owner, name, original)
-        _saved.clear()
+    patching.uninstall()

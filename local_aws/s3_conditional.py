@@ -10,7 +10,7 @@ PutObject and DeleteObject of one key runs its check and its write under that ke
 over a fixed set of locks), so the condition holds at the moment of the write, as on AWS.
 
 Installed through ``patches.PATCHES``; like every patch there it acts only on requests the
-emulator's server is handling (``patches._on()``).
+emulator's server is handling (``patching._on()``).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 
 from moto.s3.responses import S3Response
 
-from . import patches
+from . import patching
 
 _STRIPES = [threading.Lock() for _ in range(64)]
 
@@ -33,8 +33,8 @@ def key_lock(bucket: str, key: str) -> threading.Lock:
 
 def _locked(name: str) -> Any:
     def wrapper(self: S3Response, *args: Any, **kwargs: Any) -> Any:
-        original = patches._orig(S3Response, name)
-        if not patches._on():
+        original = patching._orig(S3Response, name)
+        if not patching._on():
             return original(self, *args, **kwargs)
         with key_lock(self.bucket_name, self.parse_key_name()):
             return original(self, *args, **kwargs)
@@ -43,7 +43,7 @@ def _locked(name: str) -> Any:
     return wrapper
 
 
-PATCHES = [
+PATCHES: list[tuple[type, str, Any]] = [
     (S3Response, "put_object", _locked("put_object")),
     (S3Response, "delete_object", _locked("delete_object")),
 ]

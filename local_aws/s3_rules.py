@@ -1,7 +1,7 @@
 """S3 rules moto 5.2.5 does not enforce: ETags that are not MD5s, and SSE-C.
 
 Installed through ``patches.PATCHES``; like every patch there, each wrapper acts only on requests
-the emulator's server is handling (``patches._on()``), so ``mock_aws`` users get stock moto.
+the emulator's server is handling (``patching._on()``), so ``mock_aws`` users get stock moto.
 
 What AWS does, and this module makes the emulator do:
 
@@ -71,7 +71,7 @@ from moto.s3.exceptions import S3ClientError
 from moto.s3.models import FakeKey, S3Backend
 from moto.s3.responses import S3Response
 
-from . import patches
+from . import patching
 from .extension import EXTENSION as EXT
 
 SSE_C = "x-amz-server-side-encryption-customer-"
@@ -172,8 +172,8 @@ def _with_headers(response: Any, md5: str | None) -> Any:
 
 
 def _key_response(self: S3Response, request: Any, full_url: str) -> Any:
-    original = patches._orig(S3Response, "_key_response")
-    if not patches._on():
+    original = patching._orig(S3Response, "_key_response")
+    if not patching._on():
         return original(self, request, full_url)
     try:
         return _checked_key_response(self, original, request, full_url)
@@ -199,7 +199,7 @@ def _checked_key_response(self: S3Response, original: Any, request: Any, full_ur
         if method in ("GET", "HEAD") and "uploadId" not in query:
             try:
                 obj = self.backend.get_object(bucket_name, key_name,
-                                              version_id=(query.get("versionId") or [None])[0])
+                                              version_id=(query.get("versionId") or [""])[0] or None)
             except S3ClientError:
                 obj = None
             if obj is not None:
@@ -356,8 +356,8 @@ def _mark_new_upload(backend: S3Backend, bucket_name: str, response: Any, md5: s
 
 
 def _put_object(self: S3Backend, bucket_name: str, key_name: str, value: bytes, *args: Any, **kwargs: Any) -> FakeKey:
-    key = patches._orig(S3Backend, "put_object")(self, bucket_name, key_name, value, *args, **kwargs)
-    if not patches._on():
+    key = patching._orig(S3Backend, "put_object")(self, bucket_name, key_name, value, *args, **kwargs)
+    if not patching._on():
         return key
     sse_c = getattr(_state, "dest", None)
     if sse_c is not None:
@@ -371,8 +371,8 @@ def _put_object(self: S3Backend, bucket_name: str, key_name: str, value: bytes, 
 
 def _copy_object(self: S3Backend, src_key: FakeKey, dest_bucket_name: str, dest_key_name: str, *args: Any,
                  **kwargs: Any) -> None:
-    patches._orig(S3Backend, "copy_object")(self, src_key, dest_bucket_name, dest_key_name, *args, **kwargs)
-    if not patches._on():
+    patching._orig(S3Backend, "copy_object")(self, src_key, dest_bucket_name, dest_key_name, *args, **kwargs)
+    if not patching._on():
         return
     new = self.get_object(dest_bucket_name, dest_key_name)
     if new is not None and new.checksum_value and new.checksum_algorithm:
@@ -385,7 +385,7 @@ def _copy_object(self: S3Backend, src_key: FakeKey, dest_bucket_name: str, dest_
 
 
 def _create_multipart_upload(self: S3Backend, *args: Any, **kwargs: Any) -> Any:
-    upload = patches._orig(S3Backend, "create_multipart_upload")(self, *args, **kwargs)
+    upload = patching._orig(S3Backend, "create_multipart_upload")(self, *args, **kwargs)
     setattr(upload, _INITIATED, datetime.now(UTC))  # an attribute only: stock moto ignores it
     return upload
 
@@ -400,9 +400,9 @@ def _iso(when: datetime) -> str:
 
 def _list_multipart_uploads(self: S3Response) -> Any:
     """ListMultipartUploads with prefix, AWS's order, real ``Initiated`` and pages of max-uploads."""
-    original = patches._orig(S3Response, "list_multipart_uploads")
+    original = patching._orig(S3Response, "list_multipart_uploads")
     query = self.querystring
-    if not patches._on() or "delimiter" in query:  # the package never groups uploads by delimiter
+    if not patching._on() or "delimiter" in query:  # the package never groups uploads by delimiter
         return original(self)
 
     def first(name: str) -> str:
@@ -441,7 +441,7 @@ def _list_multipart_uploads(self: S3Response) -> Any:
     return self.serialized(ActionResult(result))
 
 
-PATCHES = [
+PATCHES: list[tuple[type, str, Any]] = [
     (S3Response, "_key_response", _key_response),
     (S3Backend, "put_object", _put_object),
     (S3Backend, "copy_object", _copy_object),
