@@ -11,7 +11,9 @@ from datetime import UTC, datetime
 import pytest
 from botocore.response import StreamingBody
 
-from sagemaker_vision import labels, s3io
+from sagemaker_vision import s3io
+from sagemaker_vision.core import converters, manifest_parse, manifest_refs
+from sagemaker_vision.core.manifest import split_manifest, validate_manifest
 
 ATTR = "bb"
 CHUNK = 1 << 16  # what s3io reads per call
@@ -88,7 +90,7 @@ def test_the_reader_copies_a_16_mb_line_a_bounded_number_of_times():
     # make that about 128 times the line. Pieces joined once copy it about twice.
     big = b'{"source-ref":"' + b"x" * (16 << 20) + b'"}'
     stream = CountingStream(big + b"\n" + b"{}\n")
-    got = list(labels.iter_lines(stream, chunk_size=CHUNK, max_line_bytes=32 << 20))
+    got = list(manifest_parse.iter_lines(stream, chunk_size=CHUNK, max_line_bytes=32 << 20))
     assert [len(x) for x in got] == [len(big), 2] and got[0] == big
     assert Counted.copied <= 2 * len(big), f"{Counted.copied} bytes copied for a {len(big)}-byte line"
 
@@ -96,13 +98,13 @@ def test_the_reader_copies_a_16_mb_line_a_bounded_number_of_times():
 def test_the_s3_reader_refuses_a_line_past_the_cap_having_read_at_most_one_chunk_more():
     uri = "s3://bkt/labels/huge.manifest"
     s3 = FakeS3(line(record()).encode() + b"\n" + b'{"source-ref":"' + b"y" * (16 << 20) + b'"}\n')
-    with pytest.raises(labels.ManifestError) as err:
+    with pytest.raises(manifest_parse.ManifestError) as err:
         list(s3io.iter_lines(s3, uri))
     text = str(err.value)
-    assert f"{uri}:2: line is over the cap of {labels.MAX_LINE_BYTES} bytes" in text, text
+    assert f"{uri}:2: line is over the cap of {manifest_parse.MAX_LINE_BYTES} bytes" in text, text
     assert "100000 characters per manifest object" in text
-    assert s3.stream.served <= labels.MAX_LINE_BYTES + 2 * CHUNK, s3.stream.served
-    assert Counted.copied <= 2 * (labels.MAX_LINE_BYTES + 2 * CHUNK), Counted.copied
+    assert s3.stream.served <= manifest_parse.MAX_LINE_BYTES + 2 * CHUNK, s3.stream.served
+    assert Counted.copied <= 2 * (manifest_parse.MAX_LINE_BYTES + 2 * CHUNK), Counted.copied
 
 
 def test_the_s3_reader_gives_every_line_with_its_newline_across_chunk_boundaries():
@@ -116,10 +118,10 @@ def test_the_s3_reader_gives_every_line_with_its_newline_across_chunk_boundaries
 
 
 def test_a_line_within_the_byte_cap_but_over_groundtruths_character_limit_is_refused():
-    long_ref = "s3://b/img/" + "z" * labels.MAX_LINE_CHARS + ".jpg"
+    long_ref = "s3://b/img/" + "z" * manifest_parse.MAX_LINE_CHARS + ".jpg"
     text = line(record(long_ref))
-    with pytest.raises(labels.ManifestError) as err:
-        labels.validate_manifest([line(record()), text], label_attribute=ATTR, source="m.manifest")
+    with pytest.raises(manifest_parse.ManifestError) as err:
+        validate_manifest([line(record()), text], label_attribute=ATTR, source="m.manifest")
     assert f"m.manifest:2: line is {len(text)} characters, over Ground Truth's 100000" in str(err.value)
 
 
@@ -132,8 +134,8 @@ def test_a_line_within_the_byte_cap_but_over_groundtruths_character_limit_is_ref
     ('{"bb-metadata":{"class-map":{"0":"dot","0":"cat"}}}', 'bb-metadata.class-map.0'),
 ])
 def test_a_duplicate_key_at_any_depth_is_refused_naming_file_line_and_key(raw, field):
-    with pytest.raises(labels.LineError) as err:
-        labels.parse_line(raw)
+    with pytest.raises(manifest_parse.LineError) as err:
+        manifest_parse.parse_line(raw)
     assert (err.value.field, "duplicate key" in err.value.message) == (field, True)
 
 
@@ -142,19 +144,20 @@ def test_a_manifest_with_a_duplicate_key_is_neither_validated_nor_split():
     # keeps the first (many do) gets left=9000, outside the image, from the raw line as published.
     bad = line(record()).replace('"left":1,', '"left":9000,"left":1,')
     lines = [line(record("s3://b/img/0.jpg")), bad, line(record("s3://b/img/2.jpg"))]
-    for run in (lambda: labels.validate_manifest(lines, label_attribute=ATTR, source="s3://b/in.manifest"),
-                lambda: labels.split_manifest(lines, label_attribute=ATTR, validation_fraction=0.5,
+    for run in (lambda: validate_manifest(lines, label_attribute=ATTR, source="s3://b/in.manifest"),
+                lambda: split_manifest(lines, label_attribute=ATTR, validation_fraction=0.5,
                                               train_out=io.StringIO(), validation_out=io.StringIO(),
                                               source="s3://b/in.manifest")):
-        with pytest.raises(labels.ManifestError) as err:
+        with pytest.raises(manifest_parse.ManifestError) as err:
             run()
         assert "s3://b/in.manifest:2: bb.annotations[0].left: duplicate key" in str(err.value), str(err.value)
 
 
 def test_rewriting_an_imported_manifest_refuses_a_duplicate_key():
     bad = line(record("s3://old/a.jpg")).replace('{"source-ref":', '{"source-ref":"s3://old/b.jpg","source-ref":')
-    with pytest.raises(labels.ManifestError) as err:
-        list(labels.rewrite_source_refs([bad], old_prefix="s3://old/", new_prefix="s3://new/", source="imp.manifest"))
+    with pytest.raises(manifest_parse.ManifestError) as err:
+        list(manifest_refs.rewrite_source_refs([bad], old_prefix="s3://old/", new_prefix="s3://new/",
+                                               source="imp.manifest"))
     assert "imp.manifest:1: source-ref: duplicate key" in str(err.value)
 
 
@@ -165,15 +168,15 @@ HUGE = "9" * 400
 
 def test_the_validator_names_file_line_and_field_of_a_400_digit_number():
     bad = line(record()).replace('"left":1', f'"left":{HUGE}')
-    with pytest.raises(labels.ManifestError) as err:
-        labels.validate_manifest([line(record("s3://b/img/0.jpg")), bad], label_attribute=ATTR, source="m.manifest")
+    with pytest.raises(manifest_parse.ManifestError) as err:
+        validate_manifest([line(record("s3://b/img/0.jpg")), bad], label_attribute=ATTR, source="m.manifest")
     assert "m.manifest:2: bb.annotations[0].left: integer of 400 digits is outside the exact range" in str(err.value)
 
 
 def test_the_validator_names_file_line_of_invalid_utf8():
     bad = line(record()).encode().replace(b"a.jpg", b"\xff.jpg")
-    with pytest.raises(labels.ManifestError) as err:
-        labels.validate_manifest([line(record("s3://b/img/0.jpg")).encode(), bad], label_attribute=ATTR,
+    with pytest.raises(manifest_parse.ManifestError) as err:
+        validate_manifest([line(record("s3://b/img/0.jpg")).encode(), bad], label_attribute=ATTR,
                                  source="m.manifest")
     assert "m.manifest:2: not UTF-8: invalid start byte at byte" in str(err.value)
 
@@ -186,26 +189,26 @@ def test_the_validator_names_file_line_of_invalid_utf8():
     ('[' * 20_000 + ']' * 20_000, "", "nested too deeply"),
 ])
 def test_numbers_and_text_other_parsers_would_read_otherwise_are_refused_with_the_field(raw, field, words):
-    with pytest.raises(labels.LineError) as err:
-        labels.parse_line(raw)
+    with pytest.raises(manifest_parse.LineError) as err:
+        manifest_parse.parse_line(raw)
     assert err.value.field == field and words in err.value.message, (err.value.field, err.value.message)
 
 
 def test_long_digit_runs_inside_strings_and_exact_numbers_are_fine():
     rec = {"source-ref": "s3://b/img/20261201123456789012.jpg", "n": 2**53 - 1, "f": 1e300, "e": "\U0001f600"}
-    assert labels.parse_line(json.dumps(rec)) == rec
-    assert labels.parse_line(json.dumps(rec, ensure_ascii=False).encode()) == rec
+    assert manifest_parse.parse_line(json.dumps(rec)) == rec
+    assert manifest_parse.parse_line(json.dumps(rec, ensure_ascii=False).encode()) == rec
 
 
 def test_the_s3_readers_callers_get_file_line_errors_not_raw_exceptions():
     uri = "s3://bkt/labels/m.manifest"
     data = line(record()).encode() + b"\n" + b'{"source-ref":"s3://b/\xfe.jpg"}\n'
-    with pytest.raises(labels.ManifestError) as err:
-        labels.validate_manifest(s3io.iter_lines(FakeS3(data), uri), label_attribute=ATTR, source=uri)
+    with pytest.raises(manifest_parse.ManifestError) as err:
+        validate_manifest(s3io.iter_lines(FakeS3(data), uri), label_attribute=ATTR, source=uri)
     assert f"{uri}:2: not UTF-8" in str(err.value)
-    with pytest.raises(labels.ManifestError) as err:
+    with pytest.raises(manifest_parse.ManifestError) as err:
         for lineno, raw in enumerate(s3io.iter_lines(FakeS3(data), uri), 1):
-            labels.load_line(raw, source=uri, lineno=lineno)
+            manifest_parse.load_line(raw, source=uri, lineno=lineno)
     assert f"{uri}:2: not UTF-8" in str(err.value)
 
 
@@ -225,54 +228,54 @@ def ls_task(image: str = "s3://bkt/raw/a.jpg", x: object = 10, ow: object = 64) 
 
 
 def coco(doc, **kwargs):
-    return labels.from_coco(doc, label_attribute=ATTR, image_prefix="s3://bkt/raw/", **kwargs)
+    return converters.from_coco(doc, label_attribute=ATTR, image_prefix="s3://bkt/raw/", **kwargs)
 
 
 def studio(export, **kwargs):
-    return labels.from_label_studio(export, label_attribute=ATTR, class_names=["dot"], **kwargs)
+    return converters.from_label_studio(export, label_attribute=ATTR, class_names=["dot"], **kwargs)
 
 
 @pytest.mark.parametrize("where", ["width", "bbox"])
 def test_the_coco_converter_names_the_field_of_a_400_digit_number(where):
     doc = coco_doc(width=int(HUGE)) if where == "width" else coco_doc(bbox=[int(HUGE), 2, 3, 4])
-    with pytest.raises(labels.ManifestError) as err:  # a dict someone else parsed: no OverflowError
+    with pytest.raises(manifest_parse.ManifestError) as err:  # a dict someone else parsed: no OverflowError
         coco(doc)
     field = "image 7" if where == "width" else "annotation 70.bbox"
     assert f"<coco>: {field}: " in str(err.value), str(err.value)
     # The file itself: the strict parser names the file, the line and the JSON path.
     text = json.dumps(coco_doc(), indent=1).replace('"width": 64', f'"width": {HUGE}')
-    with pytest.raises(labels.ManifestError) as err:
+    with pytest.raises(manifest_parse.ManifestError) as err:
         coco(text.encode(), source="s3://bkt/coco.json")
     assert "s3://bkt/coco.json: images[0].width: integer of 400 digits" in str(err.value), str(err.value)
 
 
 def test_the_coco_converter_names_file_and_line_of_invalid_utf8():
     data = json.dumps(coco_doc(), indent=1).encode().replace(b'"a.jpg"', b'"\xc3(.jpg"')
-    with pytest.raises(labels.ManifestError) as err:
+    with pytest.raises(manifest_parse.ManifestError) as err:
         coco(data, source="s3://bkt/coco.json")
     line = data[: data.index(b"\xc3")].count(b"\n") + 1
     assert f"s3://bkt/coco.json:{line}: not UTF-8: invalid continuation byte" in str(err.value), str(err.value)
     # A lone surrogate (from a \\udcxx escape) is no file name either.
-    with pytest.raises(labels.ManifestError, match="lone surrogate"):
+    with pytest.raises(manifest_parse.ManifestError, match="lone surrogate"):
         coco(b'{"images": [{"id": 1, "file_name": "\\udcff.jpg"}]}', source="c.json")
 
 
 @pytest.mark.parametrize("where", ["x", "original_width"])
 def test_the_label_studio_converter_names_the_field_of_a_400_digit_number(where):
     task = ls_task(x=int(HUGE)) if where == "x" else ls_task(ow=int(HUGE))
-    with pytest.raises(labels.ManifestError) as err:
+    with pytest.raises(manifest_parse.ManifestError) as err:
         studio([task])
     field = "task 1.annotations[id=11].result[0]" + (".value.x/width" if where == "x" else "")
     assert f"<label-studio export>: {field}: " in str(err.value), str(err.value)
     text = json.dumps([ls_task()]).replace('"x": 10', f'"x": {HUGE}')
-    with pytest.raises(labels.ManifestError) as err:
+    with pytest.raises(manifest_parse.ManifestError) as err:
         studio(text, source="export.json")
     assert "export.json:1: [0].annotations[0].result[0].value.x: integer of 400 digits" in str(err.value)
 
 
 def test_the_label_studio_converter_names_file_and_line_of_invalid_utf8():
     data = json.dumps([ls_task()]).encode().replace(b"a.jpg", b"\xff.jpg")
-    with pytest.raises(labels.ManifestError) as err:
+    with pytest.raises(manifest_parse.ManifestError) as err:
         studio(data, source="export.json")
     assert "export.json:1: not UTF-8: invalid start byte at byte" in str(err.value)
 
@@ -286,7 +289,7 @@ ESCAPES = ["../../other/x.jpg", "sub/../../x.jpg", "/etc/x.jpg", "C:/x.jpg", "..
 
 @pytest.mark.parametrize("name", ESCAPES)
 def test_a_coco_file_name_that_could_leave_the_images_prefix_is_refused(name):
-    with pytest.raises(labels.ManifestError) as err:
+    with pytest.raises(manifest_parse.ManifestError) as err:
         coco(coco_doc(file_name=name))
     assert "<coco>: image 7.file_name: " in str(err.value), str(err.value)
 
@@ -301,7 +304,7 @@ def test_the_converters_and_the_sync_refuse_the_same_names(name):
     try:
         coco(coco_doc(file_name=name))
         refused_by_converter = False
-    except labels.ManifestError:
+    except manifest_parse.ManifestError:
         refused_by_converter = True
     assert refused_by_sync == refused_by_converter, (name, s3_sync.key_name_problem("raw/" + name))
 
@@ -317,13 +320,13 @@ def test_coco_file_names_inside_the_prefix_are_kept():
     "s3://bkt/raw/a\\..\\x.jpg", "https://host/data/%2e%2e", "/data/upload/1/..%5cx.jpg",
 ])
 def test_a_label_studio_image_that_could_leave_its_prefix_is_refused(image):
-    with pytest.raises(labels.ManifestError) as err:
+    with pytest.raises(manifest_parse.ManifestError) as err:
         studio([ls_task(image=image)], s3_prefix="s3://bkt/raw/")
     assert "<label-studio export>: task 1: data.image" in str(err.value), str(err.value)
 
 
 def test_with_images_prefix_a_label_studio_image_elsewhere_is_refused():
-    with pytest.raises(labels.ManifestError, match="outside the images prefix s3://bkt/raw/"):
+    with pytest.raises(manifest_parse.ManifestError, match="outside the images prefix s3://bkt/raw/"):
         studio([ls_task(image="s3://bkt/private/x.jpg")], images_prefix="s3://bkt/raw/")
     refs = [r["source-ref"] for r in studio([ls_task()], images_prefix="s3://bkt/raw/")]
     assert refs == ["s3://bkt/raw/a.jpg"]
@@ -366,7 +369,7 @@ def test_the_import_manifest_errors_name_its_file_line_and_field(synced, body, e
     cfg, s3, manifest = synced
     first = line(record("s3://old/a.jpg")).encode() + b"\n"
     manifest.write_bytes(first + (body if isinstance(body, bytes) else body.encode()))
-    with pytest.raises(labels.ManifestError) as err:
+    with pytest.raises(manifest_parse.ManifestError) as err:
         labeling.import_labels(cfg, s3)
     assert f"{manifest}{expected}" in str(err.value), str(err.value)
 
@@ -385,7 +388,7 @@ def test_label_studio_publish_refuses_a_task_edited_to_point_outside_the_importe
     edited["data"] = {"image": "https://ls/presigned", "s3_uri": "s3://bkt/private/secrets.jpg"}
     op.__dict__["hook"] = mock.Mock(export=mock.Mock(return_value=[edited]))
     op.__dict__["s3"] = mock.Mock()
-    with pytest.raises(labels.ManifestError) as err:
+    with pytest.raises(manifest_parse.ManifestError) as err:
         op._publish(7)
     assert ("Label Studio project 7 export: task 1: data.image 's3://bkt/private/secrets.jpg' is outside the "
             "images prefix s3://bkt/raw/dt=1/") in str(err.value), str(err.value)
@@ -397,6 +400,6 @@ def test_the_load_tests_manifest_payloads_name_a_bad_line_by_file_and_line():
 
     uri = "s3://bkt/runs/p/manifests/validation.manifest"
     data = line(record()).encode() + b"\n" + b'{"source-ref":"s3://bkt/img/\xe9.jpg"}\n'
-    with pytest.raises(labels.ManifestError) as err:
+    with pytest.raises(manifest_parse.ManifestError) as err:
         load_payloads(uri, s3_client=FakeS3(data))
     assert f"{uri}:2: not UTF-8" in str(err.value)

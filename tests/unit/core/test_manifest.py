@@ -1,4 +1,5 @@
-"""Unit tests for sagemaker_vision.labels: manifest validation, split, remap and converters."""
+"""Unit tests for the manifest core (core/manifest, manifest_parse, manifest_refs, converters):
+validation, split, remap and converters."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from sagemaker_vision import labels
-from sagemaker_vision.labels import ManifestError
+from sagemaker_vision.core import converters, manifest, manifest_parse, manifest_refs
+from sagemaker_vision.core.manifest_parse import ManifestError
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SAMPLE = ROOT / "include" / "sample_data" / "output.manifest"
 ATTR = "bounding-box"
 CLASSES = {"0": "circle", "1": "square", "2": "triangle"}
@@ -52,15 +53,15 @@ def line(rec: dict[str, Any]) -> str:
 def manifest_error(lines: list[str], **kwargs: Any) -> ManifestError:
     kwargs.setdefault("label_attribute", ATTR)
     with pytest.raises(ManifestError) as info:
-        labels.validate_manifest(lines, source="m.manifest", **kwargs)
+        manifest.validate_manifest(lines, source="m.manifest", **kwargs)
     return info.value
 
 
 def split(
     lines: list[str], fraction: float = 0.2, **kwargs: Any
-) -> tuple[labels.SplitResult, list[str], list[str]]:
+) -> tuple[manifest.SplitResult, list[str], list[str]]:
     train, val = io.StringIO(), io.StringIO()
-    result = labels.split_manifest(
+    result = manifest.split_manifest(
         lines,
         label_attribute=kwargs.pop("label_attribute", ATTR),
         validation_fraction=fraction,
@@ -82,7 +83,7 @@ def split_key(ref: str, seed: str = "") -> float:
 
 def test_sample_manifest_validates() -> None:
     records = [json.loads(x) for x in SAMPLE.read_text().splitlines() if x.strip()]
-    stats = labels.validate_manifest(SAMPLE.open(), label_attribute=ATTR, source=str(SAMPLE))
+    stats = manifest.validate_manifest(SAMPLE.open(), label_attribute=ATTR, source=str(SAMPLE))
 
     assert stats.num_lines == len(records)
     assert stats.num_boxes == sum(len(r[ATTR]["annotations"]) for r in records)
@@ -97,7 +98,7 @@ def test_sample_manifest_validates() -> None:
 
 def test_bytes_lines_blank_lines_and_bom_are_accepted() -> None:
     raw = ("\ufeff" + line(record(0)) + "\n   \n" + line(record(1, anns=[]))).encode()
-    stats = labels.validate_manifest(raw.splitlines(), label_attribute=ATTR)
+    stats = manifest.validate_manifest(raw.splitlines(), label_attribute=ATTR)
     assert (stats.num_lines, stats.num_boxes, stats.images_without_boxes) == (2, 1, 1)
 
 
@@ -263,8 +264,8 @@ def test_listing_is_capped_but_the_count_is_not() -> None:
     text = str(err)
     assert err.num_problems == 120
     assert text.startswith("120 problems")
-    assert text.count("m.manifest:") == labels.MAX_LISTED_PROBLEMS
-    assert f"... and {120 - labels.MAX_LISTED_PROBLEMS} more" in text
+    assert text.count("m.manifest:") == manifest_parse.MAX_LISTED_PROBLEMS
+    assert f"... and {120 - manifest_parse.MAX_LISTED_PROBLEMS} more" in text
     assert "m.manifest:50:" in text and "m.manifest:51:" not in text
 
 
@@ -283,7 +284,7 @@ def test_empty_manifest_is_an_error(lines: list[str]) -> None:
 @pytest.mark.parametrize("attr", ["bounding-box-metadata", "boxes-ref", "", "source-ref"])
 def test_invalid_label_attribute(attr: str) -> None:
     with pytest.raises(ManifestError, match="label_attribute") as info:
-        labels.validate_manifest([line(record(0))], label_attribute=attr)
+        manifest.validate_manifest([line(record(0))], label_attribute=attr)
     assert info.value.problems[0].field == "label_attribute"
 
 
@@ -315,7 +316,7 @@ def test_partial_class_maps_are_merged() -> None:
         ),
         line(record(2, class_map={"1": "square", "0": "circle"}, anns=[])),
     ]
-    stats = labels.validate_manifest(lines, label_attribute=ATTR)
+    stats = manifest.validate_manifest(lines, label_attribute=ATTR)
     assert stats.class_map == {0: "circle", 1: "square", 2: "triangle"}
     assert stats.class_counts == {0: 1, 1: 0, 2: 1}
 
@@ -331,15 +332,15 @@ def test_iter_lines_streams_any_reader() -> None:
             return self._buf.read(n)
 
     for reader in (StreamingBody(text.encode()), io.StringIO(text)):
-        got = list(labels.iter_lines(reader, chunk_size=7))  # chunks cut through lines
+        got = list(manifest_parse.iter_lines(reader, chunk_size=7))  # chunks cut through lines
         assert got == [x.encode() if isinstance(reader, StreamingBody) else x for x in text.split("\n")]
-        assert labels.validate_manifest(got, label_attribute=ATTR).num_lines == 3
+        assert manifest.validate_manifest(got, label_attribute=ATTR).num_lines == 3
 
 
 def test_non_utf8_line_is_reported() -> None:
     lines = [line(record(0)).encode(), b'{"source-ref": "s3://b/\xff.jpg"}']
     with pytest.raises(ManifestError, match=r"<manifest>:2: not UTF-8"):
-        labels.validate_manifest(lines, label_attribute=ATTR)
+        manifest.validate_manifest(lines, label_attribute=ATTR)
 
 
 # ------------------------------------------------------------------------------------------
@@ -427,7 +428,7 @@ def test_validation_fraction_out_of_range(fraction: Any) -> None:
 def test_split_reports_the_same_problems_as_validate() -> None:
     lines = with_bad(mutate(lambda r: r[ATTR]["annotations"][0].update({"left": 400})), at=3)
     with pytest.raises(ManifestError) as info:
-        labels.split_manifest(
+        manifest.split_manifest(
             lines,
             label_attribute=ATTR,
             validation_fraction=0.2,
@@ -449,7 +450,7 @@ def gapped_lines() -> list[str]:
 
 
 def test_gapped_ids_need_the_class_map_to_split() -> None:
-    stats = labels.validate_manifest(gapped_lines(), label_attribute=ATTR)
+    stats = manifest.validate_manifest(gapped_lines(), label_attribute=ATTR)
     assert stats.class_map == {0: "a", 3: "b"}
     with pytest.raises(ManifestError, match=r"class ids \[0, 3\] are not contiguous.*class_map="):
         split(gapped_lines())
@@ -473,7 +474,7 @@ def test_split_remaps_gapped_ids(class_map: dict[Any, str]) -> None:
         assert rec == expected  # only the ids changed
     # The rewritten splits are valid, contiguous manifests again.
     for part in (train, val):
-        stats = labels.validate_manifest(part, label_attribute=ATTR)
+        stats = manifest.validate_manifest(part, label_attribute=ATTR)
         assert set(stats.class_map) <= {0, 1}
 
 
@@ -486,10 +487,10 @@ def test_given_class_map_rejects_unknown_ids_and_keeps_unused_classes() -> None:
 
 
 def test_normalise_class_ids() -> None:
-    assert labels.normalise_class_ids({"0": "a", "3": "b", "10": "c"}) == labels.ClassIdRemap(
+    assert manifest.normalise_class_ids({"0": "a", "3": "b", "10": "c"}) == manifest.ClassIdRemap(
         {0: "a", 1: "b", 2: "c"}, {0: 0, 3: 1, 10: 2}
     )
-    same = labels.normalise_class_ids({1: "y", 0: "x"})
+    same = manifest.normalise_class_ids({1: "y", 0: "x"})
     assert same.class_map == {0: "x", 1: "y"} and same.is_identity
     for bad, match in [
         ({"-1": "a"}, r"class_map\['-1'\]"),
@@ -499,7 +500,7 @@ def test_normalise_class_ids() -> None:
         ({"01": "a"}, r"class_map\['01'\]"),
     ]:
         with pytest.raises(ValueError, match=match):
-            labels.normalise_class_ids(bad)
+            manifest.normalise_class_ids(bad)
 
 
 # ------------------------------------------------------------------------------------------
@@ -508,7 +509,7 @@ def test_normalise_class_ids() -> None:
 
 def test_rewrite_with_explicit_prefix() -> None:
     lines = [line(record(i)) for i in range(3)]
-    out = list(labels.rewrite_source_refs(lines, old_prefix="s3://bucket/images", new_prefix="s3://new/raw/"))
+    out = list(manifest_refs.rewrite_source_refs(lines, old_prefix="s3://bucket/images", new_prefix="s3://new/raw/"))
     assert refs(out) == [f"s3://new/raw/img_{i}.jpg" for i in range(3)]
     for before, after in zip(lines, out, strict=True):
         a, b = json.loads(before), json.loads(after)
@@ -521,14 +522,14 @@ def test_rewrite_finds_the_common_directory() -> None:
     recs[0]["source-ref"] = "s3://bucket/raw/day1/a.jpg"
     recs[1]["source-ref"] = "s3://bucket/raw/day2/sub/b.jpg"
     recs[2]["source-ref"] = "s3://bucket/raw/day10/c.jpg"  # shares "s3://bucket/raw/day1" as text only
-    out = list(labels.rewrite_source_refs([line(r) for r in recs], old_prefix=None, new_prefix="s3://new/x"))
+    out = list(manifest_refs.rewrite_source_refs([line(r) for r in recs], old_prefix=None, new_prefix="s3://new/x"))
     assert refs(out) == ["s3://new/x/day1/a.jpg", "s3://new/x/day2/sub/b.jpg", "s3://new/x/day10/c.jpg"]
-    assert labels.validate_manifest(out, label_attribute=ATTR).num_lines == 3
+    assert manifest.validate_manifest(out, label_attribute=ATTR).num_lines == 3
 
 
 def test_rewrite_needs_a_reiterable_without_prefix() -> None:
     with pytest.raises(TypeError, match="re-iterable"):
-        labels.rewrite_source_refs(iter([line(record(0))]), old_prefix=None, new_prefix="s3://new/")
+        manifest_refs.rewrite_source_refs(iter([line(record(0))]), old_prefix=None, new_prefix="s3://new/")
 
 
 def test_rewrite_names_lines_outside_the_prefix() -> None:
@@ -536,16 +537,16 @@ def test_rewrite_names_lines_outside_the_prefix() -> None:
     lines[1] = lines[1].replace("s3://bucket/images/", "s3://bucket/imagesX/")
     lines[3] = lines[3].replace("s3://bucket/images/", "s3://other/")
     with pytest.raises(ManifestError) as info:
-        list(labels.rewrite_source_refs(lines, old_prefix="s3://bucket/images", new_prefix="s3://new/"))
+        list(manifest_refs.rewrite_source_refs(lines, old_prefix="s3://bucket/images", new_prefix="s3://new/"))
     assert [(p.line, p.field) for p in info.value.problems] == [(2, "source-ref"), (4, "source-ref")]
     assert "not an object under 's3://bucket/images/'" in str(info.value)
 
 
 def test_rewrite_rejects_bad_prefixes() -> None:
     with pytest.raises(ValueError, match="new_prefix"):
-        labels.rewrite_source_refs([line(record(0))], old_prefix=None, new_prefix="/local/dir")
+        manifest_refs.rewrite_source_refs([line(record(0))], old_prefix=None, new_prefix="/local/dir")
     with pytest.raises(ValueError, match="old_prefix"):
-        labels.rewrite_source_refs([line(record(0))], old_prefix="bucket/images", new_prefix="s3://n/")
+        manifest_refs.rewrite_source_refs([line(record(0))], old_prefix="bucket/images", new_prefix="s3://n/")
 
 
 # ------------------------------------------------------------------------------------------
@@ -646,7 +647,7 @@ LS_EXPORT: list[dict[str, Any]] = [
 
 
 def test_label_studio_conversion_to_the_pixel() -> None:
-    conv = labels.from_label_studio(
+    conv = converters.from_label_studio(
         copy.deepcopy(LS_EXPORT),
         label_attribute="boxes",
         s3_prefix="s3://lake/raw",
@@ -689,13 +690,13 @@ def test_label_studio_conversion_to_the_pixel() -> None:
         "job-name": "label-studio",
     }
     buf = io.StringIO()
-    assert labels.write_manifest(out, buf) == 4
-    stats = labels.validate_manifest(buf.getvalue().splitlines(), label_attribute="boxes")
+    assert manifest_parse.write_manifest(out, buf) == 4
+    stats = manifest.validate_manifest(buf.getvalue().splitlines(), label_attribute="boxes")
     assert (stats.num_lines, stats.num_boxes, stats.class_counts) == (4, 4, {0: 2, 1: 2})
 
 
 def test_label_studio_class_names_fix_the_ids() -> None:
-    conv = labels.from_label_studio(
+    conv = converters.from_label_studio(
         copy.deepcopy(LS_EXPORT),
         label_attribute="boxes",
         s3_prefix="s3://lake/raw",
@@ -711,8 +712,8 @@ def test_label_studio_image_size_callback_for_empty_images() -> None:
         {"id": 9, "data": {"image": "s3://b/x.jpg"}, "annotations": [ls_annotation(1, [], "2026-01-01")]}
     ]
     with pytest.raises(ManifestError, match="task 9: no boxes.*image_size_of"):
-        labels.from_label_studio(export, label_attribute="boxes", class_names=["dog"])
-    conv = labels.from_label_studio(
+        converters.from_label_studio(export, label_attribute="boxes", class_names=["dog"])
+    conv = converters.from_label_studio(
         export, label_attribute="boxes", class_names=["dog"], image_size_of=lambda ref: (11, 7)
     )
     assert next(conv)["boxes"]["image_size"] == [{"width": 11, "height": 7, "depth": 3}]
@@ -721,7 +722,7 @@ def test_label_studio_image_size_callback_for_empty_images() -> None:
 def ls_error(task: dict[str, Any], **kwargs: Any) -> str:
     kwargs.setdefault("label_attribute", "boxes")
     with pytest.raises(ManifestError) as info:
-        labels.from_label_studio([copy.deepcopy(LS_EXPORT[0]), task], **kwargs)
+        converters.from_label_studio([copy.deepcopy(LS_EXPORT[0]), task], **kwargs)
     assert all("task 42" in str(p) for p in info.value.problems), str(info.value)
     return str(info.value)
 
@@ -743,7 +744,7 @@ def test_label_studio_errors_name_the_task() -> None:
     del no_size["original_width"]
     assert "original_width" in ls_error(ls_task("s3://b/z.jpg", no_size))
     with pytest.raises(ManifestError, match="label 'dog' is used in the export but not in class_names"):
-        labels.from_label_studio(
+        converters.from_label_studio(
             copy.deepcopy(LS_EXPORT), label_attribute="boxes", s3_prefix="s3://l/", class_names=["cat"]
         )
 
@@ -769,7 +770,7 @@ COCO: dict[str, Any] = {
 
 
 def test_coco_conversion() -> None:
-    conv = labels.from_coco(copy.deepcopy(COCO), label_attribute="bb", image_prefix="s3://lake/coco")
+    conv = converters.from_coco(copy.deepcopy(COCO), label_attribute="bb", image_prefix="s3://lake/coco")
     out = list(conv)
 
     assert conv.class_map == {0: "person", 1: "car", 2: "bike"}
@@ -789,11 +790,11 @@ def test_coco_conversion() -> None:
         [],  # no annotations: kept
     ]
     assert out[0]["bb-metadata"]["job-name"] == "coco-import"
-    stats = labels.validate_manifest([labels.dumps_line(r) for r in out], label_attribute="bb")
+    stats = manifest.validate_manifest([manifest_parse.dumps_line(r) for r in out], label_attribute="bb")
     assert stats.class_counts == {0: 1, 1: 1, 2: 1} and stats.images_without_boxes == 1
 
     with_crowd = list(
-        labels.from_coco(
+        converters.from_coco(
             copy.deepcopy(COCO), label_attribute="bb", image_prefix="s3://l/", include_crowd=True
         )
     )
@@ -814,7 +815,7 @@ def test_coco_errors_name_the_annotation_or_image() -> None:
         {"id": 14, "file_name": "a.jpg", "width": 5, "height": 5},
     ]
     with pytest.raises(ManifestError) as info:
-        labels.from_coco(coco, label_attribute="bb", image_prefix="s3://lake/coco")
+        converters.from_coco(coco, label_attribute="bb", image_prefix="s3://lake/coco")
     fields = [p.field for p in info.value.problems]
     assert fields == [
         "image 13",
@@ -843,10 +844,10 @@ def test_coco_tiny_and_border_boxes_are_kept_inside_the_image() -> None:
             {"id": 3, "image_id": 1, "category_id": 1, "bbox": [-0.4, 0, 20.3, 10]},  # float noise
         ],
     }
-    (rec,) = labels.from_coco(coco, label_attribute="bb", image_prefix="s3://b/p/")
+    (rec,) = converters.from_coco(coco, label_attribute="bb", image_prefix="s3://b/p/")
     got = [(a["left"], a["top"], a["width"], a["height"]) for a in rec["bb"]["annotations"]]
     assert got == [(11, 3, 1, 1), (19, 9, 1, 1), (0, 0, 20, 10)]
-    assert labels.validate_manifest([labels.dumps_line(rec)], label_attribute="bb").num_boxes == 3
+    assert manifest.validate_manifest([manifest_parse.dumps_line(rec)], label_attribute="bb").num_boxes == 3
 
 
 # --- AWS's own augmented-manifest example (issue 8, defect 6) ------------------------------------
@@ -866,11 +867,11 @@ AWS_EXAMPLE_LINES = [
 
 
 def test_aws_object_detection_example_validates_and_splits():
-    stats = labels.validate_manifest(AWS_EXAMPLE_LINES, label_attribute=ATTR, source="aws.manifest")
+    stats = manifest.validate_manifest(AWS_EXAMPLE_LINES, label_attribute=ATTR, source="aws.manifest")
     assert stats.num_lines == 2 and stats.num_boxes == 3
     assert stats.class_map == {0: "dog", 1: "cat"}
     train, valid = io.StringIO(), io.StringIO()
-    result = labels.split_manifest(AWS_EXAMPLE_LINES, label_attribute=ATTR, validation_fraction=0.5,
+    result = manifest.split_manifest(AWS_EXAMPLE_LINES, label_attribute=ATTR, validation_fraction=0.5,
                                    train_out=train, validation_out=valid)
     assert result.num_training_samples + result.num_validation_samples == 2
 
@@ -879,7 +880,7 @@ def test_aws_object_detection_example_validates_and_splits():
 def test_both_type_spellings_and_minimal_metadata(job_type):
     rec = record(1)
     rec[f"{ATTR}-metadata"] = {"class-map": dict(CLASSES), "type": job_type}
-    assert labels.validate_manifest([line(rec)], label_attribute=ATTR).num_lines == 1
+    assert manifest.validate_manifest([line(rec)], label_attribute=ATTR).num_lines == 1
 
 
 @pytest.mark.parametrize("job_type, why", [
