@@ -1,96 +1,27 @@
-"""Image validation (sagemaker_vision.images): the pure check of one image's bytes."""
+"""Image validation (sagemaker_vision.pipeline.images): validate_partition, pick_smoke_image and smoke_test
+against moto."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import json
 import os
 import re
-import struct
-import zlib
+from datetime import UTC, datetime
+from typing import Any
 
+import boto3
 import pytest
-from PIL import Image
+from moto import mock_aws
 
-from sagemaker_vision import images
-from sagemaker_vision.images import check_image
-
-
-def _encode(fmt: str, size: tuple[int, int] = (64, 48), mode: str = "RGB") -> bytes:
-    buf = io.BytesIO()
-    Image.new(mode, size, (200, 30, 30) if mode == "RGB" else 0).save(buf, format=fmt)
-    return buf.getvalue()
-
-
-JPEG, PNG = _encode("JPEG"), _encode("PNG")
-
-
-def _png_claiming(width: int, height: int) -> bytes:
-    """A small PNG whose header claims ``width`` x ``height`` (CRC fixed up)."""
-    data = bytearray(PNG)
-    ihdr = 8 + 8  # signature, then length + "IHDR"
-    data[ihdr:ihdr + 8] = struct.pack(">II", width, height)
-    crc = zlib.crc32(bytes(data[12:12 + 4 + 13]))
-    data[12 + 4 + 13:12 + 4 + 13 + 4] = struct.pack(">I", crc)
-    return bytes(data)
-
-
-def test_good_jpeg_and_png():
-    for name, data, fmt in (("a.jpg", JPEG, "JPEG"), ("b.JPEG", JPEG, "JPEG"), ("c.png", PNG, "PNG")):
-        check = check_image(name, data)
-        assert check.ok and check.format == fmt and (check.width, check.height) == (64, 48)
-    assert check_image("a.jpg", JPEG).content_type == "image/jpeg"
-
-
-@pytest.mark.parametrize(("name", "data", "reason"), [
-    ("broken.jpg", os.urandom(3000), "not a readable image (3000 bytes"),
-    ("empty.jpg", b"", "empty file (0 bytes)"),
-    ("truncated.jpg", JPEG[: len(JPEG) // 2], "corrupt JPEG data"),
-    ("png-inside.jpg", PNG, "extension says JPEG but the content is PNG"),
-    ("jpeg-inside.png", JPEG, "extension says PNG but the content is JPEG"),
-    ("anim.png", _encode("GIF"), "is a GIF image, not JPEG or PNG"),
-    ("notes.txt", b"hello", "not a JPEG or PNG file name (extension '.txt'"),
-    ("noext", JPEG, "extension '(none)'"),
-    ("huge.png", _png_claiming(20_000, 6_000), "120,000,000 pixels, more than 100,000,000"),
-])
-def test_bad_images_name_their_reason(name, data, reason):
-    check = check_image(name, data)
-    assert not check.ok
-    assert reason in check.reason
-
-
-def test_byte_limit_follows_the_endpoint_type():
-    big = b"\xff" * (images.SERVERLESS_MAX_BYTES + 1)
-    assert "larger than" in check_image("big.jpg", big, max_bytes=images.max_bytes_for("serverless")).reason
-    assert images.max_bytes_for("serverless") == 4_000_000
-    assert images.max_bytes_for("provisioned") == 6 * 1024 * 1024  # botocore BodyBlob max
-    assert images.max_bytes_for("async") == 40_000_000
-
-
-def test_a_real_size_image_over_the_serverless_limit():
-    noisy = Image.frombytes("RGB", (1400, 1400), os.urandom(1400 * 1400 * 3))
-    buf = io.BytesIO()
-    noisy.save(buf, format="PNG")
-    data = buf.getvalue()
-    assert len(data) > images.SERVERLESS_MAX_BYTES
-    assert not check_image("noise.png", data, max_bytes=images.max_bytes_for("serverless")).ok
-    assert check_image("noise.png", data, max_bytes=images.max_bytes_for("provisioned")).ok
-
-
-# --------------------------------------------------------------------------------------------
-# validate_partition, pick_smoke_image and smoke_test against moto
-# --------------------------------------------------------------------------------------------
-
-import dataclasses  # noqa: E402
-import json  # noqa: E402
-from datetime import UTC, datetime  # noqa: E402
-from typing import Any  # noqa: E402
-
-import boto3  # noqa: E402
-from moto import mock_aws  # noqa: E402
-
-from sagemaker_vision.config import PipelineConfig, RunInfo  # noqa: E402
-from sagemaker_vision.images import ImageValidationError, pick_smoke_image, validate_partition  # noqa: E402
-from sagemaker_vision.params import param_defaults  # noqa: E402
+from sagemaker_vision.config import PipelineConfig, RunInfo
+from sagemaker_vision.core import images
+from sagemaker_vision.core.images import ImageValidationError
+from sagemaker_vision.params import param_defaults
+from sagemaker_vision.pipeline import images as pipeline_images
+from sagemaker_vision.pipeline.images import pick_smoke_image, validate_partition
+from tests.unit.core.test_images import JPEG, PNG
 
 BUCKET = "images-unit"
 
@@ -160,7 +91,7 @@ def test_skip_policy_reports_and_returns_but_fails_when_nothing_good_is_left(s3)
 def test_oversized_objects_are_refused_from_the_listing_without_a_download(s3, monkeypatch):
     cfg = _cfg()  # serverless: 4 MB
     big = _put(s3, cfg, "big.jpg", b"\xff" * (images.SERVERLESS_MAX_BYTES + 1))
-    monkeypatch.setattr(images.s3io, "read_bytes", lambda *a, **k: pytest.fail("downloaded"))
+    monkeypatch.setattr(pipeline_images.s3, "read_bytes", lambda *a, **k: pytest.fail("downloaded"))
     expected = re.escape(big) + r": 4,000,001 bytes \(3\.8 MiB\) is larger than the 4,000,000 bytes"
     with pytest.raises(ImageValidationError, match=expected):
         validate_partition(cfg, s3)
@@ -289,7 +220,7 @@ def test_an_empty_and_a_50_mb_jpg_are_refused_naming_each_file_and_size(s3, monk
 def test_the_test_images_are_checked_against_the_deployed_endpoint_type_before_training(s3):
     """check_test_images makes the smoke and load tests' own choices before the deploy: an image validated
     for a provisioned endpoint (6 MiB) is refused, named with its size, when the run deploys serverless."""
-    from sagemaker_vision.images import check_test_images
+    from sagemaker_vision.pipeline.images import check_test_images
 
     serverless, provisioned = _cfg(), _cfg(endpoint_type="provisioned")
     good = _put(s3, serverless, "a-good.jpg", JPEG)
