@@ -34,6 +34,7 @@ from sagemaker_vision.core.training_budget import (
     wait_attempts,
     wait_budget_seconds,
 )
+from sagemaker_vision.links.sagemaker import TRAINING_LINKS, persist_links
 
 RUNNING = ("InProgress", "Stopping")
 REUSABLE = (*RUNNING, "Completed")
@@ -66,6 +67,7 @@ class ObjectDetectionTrainingOperator(SageMakerTrainingOperator):
     """
 
     ui_color = "#d8e8f8"
+    operator_extra_links = tuple(link() for link in TRAINING_LINKS)
     aws_hook_class = ChannelCheckingSageMakerHook
 
     def __init__(self, *, max_attempts: int | None = None, **kwargs: Any) -> None:
@@ -134,7 +136,10 @@ class ObjectDetectionTrainingOperator(SageMakerTrainingOperator):
                 if ended is not None and ended["TrainingJobStatus"] in UNSUCCESSFUL:
                     raise self._ended(ended) from exc
                 raise
+            finally:  # the name the provider used (a timestamped retry's too), also while deferred
+                persist_links(context, self, self.hook, TRAINING_LINKS, job_name=self.config["TrainingJobName"])
         name = job["TrainingJobName"]
+        persist_links(context, self, self.hook, TRAINING_LINKS, job_name=name)
         differences = _differences(job, self.config)
         if differences:
             raise AirflowFailException(
