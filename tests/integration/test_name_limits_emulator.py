@@ -1,7 +1,7 @@
 """The emulator refuses a labeling job name over 63 characters, as SageMaker does (botocore's
 LabelingJobName: max 63, pattern [a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}). Issue 9, finding 11c: a
 47-character pipeline_name derived a 70-character labeling job name; PipelineConfig now refuses it
-first (tests/unit/test_name_limits.py), and this is what AWS, and the emulator, would answer."""
+first (tests/unit/core/test_naming.py), and this is what AWS, and the emulator, would answer."""
 
 from __future__ import annotations
 

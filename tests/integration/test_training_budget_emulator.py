@@ -322,7 +322,7 @@ def test_a_synchronous_wait_gets_the_same_bound_and_an_explicit_max_attempts_win
 def test_a_base_the_provider_would_cut_is_refused_before_any_aws_call(aws_clients):
     # A 56-character base: the provider cuts a base to 52 before its "-<10 digits>" suffix, which drops
     # the end of the run's stamp, so a retry of the run at 00:30 would look like one of the run at 00:00.
-    # The pipeline never builds one (its pipeline_name cap: tests/unit/test_name_limits.py); a request
+    # The pipeline never builds one (its pipeline_name cap: tests/unit/core/test_naming.py); a request
     # built another way is refused before the operator looks for, or starts, any job.
     pipeline = "long-named-detector-for-the-identity-tst"
     base_a, base_b = f"{pipeline}-20261201-000000", f"{pipeline}-20261201-003000"

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from sagemaker_vision.config import s3_key_problem, unsafe_key_character
+from sagemaker_vision.core.validate import s3_key_problem, unsafe_key_character
 from sagemaker_vision.core.manifest_parse import (
     COMPACT,
     MISSING,

@@ -29,6 +29,8 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
+from sagemaker_vision.core.naming import RETRY_BASE_MAX, RETRY_SUFFIX_DIGITS, retry_job_name  # noqa: F401  (re-exported)
+
 DEFAULT_MAX_RUNTIME_SECONDS = 86_400  # "The default value is 1 day."
 MAX_RUNTIME_LIMIT_SECONDS = 28 * 86_400  # "The maximum value is 28 days."
 SIGTERM_GRACE_SECONDS = 120  # "delays job termination for 120 seconds"
@@ -36,13 +38,9 @@ STARTUP_MARGIN_SECONDS = 15 * 60  # round estimate: instances + training image b
 UPLOAD_MARGIN_SECONDS = 15 * 60  # round estimate: model artifacts to S3 after the run
 # What the provider's trigger would do without a budget: 60 polls (SageMakerTrainingOperator).
 PROVIDER_DEFAULT_ATTEMPTS = 60
-# The provider suffixes a taken job name with "-" and 10 digits of time.time() (_get_unique_name),
-# truncating the base so the result stays within its own max_name_len = 63 (TrainingJobName's max).
-_SUFFIX_DIGITS = 10
-_MAX_NAME = 63
-# The longest base a retry's name keeps whole; config's pipeline_name cap keeps every run's job
-# within it (check_derived_names), and the training operator refuses a longer one.
-RETRY_BASE_MAX = _MAX_NAME - _SUFFIX_DIGITS - 1
+# The provider's retry name for a taken job name (``<base>-<10 digits>``) and the longest base it
+# keeps whole are names: core/naming defines them (RETRY_BASE_MAX, retry_job_name).
+_SUFFIX_DIGITS = RETRY_SUFFIX_DIGITS
 
 
 def stopping_limit_seconds(config: dict[str, Any]) -> int:
@@ -69,15 +67,6 @@ def wait_attempts(config: dict[str, Any], poll_seconds: float) -> int:
     if not (isinstance(poll_seconds, int | float) and math.isfinite(poll_seconds) and poll_seconds > 0):
         raise ValueError(f"poll_seconds must be a positive number of seconds, got {poll_seconds!r}")
     return math.ceil(wait_budget_seconds(config) / poll_seconds) + 1
-
-
-def retry_job_name(base: str, timestamp: str = "0" * _SUFFIX_DIGITS, *, truncate: bool = True) -> str:
-    """The provider's name for a retry of ``base``: ``<base>-<10 digits>``, the base cut so the name
-    fits 63 characters (``truncate=False``: the name before that cut, which config checks fits)."""
-    if len(timestamp) != _SUFFIX_DIGITS or not timestamp.isdigit():
-        raise ValueError(f"a retry timestamp is {_SUFFIX_DIGITS} digits, got {timestamp!r}")
-    stem = base[:RETRY_BASE_MAX] if truncate else base
-    return f"{stem}-{timestamp}"
 
 
 def is_run_job(name: str, base: str) -> bool:

@@ -2,7 +2,7 @@
 
 Issue 9, finding 11c: a 47-character ``pipeline_name`` passed the form but derived a 70-character
 labeling job name, refused by SageMaker after the sync had run. The limits live in
-``config.AWS_NAME_LIMITS``; these tests read them back from the botocore models, build configs for
+``core.naming.AWS_NAME_LIMITS``; these tests read them back from the botocore models, build configs for
 scheduled, manual and backfill runs, and hand the derived names to the emulator's strict checks.
 """
 
@@ -15,16 +15,12 @@ import pytest
 from airflow.sdk import Param
 from airflow.sdk.definitions.param import ParamValidationError
 
-from sagemaker_vision import config as config_module
-from sagemaker_vision.config import (
-    AWS_NAME_LIMITS,
-    ConfigError,
-    PipelineConfig,
-    RunInfo,
-    derived_names,
-    max_pipeline_name_length,
-)
-from sagemaker_vision.params import param_defaults, pipeline_params
+from sagemaker_vision.core import naming as config_module
+from sagemaker_vision.core.config import PipelineConfig, RunInfo
+from sagemaker_vision.core.naming import AWS_NAME_LIMITS, derived_names, max_pipeline_name_length
+from sagemaker_vision.core.params import param_defaults
+from sagemaker_vision.core.validate import ConfigError
+from sagemaker_vision.pipeline.params import pipeline_params
 
 ROLE = "arn:aws:iam::123456789012:role/sagemaker-vision-execution"
 SCHEDULED = RunInfo(run_id="scheduled__2026-11-16T00:00:00+00:00", run_after=datetime(2026, 11, 23, tzinfo=UTC),
@@ -167,8 +163,9 @@ def test_the_checked_names_are_the_names_the_run_uses(run, overrides):
     """Drift guard: what check_derived_names measures is what the config's properties and the
     modules' builders hand to AWS, for several configs."""
     from local_aws.runtime import async_result_uris
-    from sagemaker_vision import ground_truth, inference, requests, training_budget
-    from sagemaker_vision.deploy import rollback_alarm_names
+    from sagemaker_vision import ground_truth
+    from sagemaker_vision.core import naming, training_budget
+    from sagemaker_vision.core.naming import rollback_alarm_names
 
     cfg = build(run, **overrides)
     by_what: dict[str, list[str]] = {}
@@ -183,11 +180,11 @@ def test_the_checked_names_are_the_names_the_run_uses(run, overrides):
     [retry] = by_what["training retry job name, job name + '-' + 10 digits"]
     # The cap keeps the provider's cut off the run's name: the retry it makes is the name checked.
     assert retry == training_budget.retry_job_name(cfg.job_name) and training_budget.is_run_job(retry, cfg.job_name)
-    assert by_what["training artifact key"] == [key(requests.model_artifact_uri(cfg, retry))]
+    assert by_what["training artifact key"] == [key(naming.model_artifact_uri(cfg, retry))]
     [gt_key] = by_what["Ground Truth output key"]
     manifest = ground_truth.output_manifest_uri(cfg.ground_truth_output_prefix, cfg.labeling_job_name)
     assert gt_key.startswith(key(manifest).removesuffix("manifests/output/output.manifest"))
-    assert by_what["report key"] == [key(inference.smoke_report_uri(cfg))]
+    assert by_what["report key"] == [key(naming.smoke_report_uri(cfg))]
     assert by_what["labeled manifest key"] == [key(cfg.labeled_manifest_uri)]
     # SageMaker names an async error <S3FailurePath>/<uuid>-error.out (the emulator's builder).
     [failure] = by_what["async failure key"]
@@ -219,7 +216,7 @@ def test_the_cap_keeps_the_providers_cut_off_every_runs_job_name(backend):
     (the training operator refuses a longer base: tests/integration/test_training_budget_emulator.py)."""
     from datetime import timedelta
 
-    from sagemaker_vision import training_budget
+    from sagemaker_vision.core import training_budget
 
     extra = {"gt_workteam_arn": "arn:aws:sagemaker:us-east-1:123456789012:workteam/private-crowd/team"}
     longest = "p" * max_pipeline_name_length()

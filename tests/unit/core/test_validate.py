@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from sagemaker_vision import config
-from sagemaker_vision.config import ConfigError, PipelineConfig, RunInfo
-from sagemaker_vision.params import param_defaults
+from sagemaker_vision.core import validate as config
+from sagemaker_vision.core.config import PipelineConfig, RunInfo
+from sagemaker_vision.core.params import param_defaults
+from sagemaker_vision.core.validate import ConfigError
 
 RUN = RunInfo(run_id="manual__x", run_after=datetime(2026, 11, 25, tzinfo=UTC))
 ROLE = "arn:aws:iam::123456789012:role/sagemaker-vision-execution"

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from sagemaker_vision.config import PipelineConfig, RunInfo
-from sagemaker_vision.manifests import is_own_record
-from sagemaker_vision.params import param_defaults
+from sagemaker_vision.core.config import PipelineConfig, RunInfo
+from sagemaker_vision.core.params import param_defaults
+from sagemaker_vision.pipeline.manifests import is_own_record
 
 
 def cfg_at(hour: int, pipeline: str = "shapes-detector") -> PipelineConfig:

@@ -6,8 +6,8 @@ import botocore.session
 import pytest
 from botocore.validate import ParamValidator
 
-from sagemaker_vision import requests as rq
-from tests.unit.test_config import build
+from sagemaker_vision.core import requests as rq
+from tests.unit.core.test_config import build
 
 MODEL = botocore.session.get_session().get_service_model("sagemaker")
 

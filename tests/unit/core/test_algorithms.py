@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from sagemaker_vision import algorithms as alg
-from sagemaker_vision.algorithms import ObjectDetectionHyperparameters as HP
+from sagemaker_vision.core import algorithms as alg
+from sagemaker_vision.core.algorithms import ObjectDetectionHyperparameters as HP
 
 # --------------------------------------------------------------------------- image URIs
 

@@ -1,4 +1,4 @@
-"""Unit tests for sagemaker_vision.costs: every expected figure is worked by hand in a comment."""
+"""Unit tests for sagemaker_vision.core.costs and core.prices: every expected figure is worked by hand in a comment."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from sagemaker_vision import costs
-from sagemaker_vision.costs import (
+from sagemaker_vision.core import costs
+from sagemaker_vision.core.costs import (
     DEFAULT_PRICES,
     PRICES_ENV_VAR,
     CostEstimate,

@@ -6,8 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from sagemaker_vision.config import ConfigError, PipelineConfig, RunInfo
-from sagemaker_vision.params import param_defaults
+from sagemaker_vision.core.config import PipelineConfig, RunInfo
+from sagemaker_vision.core.params import param_defaults
+from sagemaker_vision.core.validate import ConfigError
 
 RUN = RunInfo(
     run_id="scheduled__2026-11-16T00:00:00+00:00",
