@@ -2,7 +2,7 @@
 
 moto's ThreadedMotoServer runs in its own process (``_moto_server.py``, higher priority: it
 stands in for S3). Each side syncs the same local folder into its own bucket, each with its
-defaults, as a user runs it: ours is ``sagemaker_vision.s3_sync.sync`` with the operator's
+defaults, as a user runs it: ours is ``sagemaker_vision.hooks.s3_sync.sync`` with the operator's
 ``max_concurrency=16`` on one shared client (timed as a call: in Airflow the interpreter is
 already up); the CLI is the ``aws`` command from ``.venv-bench-awscli`` (default 10 concurrent
 requests; timed as a command, so its interpreter start is in it, and shown apart). Order is
@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=20 * 1024)
     args = parser.parse_args(argv)
 
-    from sagemaker_vision.s3_sync import sync
+    from sagemaker_vision.hooks.s3_sync import sync
 
     folder = make_files(OUT, args.files, args.size)
     aws_cli = venv_python("awscli").parent / "aws"

@@ -1,4 +1,5 @@
-"""s3_sync against the emulator, whose SSE-KMS, SSE-C and multipart ETags are not MD5s (as on AWS).
+"""The S3 sync (core, hooks and operators s3_sync) against the emulator, whose SSE-KMS, SSE-C and
+multipart ETags are not MD5s (as on AWS).
 
 Issue 8, defect 5 (every object re-copied on every run in SSE-KMS / SSE-C buckets and for
 multipart objects) and issue 9, item 4 (a one-byte edit in a large file, mtime kept, never
@@ -17,8 +18,12 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from sagemaker_vision import aws, s3_sync
-from sagemaker_vision.s3_sync import S3SyncError, sync
+from sagemaker_vision import aws
+from sagemaker_vision.core import s3_sync as core_sync
+from sagemaker_vision.core.s3_sync import S3SyncError
+from sagemaker_vision.hooks import s3_sync, s3_upload_journal
+from sagemaker_vision.hooks.s3_sync import sync
+from sagemaker_vision.operators.s3_sync import S3SyncOperator
 
 pytestmark = pytest.mark.integration
 
@@ -27,7 +32,7 @@ DEST_URI = f"s3://{DEST}/raw/"
 KEY = os.urandom(32)
 SRC_KEY = os.urandom(32)
 MiB = 1024**2
-BIG = s3_sync.SMALL_FILE_LIMIT + MiB  # uploaded as multipart (two parts)
+BIG = core_sync.SMALL_FILE_LIMIT + MiB  # uploaded as multipart (two parts)
 
 
 class Calls:
@@ -117,7 +122,7 @@ def test_without_the_state_object_md5chksum_metadata_still_prevents_recopies(s3,
         _encrypt(s3, DEST, default)
     root = _files(tmp_path / "images")
     sync(str(root), DEST_URI, client=s3, **kwargs)
-    s3.delete_object(Bucket=DEST, Key=s3_sync.state_key("raw/"))
+    s3.delete_object(Bucket=DEST, Key=core_sync.state_key("raw/"))
     result = sync(str(root), DEST_URI, client=s3, **kwargs)
     # The plain bucket's single-part ETags are MD5s and prove equality without a HEAD.
     expected_heads = 1 if scenario == "plain" else 7
@@ -308,7 +313,7 @@ def _ti(try_number: int, run_id: str = "scheduled__2026-11-22T00:00:00+00:00") -
 
 def _sync_task(client, root: Path, ti: Any) -> dict[str, Any]:
     """The DAG's sync task as a worker runs it: the operator's defaults, this try's task instance."""
-    op = s3_sync.S3SyncOperator(task_id="sync_images", source=str(root), dest=DEST_URI, include="*.jpg,*.tif")
+    op = S3SyncOperator(task_id="sync_images", source=str(root), dest=DEST_URI, include="*.jpg,*.tif")
     op.__dict__["client"] = client  # the worker's client, on the emulator
     return op.execute({"ti": ti})
 
@@ -316,7 +321,7 @@ def _sync_task(client, root: Path, ti: Any) -> dict[str, Any]:
 def _journal(s3) -> dict[str, Any]:
     import json
 
-    return json.loads(s3.get_object(Bucket=DEST, Key=s3_sync.journal_key("raw/"))["Body"].read())["attempts"]
+    return json.loads(s3.get_object(Bucket=DEST, Key=core_sync.journal_key("raw/"))["Body"].read())["attempts"]
 
 
 def test_the_next_try_aborts_a_killed_tries_uploads_at_once_and_leaves_a_live_run_alone(s3, tmp_path):
@@ -389,7 +394,8 @@ def test_another_runs_attempt_is_aborted_only_once_its_heartbeat_is_stale_on_s3s
     beating = s3.create_multipart_upload(Bucket=DEST, Key="raw/beating.tif")["UploadId"]
     owner = {"dag_id": "object_detection_pipeline", "task_id": "sync_images", "run_id": "manual__x",
              "map_index": -1, "try_number": 1}
-    journal = s3_sync.UploadJournal(s3, DEST, "raw/", owner=owner, stale_seconds=s3_sync.STALE_UPLOAD_SECONDS)
+    journal = s3_upload_journal.UploadJournal(s3, DEST, "raw/", owner=owner,
+                                              stale_seconds=core_sync.STALE_UPLOAD_SECONDS)
 
     def write(attempts: dict[str, Any], now: Any) -> None:
         attempts["crashed"] = {"owner": {**owner, "run_id": "manual__y"}, "uploads": {crashed: "raw/crashed.tif"},
@@ -404,7 +410,8 @@ def test_another_runs_attempt_is_aborted_only_once_its_heartbeat_is_stale_on_s3s
         def now(cls, tz: Any = None) -> Any:
             raise AssertionError("the sync read the worker's clock")
 
-    monkeypatch.setattr(s3_sync, "datetime", WorkerClock)
+    for module in (core_sync, s3_upload_journal):  # every module of the sync that reads a datetime
+        monkeypatch.setattr(module, "datetime", WorkerClock)
     result = _sync_task(_client(s3), root, _ti(1))
     assert result["aborted_uploads"] == 1
     assert _open_uploads(s3, "raw/") == ["raw/beating.tif"]
@@ -417,7 +424,7 @@ def test_attempt_is_dead_rules():
     now = datetime(2026, 11, 22, 0, 30, tzinfo=UTC)
     me = {"dag_id": "d", "task_id": "t", "run_id": "r", "map_index": -1, "try_number": 3}
     fresh = (now - timedelta(seconds=5)).isoformat()
-    dead = s3_sync.attempt_is_dead
+    dead = core_sync.attempt_is_dead
     assert dead({"owner": {**me, "try_number": 2}, "heartbeat": fresh}, me, now, 900)  # an earlier try
     assert dead({"owner": {**me, "try_number": 3}, "heartbeat": fresh}, me, now, 900) is None
     assert dead({"owner": {**me, "map_index": 1, "try_number": 1}, "heartbeat": fresh}, me, now, 900) is None
@@ -433,7 +440,7 @@ def test_an_upload_whose_id_cannot_be_journaled_is_aborted_and_its_file_fails(s3
     root = _files(tmp_path / "images")
 
     def deny_journal(params: dict[str, Any], **_: Any) -> None:
-        if params.get("Key") == s3_sync.journal_key("raw/"):
+        if params.get("Key") == core_sync.journal_key("raw/"):
             raise ClientError({"Error": {"Code": "AccessDenied", "Message": "denied by the test"}}, "PutObject")
 
     s3.meta.events.register("before-parameter-build.s3.PutObject", deny_journal)
@@ -449,7 +456,7 @@ def test_a_running_sync_renews_its_heartbeat_on_s3s_clock(s3, tmp_path, monkeypa
     heartbeat (an S3 time) moves on while it uploads, and the entry goes when it is done."""
     import time
 
-    monkeypatch.setattr(s3_sync, "HEARTBEAT_SECONDS", 0.2)
+    monkeypatch.setattr(s3_upload_journal, "HEARTBEAT_SECONDS", 0.2)
     root = _files(tmp_path / "images")
     client, paused, proceed = _client(s3), threading.Event(), threading.Event()
 

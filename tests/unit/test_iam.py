@@ -415,7 +415,7 @@ def discover(package_dir: Path = PACKAGE_DIR, dags_dir: Path = DAGS_DIR) -> tupl
 # with the keyword set to anything but a literal False (its default): S3SyncOperator deletes
 # only with delete=True, which no DAG sets, so the Airflow role is granted no s3:DeleteObject.
 ARGUMENT_GATED: dict[tuple[str, str], tuple[str, str]] = {
-    ("plugins/sagemaker_vision/s3_sync.py", "DeleteObjects"): ("S3SyncOperator", "delete"),
+    ("plugins/sagemaker_vision/hooks/s3_transfer.py", "DeleteObjects"): ("S3SyncOperator", "delete"),
 }
 
 

@@ -115,6 +115,17 @@ def _error_code(exc: BaseException) -> str | None:
     return None if code is None else str(code)
 
 
+def error_code(exc: BaseException) -> str:
+    """The S3 error code, looking through wrappers such as boto3's S3UploadFailedError (moved from
+    ``s3_sync``, for the messages and retries of the sync; the not-found rule reads the error itself)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ClientError):
+            return str(seen.response.get("Error", {}).get("Code", "ClientError"))
+        seen = seen.__cause__ or seen.__context__
+    return type(exc).__name__
+
+
 def _listed(response: dict[str, Any], key: str) -> bool:
     contents = response.get("Contents") or []
     return bool(contents) and contents[0].get("Key") == key

@@ -181,7 +181,7 @@ def test_a_lease_that_was_never_taken_reads_as_free_under_403():
 def test_the_first_sync_reads_a_403_for_its_missing_state_as_no_state_without_a_warning(caplog):
     import logging
 
-    from sagemaker_vision.s3_sync import load_state
+    from sagemaker_vision.hooks.s3_sync import load_state
 
     log = logging.getLogger("test.s3_sync")
     with caplog.at_level(logging.WARNING, logger="test.s3_sync"):

@@ -1,4 +1,4 @@
-"""s3_sync: the pure planner, the listings, sync() against moto, and the operator's execute()."""
+"""hooks.s3_sync: the listings and sync() against moto (transfers, deletions, the state)."""
 
 from __future__ import annotations
 
@@ -15,176 +15,19 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from sagemaker_vision import aws, s3_sync
-from sagemaker_vision.s3_sync import (
-    ObjectInfo,
-    S3SyncError,
-    S3SyncOperator,
-    list_local,
-    parse_include,
-    parse_s3_uri,
-    plan_sync,
-    resolve_endpoints,
-    sync,
-)
+from sagemaker_vision import aws
+from sagemaker_vision.core import s3_sync as core_sync
+from sagemaker_vision.core.s3_sync import S3SyncError
+from sagemaker_vision.hooks import s3_sync, s3_transfer
+from sagemaker_vision.hooks.s3_sync import list_local, sync
 
 SRC = "src-bucket"
 DEST = "dest-bucket"
 DEST_URI = f"s3://{DEST}/raw/"
 
 # --------------------------------------------------------------------------------------------
-# plan_sync (pure)
+# Local listing
 # --------------------------------------------------------------------------------------------
-
-
-def _loader(value: str, calls: list[str]):
-    def load() -> str:
-        calls.append(value)
-        return value
-
-    return load
-
-
-def test_plan_copies_missing_and_resized_and_skips_equal() -> None:
-    src = {
-        "new.jpg": ObjectInfo("new.jpg", 10, etag="a" * 32),
-        "grown.jpg": ObjectInfo("grown.jpg", 20, etag="b" * 32),
-        "same.jpg": ObjectInfo("same.jpg", 30, etag="c" * 32),
-    }
-    dst = {
-        "grown.jpg": ObjectInfo("raw/grown.jpg", 19, etag="b" * 32),
-        "same.jpg": ObjectInfo("raw/same.jpg", 30, etag='"' + "C" * 32 + '"'),  # quotes and case
-    }
-    plan = plan_sync(src, dst)
-    assert list(plan.to_copy) == ["grown.jpg", "new.jpg"]
-    assert plan.copy_reasons == {"grown.jpg": "size", "new.jpg": "missing"}
-    assert plan.to_skip == ("same.jpg",)
-    assert plan.bytes_to_copy == 30
-    assert plan.to_delete == ()
-
-
-def test_plan_etag_differs_same_size_is_copied_even_if_dest_is_newer() -> None:
-    src = {"a.jpg": ObjectInfo("a.jpg", 5, etag="1" * 32, mtime=100.0)}
-    dst = {"a.jpg": ObjectInfo("raw/a.jpg", 5, etag="2" * 32, mtime=200.0)}
-    assert plan_sync(src, dst).copy_reasons == {"a.jpg": "etag"}
-    # Same content but touched later: the ETag says it is unchanged.
-    src_touched = {"a.jpg": ObjectInfo("a.jpg", 5, etag="2" * 32, mtime=300.0)}
-    assert plan_sync(src_touched, dst).to_skip == ("a.jpg",)
-
-
-def test_plan_hashes_local_files_lazily_only_when_sizes_match() -> None:
-    calls: list[str] = []
-    src = {
-        "first.jpg": ObjectInfo("first.jpg", 5, etag_loader=_loader("x" * 32, calls)),
-        "resized.jpg": ObjectInfo("resized.jpg", 6, etag_loader=_loader("y" * 32, calls)),
-        "same.jpg": ObjectInfo("same.jpg", 7, etag_loader=_loader("z" * 32, calls)),
-    }
-    dst = {
-        "resized.jpg": ObjectInfo("raw/resized.jpg", 60, etag="y" * 32),
-        "same.jpg": ObjectInfo("raw/same.jpg", 7, etag="z" * 32),
-    }
-    plan = plan_sync(src, dst)
-    assert plan.to_skip == ("same.jpg",)
-    assert calls == ["z" * 32]  # neither the new nor the resized file was hashed
-    assert src["same.jpg"].etag == "z" * 32 and src["same.jpg"].etag_loader is None  # cached
-
-
-@pytest.mark.parametrize(("src_mtime", "dst_mtime"), [(300.0, 200.0), (200.0, 200.0), (100.0, 200.0), (None, 200.0)])
-def test_plan_multipart_etag_never_falls_back_to_mtime(src_mtime, dst_mtime) -> None:
-    """Issue 9, item 4: a multipart ETag proves nothing, so an older or equal mtime is no reason to skip."""
-    calls: list[str] = []
-    src = {"big.tif": ObjectInfo("big.tif", 9, mtime=src_mtime, etag_loader=_loader("m" * 32, calls))}
-    dst = {"big.tif": ObjectInfo("raw/big.tif", 9, etag="abcdef-2", mtime=dst_mtime)}
-    assert plan_sync(src, dst).copy_reasons == {"big.tif": "etag"}
-    # With the MD5 the sync state (or md5chksum metadata) vouches for, the same pair is decided by content.
-    dst["big.tif"].md5 = "m" * 32
-    assert plan_sync(src, dst).to_skip == ("big.tif",)
-    dst["big.tif"].md5 = "n" * 32
-    assert plan_sync(src, dst).copy_reasons == {"big.tif": "etag"}
-
-
-def test_plan_s3_source_uses_the_recorded_source_etag_not_mtime() -> None:
-    src = {"k": ObjectInfo("p/k", 9, etag="aa-3", mtime=50.0)}
-    dst = {"k": ObjectInfo("raw/k", 9, etag="b" * 32, mtime=100.0)}
-    assert plan_sync(src, dst).copy_reasons == {"k": "etag"}  # nothing proves them equal
-    dst["k"].source_etag = "aa-3"  # the state: raw/k's write was a copy of exactly this source
-    assert plan_sync(src, dst).to_skip == ("k",)
-    dst["k"].source_etag = "aa-4"
-    assert plan_sync(src, dst).copy_reasons == {"k": "etag"}
-
-
-def test_plan_local_md5_against_a_non_md5_etag_is_decided_by_the_vouched_md5() -> None:
-    """SSE-KMS / SSE-C: the ETag is not the MD5, so only the recorded MD5 can prove equality."""
-    src = {"a.jpg": ObjectInfo("a.jpg", 5, etag_loader=lambda: "c" * 32)}
-    dst = {"a.jpg": ObjectInfo("raw/a.jpg", 5, etag="9" * 32)}  # looks like an MD5, is not
-    assert plan_sync(src, dst).copy_reasons == {"a.jpg": "etag"}
-    dst["a.jpg"].md5 = "c" * 32
-    assert plan_sync(src, dst).to_skip == ("a.jpg",)
-
-
-def test_plan_compare_modes() -> None:
-    src = {"a": ObjectInfo("a", 5, etag="1" * 32, mtime=300.0)}
-    dst = {"a": ObjectInfo("raw/a", 5, etag="2" * 32, mtime=200.0)}
-    assert plan_sync(src, dst, compare="size_and_mtime").copy_reasons == {"a": "mtime"}
-    assert plan_sync(src, dst, compare="size_only").to_skip == ("a",)
-    with pytest.raises(ValueError, match="^compare: "):
-        plan_sync(src, dst, compare="md5")  # type: ignore[arg-type]
-
-
-def test_plan_delete_only_when_asked() -> None:
-    src = {"a": ObjectInfo("a", 1)}
-    dst = {"a": ObjectInfo("raw/a", 1), "old": ObjectInfo("raw/old", 1), "b/old": ObjectInfo("raw/b/old", 1)}
-    assert plan_sync(src, dst).to_delete == ()
-    assert plan_sync(src, dst, delete=True).to_delete == ("b/old", "old")
-
-
-def test_object_info_rejects_negative_size() -> None:
-    with pytest.raises(ValueError, match="^size: .*'a.jpg'"):
-        ObjectInfo("a.jpg", -1)
-
-
-# --------------------------------------------------------------------------------------------
-# URIs, include and local listing
-# --------------------------------------------------------------------------------------------
-
-
-def test_parse_s3_uri_normalises_prefix_as_folder() -> None:
-    assert parse_s3_uri("s3://my-bucket", "dest") == ("my-bucket", "")
-    assert parse_s3_uri("s3://my-bucket/", "dest") == ("my-bucket", "")
-    assert parse_s3_uri("s3://my-bucket/raw/dt=2024-01-01", "dest") == ("my-bucket", "raw/dt=2024-01-01/")
-
-
-@pytest.mark.parametrize(
-    ("source", "dest", "include", "exc", "match"),
-    [
-        ("s3://ok-bucket/a", "/tmp/out", None, ValueError, "^dest: expected an s3://"),
-        ("s3://ok-bucket/a", "s3://Bad_Bucket/x", None, ValueError, "^dest: 'Bad_Bucket' is not a valid"),
-        ("s3://ok-bucket/a", "s3://b/x", None, ValueError, "^dest: 'b' is not a valid"),
-        ("s3://ok-bucket/a", "s3://ok-bucket/a//b", None, ValueError, "^dest: empty path segment"),
-        ("s3://x/a", "s3://ok-bucket/raw", None, ValueError, "^source: 'x' is not a valid"),
-        ("gs://ok-bucket/a", "s3://ok-bucket/raw", None, ValueError, "^source: unsupported scheme"),
-        ("", "s3://ok-bucket/raw", None, ValueError, "^source: expected"),
-        ("/no/such/folder", "s3://ok-bucket/raw", None, FileNotFoundError, "^source: local folder"),
-        ("s3://ok-bucket/raw", "s3://ok-bucket/raw/sub", None, ValueError, "^dest: .* overlaps source"),
-        ("s3://ok-bucket/raw/sub", "s3://ok-bucket/raw", None, ValueError, "^dest: .* overlaps source"),
-        ("s3://ok-bucket/a", "s3://ok-bucket/b", " , ", ValueError, "^include: no glob patterns"),
-    ],
-)
-def test_resolve_endpoints_errors_name_the_field(source, dest, include, exc, match) -> None:
-    with pytest.raises(exc, match=match):
-        resolve_endpoints(source, dest, include)
-
-
-def test_resolve_endpoints_rejects_a_file_as_source(tmp_path: Path) -> None:
-    (tmp_path / "f.jpg").write_bytes(b"x")
-    with pytest.raises(NotADirectoryError, match="^source: .* is not a folder"):
-        resolve_endpoints(str(tmp_path / "f.jpg"), DEST_URI, None)
-
-
-def test_parse_include() -> None:
-    assert parse_include(None) == ()
-    assert parse_include("*.jpg, *.png,") == ("*.jpg", "*.png")
-    assert parse_include(["*.jpg"]) == ("*.jpg",)
 
 
 def test_list_local_skips_hidden_and_filters(tmp_path: Path) -> None:
@@ -207,11 +50,22 @@ def test_list_local_skips_hidden_and_filters(tmp_path: Path) -> None:
     assert sorted(list_local(tmp_path, "cats/*")) == ["cats/B.JPG", "cats/notes.txt"]
 
 
-def test_content_type() -> None:
-    assert s3_sync.content_type("a/b.JPG") == "image/jpeg"
-    assert s3_sync.content_type("b.png") == "image/png"
-    assert s3_sync.content_type("train.manifest") == "application/jsonlines"
-    assert s3_sync.content_type("blob.unknownext") == "application/octet-stream"
+def test_list_local_follows_symlinks_only_inside_the_source(tmp_path: Path, caplog) -> None:
+    """Issue 9, item 1: a link to /etc/passwd (or any file outside the folder) is never uploaded."""
+    root = tmp_path / "images"
+    root.mkdir()
+    (root / "a.jpg").write_bytes(b"a")
+    secret = tmp_path / "secret.jpg"
+    secret.write_bytes(b"outside")
+    (root / "inside-link.jpg").symlink_to(root / "a.jpg")
+    (root / "outside-link.jpg").symlink_to(secret)
+    (root / "passwd").symlink_to("/etc/passwd")
+    caplog.set_level(logging.INFO, logger=s3_sync.__name__)
+    listed = list_local(root)
+    assert sorted(listed) == ["a.jpg", "inside-link.jpg"]
+    assert f"Skipping symlink {root / 'outside-link.jpg'} -> {secret}: it points outside" in caplog.text
+    assert "Skipping symlink" in caplog.text and "/etc/passwd" in caplog.text
+    assert "Following symlink" in caplog.text
 
 
 # --------------------------------------------------------------------------------------------
@@ -314,8 +168,9 @@ def test_changed_files_are_recopied(s3: Any, images: Path, monkeypatch) -> None:
     (images / "dogs/000.png").write_bytes(b"a different size")
 
     hashed: list[str] = []
-    real_md5 = s3_sync.md5_file
-    monkeypatch.setattr(s3_sync, "md5_file", lambda p: hashed.append(str(p)) or real_md5(p))
+    real_md5 = core_sync.md5_file
+    for module in (s3_sync, s3_transfer):  # the listing's lazy MD5s and the multipart uploads'
+        monkeypatch.setattr(module, "md5_file", lambda p: hashed.append(str(p)) or real_md5(p))
     result = sync(str(images), DEST_URI, client=s3)
 
     assert result["copied"] == 2 and result["skipped"] == 22
@@ -345,7 +200,7 @@ def test_delete_false_keeps_and_delete_true_removes_extras(s3: Any, images: Path
     assert sync(str(images), DEST_URI, client=s3)["deleted"] == 0
     assert set(extras) <= set(_dest_keys(s3))
 
-    monkeypatch.setattr(s3_sync, "DELETE_BATCH", 3)  # 7 keys -> batches of 3, 3, 1
+    monkeypatch.setattr(s3_transfer, "DELETE_BATCH", 3)  # 7 keys -> batches of 3, 3, 1
     calls = CallLog(s3)
     result = sync(str(images), DEST_URI, client=s3, delete=True)
     assert result["deleted"] == 7 and result["copied"] == 0
@@ -411,7 +266,7 @@ def test_s3_to_s3_uses_server_side_copy(s3: Any) -> None:
 
 def test_large_local_file_uses_multipart_and_resync_does_not_hash_it(s3: Any, tmp_path: Path,
                                                                       monkeypatch) -> None:
-    (tmp_path / "big.tif").write_bytes(os.urandom(s3_sync.SMALL_FILE_LIMIT + 1024))
+    (tmp_path / "big.tif").write_bytes(os.urandom(core_sync.SMALL_FILE_LIMIT + 1024))
     (tmp_path / "small.jpg").write_bytes(b"small")
     _age(tmp_path / "big.tif")
     calls = CallLog(s3)
@@ -443,7 +298,7 @@ def test_large_local_file_uses_multipart_and_resync_does_not_hash_it(s3: Any, tm
 
 def test_large_s3_object_uses_managed_multipart_copy(s3: Any, monkeypatch) -> None:
     monkeypatch.setattr(s3_sync, "COPY_OBJECT_LIMIT", 1024)  # stand-in for 5 GiB
-    s3.put_object(Bucket=SRC, Key="in/big.tif", Body=os.urandom(s3_sync.SMALL_FILE_LIMIT + 1024),
+    s3.put_object(Bucket=SRC, Key="in/big.tif", Body=os.urandom(core_sync.SMALL_FILE_LIMIT + 1024),
                   ContentType="image/tiff", Metadata={"camera": "c1"})
     calls = CallLog(s3)
     assert sync(f"s3://{SRC}/in/", DEST_URI, client=s3)["copied"] == 1
@@ -485,94 +340,12 @@ def test_sync_rejects_bad_arguments_before_any_call(tmp_path: Path) -> None:
         sync(str(tmp_path / "nope"), DEST_URI, client=NoCalls())
 
 
-# --------------------------------------------------------------------------------------------
-# The operator
-# --------------------------------------------------------------------------------------------
-
-
-def test_operator_execute(s3: Any, images: Path) -> None:
-    op = S3SyncOperator(task_id="sync_images", source=str(images), dest=DEST_URI, include="*.jpg,*.png",
-                        max_concurrency=4)
-    assert op.template_fields == ("source", "dest", "include")
-    result = op.execute(context={})  # type: ignore[arg-type]
-    assert result["copied"] == 24 and result["dest"] == DEST_URI
-    assert op.client.meta.config.max_pool_connections == 4
-    assert op.client.meta.config.retries["mode"] == aws.RETRIES["mode"]  # the package retry policy
-    assert len(_dest_keys(s3)) == 24
-
-
-def test_operator_validates_templated_fields_in_execute_before_building_a_client(aws_env: None) -> None:
-    op = S3SyncOperator(task_id="sync_images", source="{{ params.src }}", dest="{{ params.dest }}")
-    op.source, op.dest = "/data/images", "bucket-without-scheme/raw"  # as rendered
-    with pytest.raises(ValueError, match="^dest: expected an s3://"):
-        op.execute(context={})  # type: ignore[arg-type]
-    assert "client" not in op.__dict__
-
-
-@pytest.mark.parametrize(("kwargs", "match"), [
-    ({"max_concurrency": 0}, "^max_concurrency: "),
-    ({"compare": "md5"}, "^compare: "),
-    ({"sse": "AES128"}, "^sse: "),
-    ({"sse_customer_key": "too short"}, "^sse_customer_key: "),
-])
-def test_operator_rejects_static_arguments_at_parse_time(kwargs: dict[str, Any], match: str) -> None:
-    with pytest.raises(ValueError, match=match):
-        S3SyncOperator(task_id="t", source="/x", dest=DEST_URI, **kwargs)
-
-
-def test_list_local_follows_symlinks_only_inside_the_source(tmp_path: Path, caplog) -> None:
-    """Issue 9, item 1: a link to /etc/passwd (or any file outside the folder) is never uploaded."""
-    root = tmp_path / "images"
-    root.mkdir()
-    (root / "a.jpg").write_bytes(b"a")
-    secret = tmp_path / "secret.jpg"
-    secret.write_bytes(b"outside")
-    (root / "inside-link.jpg").symlink_to(root / "a.jpg")
-    (root / "outside-link.jpg").symlink_to(secret)
-    (root / "passwd").symlink_to("/etc/passwd")
-    caplog.set_level(logging.INFO, logger=s3_sync.__name__)
-    listed = list_local(root)
-    assert sorted(listed) == ["a.jpg", "inside-link.jpg"]
-    assert f"Skipping symlink {root / 'outside-link.jpg'} -> {secret}: it points outside" in caplog.text
-    assert "Skipping symlink" in caplog.text and "/etc/passwd" in caplog.text
-    assert "Following symlink" in caplog.text
-
-
 def test_a_size_only_skip_teaches_the_state_nothing(s3: Any) -> None:
     """size_only skips a same-size changed source; a later content sync must still copy it."""
     s3.put_object(Bucket=SRC, Key="in/a.jpg", Body=b"aaaa")
     sync(f"s3://{SRC}/in/", DEST_URI, client=s3)
     s3.put_object(Bucket=SRC, Key="in/a.jpg", Body=b"bbbb")
-    s3.delete_object(Bucket=DEST, Key=s3_sync.state_key("raw/"))  # nothing known of raw/a.jpg
+    s3.delete_object(Bucket=DEST, Key=core_sync.state_key("raw/"))  # nothing known of raw/a.jpg
     assert sync(f"s3://{SRC}/in/", DEST_URI, client=s3, compare="size_only")["copied"] == 0
     assert sync(f"s3://{SRC}/in/", DEST_URI, client=s3)["copied"] == 1
     assert s3.get_object(Bucket=DEST, Key="raw/a.jpg")["Body"].read() == b"bbbb"
-
-
-def test_the_pipelines_sync_task_uploads_images_only_never_files_outside_the_folder(s3: Any, tmp_path: Path,
-                                                                                    caplog) -> None:
-    """Issue 9, item 1, through the DAG's own sync_images task (its include pattern, its operator):
-    a symlink to a secrets file outside the folder and a notes.txt are not uploaded, and the log says why."""
-    from airflow.dag_processing.dagbag import DagBag
-
-    root_dir = Path(__file__).resolve().parents[2]
-    dag = DagBag(dag_folder=str(root_dir / "dags" / "object_detection_pipeline.py")).dags["object_detection_pipeline"]
-    task = dag.get_task("sync_images")
-    assert task.source == "{{ pipeline().sync_source }}"  # the config-checked folder (image roots)
-    images = tmp_path / "images"
-    images.mkdir()
-    (images / "a.jpg").write_bytes(b"jpeg")
-    (images / "b.PNG").write_bytes(b"png")
-    (images / "notes.txt").write_bytes(b"not an image")
-    secrets = tmp_path / "secrets"
-    secrets.write_bytes(b"aws_secret_access_key = hunter2")
-    (images / "innocent.jpg").symlink_to(secrets)
-    (images / "inside.jpg").symlink_to(images / "a.jpg")
-    op = S3SyncOperator(task_id="sync_images", source=str(images), dest=DEST_URI, include=task.include)
-    caplog.set_level(logging.INFO, logger=s3_sync.__name__)
-    result = op.execute(context={})  # type: ignore[arg-type]
-    assert sorted(_dest_keys(s3)) == ["raw/a.jpg", "raw/b.PNG", "raw/inside.jpg"]
-    assert result["copied"] == 3
-    assert f"Skipping symlink {images / 'innocent.jpg'} -> {secrets}: it points outside the source folder" \
-        in caplog.text
-    assert "hunter2" not in caplog.text
