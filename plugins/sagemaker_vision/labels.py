@@ -1,6 +1,7 @@
 """Shim: manifests moved to ``core/manifest_parse``, ``core/manifest``, ``core/manifest_refs`` and
 ``core/converters`` (issue 10). Removed by the lead's codemod; import the new modules."""
 
+from sagemaker_vision.core.class_map import ClassIdRemap, normalise_class_ids  # noqa: F401  (shim, removed by the lead)
 from sagemaker_vision.core.converters import (  # noqa: F401  (shim, removed by the lead)
     CocoConversion,
     LabelStudioConversion,
@@ -10,11 +11,9 @@ from sagemaker_vision.core.converters import (  # noqa: F401  (shim, removed by 
 from sagemaker_vision.core.manifest import (  # noqa: F401  (shim, removed by the lead)
     OBJECT_DETECTION_TYPE,
     OBJECT_DETECTION_TYPES,
-    ClassIdRemap,
     ManifestStats,
     SplitResult,
     check_label_attribute,
-    normalise_class_ids,
     split_manifest,
     validate_manifest,
 )

@@ -26,16 +26,12 @@ Validation
     ``file:line: field: message``.
 
 Class ids
-    The algorithm wants ids ``0..num_classes-1``. Ground Truth writes a class-map on every line;
-    the maps of all lines must agree (one name per id, one id per name) and their union is the
-    manifest's class map. When the union has gaps (``{0: "a", 3: "b"}``, e.g. after a label
-    category was removed), :func:`normalise_class_ids` maps the ids to contiguous ones in
-    ascending order of the original id, keeping the names (``{0: "a", 1: "b"}`` with the remap
-    ``{0: 0, 3: 1}``). No class is ever dropped, not even one without boxes, so ``num_classes``
-    is the size of the class map. :func:`split_manifest` applies the remap while it writes, and
-    because it writes as it reads, it must know the full class map up front: pass ``class_map=``
-    (e.g. ``validate_manifest(...).class_map``) when ids may be gapped; without it a gapped
-    union is an error saying so.
+    The algorithm wants ids ``0..num_classes-1``; the per-line class-maps must agree and their
+    union is the manifest's class map (:mod:`sagemaker_vision.core.class_map`). No class is ever
+    dropped, so ``num_classes`` is the size of the class map. :func:`split_manifest` remaps gapped
+    ids while it writes, so it must know the full class map up front: pass ``class_map=`` (e.g.
+    ``validate_manifest(...).class_map``) when ids may be gapped; without it a gapped union is an
+    error saying so.
 
 Split
     A line goes to validation when ``int.from_bytes(sha256(seed + source_ref)[:8], "big") / 2**64
@@ -62,6 +58,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import IO, Any
 
+from sagemaker_vision.core.class_map import ClassMaps, normalise_class_ids
 from sagemaker_vision.core.manifest_parse import (
     COMPACT,
     MAX_EXACT_INT,
@@ -79,17 +76,8 @@ from sagemaker_vision.core.manifest_parse import (
 from sagemaker_vision.core.manifest_refs import s3_ref_problem
 
 __all__ = [
-    "LABEL_ATTRIBUTE_RE",
-    "MAX_LABEL_ATTRIBUTE",
-    "OBJECT_DETECTION_TYPE",
-    "OBJECT_DETECTION_TYPES",
-    "ClassIdRemap",
-    "ManifestStats",
-    "SplitResult",
-    "check_label_attribute",
-    "label_attribute_problem",
-    "normalise_class_ids",
-    "split_manifest",
+    "LABEL_ATTRIBUTE_RE", "MAX_LABEL_ATTRIBUTE", "OBJECT_DETECTION_TYPE", "OBJECT_DETECTION_TYPES",
+    "ManifestStats", "SplitResult", "check_label_attribute", "label_attribute_problem", "split_manifest",
     "validate_manifest",
 ]
 
@@ -100,7 +88,6 @@ OBJECT_DETECTION_TYPE = "groundtruth/object-detection"
 OBJECT_DETECTION_TYPES = frozenset((OBJECT_DETECTION_TYPE, "groundtruth/object_detection"))
 
 _NUMBER_TYPES = frozenset((int, float))  # exact types: a JSON true/false is not a coordinate
-_CLASS_MAP_CACHE_SIZE = 4096
 _UNPACK_U64 = struct.Struct(">Q").unpack_from
 
 
@@ -139,62 +126,6 @@ def check_label_attribute(label_attribute: Any) -> str:
         raise ManifestError([ManifestProblem(None, "label_attribute", problem, "<arguments>")])
     return label_attribute
 
-
-
-# --------------------------------------------------------------------------------------------
-# Class ids
-
-
-@dataclass(frozen=True)
-class ClassIdRemap:
-    """A contiguous class map and the mapping from the original ids to its ids."""
-
-    class_map: dict[int, str]
-    id_remap: dict[int, int]
-
-    @property
-    def is_identity(self) -> bool:
-        return all(old == new for old, new in self.id_remap.items())
-
-
-def _class_id(key: Any) -> int | None:
-    """A class-map key as a non-negative int ("3" or 3), or None if it is not one."""
-    if type(key) is int:
-        return key if key >= 0 else None
-    if type(key) is str and key.isascii() and key.isdigit() and (key == "0" or key[0] != "0"):
-        return int(key)
-    return None
-
-
-def normalise_class_ids(class_map: Mapping[int, str] | Mapping[str, str]) -> ClassIdRemap:
-    """Map the ids of ``class_map`` to ``0..n-1`` in ascending order of the original id.
-
-    Keys may be ints or decimal strings (as in a manifest's class-map or a JSON round trip);
-    names must be unique non-empty strings. ``{0: "a", 3: "b"}`` gives class map
-    ``{0: "a", 1: "b"}`` and remap ``{0: 0, 3: 1}``; an already contiguous map gives the
-    identity. Raises ValueError naming the offending key.
-    """
-    if not isinstance(class_map, Mapping) or not class_map:
-        raise ValueError(f"class_map must be a non-empty mapping of id to name, got {short(class_map)}")
-    by_id: dict[int, str] = {}
-    seen_names: dict[str, int] = {}
-    for key, name in class_map.items():
-        cid = _class_id(key)
-        if cid is None:
-            raise ValueError(f"class_map[{key!r}]: key must be a non-negative integer id")
-        if cid in by_id:
-            raise ValueError(f"class_map[{key!r}]: id {cid} appears twice")
-        if not isinstance(name, str) or not name.strip():
-            raise ValueError(f"class_map[{key!r}]: name must be a non-empty string, got {short(name)}")
-        if name in seen_names:
-            raise ValueError(f"class_map[{key!r}]: name {name!r} is also used by id {seen_names[name]}")
-        by_id[cid] = name
-        seen_names[name] = cid
-    ordered = sorted(by_id)
-    return ClassIdRemap(
-        class_map={new: by_id[old] for new, old in enumerate(ordered)},
-        id_remap={old: new for new, old in enumerate(ordered)},
-    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -248,97 +179,6 @@ class SplitResult:
             "id_remap": {str(k): v for k, v in self.id_remap.items()},
             "stats": self.stats.to_dict(),
         }
-
-
-class _ClassMaps:
-    """The union of the per-line class-maps, checked for agreement as lines arrive.
-
-    ``fixed`` (a caller-given full map) closes the union: a line may then only use its ids.
-    """
-
-    def __init__(self, meta_attr: str, problems: Problems, fixed: dict[int, str] | None) -> None:
-        self.path = f"{meta_attr}.class-map"
-        self.problems = problems
-        self.closed = fixed is not None
-        self.names: dict[int, str] = dict(fixed or {})
-        self.ids_by_name: dict[str, int] = {name: cid for cid, name in self.names.items()}
-        self.first_line: dict[int, int] = {}
-        # Lines usually repeat a handful of class-maps; remember the verdict for each.
-        self._cache: dict[tuple[Any, ...], frozenset[int]] = {}
-        self._last: Any = MISSING
-        self._last_ids: frozenset[int] = frozenset()
-
-    def ids_of(self, class_map: Any, lineno: int) -> frozenset[int] | None:
-        """The ids a line's class-map allows, or None (after reporting) if it is invalid."""
-        if class_map is self._last or class_map == self._last:
-            return self._last_ids
-        try:
-            key = tuple(class_map.items())
-            ids = self._cache.get(key)
-        except (AttributeError, TypeError):  # not a dict, or unhashable names: check() says why
-            key, ids = None, None
-        if ids is None:
-            ids = self._check(class_map, lineno)
-            if ids is None:
-                return None
-            if key is not None:
-                if len(self._cache) >= _CLASS_MAP_CACHE_SIZE:
-                    self._cache.clear()
-                self._cache[key] = ids
-        self._last, self._last_ids = class_map, ids
-        return ids
-
-    def _check(self, class_map: Any, lineno: int) -> frozenset[int] | None:
-        add, path = self.problems.add, self.path
-        if class_map is None:
-            add(lineno, path, "missing")
-            return None
-        if type(class_map) is not dict:
-            add(lineno, path, f"must be an object of id to name, got {json_type(class_map)}")
-            return None
-        ok = True
-        ids: list[int] = []
-        local_names: dict[str, int] = {}
-        for key, name in class_map.items():
-            cid = _class_id(key)
-            kpath = f'{path}["{key}"]'
-            if cid is None:
-                add(lineno, kpath, "key must be a non-negative integer id")
-                ok = False
-                continue
-            if type(name) is not str or not name.strip():
-                add(lineno, kpath, f"name must be a non-empty string, got {short(name)}")
-                ok = False
-                continue
-            if name in local_names:
-                add(lineno, kpath, f"name {name!r} is also used by id {local_names[name]} on this line")
-                ok = False
-                continue
-            local_names[name] = cid
-            known = self.names.get(cid)
-            if known is None:
-                if self.closed:
-                    add(lineno, kpath, f"id {cid} ({name!r}) is not in the class_map given to split_manifest")
-                    ok = False
-                    continue
-                other = self.ids_by_name.get(name)
-                if other is not None:
-                    add(lineno, kpath, f"name {name!r} has id {cid} here but id {other}{self._where(other)}")
-                    ok = False
-                    continue
-                self.names[cid] = name
-                self.ids_by_name[name] = cid
-                self.first_line[cid] = lineno
-            elif known != name:
-                add(lineno, kpath, f"id {cid} is {name!r} here but {known!r}{self._where(cid)}")
-                ok = False
-                continue
-            ids.append(cid)
-        return frozenset(ids) if ok else None
-
-    def _where(self, cid: int) -> str:
-        line = self.first_line.get(cid)
-        return f" on line {line}" if line is not None else " in the given class_map"
 
 
 def _image_size_problems(add: Callable[[int | None, str, str], None], lineno: int, path: str,
@@ -435,7 +275,7 @@ def _scan(lines: Iterable[str | bytes], *, label_attribute: str, source: str, se
         fixed = {old: normalised.class_map[new] for old, new in normalised.id_remap.items()}
         if not normalised.is_identity:
             remap = normalised.id_remap
-    classes = _ClassMaps(meta_attr, problems, fixed)
+    classes = ClassMaps(meta_attr, problems, fixed)
     ids_of = classes.ids_of
 
     splitting = train_out is not None

@@ -19,22 +19,9 @@ from dataclasses import dataclass
 from typing import IO, Any, TypeGuard
 
 __all__ = [
-    "MAX_EXACT_INT",
-    "MAX_KEPT_PROBLEMS",
-    "MAX_LINE_BYTES",
-    "MAX_LINE_CHARS",
-    "MAX_LISTED_PROBLEMS",
-    "LineError",
-    "ManifestError",
-    "ManifestProblem",
-    "Problems",
-    "dumps_line",
-    "iter_lines",
-    "load_document",
-    "load_line",
-    "parse_json",
-    "parse_line",
-    "write_manifest",
+    "MAX_EXACT_INT", "MAX_KEPT_PROBLEMS", "MAX_LINE_BYTES", "MAX_LINE_CHARS", "MAX_LISTED_PROBLEMS",
+    "LineError", "ManifestError", "ManifestProblem", "Problems", "dumps_line", "iter_lines", "load_document",
+    "load_line", "parse_json", "parse_line", "write_manifest",
 ]
 
 # str(ManifestError) lists this many problems; the error object keeps up to MAX_KEPT_PROBLEMS

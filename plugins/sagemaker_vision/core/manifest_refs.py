@@ -13,7 +13,6 @@ import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from sagemaker_vision.core.validate import s3_key_problem, unsafe_key_character
 from sagemaker_vision.core.manifest_parse import (
     COMPACT,
     MISSING,
@@ -25,6 +24,7 @@ from sagemaker_vision.core.manifest_parse import (
     parse_line,
     short,
 )
+from sagemaker_vision.core.validate import s3_key_problem, unsafe_key_character
 
 __all__ = ["checked_prefix", "confined_ref", "rewrite_source_refs", "s3_ref_problem"]
 

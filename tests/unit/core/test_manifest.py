@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from sagemaker_vision.core import converters, manifest, manifest_parse, manifest_refs
+from sagemaker_vision.core.class_map import ClassIdRemap, normalise_class_ids
 from sagemaker_vision.core.manifest_parse import ManifestError
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -487,10 +488,10 @@ def test_given_class_map_rejects_unknown_ids_and_keeps_unused_classes() -> None:
 
 
 def test_normalise_class_ids() -> None:
-    assert manifest.normalise_class_ids({"0": "a", "3": "b", "10": "c"}) == manifest.ClassIdRemap(
+    assert normalise_class_ids({"0": "a", "3": "b", "10": "c"}) == ClassIdRemap(
         {0: "a", 1: "b", 2: "c"}, {0: 0, 3: 1, 10: 2}
     )
-    same = manifest.normalise_class_ids({1: "y", 0: "x"})
+    same = normalise_class_ids({1: "y", 0: "x"})
     assert same.class_map == {0: "x", 1: "y"} and same.is_identity
     for bad, match in [
         ({"-1": "a"}, r"class_map\['-1'\]"),
@@ -500,7 +501,7 @@ def test_normalise_class_ids() -> None:
         ({"01": "a"}, r"class_map\['01'\]"),
     ]:
         with pytest.raises(ValueError, match=match):
-            manifest.normalise_class_ids(bad)
+            normalise_class_ids(bad)
 
 
 # ------------------------------------------------------------------------------------------
