@@ -56,12 +56,13 @@ from sagemaker_vision.core.validate import (  # noqa: F401  (shim, removed by th
 
 
 def __getattr__(name: str) -> Any:
-    # lazy: these need Airflow, and core modules not yet moved off this shim must not import it
     if name == "connection_region":
+        # lazy: needs Airflow; core modules not yet moved off this shim must not load it
         from sagemaker_vision.hooks.base import connection_region
 
         return connection_region
     if name == "pipeline_macro":
+        # lazy: needs Airflow; core modules not yet moved off this shim must not load it
         from sagemaker_vision.pipeline.context import pipeline_macro
 
         return pipeline_macro

@@ -1,7 +1,7 @@
 """The typed pipeline config: built from DAG params and the run, validated before any AWS call.
 
 ``PipelineConfig.from_params(params, run=..., region=...)`` is the only way tasks learn what to do
-(``pipeline.context.pipeline_config`` builds it from a task's context). It is pure and cheap (no
+(``hooks.config.pipeline_config`` builds it from a task's context). It is pure and cheap (no
 network), so every task rebuilds it instead of passing loose dicts through XCom, and templated
 operator fields reach it through the ``pipeline()`` Jinja macro.
 
@@ -375,14 +375,6 @@ class PipelineConfig:
         )
         naming.check_derived_names(cfg)
         return cfg
-
-    @classmethod
-    def from_context(cls, context: Mapping[str, Any], aws_conn_id: str | None = "aws_default") -> PipelineConfig:
-        """Shim for callers not yet moved to ``hooks.config.pipeline_config`` (removed by the lead)."""
-        # lazy: the one upward import, kept only until the callers use hooks.config.pipeline_config
-        from sagemaker_vision.hooks.config import pipeline_config
-
-        return pipeline_config(context, aws_conn_id)
 
     # ---- derived names and locations ------------------------------------------------------
     @property

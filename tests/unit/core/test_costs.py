@@ -535,3 +535,47 @@ def test_estimate_from_dict_rejects_bad_data(data: dict, problem: str) -> None:
 def test_price_table_type_is_exported() -> None:
     assert isinstance(load_price_table(), PriceTable)
     assert set(costs.__all__) >= {"labeling_cost", "training_cost", "CostEstimate", "load_price_table"}
+
+
+# --------------------------------------------------------------------------- a run's estimate
+
+
+def _run_config(**overrides: object):
+    from datetime import UTC, datetime
+
+    from sagemaker_vision.core.config import PipelineConfig, RunInfo
+    from sagemaker_vision.core.params import param_defaults
+
+    params = {**param_defaults(), "role_arn": "arn:aws:iam::123456789012:role/sagemaker-vision-execution",
+              **overrides}
+    run = RunInfo(run_id="manual__cost", run_after=datetime(2026, 11, 25, tzinfo=UTC))
+    return PipelineConfig.from_params(params, run=run, region="us-east-1")
+
+
+def test_a_serverless_run_prices_training_at_its_cap_and_the_test_traffic() -> None:
+    estimate = costs.estimate_pipeline(_run_config())
+    # train: 3.825 x 1 x 2 h = 7.65. Serverless: 201 requests x 2 s x 4 GB x 0.00002 = 0.03216, plus
+    # (0.2 + 0.002) MB x 201 / 1024 x 0.016 = 0.00063 of data: 0.03.
+    assert [(ln.step, ln.usd) for ln in estimate.lines] == [
+        ("label (import)", D("0.00")), ("train", D("7.65")), ("deploy + smoke + load test", D("0.03"))]
+
+
+def test_a_provisioned_run_prices_its_first_hour_and_names_the_monthly_cost() -> None:
+    [*_, line] = costs.estimate_pipeline(_run_config(endpoint_type="provisioned")).lines
+    # 0.7364 x 1 h + 0.00063 of data = 0.74; 30 days: 0.7364 x 720 = 530.21.
+    assert (line.step, line.usd) == ("deploy + smoke + load test", D("0.74"))
+    assert "$530.21 per 30 days while it stays up" in line.detail
+
+
+def test_an_async_run_is_priced_as_async_without_the_load_test_it_never_runs() -> None:
+    """Issue 10: async endpoints were priced as real-time, under a load-test line they never run."""
+    estimate = costs.estimate_pipeline(_run_config(endpoint_type="async"))
+    [*_, line] = estimate.lines
+    assert not any("load test" in ln.step for ln in estimate.lines)
+    # One smoke request: 0.7364 x 1 h + (0.2 + 0.002) MB / 1024 x 0.016 = 0.74.
+    assert (line.step, line.usd) == ("deploy + async smoke test", D("0.74"))
+    assert line.usd == async_endpoint_cost("ml.g4dn.xlarge", 1, 1, gb_in=D("0.2") / 1024, gb_out=D("0.002") / 1024)
+    assert "(async)" in line.detail and "1 request" in line.detail and "$530.21 per 30 days" in line.detail
+    [*_, zero] = costs.estimate_pipeline(_run_config(endpoint_type="async", autoscaling_min_capacity=0,
+                                                     autoscaling_max_capacity=2)).lines
+    assert "scales to zero when idle" in zero.detail
