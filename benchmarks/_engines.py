@@ -1,9 +1,9 @@
 """The load engines the benchmarks compare, each run as the operator would run it, one step.
 
-* ``threads``: today's operator path, :func:`sagemaker_vision.load_test.run_load_test` with
-  :func:`~sagemaker_vision.load_test.boto3_invoker` on ONE shared client (pool = concurrency),
+* ``threads``: today's operator path, :func:`sagemaker_vision.core.loadtest.engine.run_load_test` with
+  :func:`~sagemaker_vision.hooks.sagemaker_runtime.boto3_invoker` on ONE shared client (pool = concurrency),
   in this process.
-* ``threads-xN`` / ``asyncio-xN``: :func:`sagemaker_vision.load_engine_mp.run_load_test_processes`
+* ``threads-xN`` / ``asyncio-xN``: :func:`sagemaker_vision.hooks.sagemaker_runtime.run_load_test_processes`
   over N worker processes, each with one client, running threads or aiobotocore coroutines.
 """
 
@@ -28,7 +28,7 @@ def operator_engine() -> str:
     defaults once it has them (the proposed wiring), else today's in-process ``threads``."""
     import inspect
 
-    from sagemaker_vision.load_test import LoadTestOperator
+    from sagemaker_vision.operators.load_test import LoadTestOperator
 
     params = inspect.signature(LoadTestOperator.__init__).parameters
     engine, processes = params.get("engine"), params.get("processes")
@@ -82,7 +82,7 @@ class Engine:
                 raise ValueError(f"{name!r}: the asyncio engine runs in worker processes; say asyncio-x1")
             self.client = runtime_client(url, pool=max_concurrency, request_timeout_s=request_timeout_s)
         else:
-            from sagemaker_vision.load_engine_mp import ClientSpec, WorkerPool
+            from sagemaker_vision.hooks.sagemaker_runtime import ClientSpec, WorkerPool
 
             spec = ClientSpec(region_name=REGION, endpoint_url=url,
                               access_key_id=FAKE_CREDENTIALS["aws_access_key_id"],
@@ -97,7 +97,9 @@ class Engine:
         In-process threads go through ``run_load_test`` itself, as the operator calls it; the
         worker pool runs the same two phases directly, reusing its warm workers.
         """
-        from sagemaker_vision.load_test import LoadTestConfig, boto3_invoker, run_load_test
+        from sagemaker_vision.core.loadtest.engine import run_load_test
+        from sagemaker_vision.core.loadtest.model import LoadTestConfig
+        from sagemaker_vision.hooks.sagemaker_runtime import boto3_invoker
 
         if self.client is not None:
             config = LoadTestConfig(endpoint_name=ENDPOINT, concurrency_steps=(concurrency,), step_seconds=seconds,

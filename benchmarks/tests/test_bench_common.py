@@ -102,7 +102,7 @@ class TestOperatorEngine:
     def test_a_wired_operator_is_read_from_its_keyword_defaults(self, monkeypatch):
         import _engines
 
-        from sagemaker_vision import load_test
+        from sagemaker_vision.operators import load_test
 
         class Wired:
             def __init__(self, *, endpoint_name: str, engine: str = "asyncio", processes: int = 2) -> None:

@@ -1,5 +1,6 @@
-"""``sagemaker_vision.load_engine_mp``: the split/merge arithmetic, the asyncio phase runner, and
-the worker processes end to end against the stub server (real botocore/aiobotocore parsing).
+"""The multi-process engine (``core/loadtest`` and ``hooks/sagemaker_runtime``): the split/merge
+arithmetic, the asyncio phase runner, and the worker processes end to end against the stub server
+(real botocore/aiobotocore parsing).
 
 Belongs with tests/unit once the lead wires the engine in; it runs from here meanwhile.
 """
@@ -13,15 +14,14 @@ import boto3
 import pytest
 
 from benchmarks.stub_server import start_in_thread
-from sagemaker_vision.load_engine_mp import (
+from sagemaker_vision.core.loadtest.engine import merge_steps, split_evenly
+from sagemaker_vision.core.loadtest.model import LoadTestConfig, LoadTestError, StepResult
+from sagemaker_vision.hooks.sagemaker_runtime import (
     ClientSpec,
     WorkerPool,
-    merge_steps,
     run_load_test_processes,
     run_phase_async,
-    split_evenly,
 )
-from sagemaker_vision.load_test import LoadTestConfig, LoadTestError, StepResult
 
 PAYLOADS = (("a.jpg", b"\xff\xd8\xff\xe0jpeg", "image/jpeg"), ("b.png", b"\x89PNG\r\n", "image/png"))
 
@@ -171,13 +171,13 @@ def test_client_spec_from_an_airflow_connection(monkeypatch):
     """What the operator would call: the connection's endpoint_url, region and credentials."""
     import json
 
-    from sagemaker_vision import aws
+    from sagemaker_vision.hooks import base
 
     monkeypatch.setenv("AIRFLOW_CONN_BENCH_AWS", json.dumps({
         "conn_type": "aws", "login": "AKIACONN", "password": "conn-secret",
         "extra": {"region_name": "eu-west-1", "endpoint_url": "http://127.0.0.1:4566"},
     }))
-    made = ClientSpec.from_hook(aws.hook("sagemaker-runtime", "bench_aws"), max_pool_connections=100)
+    made = ClientSpec.from_hook(base.hook("sagemaker-runtime", "bench_aws"), max_pool_connections=100)
     assert (made.region_name, made.endpoint_url) == ("eu-west-1", "http://127.0.0.1:4566")
     assert (made.access_key_id, made.secret_access_key) == ("AKIACONN", "conn-secret")
     assert made.max_pool_connections == 100

@@ -1,4 +1,4 @@
-"""Decoding object-detection replies into pixel boxes, image helpers, and one real invocation."""
+"""Decoding object-detection replies into pixel boxes, and the image helpers."""
 
 from __future__ import annotations
 
@@ -10,16 +10,17 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from sagemaker_vision.inference import (
+from sagemaker_vision.core.inference import (
     Box,
+    MalformedReply,
     content_type_for,
     decode_detections,
     image_size,
-    invoke_and_decode,
     normalise_class_map,
+    parse_prediction,
 )
 
-SAMPLE_IMAGES = Path(__file__).resolve().parents[2] / "include" / "sample_data" / "images"
+SAMPLE_IMAGES = Path(__file__).resolve().parents[3] / "include" / "sample_data" / "images"
 CLASSES = {0: "circle", 1: "square", 2: "triangle"}
 GOOD_ROW = [1.0, 0.9, 0.25, 0.5, 0.75, 1.0]
 
@@ -189,75 +190,10 @@ class TestImageHelpers:
             content_type_for(name)
 
 
-class FakeBody:
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-    def read(self) -> bytes:
-        return self.data
-
-
-class FakeRuntime:
-    def __init__(self, reply: bytes) -> None:
-        self.reply = reply
-        self.calls: list[dict] = []
-
-    def invoke_endpoint(self, **kwargs):
-        self.calls.append(kwargs)
-        return {"Body": FakeBody(self.reply), "ContentType": "application/json"}
-
-
-class TestInvokeAndDecode:
-    def test_sends_the_image_and_scales_boxes_to_its_size(self):
-        client = FakeRuntime(json.dumps({"prediction": [[0.0, 0.8, 0.5, 0.5, 1.0, 1.0]]}).encode())
-        image = encode("PNG", (200, 100))
-        (box,) = invoke_and_decode(client, "shapes-ep", image, "image/png", CLASSES, target_variant="blue")
-        assert box == Box("circle", 0, 0.8, 100, 50, 100, 50)
-        assert client.calls == [{"EndpointName": "shapes-ep", "Body": image, "ContentType": "image/png",
-                                 "Accept": "application/json", "TargetVariant": "blue"}]
-
-    def test_malformed_reply_names_the_endpoint_and_row(self):
-        client = FakeRuntime(b'{"prediction": [[0.0, 0.8, 0.5]]}')
-        expected = r"endpoint 'shapes-ep' returned a malformed reply: prediction\[0\]"
-        with pytest.raises(ValueError, match=expected):
-            invoke_and_decode(client, "shapes-ep", encode("JPEG"), "image/jpeg", CLASSES)
-
-    def test_rejects_unsupported_content_type_before_calling(self):
-        client = FakeRuntime(b"{}")
-        with pytest.raises(ValueError, match="content_type must be one of"):
-            invoke_and_decode(client, "ep", encode("JPEG"), "application/x-npy", CLASSES)
-        assert client.calls == []
-
-    def test_against_the_stub_server_with_a_real_boto3_client(self, monkeypatch):
-        import boto3
-
-        from benchmarks.stub_server import start_in_thread
-
-        for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}.items():
-            monkeypatch.setenv(name, value)
-        url, stop = start_in_thread(0, 1)
-        try:
-            client = boto3.client("sagemaker-runtime", endpoint_url=url, region_name="us-east-1")
-            image = (SAMPLE_IMAGES / "shape_003.jpg").read_bytes()
-            boxes = invoke_and_decode(client, "shapes-ep", image, content_type_for("shape_003.jpg"), CLASSES)
-        finally:
-            stop()
-        # The stub's fixed reply, scaled to the 320x240 sample image.
-        assert [b.to_dict() for b in boxes] == [
-            {"label": "square", "class_id": 1, "score": 0.91, "left": 80, "top": 72, "width": 112,
-             "height": 101},
-            {"label": "circle", "class_id": 0, "score": 0.47, "left": 16, "top": 24, "width": 48,
-             "height": 60},
-        ]
-        assert stop.stub.invocations == 1
-
-
 def test_the_fast_path_agrees_with_the_checked_path():
     """parse_prediction takes a fast path for list rows of six in-range floats; tuple rows always take the
     checked path. Both must accept and refuse the same rows, and return the same detections."""
     import random
-
-    from sagemaker_vision.inference import MalformedReply, parse_prediction
 
     rng = random.Random(6)
     edges = [0.0, 1.0, -0.0, 1e-5, -5e-5, -2e-4, 1.00005, 1.0002, 0.5, 2.0, 3.0, -1.0, 1e300,

@@ -1,10 +1,13 @@
-"""Issue 9, findings 6 and 7 in the multi-process engine (``sagemaker_vision.load_engine_mp``).
+"""The multi-process engine (``core/loadtest/workers`` and ``hooks/sagemaker_runtime``): issue 9,
+findings 6 and 7, and workers that import no Airflow.
 
 * 7: every phase sends exactly its request budget, whatever the split over worker processes
   (at C=1 with two processes the old split gave the second worker no concurrency and dropped
   its half of the budget).
 * 6: a 200 whose body is not the object-detection format is an ``InvalidResponse`` error in
   both engines, through the same decoder the smoke test uses.
+* A worker process (a fresh interpreter running the entry module, then unpickling its setup and
+  opening its client) imports no Airflow.
 
 The real runs go against ``benchmarks/stub_server.py`` on 127.0.0.1, with real botocore and
 aiobotocore parsing, in worker processes.
@@ -14,13 +17,27 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import pickle
 import random
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from benchmarks.stub_server import start_in_thread
-from sagemaker_vision.load_engine_mp import ClientSpec, run_load_test_processes, run_phase_async, split_phase
-from sagemaker_vision.load_test import LoadTestConfig, LoadTestError, StepResult
+from sagemaker_vision.core.loadtest import workers
+from sagemaker_vision.core.loadtest.engine import split_phase
+from sagemaker_vision.core.loadtest.model import InvocationError, LoadTestConfig, LoadTestError, StepResult
+from sagemaker_vision.hooks.sagemaker_runtime import (
+    ClientSpec,
+    WorkerSetup,
+    boto3_invoker,
+    run_load_test_processes,
+    run_phase_async,
+)
+from tests.unit.core.loadtest.support import GARBAGE_BODIES, Replying
 
 PAYLOADS = (("a.jpg", b"\xff\xd8\xff\xe0jpeg", "image/jpeg"),)
 
@@ -166,20 +183,9 @@ def _async_codes(body: bytes) -> tuple[dict[str, int], dict[str, str]]:
     return result.errors_by_code, result.error_examples
 
 
-def _garbage_bodies():
-    from tests.unit.test_load_test import GARBAGE_BODIES
-
-    return GARBAGE_BODIES
-
-
-@pytest.mark.parametrize(("body", "why"), _garbage_bodies())
+@pytest.mark.parametrize(("body", "why"), GARBAGE_BODIES)
 def test_the_async_engine_refuses_what_the_threads_engine_refuses(body, why):
     """One decoder for both engines: the same garbage is InvalidResponse, with the same reason."""
-    import re
-
-    from sagemaker_vision.load_test import InvocationError, boto3_invoker
-    from tests.unit.test_load_test import Replying
-
     codes, examples = _async_codes(body)
     assert codes == {"InvalidResponse": 1}
     assert re.search(why, examples["InvalidResponse"])
@@ -190,3 +196,31 @@ def test_the_async_engine_refuses_what_the_threads_engine_refuses(body, why):
 
 def test_the_async_engine_counts_a_detection_reply_as_a_success():
     assert _async_codes(b'{"prediction": [[1.0, 0.9, 0.1, 0.2, 0.3, 0.4]]}') == ({}, {})
+
+
+# -- workers import no Airflow -----------------------------------------------------------------
+
+# Run in a fresh interpreter, as a worker starts: import the entry module, then do what a worker
+# does with its setup message (unpickle it: that imports the setup's own module) and open its
+# client. Prints the Airflow modules that got imported (none, or the test fails naming them).
+_WORKER_IMPORTS = """
+import pickle, sys
+import {entry}
+setup = pickle.loads(bytes.fromhex(sys.stdin.read()))
+runner = setup.open()
+runner.close()
+print(sorted(m for m in sys.modules if m == "airflow" or m.startswith("airflow.")))
+"""
+
+
+@pytest.mark.parametrize("engine", ["threads", "asyncio"])
+def test_a_worker_process_imports_no_airflow(engine):
+    setup = WorkerSetup(spec("http://127.0.0.1:9"), engine, "shapes-ep", PAYLOADS, 5.0)
+    plugins = str(Path(workers.__file__).resolve().parents[3])
+    done = subprocess.run([sys.executable, "-c", _WORKER_IMPORTS.format(entry=workers.ENTRY_MODULE)],
+                          input=pickle.dumps(setup).hex(), capture_output=True, text=True, timeout=120,
+                          env={"PYTHONPATH": plugins, "PATH": "/usr/bin:/bin"}, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]", f"a load-test worker imported Airflow: {done.stdout.strip()}"
+    # The entry the pool starts is the module this test imported.
+    assert workers.ENTRY_MODULE == workers.__name__
