@@ -20,10 +20,23 @@ from airflow.providers.common.compat.sdk import AirflowException, TaskDeferred
 from airflow.triggers.base import TriggerEvent
 
 from local_aws import Control, Emulator
-from sagemaker_vision import async_inference as ai
-from sagemaker_vision.inference import decode_detections, image_size
-from sagemaker_vision.requests import PACKAGE_TAG, PACKAGE_TAG_VALUE
-from sagemaker_vision.triggers import AsyncInferenceOutputTrigger
+from sagemaker_vision.core.async_inference import async_endpoint_config_request, check_async_endpoint
+from sagemaker_vision.core.inference import decode_detections, image_size
+from sagemaker_vision.core.naming import (
+    PACKAGE_TAG,
+    PACKAGE_TAG_VALUE,
+    backlog_alarm_name,
+    backlog_policy_name,
+    scale_from_zero_policy_name,
+)
+from sagemaker_vision.hooks.async_inference import invoke_async
+from sagemaker_vision.hooks.scaling import apply_async_autoscaling
+from sagemaker_vision.operators.async_inference import (
+    SMOKE_INVOCATION_TIMEOUT_S,
+    SMOKE_REQUEST_TTL_S,
+    AsyncInferenceSmokeOperator,
+)
+from sagemaker_vision.triggers.async_inference import AsyncInferenceOutputTrigger
 
 pytestmark = pytest.mark.integration
 
@@ -61,7 +74,7 @@ def config_request(**overrides: Any) -> dict[str, Any]:
         "tags": TAGS,
     }
     args.update(overrides)
-    return ai.async_endpoint_config_request(**args)
+    return async_endpoint_config_request(**args)
 
 
 @pytest.fixture
@@ -108,14 +121,14 @@ def assert_true_boxes(boxes: list[dict[str, Any]]) -> None:
         assert g[4] == w[4] and all(abs(x - y) <= 1 for x, y in zip(g[:4], w[:4], strict=True)), (got, want)
 
 
-def operator(**overrides: Any) -> ai.AsyncInferenceSmokeOperator:
+def operator(**overrides: Any) -> AsyncInferenceSmokeOperator:
     args: dict[str, Any] = {
         "task_id": "async_smoke", "endpoint_name": ENDPOINT, "sample_image": str(IMAGE),
         "input_prefix": f"s3://{BUCKET}/runs/1/", "class_map": CLASSES, "min_score": 0.5,
         "waiter_delay": 1, "waiter_max_attempts": 20, "deferrable": True,
     }
     args.update(overrides)
-    return ai.AsyncInferenceSmokeOperator(**args)
+    return AsyncInferenceSmokeOperator(**args)
 
 
 # -- the endpoint and InvokeEndpointAsync ------------------------------------------------------------
@@ -123,13 +136,13 @@ def test_endpoint_serves_the_async_config_we_built(emu):
     sm = client(emu, "sagemaker")
     described = sm.describe_endpoint(EndpointName=ENDPOINT)
     assert described["AsyncInferenceConfig"] == config_request()["AsyncInferenceConfig"]
-    ai.check_async_endpoint(described, "AllTraffic")
+    check_async_endpoint(described, "AllTraffic")
 
 
 def test_invoke_async_writes_the_boxes_to_the_output_location(emu):
     s3 = client(emu, "s3")
     s3.upload_file(str(IMAGE), BUCKET, "in/shape_000.jpg")
-    output = ai.invoke_async(client(emu, "sagemaker-runtime"), ENDPOINT, f"s3://{BUCKET}/in/shape_000.jpg")
+    output = invoke_async(client(emu, "sagemaker-runtime"), ENDPOINT, f"s3://{BUCKET}/in/shape_000.jpg")
     assert output.startswith(f"s3://{BUCKET}/async/output/") and output.endswith(".out")
     event = first_event(AsyncInferenceOutputTrigger(output_location=output, poll_interval=0.1, max_attempts=100))
     assert event.payload["status"] == "success"
@@ -141,7 +154,7 @@ def test_invoke_async_writes_the_boxes_to_the_output_location(emu):
 
 def test_invoke_async_of_a_missing_input_is_refused(emu):
     with pytest.raises(client(emu, "sagemaker-runtime").exceptions.ValidationError):
-        ai.invoke_async(client(emu, "sagemaker-runtime"), ENDPOINT, f"s3://{BUCKET}/in/nothing.jpg")
+        invoke_async(client(emu, "sagemaker-runtime"), ENDPOINT, f"s3://{BUCKET}/in/nothing.jpg")
 
 
 # -- the operator, deferred --------------------------------------------------------------------------
@@ -150,7 +163,7 @@ def test_deferred_operator_uploads_invokes_and_decodes_the_true_boxes(emu):
     with pytest.raises(TaskDeferred) as deferred:
         op.execute({})
     classpath, kwargs = deferred.value.trigger.serialize()
-    assert classpath == "sagemaker_vision.triggers.AsyncInferenceOutputTrigger"
+    assert classpath == "sagemaker_vision.triggers.async_inference.AsyncInferenceOutputTrigger"
     resume = deferred.value.kwargs
     assert resume["input_location"] == f"s3://{BUCKET}/runs/1/async-smoke/shape_000.jpg"
     assert read(emu, resume["input_location"]) == IMAGE.read_bytes()
@@ -224,8 +237,8 @@ def test_operator_refuses_a_real_time_endpoint(emu):
 # -- scale to zero -------------------------------------------------------------------------------------
 def test_scale_to_zero_autoscaling_is_applied_and_idempotent(emu):
     aas, cloudwatch, sm = client(emu, "application-autoscaling"), client(emu, "cloudwatch"), client(emu, "sagemaker")
-    first = ai.apply_async_autoscaling(aas, cloudwatch, sm, ENDPOINT, max_capacity=3)
-    second = ai.apply_async_autoscaling(aas, cloudwatch, sm, ENDPOINT, max_capacity=3)
+    first = apply_async_autoscaling(aas, cloudwatch, sm, ENDPOINT, max_capacity=3)
+    second = apply_async_autoscaling(aas, cloudwatch, sm, ENDPOINT, max_capacity=3)
     # Moto mints a new policy ARN on every PutScalingPolicy; the alarm must follow the latest one.
     arns = ("target_tracking_policy_arn", "scale_from_zero_policy_arn")
     assert {k: v for k, v in first.items() if k not in arns} == {k: v for k, v in second.items() if k not in arns}
@@ -235,14 +248,14 @@ def test_scale_to_zero_autoscaling_is_applied_and_idempotent(emu):
         "endpoint/shapes-async/variant/AllTraffic", 0, 3)
     policies = {p["PolicyName"]: p for p in aas.describe_scaling_policies(
         ServiceNamespace="sagemaker", ResourceId=target["ResourceId"])["ScalingPolicies"]}
-    assert set(policies) == {ai.backlog_policy_name(ENDPOINT), ai.scale_from_zero_policy_name(ENDPOINT)}
-    metric = policies[ai.backlog_policy_name(ENDPOINT)]["TargetTrackingScalingPolicyConfiguration"]
+    assert set(policies) == {backlog_policy_name(ENDPOINT), scale_from_zero_policy_name(ENDPOINT)}
+    metric = policies[backlog_policy_name(ENDPOINT)]["TargetTrackingScalingPolicyConfiguration"]
     assert metric["CustomizedMetricSpecification"]["MetricName"] == "ApproximateBacklogSizePerInstance"
 
-    (alarm,) = cloudwatch.describe_alarms(AlarmNames=[ai.backlog_alarm_name(ENDPOINT)])["MetricAlarms"]
+    (alarm,) = cloudwatch.describe_alarms(AlarmNames=[backlog_alarm_name(ENDPOINT)])["MetricAlarms"]
     assert alarm["MetricName"] == "HasBacklogWithoutCapacity"
     assert alarm["AlarmActions"] == [second["scale_from_zero_policy_arn"]]
-    assert policies[ai.scale_from_zero_policy_name(ENDPOINT)]["PolicyARN"] == second["scale_from_zero_policy_arn"]
+    assert policies[scale_from_zero_policy_name(ENDPOINT)]["PolicyARN"] == second["scale_from_zero_policy_arn"]
 
 
 # -- the request's lifetime: the wait covers it, and an expired request fails ---------------------------
@@ -255,7 +268,7 @@ def test_the_wait_covers_the_requests_lifetime_and_an_expired_request_fails(emu)
         op.execute({})
     kwargs = deferred.value.trigger.serialize()[1]
     # 1 s apart, and n checks span n - 1 delays: one more check than the lifetime in seconds.
-    assert kwargs["max_attempts"] == ai.SMOKE_REQUEST_TTL_S + ai.SMOKE_INVOCATION_TIMEOUT_S + 1
+    assert kwargs["max_attempts"] == SMOKE_REQUEST_TTL_S + SMOKE_INVOCATION_TIMEOUT_S + 1
     event = first_event(AsyncInferenceOutputTrigger(**{**kwargs, "poll_interval": 0.1}))
     assert event.payload["status"] == "failed"
     with pytest.raises(AirflowException, match="expired: it was not processed within RequestTTLSeconds 3600"):

@@ -19,9 +19,15 @@ from airflow.providers.common.compat.sdk import AirflowFailException, TaskDeferr
 from botocore.exceptions import ClientError
 
 from local_aws import Control, Emulator
-from sagemaker_vision import deploy as dp
-from sagemaker_vision import endpoint_waits as waits
-from sagemaker_vision import scaling
+from sagemaker_vision.core import endpoint_waits as waits
+from sagemaker_vision.core.ab_test import ab_endpoint_config_request
+from sagemaker_vision.core.autoscaling import SCALABLE_DIMENSION, resource_id
+from sagemaker_vision.core.naming import CHALLENGER, CHAMPION, invocations_policy_name
+from sagemaker_vision.hooks import sagemaker as sm_hooks
+from sagemaker_vision.hooks.ab_test import end_ab_test, finish_ab_test
+from sagemaker_vision.hooks.scaling import apply_autoscaling, recorded_released
+from sagemaker_vision.operators import deploy as deploy_ops
+from sagemaker_vision.triggers import endpoint as endpoint_triggers
 
 pytestmark = pytest.mark.integration
 
@@ -250,14 +256,14 @@ def test_deploy_fails_at_once_on_a_failed_state_instead_of_polling_the_budget(sm
     endpoint, _ = serving(sm)
     again = config(sm, unique("gr-c"), {"AllTraffic": model(sm, unique("gr-m"))})
     Control(emu.endpoint_url).add_fault(kind=kind, name_prefix=endpoint, reason="rollback could not finish", count=1)
-    op = dp.DeployEndpointOperator(task_id="deploy", endpoint_name=endpoint, endpoint_config_name=again,
+    op = deploy_ops.DeployEndpointOperator(task_id="deploy", endpoint_name=endpoint, endpoint_config_name=again,
                                    deployment_policy="all_at_once", wait_interval_s=120, check_interval=0.05,
                                    deferrable=True)
     with pytest.raises(TaskDeferred) as deferred:
         op.execute({"ti": mock.MagicMock()})
     budget = deferred.value.kwargs["budget"]
     started = time.monotonic()
-    event = first_event(dp.EndpointTrigger(**deferred.value.trigger.serialize()[1]))
+    event = first_event(endpoint_triggers.EndpointTrigger(**deferred.value.trigger.serialize()[1]))
     # The old waiter (boto's endpoint_in_service) would poll budget / 0.05 times: hours.
     assert time.monotonic() - started < 10 and budget > 3600
     assert (event.payload["status"], event.payload["endpoint_status"]) == ("failed", status)
@@ -281,7 +287,7 @@ def test_a_blue_green_update_outlasts_60_polls_of_30_s_but_not_the_budget(sm, em
     endpoint, _ = serving(sm)
     control.set_time_scale(1200)
     again = config(sm, unique("gr-c"), {"AllTraffic": model(sm, unique("gr-m"))})
-    op = dp.DeployEndpointOperator(task_id="deploy", endpoint_name=endpoint, endpoint_config_name=again,
+    op = deploy_ops.DeployEndpointOperator(task_id="deploy", endpoint_name=endpoint, endpoint_config_name=again,
                                    deployment_policy="canary", wait_interval_s=3600, termination_wait_s=3600,
                                    maximum_execution_timeout_s=14400, check_interval=0.025, deferrable=True)
     with pytest.raises(TaskDeferred) as deferred:
@@ -299,7 +305,7 @@ def test_a_blue_green_update_outlasts_60_polls_of_30_s_but_not_the_budget(sm, em
     assert sm.describe_endpoint(EndpointName=endpoint)["EndpointStatus"] == "Updating"
     # ...the operator's budget covers it: the same update, waited on to the end.
     assert deferred.value.kwargs["budget"] >= emulated
-    event = first_event(dp.EndpointTrigger(**deferred.value.trigger.serialize()[1]))
+    event = first_event(endpoint_triggers.EndpointTrigger(**deferred.value.trigger.serialize()[1]))
     assert event.payload["status"] == "success"
     result = op.execute_complete({"ti": mock.MagicMock()}, event.payload, **deferred.value.kwargs)
     assert (result["action"], result["endpoint_config_name"]) == ("updated", again)
@@ -312,11 +318,11 @@ def test_a_blue_green_update_outlasts_60_polls_of_30_s_but_not_the_budget(sm, em
 def test_ab_flow_through_the_operator_and_the_scaling_helpers(sm, emu):
     endpoint, champion = serving(sm)
     challenger = model(sm, unique("gr-m"))
-    ab = scaling.ab_endpoint_config_request(endpoint_config_name=unique("gr-ab"), champion_model=champion,
-                                            challenger_model=challenger, instance_type="ml.m5.large",
-                                            instance_count=1, challenger_weight=0.2, tags=TAGS)
+    ab = ab_endpoint_config_request(endpoint_config_name=unique("gr-ab"), champion_model=champion,
+                                    challenger_model=challenger, instance_type="ml.m5.large",
+                                    instance_count=1, challenger_weight=0.2, tags=TAGS)
     sm.create_endpoint_config(**ab)
-    op = dp.DeployEndpointOperator(task_id="deploy", endpoint_name=endpoint, endpoint_config_name=ab[
+    op = deploy_ops.DeployEndpointOperator(task_id="deploy", endpoint_name=endpoint, endpoint_config_name=ab[
         "EndpointConfigName"], deployment_policy="canary", wait_interval_s=120, check_interval=0.05,
         deferrable=False, rollback_alarms=False, alarm_names=["gr-alarm"])
     assert op.execute({"ti": mock.MagicMock()})["action"] == "updated"
@@ -327,38 +333,38 @@ def test_ab_flow_through_the_operator_and_the_scaling_helpers(sm, emu):
 
     # A later run's challenger against the same champion: same names, so blue/green guardrails apply.
     second = model(sm, unique("gr-m"))
-    ab2 = scaling.ab_endpoint_config_request(endpoint_config_name=unique("gr-ab"), champion_model=champion,
-                                             challenger_model=second, instance_type="ml.m5.large",
-                                             instance_count=2, challenger_weight=0.2, tags=TAGS)
+    ab2 = ab_endpoint_config_request(endpoint_config_name=unique("gr-ab"), champion_model=champion,
+                                     challenger_model=second, instance_type="ml.m5.large",
+                                     instance_count=2, challenger_weight=0.2, tags=TAGS)
     sm.create_endpoint_config(**ab2)
-    op2 = dp.DeployEndpointOperator(task_id="deploy", endpoint_name=endpoint, endpoint_config_name=ab2[
+    op2 = deploy_ops.DeployEndpointOperator(task_id="deploy", endpoint_name=endpoint, endpoint_config_name=ab2[
         "EndpointConfigName"], deployment_policy="canary", canary_percent=50, wait_interval_s=120,
         check_interval=0.05, deferrable=False, rollback_alarms=False, alarm_names=["gr-alarm"])
     assert op2.execute({"ti": mock.MagicMock()})["action"] == "updated"
     assert sm.describe_endpoint(EndpointName=endpoint)["LastDeploymentConfig"]["BlueGreenUpdatePolicy"][
         "TrafficRoutingConfiguration"]["Type"] == "CANARY"
 
-    result = scaling.finish_ab_test(sm, endpoint, "promote", waiter_delay=0.05)
+    result = finish_ab_test(sm, endpoint, "promote", waiter_delay=0.05)
     assert result["promotion"]["weights"] == {"Champion": 0.0, "Challenger": 1.0}
     assert (result["model_name"], result["changed"]) == (second, True)
     described = sm.describe_endpoint(EndpointName=endpoint)
     assert [v["VariantName"] for v in described["ProductionVariants"]] == ["AllTraffic"]
     assert sm.describe_endpoint_config(EndpointConfigName=described["EndpointConfigName"])[
         "ProductionVariants"][0]["ModelName"] == second
-    assert dp.production_map(sm, endpoint) is None  # models here carry no validation-map tag
-    again = scaling.finish_ab_test(sm, endpoint, "promote", waiter_delay=0.05)  # a rerun changes nothing
+    assert sm_hooks.production_map(sm, endpoint) is None  # models here carry no validation-map tag
+    again = finish_ab_test(sm, endpoint, "promote", waiter_delay=0.05)  # a rerun changes nothing
     assert (again["changed"], again["promotion"]) == (False, None)
 
 
 def test_ab_drop_returns_to_the_champion_alone(sm, emu):
     endpoint, champion = serving(sm)
-    ab = scaling.ab_endpoint_config_request(endpoint_config_name=unique("gr-ab"), champion_model=champion,
-                                            challenger_model=model(sm, unique("gr-m")), instance_type="ml.m5.large",
-                                            instance_count=1, challenger_weight=0.5, tags=TAGS)
+    ab = ab_endpoint_config_request(endpoint_config_name=unique("gr-ab"), champion_model=champion,
+                                    challenger_model=model(sm, unique("gr-m")), instance_type="ml.m5.large",
+                                    instance_count=1, challenger_weight=0.5, tags=TAGS)
     sm.create_endpoint_config(**ab)
     sm.update_endpoint(EndpointName=endpoint, EndpointConfigName=ab["EndpointConfigName"])
     assert wait_status(sm, endpoint)["EndpointConfigName"] == ab["EndpointConfigName"]
-    result = scaling.finish_ab_test(sm, endpoint, "drop", waiter_delay=0.05)
+    result = finish_ab_test(sm, endpoint, "drop", waiter_delay=0.05)
     assert (result["model_name"], result["promotion"]) == (champion, None)
     described = sm.describe_endpoint(EndpointName=endpoint)
     assert [(v["VariantName"], v["CurrentWeight"]) for v in described["ProductionVariants"]] == [("AllTraffic", 1.0)]
@@ -371,18 +377,18 @@ def ab_autoscaled(sm: Any, emu: Emulator) -> tuple[str, str, Any]:
 
     aas = boto3.client("application-autoscaling", endpoint_url=emu.endpoint_url, region_name="us-east-1")
     endpoint, champion = serving(sm)
-    ab = scaling.ab_endpoint_config_request(endpoint_config_name=unique("gr-ab"), champion_model=champion,
-                                            challenger_model=model(sm, unique("gr-m")), instance_type="ml.m5.large",
-                                            instance_count=1, challenger_weight=0.5, tags=TAGS)
+    ab = ab_endpoint_config_request(endpoint_config_name=unique("gr-ab"), champion_model=champion,
+                                    challenger_model=model(sm, unique("gr-m")), instance_type="ml.m5.large",
+                                    instance_count=1, challenger_weight=0.5, tags=TAGS)
     sm.create_endpoint_config(**ab)
     sm.update_endpoint(EndpointName=endpoint, EndpointConfigName=ab["EndpointConfigName"])
     assert wait_status(sm, endpoint)["EndpointConfigName"] == ab["EndpointConfigName"]
-    for variant in (scaling.CHAMPION, scaling.CHALLENGER):
-        scaling.apply_autoscaling(aas, sm, endpoint, variant, min_capacity=1, max_capacity=3,
-                                  target_invocations_per_instance=50)
+    for variant in (CHAMPION, CHALLENGER):
+        apply_autoscaling(aas, sm, endpoint, variant, min_capacity=1, max_capacity=3,
+                          target_invocations_per_instance=50)
     aas.put_scaling_policy(
         PolicyName="users-own", ServiceNamespace="sagemaker", PolicyType="StepScaling",
-        ResourceId=scaling.resource_id(endpoint, scaling.CHAMPION), ScalableDimension=scaling.SCALABLE_DIMENSION,
+        ResourceId=resource_id(endpoint, CHAMPION), ScalableDimension=SCALABLE_DIMENSION,
         StepScalingPolicyConfiguration={"AdjustmentType": "ChangeInCapacity", "Cooldown": 60,
                                         "StepAdjustments": [{"MetricIntervalLowerBound": 0.0, "ScalingAdjustment": 1}]})
     return endpoint, ab["EndpointConfigName"], aas
@@ -403,15 +409,15 @@ def test_a_rolled_back_end_of_ab_test_puts_every_released_policy_back(sm, emu):
     # The old end_ab_test released the A/B variants' autoscaling, and a rolled-back update left them unscaled.
     endpoint, ab_config, aas = ab_autoscaled(sm, emu)
     before = scaled_policies(aas, endpoint)
-    assert ("users-own", "StepScaling") in before[scaling.CHAMPION]
+    assert ("users-own", "StepScaling") in before[CHAMPION]
     Control(emu.endpoint_url).add_fault(kind="update_endpoint_failure", name_prefix=endpoint, reason="bad canary",
                                         count=1)
     with pytest.raises(RuntimeError, match="rolled back"):
-        scaling.end_ab_test(sm, endpoint, scaling.CHAMPION, autoscaling_client=aas, waiter_delay=0.05)
+        end_ab_test(sm, endpoint, CHAMPION, autoscaling_client=aas, waiter_delay=0.05)
     assert sm.describe_endpoint(EndpointName=endpoint)["EndpointConfigName"] == ab_config
     assert scaled_policies(aas, endpoint) == before
     arn = sm.describe_endpoint(EndpointName=endpoint)["EndpointArn"]
-    assert scaling.recorded_released(sm, arn) == {}  # restored, so the record is cleared
+    assert recorded_released(sm, arn) == {}  # restored, so the record is cleared
 
 
 def test_a_timed_out_end_of_ab_test_is_restored_by_the_rerun(sm, emu):
@@ -419,18 +425,18 @@ def test_a_timed_out_end_of_ab_test_is_restored_by_the_rerun(sm, emu):
     endpoint, _, aas = ab_autoscaled(sm, emu)
     Control(emu.endpoint_url).set_duration("endpoint_update", 1800, name_prefix=endpoint)
     with pytest.raises(RuntimeError, match="the operation goes on"):
-        scaling.end_ab_test(sm, endpoint, scaling.CHAMPION, autoscaling_client=aas, waiter_delay=0.01,
-                            waiter_max_attempts=2)
+        end_ab_test(sm, endpoint, CHAMPION, autoscaling_client=aas, waiter_delay=0.01,
+                    waiter_max_attempts=2)
     assert scaled_policies(aas, endpoint) == {}  # released, the update still running
     arn = sm.describe_endpoint(EndpointName=endpoint)["EndpointArn"]
-    assert set(scaling.recorded_released(sm, arn)["variants"]) == {scaling.CHAMPION, scaling.CHALLENGER}
+    assert set(recorded_released(sm, arn)["variants"]) == {CHAMPION, CHALLENGER}
     wait_status(sm, endpoint)
-    result = scaling.end_ab_test(sm, endpoint, scaling.CHAMPION, autoscaling_client=aas, waiter_delay=0.05)
+    result = end_ab_test(sm, endpoint, CHAMPION, autoscaling_client=aas, waiter_delay=0.05)
     assert result["changed"] is False and result["autoscaling"]["max_capacity"] == 3
     assert scaled_policies(aas, endpoint) == {"AllTraffic": {
-        (scaling.invocations_policy_name(endpoint, "AllTraffic"), "TargetTrackingScaling"),
+        (invocations_policy_name(endpoint, "AllTraffic"), "TargetTrackingScaling"),
         ("users-own", "StepScaling")}}
-    assert scaling.recorded_released(sm, arn) == {}
+    assert recorded_released(sm, arn) == {}
 
 
 def test_the_operator_restores_released_autoscaling_when_the_update_rolls_back(sm, emu):
@@ -438,13 +444,13 @@ def test_the_operator_restores_released_autoscaling_when_the_update_rolls_back(s
 
     aas = boto3.client("application-autoscaling", endpoint_url=emu.endpoint_url, region_name="us-east-1")
     endpoint, _ = serving(sm)
-    scaling.apply_autoscaling(aas, sm, endpoint, "AllTraffic", min_capacity=1, max_capacity=2,
-                              target_invocations_per_instance=40)
+    apply_autoscaling(aas, sm, endpoint, "AllTraffic", min_capacity=1, max_capacity=2,
+                      target_invocations_per_instance=40)
     before = scaled_policies(aas, endpoint)
     renamed = config(sm, unique("gr-c"), {"Green": model(sm, unique("gr-m"))})
     Control(emu.endpoint_url).add_fault(kind="update_endpoint_failure", name_prefix=endpoint, reason="bad fleet",
                                         count=1)
-    op = dp.DeployEndpointOperator(task_id="deploy", endpoint_name=endpoint, endpoint_config_name=renamed,
+    op = deploy_ops.DeployEndpointOperator(task_id="deploy", endpoint_name=endpoint, endpoint_config_name=renamed,
                                    check_interval=0.05, deferrable=False, rollback_alarms=False)
     with pytest.raises(AirflowFailException, match="rolled back"):
         op.execute({"ti": mock.MagicMock()})

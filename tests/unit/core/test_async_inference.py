@@ -1,4 +1,4 @@
-"""Async endpoint builders, scale-to-zero requests and the smoke operator's checks, without AWS."""
+"""Async endpoint builders, scale-to-zero requests and the smoke test's inputs, without AWS."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ import pytest
 from botocore.session import get_session
 from botocore.validate import ParamValidator
 
-from sagemaker_vision import async_inference as ai
-from sagemaker_vision.config import ConfigError
-from sagemaker_vision.requests import PACKAGE_TAG, PACKAGE_TAG_VALUE
-from sagemaker_vision.triggers import AsyncInferenceOutputTrigger
+from sagemaker_vision.core import async_inference as ai
+from sagemaker_vision.core.naming import PACKAGE_TAG, PACKAGE_TAG_VALUE
+from sagemaker_vision.core.validate import ConfigError
 
 _SESSION = get_session()
 TAGS = [{"Key": PACKAGE_TAG, "Value": PACKAGE_TAG_VALUE}, {"Key": "pipeline", "Value": "shapes"}]
@@ -162,67 +161,6 @@ def test_bad_scaling_input_names_the_field(call, field):
     assert err.value.field == field
 
 
-class Recorder:
-    def __init__(self, description: dict[str, Any] | None = None) -> None:
-        self.description = description
-        self.calls: list[tuple[str, dict[str, Any]]] = []
-
-    def describe_endpoint(self, **kwargs: Any) -> dict[str, Any]:
-        return self.description
-
-    def register_scalable_target(self, **kwargs: Any) -> dict[str, Any]:
-        self.calls.append(("register_scalable_target", kwargs))
-        return {}
-
-    def put_scaling_policy(self, **kwargs: Any) -> dict[str, Any]:
-        self.calls.append(("put_scaling_policy", kwargs))
-        return {"PolicyARN": f"arn:aws:autoscaling:::policyName/{kwargs['PolicyName']}"}
-
-    def put_metric_alarm(self, **kwargs: Any) -> dict[str, Any]:
-        self.calls.append(("put_metric_alarm", kwargs))
-        return {}
-
-
-ASYNC_ENDPOINT = {"EndpointName": "shapes", "EndpointStatus": "InService",
-                  "ProductionVariants": [{"VariantName": "AllTraffic", "CurrentInstanceCount": 1}],
-                  "AsyncInferenceConfig": {"OutputConfig": {"S3OutputPath": "s3://bucket/out/"}}}
-
-
-def test_apply_async_autoscaling_puts_target_both_policies_and_the_alarm_on_its_arn():
-    aas, cloudwatch = Recorder(), Recorder()
-    summary = ai.apply_async_autoscaling(aas, cloudwatch, Recorder(ASYNC_ENDPOINT), "shapes", max_capacity=3)
-    requests = ai.async_autoscaling_requests("shapes", max_capacity=3)
-    assert aas.calls == [("register_scalable_target", requests["register"]),
-                         ("put_scaling_policy", requests["target_tracking"]),
-                         ("put_scaling_policy", requests["step_scaling"])]
-    step_arn = "arn:aws:autoscaling:::policyName/shapes-AllTraffic-has-backlog-without-capacity"
-    assert cloudwatch.calls == [("put_metric_alarm", ai.scale_from_zero_alarm("shapes", step_arn))]
-    assert summary["min_capacity"] == 0 and summary["scale_from_zero_policy_arn"] == step_arn
-
-
-@pytest.mark.parametrize(
-    ("description", "message"),
-    [
-        ({**ASYNC_ENDPOINT, "AsyncInferenceConfig": None}, "is not an asynchronous endpoint"),
-        ({**ASYNC_ENDPOINT, "EndpointStatus": "Creating"}, "is Creating, not InService"),
-        ({**ASYNC_ENDPOINT, "ProductionVariants": [{"VariantName": "Blue"}]}, "has no variant 'AllTraffic'"),
-    ],
-)
-def test_apply_async_autoscaling_refuses_before_writing(description, message):
-    aas, cloudwatch = Recorder(), Recorder()
-    with pytest.raises(ConfigError, match=message):
-        ai.apply_async_autoscaling(aas, cloudwatch, Recorder(description), "shapes", max_capacity=3)
-    assert aas.calls == [] and cloudwatch.calls == []
-
-
-def test_apply_async_autoscaling_checks_alarm_arguments_before_any_write():
-    aas = Recorder()
-    with pytest.raises(ConfigError, match="period_s"):
-        ai.apply_async_autoscaling(aas, Recorder(), Recorder(ASYNC_ENDPOINT), "shapes", max_capacity=3,
-                                   alarm_period_s=45)
-    assert aas.calls == []
-
-
 # -- invocation ------------------------------------------------------------------------------------
 def test_invoke_async_request_is_valid_for_the_runtime():
     request = ai.invoke_async_request("shapes", "s3://bucket/in/a.jpg", inference_id="run-1")
@@ -249,20 +187,6 @@ def test_bad_invoke_input_names_the_field(args, kwargs, field):
     assert err.value.field == field
 
 
-def test_invoke_async_returns_the_output_location():
-    class Runtime:
-        def invoke_endpoint_async(self, **kwargs: Any) -> dict[str, Any]:
-            self.kwargs = kwargs
-            return {"OutputLocation": "s3://bucket/out/1.out", "FailureLocation": "s3://bucket/fail/1-error.out",
-                    "InferenceId": "1"}
-
-    runtime = Runtime()
-    assert ai.invoke_async(runtime, "shapes", "s3://bucket/in/a.png", "image/png") == "s3://bucket/out/1.out"
-    assert runtime.kwargs["ContentType"] == "image/png"
-    invocation = ai.start_async_inference(runtime, "shapes", "s3://bucket/in/a.png")
-    assert invocation == ai.AsyncInvocation("s3://bucket/out/1.out", "s3://bucket/fail/1-error.out", "1")
-
-
 def test_smoke_input_uri_is_deterministic_under_the_prefix():
     assert ai.smoke_input_uri("s3://bucket/runs/1/", "include/sample_data/images/a.jpg") == \
         "s3://bucket/runs/1/async-smoke/a.jpg"
@@ -271,48 +195,6 @@ def test_smoke_input_uri_is_deterministic_under_the_prefix():
         ai.smoke_input_uri("bucket/runs/1", "a.jpg")
 
 
-# -- the operator's checks before any AWS call, and its trigger --------------------------------------
-def operator(**overrides: Any) -> ai.AsyncInferenceSmokeOperator:
-    args: dict[str, Any] = {"task_id": "smoke", "endpoint_name": "shapes", "sample_image": "a.jpg",
-                            "input_prefix": "s3://bucket/runs/1/", "class_map": {"0": "circle"}}
-    args.update(overrides)
-    return ai.AsyncInferenceSmokeOperator(**args)
-
-
-@pytest.mark.parametrize(
-    ("overrides", "field"),
-    [
-        ({"endpoint_name": "bad name"}, "endpoint_name"),
-        ({"class_map": {}}, "class_map"),
-        ({"class_map": {"x": "circle"}}, "class_map"),
-        ({"class_map": "not json"}, "class_map"),
-        ({"min_score": 1.5}, "min_score"),
-        ({"min_score": "high"}, "min_score"),
-        ({"waiter_delay": 0}, "waiter_delay"),
-        ({"waiter_max_attempts": 0}, "waiter_max_attempts"),
-        ({"sample_image": "a.gif"}, "sample_image"),
-        ({"input_prefix": "runs/1/"}, "input_prefix"),
-    ],
-)
-def test_operator_refuses_bad_input_before_touching_aws(overrides, field, monkeypatch):
-    op = operator(**overrides)
-    monkeypatch.setattr(ai.AsyncInferenceSmokeOperator, "_client",
-                        lambda *a: (_ for _ in ()).throw(AssertionError("AWS touched")))
-    monkeypatch.setattr(ai.s3io, "read_bytes", lambda *a: (_ for _ in ()).throw(AssertionError("S3 touched")))
-    with pytest.raises(ConfigError) as err:
-        op.execute({})
-    assert err.value.field == field
-
-
 def test_operator_accepts_a_json_class_map():
-    assert ai._class_map('{"0": "circle", "1": "square"}') == {0: "circle", 1: "square"}
-    assert ai._class_map(["circle", "square"]) == {0: "circle", 1: "square"}
-
-
-def test_trigger_round_trips_through_serialize():
-    trigger = AsyncInferenceOutputTrigger(output_location="s3://b/out/1.out", failure_location="s3://b/f/1-error.out",
-                                          poll_interval=2, max_attempts=7, region_name="eu-west-1")
-    classpath, kwargs = trigger.serialize()
-    assert classpath == "sagemaker_vision.triggers.AsyncInferenceOutputTrigger"
-    assert AsyncInferenceOutputTrigger(**kwargs).serialize() == (classpath, kwargs)
-    assert kwargs["max_attempts"] == 7 and kwargs["failure_location"] == "s3://b/f/1-error.out"
+    assert ai.class_map_param('{"0": "circle", "1": "square"}') == {0: "circle", 1: "square"}
+    assert ai.class_map_param(["circle", "square"]) == {0: "circle", 1: "square"}
