@@ -19,9 +19,13 @@ import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException
 
 from local_aws import Emulator
-from sagemaker_vision import scaling
-from sagemaker_vision import teardown as td
-from sagemaker_vision.requests import PACKAGE_TAG, PACKAGE_TAG_VALUE
+from sagemaker_vision.core.ab_test import ab_endpoint_config_request, is_promoted
+from sagemaker_vision.core.naming import CHALLENGER, PACKAGE_TAG, PACKAGE_TAG_VALUE
+from sagemaker_vision.core.teardown import plan_teardown
+from sagemaker_vision.hooks.ab_test import promote_challenger
+from sagemaker_vision.hooks.scaling import apply_autoscaling
+from sagemaker_vision.hooks.teardown import execute_plan, gather_inventory
+from sagemaker_vision.pipeline.teardown import execute_task, plan_task
 
 pytestmark = pytest.mark.integration
 
@@ -73,7 +77,7 @@ def build_pipeline(emu: Emulator) -> None:
     for n in range(1, 5):
         make_model(sm, f"{PIPELINE}-{n}")
         make_config(sm, f"{PIPELINE}-{n}", f"{PIPELINE}-{n}")
-    sm.create_endpoint_config(**scaling.ab_endpoint_config_request(
+    sm.create_endpoint_config(**ab_endpoint_config_request(
         endpoint_config_name=f"{PIPELINE}-ab", champion_model=f"{PIPELINE}-3", challenger_model=f"{PIPELINE}-4",
         instance_type="ml.m5.large", instance_count=1, challenger_weight=0.2, tags=TAGS))
     sm.create_endpoint(EndpointName=PIPELINE, EndpointConfigName=f"{PIPELINE}-ab", Tags=TAGS)
@@ -81,8 +85,8 @@ def build_pipeline(emu: Emulator) -> None:
     make_model(sm, f"{PIPELINE}-handmade", tags=None)  # same name prefix, no tags: never touched
     wait_in_service(sm, PIPELINE)
     wait_in_service(sm, f"{PIPELINE}-staging")
-    scaling.apply_autoscaling(client(emu, "application-autoscaling"), sm, PIPELINE, scaling.CHALLENGER,
-                              min_capacity=1, max_capacity=3, target_invocations_per_instance=50)
+    apply_autoscaling(client(emu, "application-autoscaling"), sm, PIPELINE, CHALLENGER,
+                      min_capacity=1, max_capacity=3, target_invocations_per_instance=50)
     for alarm in (f"{PIPELINE}-5xx", f"{PIPELINE}-latency", f"{PIPELINE}-unrelated"):
         cw.put_metric_alarm(AlarmName=alarm, MetricName="Invocation5XXErrors", Namespace="AWS/SageMaker",
                             Statistic="Sum", Period=60, EvaluationPeriods=1, Threshold=1,
@@ -122,26 +126,26 @@ AFTER_TEARDOWN = {
 def test_teardown_deletes_exactly_what_it_should(emu):
     build_pipeline(emu)
     before = names(emu)
-    plan = td.plan_task(params())
+    plan = plan_task(params())
     assert plan["monthly_usd_stopped"] == f"{2 * M5_LARGE_MONTH:.2f}"  # Champion + Challenger, 1 x ml.m5.large each
     assert names(emu) == before  # planning deletes nothing
 
-    result = td.execute_task(plan, params())
+    result = execute_task(plan, params())
     assert names(emu) == AFTER_TEARDOWN
     assert {(a["kind"], a["name"]) for a in result["deleted"]} == {(a["kind"], a["name"]) for a in plan["delete"]}
     assert result["deleted"][-1]["kind"] == "endpoint"
     assert result["monthly_usd_stopped"] == plan["monthly_usd_stopped"]
 
     # A rerun finds nothing more to do, and does not fail.
-    again = td.plan_task(params())
+    again = plan_task(params())
     assert again["delete"] == []
-    assert td.execute_task(again, params())["deleted"] == []
+    assert execute_task(again, params())["deleted"] == []
     assert names(emu) == AFTER_TEARDOWN
 
 
 def test_a_rerun_after_a_partial_teardown_finishes_the_job(emu):
     build_pipeline(emu)
-    plan = td.plan_task(params())
+    plan = plan_task(params())
     sm, cw, aas = client(emu, "sagemaker"), client(emu, "cloudwatch"), client(emu, "application-autoscaling")
 
     class DiesOnSecondModel:
@@ -159,13 +163,13 @@ def test_a_rerun_after_a_partial_teardown_finishes_the_job(emu):
                 raise RuntimeError("worker lost")
             return sm.delete_model(**kwargs)
 
-    fresh = td.plan_teardown(td.gather_inventory(sm, cw, aas, PIPELINE), keep_models=1, delete_endpoint=True)
+    fresh = plan_teardown(gather_inventory(sm, cw, aas, PIPELINE), keep_models=1, delete_endpoint=True)
     with pytest.raises(RuntimeError, match="worker lost"):
-        td.execute_plan(fresh, DiesOnSecondModel(), cw, aas, approved=plan)
+        execute_plan(fresh, DiesOnSecondModel(), cw, aas, approved=plan)
     assert PIPELINE in names(emu)["endpoints"]
 
     # The execute task's retry: same approved plan (XCom), fresh inventory; it finishes the job.
-    result = td.execute_task(plan, params())
+    result = execute_task(plan, params())
     assert names(emu) == AFTER_TEARDOWN
     assert result["skipped"] == []
     done_before = {(a["kind"], a["name"]) for a in result["already_gone"]}
@@ -177,7 +181,7 @@ def test_a_rerun_after_a_partial_teardown_finishes_the_job(emu):
 
 def test_pruning_keeps_the_endpoint_and_what_it_uses(emu):
     build_pipeline(emu)
-    result = td.execute_task(td.plan_task(params(delete_endpoint=False, keep_models=0)), params(
+    result = execute_task(plan_task(params(delete_endpoint=False, keep_models=0)), params(
         delete_endpoint=False, keep_models=0))
     left = names(emu)
     assert left["endpoints"] == {PIPELINE, f"{PIPELINE}-staging"}
@@ -198,17 +202,17 @@ def test_untagged_endpoint_is_refused_and_nothing_is_deleted(emu):
     wait_in_service(sm, "handmade")
     before = names(emu)
     with pytest.raises(AirflowFailException, match=r"endpoint handmade is not tagged managed-by=sagemaker-vision"):
-        td.plan_task(params(endpoint_name="handmade"))
+        plan_task(params(endpoint_name="handmade"))
     assert names(emu) == before
 
 
 def test_dry_run_plans_and_skips(emu):
     build_pipeline(emu)
     before = names(emu)
-    plan = td.plan_task(params(dry_run=True))
+    plan = plan_task(params(dry_run=True))
     assert plan["dry_run"] is True and plan["delete"]
     with pytest.raises(AirflowSkipException, match="dry_run"):
-        td.execute_task(plan, params(dry_run=True))
+        execute_task(plan, params(dry_run=True))
     assert names(emu) == before
 
 
@@ -235,19 +239,19 @@ def test_dag_test_tears_the_endpoint_down(airflow_db, emu):
 def test_promote_challenger_shifts_all_traffic_and_is_idempotent(emu):
     sm = client(emu, "sagemaker")
     build_pipeline(emu)
-    first = scaling.promote_challenger(sm, PIPELINE, waiter_delay=1, waiter_max_attempts=20)
+    first = promote_challenger(sm, PIPELINE, waiter_delay=1, waiter_max_attempts=20)
     assert first["changed"] is True
     assert first["weights"] == {"Champion": 0.0, "Challenger": 1.0}
-    assert scaling.is_promoted(sm.describe_endpoint(EndpointName=PIPELINE))
-    second = scaling.promote_challenger(sm, PIPELINE, waiter_delay=1, waiter_max_attempts=20)
+    assert is_promoted(sm.describe_endpoint(EndpointName=PIPELINE))
+    second = promote_challenger(sm, PIPELINE, waiter_delay=1, waiter_max_attempts=20)
     assert second == {**first, "changed": False}
 
 
 def test_provisioned_autoscaling_is_an_upsert(emu):
     sm, aas = client(emu, "sagemaker"), client(emu, "application-autoscaling")
     build_pipeline(emu)  # applied once, 1-3 instances
-    summary = scaling.apply_autoscaling(aas, sm, PIPELINE, scaling.CHALLENGER, min_capacity=2, max_capacity=5,
-                                        target_invocations_per_instance=80)
+    summary = apply_autoscaling(aas, sm, PIPELINE, CHALLENGER, min_capacity=2, max_capacity=5,
+                                target_invocations_per_instance=80)
     (target,) = aas.describe_scalable_targets(ServiceNamespace="sagemaker")["ScalableTargets"]
     assert (target["ResourceId"], target["MinCapacity"], target["MaxCapacity"]) == (summary["resource_id"], 2, 5)
     (policy,) = aas.describe_scaling_policies(ServiceNamespace="sagemaker")["ScalingPolicies"]
