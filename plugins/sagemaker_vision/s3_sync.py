@@ -31,7 +31,6 @@ from sagemaker_vision.core.s3_sync import (  # noqa: F401  (shim, removed by the
     md5_file,
     needs_head,
     parse_include,
-    parse_s3_uri,
     plan_sync,
     refuse_unsafe_names,
     resolve_endpoints,

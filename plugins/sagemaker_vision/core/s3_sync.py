@@ -58,7 +58,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Literal, Protocol, get_args
 
-from sagemaker_vision.core.validate import s3_key_problem, validate_bucket
+from sagemaker_vision.core.validate import parse_s3_uri, s3_key_problem
 
 Compare = Literal["size_and_etag", "size_and_mtime", "size_only"]
 COMPARE_MODES: tuple[str, ...] = get_args(Compare)
@@ -267,24 +267,6 @@ def plan_sync(
 # --------------------------------------------------------------------------------------------
 
 
-def parse_s3_uri(uri: str, field_name: str) -> tuple[str, str]:
-    """``s3://bucket/some/prefix`` -> ``("bucket", "some/prefix/")``; errors name ``field_name``.
-
-    The prefix is treated as a folder (a trailing "/" is added), so ``s3://b/raw`` never
-    matches ``s3://b/raw2/...``.
-    """
-    if not isinstance(uri, str) or not uri.startswith("s3://"):
-        raise ValueError(f"{field_name}: expected an s3://bucket/prefix URI, got {uri!r}")
-    bucket, _, prefix = uri[len("s3://"):].partition("/")
-    validate_bucket(bucket, field_name)
-    prefix = prefix.lstrip("/")
-    if prefix and not prefix.endswith("/"):
-        prefix += "/"
-    if "//" in prefix:
-        raise ValueError(f"{field_name}: empty path segment ('//') in {uri!r}")
-    return bucket, prefix
-
-
 def parse_include(include: str | Sequence[str] | None) -> tuple[str, ...]:
     """``"*.jpg, *.png"`` -> ``("*.jpg", "*.png")``; ``None`` means everything."""
     if include is None:
@@ -312,7 +294,7 @@ def md5_file(path: str | os.PathLike[str]) -> str:
 
 
 def key_name_problem(key: str) -> str | None:
-    """Why ``key`` cannot be synced safely (``config.s3_key_problem``: the rule the manifest
+    """Why ``key`` cannot be synced safely (``core.validate.s3_key_problem``: the rule the manifest
     converters apply too), or None when it can. Such files are skipped; the others still sync."""
     return s3_key_problem(key)
 
@@ -355,11 +337,11 @@ class Endpoints:
 def resolve_endpoints(source: str, dest: str, include: str | Sequence[str] | None) -> Endpoints:
     """Validate ``source``/``dest``/``include`` before any AWS call; errors name the field."""
     patterns = parse_include(include)
-    dest_bucket, dest_prefix = parse_s3_uri(dest, "dest")
+    dest_bucket, dest_prefix = parse_s3_uri(dest, "dest", folder=True)  # a prefix is a folder: raw != raw2
     if not isinstance(source, str) or not source.strip():
         raise ValueError(f"source: expected a local folder or an s3:// URI, got {source!r}")
     if source.startswith("s3://"):
-        src_bucket, src_prefix = parse_s3_uri(source, "source")
+        src_bucket, src_prefix = parse_s3_uri(source, "source", folder=True)
         if src_bucket == dest_bucket and (
             src_prefix.startswith(dest_prefix) or dest_prefix.startswith(src_prefix)
         ):

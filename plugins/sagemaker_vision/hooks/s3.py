@@ -16,8 +16,8 @@ from typing import IO, Any, cast
 
 from botocore.exceptions import ClientError
 
-from sagemaker_vision.config import ConfigError, parse_s3_uri, resolve_local_path
-from sagemaker_vision.labels import iter_lines as read_lines
+from sagemaker_vision.core.manifest_parse import iter_lines as read_lines
+from sagemaker_vision.core.validate import ConfigError, parse_s3_uri, resolve_local_path
 
 
 def split_uri(uri: str, field_name: str = "uri") -> tuple[str, str]:
@@ -29,7 +29,7 @@ def iter_lines(s3_client: Any, uri: str, field_name: str = "uri") -> Iterator[by
 
     Linear in the object's size however long a line is (botocore's ``StreamingBody.iter_lines``
     adds every chunk to the pending line: quadratic in the line's length), and a line past
-    ``labels.MAX_LINE_BYTES`` is a ManifestError naming ``uri:line`` and the cap.
+    ``core.manifest_parse.MAX_LINE_BYTES`` is a ManifestError naming ``uri:line`` and the cap.
     """
     bucket, key = split_uri(uri, field_name)
     response = get_object_if_exists(s3_client, bucket, key)

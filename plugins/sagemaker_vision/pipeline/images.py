@@ -12,7 +12,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from sagemaker_vision.config import ConfigError
 from sagemaker_vision.core.images import (
     IMAGE_FORMATS,
     MAX_LISTED,
@@ -27,11 +26,12 @@ from sagemaker_vision.core.images import (
     human_size,
     max_bytes_for,
 )
+from sagemaker_vision.core.manifest_parse import load_line
+from sagemaker_vision.core.validate import ConfigError
 from sagemaker_vision.hooks import s3
-from sagemaker_vision.labels import load_line
 
 if TYPE_CHECKING:
-    from sagemaker_vision.config import PipelineConfig
+    from sagemaker_vision.core.config import PipelineConfig
 
 log = logging.getLogger(__name__)
 

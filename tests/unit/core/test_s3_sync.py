@@ -10,10 +10,10 @@ from sagemaker_vision.core import s3_sync
 from sagemaker_vision.core.s3_sync import (
     ObjectInfo,
     parse_include,
-    parse_s3_uri,
     plan_sync,
     resolve_endpoints,
 )
+from sagemaker_vision.core.validate import parse_s3_uri
 
 DEST = "dest-bucket"
 DEST_URI = f"s3://{DEST}/raw/"
@@ -135,18 +135,19 @@ def test_object_info_rejects_negative_size() -> None:
 
 
 def test_parse_s3_uri_normalises_prefix_as_folder() -> None:
-    assert parse_s3_uri("s3://my-bucket", "dest") == ("my-bucket", "")
-    assert parse_s3_uri("s3://my-bucket/", "dest") == ("my-bucket", "")
-    assert parse_s3_uri("s3://my-bucket/raw/dt=2024-01-01", "dest") == ("my-bucket", "raw/dt=2024-01-01/")
+    """The sync reads its URIs with the one parser, as folders (it was its own parser before issue 10)."""
+    assert parse_s3_uri("s3://my-bucket", "dest", folder=True) == ("my-bucket", "")
+    assert parse_s3_uri("s3://my-bucket/", "dest", folder=True) == ("my-bucket", "")
+    assert parse_s3_uri("s3://my-bucket/raw/dt=2024-01-01", "dest", folder=True) == ("my-bucket", "raw/dt=2024-01-01/")
 
 
 @pytest.mark.parametrize(
     ("source", "dest", "include", "exc", "match"),
     [
-        ("s3://ok-bucket/a", "/tmp/out", None, ValueError, "^dest: expected an s3://"),
+        ("s3://ok-bucket/a", "/tmp/out", None, ValueError, "^dest: '/tmp/out' is not an s3:// URI"),
         ("s3://ok-bucket/a", "s3://Bad_Bucket/x", None, ValueError, "^dest: 'Bad_Bucket' is not a valid"),
         ("s3://ok-bucket/a", "s3://b/x", None, ValueError, "^dest: 'b' is not a valid"),
-        ("s3://ok-bucket/a", "s3://ok-bucket/a//b", None, ValueError, "^dest: empty path segment"),
+        ("s3://ok-bucket/a", "s3://ok-bucket/a//b", None, ValueError, "^dest: .* has an empty path segment"),
         ("s3://x/a", "s3://ok-bucket/raw", None, ValueError, "^source: 'x' is not a valid"),
         ("gs://ok-bucket/a", "s3://ok-bucket/raw", None, ValueError, "^source: unsupported scheme"),
         ("", "s3://ok-bucket/raw", None, ValueError, "^source: expected"),

@@ -34,7 +34,7 @@ def test_operator_execute(s3: Any, images: Path) -> None:
 def test_operator_validates_templated_fields_in_execute_before_building_a_client(aws_env: None) -> None:
     op = S3SyncOperator(task_id="sync_images", source="{{ params.src }}", dest="{{ params.dest }}")
     op.source, op.dest = "/data/images", "bucket-without-scheme/raw"  # as rendered
-    with pytest.raises(ValueError, match="^dest: expected an s3://"):
+    with pytest.raises(ValueError, match="^dest: 'bucket-without-scheme/raw' is not an s3:// URI"):
         op.execute(context={})  # type: ignore[arg-type]
     assert "client" not in op.__dict__
 
