@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from sagemaker_vision.core.inference import MalformedReply, parse_prediction
+from sagemaker_vision.core.naming import LOAD_TEST_TAG as LOAD_TEST_TAG_KEY
 
 Invoke = Callable[[bytes, str], None]
 Payload = tuple[str, bytes, str]
@@ -33,7 +34,8 @@ TIMEOUT_CODE = "Timeout"
 INVALID_RESPONSE_CODE = "InvalidResponse"
 # Process CPU per wall second above which a step is reported as limited by the load generator.
 CLIENT_CPU_LIMIT = 0.85
-LOAD_TEST_TAG = ("load-test-allowed", "true")
+# The opt-in tag: the deploy sets it (core/requests), the load test refuses an endpoint without it.
+LOAD_TEST_TAG = (LOAD_TEST_TAG_KEY, "true")
 # What the common error codes mean, explained in the report for the codes a run saw; any other
 # code is passed through unchanged.
 KNOWN_ERROR_CODES = {
