@@ -840,8 +840,7 @@ def test_airflow_policy_reaches_the_resources_the_pipeline_names(cfg, values):
     alarm = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:TargetTracking-endpoint/{cfg.endpoint_name}/variant/x"
     assert allows(policy, "cloudwatch:PutMetricAlarm", alarm)
     # The alarms the package names itself: blue/green rollback and async scale-from-zero.
-    from sagemaker_vision.deploy import rollback_alarm_names
-    from sagemaker_vision.scaling import backlog_alarm_name
+    from sagemaker_vision.core.naming import backlog_alarm_name, rollback_alarm_names
 
     for name in [*rollback_alarm_names(cfg.endpoint_name), backlog_alarm_name(cfg.endpoint_name)]:
         arn = f"arn:aws:cloudwatch:{REGION}:{ACCOUNT}:alarm:{name}"
@@ -934,7 +933,7 @@ def airflow_s3_uses(cfg) -> list[S3Use]:
     """Every S3 key prefix and action the Airflow principal uses, from the builders the code uses."""
     from local_aws.runtime import async_result_uris  # SageMaker's names for async results, as emulated
     from sagemaker_vision import ground_truth, images, inference, manifests, s3_sync
-    from sagemaker_vision.async_inference import smoke_input_uri
+    from sagemaker_vision.core.async_inference import smoke_input_uri
     from sagemaker_vision.endpoint_lease import lease_key
 
     root = f"s3://{cfg.bucket}/"
@@ -1105,7 +1104,7 @@ def test_training_channel_check_sends_no_head_bucket():
 def sagemaker_s3_uses(cfg) -> list[S3Use]:
     """What SageMaker does with the execution role, read from the requests the package sends."""
     from sagemaker_vision import ground_truth
-    from sagemaker_vision.async_inference import async_endpoint_config_request
+    from sagemaker_vision.core.async_inference import async_endpoint_config_request
     from sagemaker_vision.requests import model_artifact_uri, model_request, training_request
 
     training = training_request(cfg, num_classes=3, num_training_samples=10)
