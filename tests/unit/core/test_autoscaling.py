@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 from typing import Any
 
@@ -90,3 +91,67 @@ def test_bad_target_tracking_input_names_the_field(overrides, field):
         policy(**overrides)
     assert err.value.field == field
     assert str(err.value).startswith(f"{field}: ")
+
+
+# -- the released-autoscaling record, kept in the endpoint's tags ----------------------------------
+ENDPOINT_ARN = "arn:aws:sagemaker:us-east-1:123456789012:endpoint/shapes"
+RECORD = {"from_config": "cfg-1", "to_config": "cfg-2",
+          "variants": {"AllTraffic": {"min_capacity": 1, "max_capacity": 3, "target_invocations_per_instance": 70.0}}}
+
+
+def big_record(variants: int) -> dict[str, Any]:
+    # Hex digests hardly compress, so the record spans many tags.
+    return {"from_config": "cfg-1", "to_config": "cfg-2",
+            "variants": {f"v{i}": hashlib.sha256(str(i).encode()).hexdigest() for i in range(variants)}}
+
+
+def test_the_record_round_trips_through_valid_tag_values():
+    tags = autoscaling.released_record_tags({"pipeline": "shapes"}, ENDPOINT_ARN, RECORD)
+    assert [t["Key"] for t in tags] == [f"{autoscaling.RELEASED_TAG_PREFIX}0"]
+    assert_valid("sagemaker", "AddTags", {"ResourceArn": ENDPOINT_ARN, "Tags": tags})
+    on_endpoint = {"pipeline": "shapes", **{t["Key"]: t["Value"] for t in tags}}
+    assert autoscaling.decode_released_blob(autoscaling.released_blob(on_endpoint)) == RECORD
+
+
+def test_a_record_over_ten_tags_is_read_back_in_numeric_order():
+    record = big_record(70)
+    tags = autoscaling.released_record_tags({}, ENDPOINT_ARN, record)
+    assert 10 < len(tags) <= autoscaling.MAX_RECORD_TAGS
+    assert all(len(t["Value"]) <= autoscaling.TAG_VALUE_MAX for t in tags)
+    assert_valid("sagemaker", "AddTags", {"ResourceArn": ENDPOINT_ARN, "Tags": tags})
+    # ListTags gives no order: "...:10" must still follow "...:9".
+    on_endpoint = {t["Key"]: t["Value"] for t in reversed(tags)}
+    assert autoscaling.decode_released_blob(autoscaling.released_blob(on_endpoint)) == record
+
+
+def test_a_shorter_record_empties_the_tags_of_the_longer_one_it_replaces():
+    old = {t["Key"]: t["Value"] for t in autoscaling.released_record_tags({}, ENDPOINT_ARN, big_record(30))}
+    tags = autoscaling.released_record_tags(old, ENDPOINT_ARN, RECORD)
+    assert {t["Key"] for t in tags} == set(old)
+    assert [t["Value"] for t in tags if t["Value"]] == [tags[0]["Value"]]
+    on_endpoint = {**old, **{t["Key"]: t["Value"] for t in tags}}
+    assert autoscaling.decode_released_blob(autoscaling.released_blob(on_endpoint)) == RECORD
+
+
+def test_a_record_that_does_not_fit_is_refused_naming_the_endpoint():
+    others = {f"k{i}": "v" for i in range(autoscaling.MAX_TAGS)}
+    with pytest.raises(ConfigError, match="tags needed, 50 of 50 used") as err:
+        autoscaling.released_record_tags(others, ENDPOINT_ARN, RECORD)
+    assert err.value.field == "endpoint_name" and ENDPOINT_ARN in str(err.value)
+    with pytest.raises(ConfigError, match="tags needed, 0 of 50 used"):  # more than MAX_RECORD_TAGS
+        autoscaling.released_record_tags({}, ENDPOINT_ARN, big_record(100))
+
+
+def test_clearing_empties_only_the_record_tags_that_hold_something():
+    prefix = autoscaling.RELEASED_TAG_PREFIX
+    assert autoscaling.cleared_record_tags({f"{prefix}0": "abc", f"{prefix}1": "", "pipeline": "shapes"}) == [
+        {"Key": f"{prefix}0", "Value": ""}]
+    assert autoscaling.cleared_record_tags({"pipeline": "shapes"}) == []
+    assert autoscaling.released_blob({f"{prefix}0": "", "pipeline": "shapes"}) == ""
+
+
+@pytest.mark.parametrize("blob", ["not base64 at all!", "aGVsbG8=", "eJzLSM3JyQcABiwCFQ=="])
+def test_an_unreadable_record_is_a_value_error(blob):
+    # Not base64; base64 but not zlib; zlib but not JSON ("hello").
+    with pytest.raises(ValueError):
+        autoscaling.decode_released_blob(blob)
