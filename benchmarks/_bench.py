@@ -232,9 +232,9 @@ def runtime_client(url: str, pool: int, request_timeout_s: float = 60.0):
     """A sagemaker-runtime client configured as ``LoadTestOperator.client`` configures it."""
     import boto3
 
-    from sagemaker_vision import aws
+    from sagemaker_vision.core.aws_config import botocore_config
 
-    config = aws.botocore_config(
+    config = botocore_config(
         max_pool_connections=pool,
         retries={"mode": "standard", "total_max_attempts": 1},
         connect_timeout=min(10.0, request_timeout_s),
