@@ -37,7 +37,7 @@ MAX_TAGS = 50
 
 
 # --------------------------------------------------------------------------------------------
-# Validation helpers, shared with async_inference (each error names the argument)
+# Validation helpers, shared with core.ab_test and core.async_inference (each error names the argument)
 # --------------------------------------------------------------------------------------------
 
 
@@ -136,7 +136,7 @@ def target_tracking_policy(
 
     ``target_invocations_per_instance`` is the ``SageMakerVariantInvocationsPerInstance`` value
     to hold: invocations per instance per minute. Real-time variants cannot scale to zero, so
-    ``min_capacity`` is at least 1 (asynchronous endpoints: see ``async_inference``). Scale-in is
+    ``min_capacity`` is at least 1 (asynchronous endpoints: see ``core.async_inference``). Scale-in is
     slow (5 min) and scale-out fast (1 min) by default: adding capacity late costs latency,
     removing it late only costs money.
     """

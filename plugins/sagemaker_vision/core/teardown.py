@@ -13,7 +13,7 @@ Three steps, each testable on its own:
    done, so a rerun finishes a partial one.
 
 Scope: only the package's own resources. The endpoint, and every config or model it uses, must be
-tagged ``managed-by=sagemaker-vision`` (``requests.PACKAGE_TAG``), else nothing is deleted and the
+tagged ``managed-by=sagemaker-vision`` (``core.naming.PACKAGE_TAG``), else nothing is deleted and the
 error names the resource. Other configs and models are considered only when they carry that tag
 and the endpoint's ``pipeline`` tag; a config or model that another endpoint uses is never deleted.
 
@@ -52,7 +52,7 @@ class UnmanagedResourceError(ValueError):
 def endpoint_alarm_names(endpoint_name: str) -> tuple[str, ...]:
     """The alarms that belong to an endpoint: blue/green rollback alarms and the async scale-out alarm.
 
-    The first two are the names ``deploy.ensure_rollback_alarms`` puts; they are found by name.
+    The first two are the rollback alarms (``core.naming.rollback_alarm_names``); they are found by name.
     """
     return (*rollback_alarm_names(endpoint_name), backlog_alarm_name(endpoint_name))
 

@@ -53,7 +53,7 @@ from sagemaker_vision.hooks.scaling import (
 log = logging.getLogger(__name__)
 
 DEFAULT_WAITER_DELAY = 30
-# None: as many polls as the operation's budget (endpoint_waits.endpoint_wait_budget) needs.
+# None: as many polls as the operation's budget (core.endpoint_waits.endpoint_wait_budget) needs.
 DEFAULT_WAITER_MAX_ATTEMPTS: int | None = None
 
 
@@ -63,7 +63,7 @@ def wait_in_service(sagemaker_client: Any, endpoint_name: str, *, waiter_delay: 
     """Poll DescribeEndpoint until InService; RuntimeError at once on a failed state, or when out of polls.
 
     ``waiter_max_attempts`` None: enough polls for ``budget_s`` (default: the budget of an update,
-    endpoint_waits). Failed, UpdateRollbackFailed, OutOfService and Deleting end the wait at the
+    core.endpoint_waits). Failed, UpdateRollbackFailed, OutOfService and Deleting end the wait at the
     first poll that sees them, naming the status and the FailureReason.
     """
     positive_number(waiter_delay, "waiter_delay")

@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 DEFAULT_WAITER_DELAY = 30
-# None: enough checks for the request's lifetime (endpoint_waits.async_result_budget).
+# None: enough checks for the request's lifetime (core.endpoint_waits.async_result_budget).
 DEFAULT_WAITER_MAX_ATTEMPTS: int | None = None
 # The smoke request's own lifetime: an hour in the queue (a scale-out from zero takes minutes; the
 # default would be 6 h) and AWS's default 15 minutes of processing (InvokeEndpointAsyncInput).
@@ -49,7 +49,7 @@ class AsyncInferenceSmokeOperator(AwsBaseOperator[S3Hook]):
     Uploads ``sample_image`` (a local path relative to the project root, or ``s3://``) to
     ``<input_prefix>/async-smoke/``, calls InvokeEndpointAsync, then waits for the output object,
     watching the failure object too: deferrable, in the triggerer, without a worker slot. The
-    output JSON is decoded with :func:`~sagemaker_vision.inference.decode_detections` into pixel
+    output JSON is decoded with :func:`~sagemaker_vision.core.inference.decode_detections` into pixel
     boxes of the sample's size. Fails, naming the object, on a failure object, a timeout, or an
     output that is not object-detection JSON. Returns (to XCom) the locations and the boxes.
 
