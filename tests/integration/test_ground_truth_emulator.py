@@ -24,10 +24,13 @@ from airflow.triggers.base import TriggerEvent
 from botocore.exceptions import ClientError
 
 from local_aws import Control, Emulator
-from sagemaker_vision import ground_truth as gt
-from sagemaker_vision.config import ConfigError
-from sagemaker_vision.labels import ManifestError
-from sagemaker_vision.triggers import LabelingJobTrigger
+from sagemaker_vision.core import labeling_inputs, labeling_job
+from sagemaker_vision.core.manifest_parse import ManifestError
+from sagemaker_vision.core.validate import ConfigError
+from sagemaker_vision.hooks.ground_truth import prepare_labeling_inputs
+from sagemaker_vision.operators.ground_truth import GroundTruthLabelingOperator
+from sagemaker_vision.sensors.ground_truth import GroundTruthLabelingJobSensor
+from sagemaker_vision.triggers.labeling_job import LabelingJobTrigger
 
 pytestmark = pytest.mark.integration
 
@@ -72,7 +75,7 @@ def image_uris() -> list[str]:
     return [f"s3://{BUCKET}/raw/{path.name}" for path in IMAGES]
 
 
-def operator(job_name: str, **overrides: Any) -> gt.GroundTruthLabelingOperator:
+def operator(job_name: str, **overrides: Any) -> GroundTruthLabelingOperator:
     args: dict[str, Any] = {
         "task_id": "label",
         "job_name": job_name,
@@ -89,7 +92,7 @@ def operator(job_name: str, **overrides: Any) -> gt.GroundTruthLabelingOperator:
         "waiter_max_attempts": 60,
     }
     args.update(overrides)
-    return gt.GroundTruthLabelingOperator(**args)
+    return GroundTruthLabelingOperator(**args)
 
 
 def context() -> dict[str, Any]:
@@ -138,8 +141,8 @@ def test_operator_labels_the_images_and_a_rerun_reuses_the_job(emu):
     assert job["HumanTaskConfig"] == request["HumanTaskConfig"]
     assert job["InputConfig"] == request["InputConfig"]
     assert job["LabelCounters"]["TotalLabeled"] == len(IMAGES)
-    inputs = gt.labeling_input_uris(op.inputs_prefix)
-    assert json.loads(read(emu, inputs["categories_uri"])) == gt.label_categories_document(CLASSES)
+    inputs = labeling_inputs.labeling_input_uris(op.inputs_prefix)
+    assert json.loads(read(emu, inputs["categories_uri"])) == labeling_inputs.label_categories_document(CLASSES)
     assert b"{{ task.input.taskObject | grant_read_access }}" in read(emu, inputs["template_uri"])
     ctx["ti"].xcom_push.assert_called_once_with(
         key="sagemaker_labeling_job",
@@ -205,7 +208,7 @@ def test_deferred_operator_resumes_with_the_output_manifest(emu):
         op.execute(context())
     # The triggerer rebuilds the trigger from its serialized form.
     classpath, kwargs = deferred.value.trigger.serialize()
-    assert classpath == "sagemaker_vision.triggers.LabelingJobTrigger"
+    assert classpath == "sagemaker_vision.triggers.labeling_job.LabelingJobTrigger"
     event = first_event(LabelingJobTrigger(**kwargs))
     assert event.payload == {"status": "success", "job_name": "shapes-deferred"}
 
@@ -238,7 +241,7 @@ def test_trigger_reports_a_missing_job_as_an_error(emu):
 def test_sensor_waits_for_a_job_started_elsewhere(emu):
     emu.set_transition_seconds(2)  # still InProgress when the sensor first looks
     started = operator("shapes-elsewhere", wait_for_completion=False).execute(context())
-    sensor = gt.GroundTruthLabelingJobSensor(task_id="wait", job_name="shapes-elsewhere", poke_interval=1,
+    sensor = GroundTruthLabelingJobSensor(task_id="wait", job_name="shapes-elsewhere", poke_interval=1,
                                              timeout=60, deferrable=True)
     with pytest.raises(TaskDeferred) as deferred:
         sensor.execute(context())
@@ -247,7 +250,7 @@ def test_sensor_waits_for_a_job_started_elsewhere(emu):
     assert read(emu, started)
 
     # Poking (not deferrable) a Completed job succeeds at once with the same URI.
-    poking = gt.GroundTruthLabelingJobSensor(task_id="poke", job_name="shapes-elsewhere", poke_interval=1,
+    poking = GroundTruthLabelingJobSensor(task_id="poke", job_name="shapes-elsewhere", poke_interval=1,
                                              timeout=10, deferrable=False)
     assert poking.execute(context()) == started
 
@@ -288,14 +291,14 @@ def test_an_equivalent_existing_rule_is_left_alone(emu):
 def raw_job(emu: Emulator, name: str, refs: list[str], **overrides: Any) -> dict[str, Any]:
     """Publish inputs for ``refs`` and build a CreateLabelingJob request, sent without the operator."""
     prefix = f"s3://{BUCKET}/labels/inputs/{name}/"
-    gt.prepare_labeling_inputs(s3_client(emu), image_uris=refs, labels=CLASSES, description="Boxes",
+    prepare_labeling_inputs(s3_client(emu), image_uris=refs, labels=CLASSES, description="Boxes",
                                inputs_prefix=prefix)
-    uris = gt.labeling_input_uris(prefix)
+    uris = labeling_inputs.labeling_input_uris(prefix)
     args = {"job_name": name, "input_manifest_uri": uris["input_manifest_uri"],
             "output_path": f"s3://{BUCKET}/labels/output/", "role_arn": ROLE, "label_attribute": "bounding-box",
             "labels": CLASSES, "categories_uri": uris["categories_uri"], "template_uri": uris["template_uri"],
             "region": "us-east-1", "task_description": "Boxes", "workteam_arn": PRIVATE_TEAM, **overrides}
-    return gt.labeling_job_request(**args)
+    return labeling_job.labeling_job_request(**args)
 
 
 def wait_done(emu: Emulator, name: str, timeout: float = 30) -> dict[str, Any]:
@@ -438,10 +441,10 @@ def test_a_labeling_job_that_lasts_emulated_days_completes_within_the_wait_budge
 
     op = operator("shapes-days", task_availability_lifetime_s=10 * 86_400, waiter_max_attempts=None)
     request = op.build_request("us-east-1")
-    budget = gt.labeling_wait_budget_s(request)
+    budget = labeling_job.labeling_wait_budget_s(request)
     task = request["HumanTaskConfig"]
     assert budget >= task["TaskAvailabilityLifetimeInSeconds"] + task["TaskTimeLimitInSeconds"]
-    assert budget >= gt.MAX_LABELING_JOB_S  # AWS ends every job after 30 days
+    assert budget >= labeling_job.MAX_LABELING_JOB_S  # AWS ends every job after 30 days
     assert budget > DAYS * 86_400
     # The old pipeline budget was 10 days of polls; a job may legitimately need 30.
     assert op._attempts(request) * op.waiter_delay >= budget

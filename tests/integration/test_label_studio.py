@@ -28,19 +28,18 @@ from airflow.sdk.exceptions import TaskDeferred
 from airflow.triggers.base import TriggerEvent
 
 from local_aws.env import LABEL_STUDIO_READER_KEY
-from sagemaker_vision import labels as manifest_labels
-from sagemaker_vision.config import ConfigError
-from sagemaker_vision.label_studio import (
+from sagemaker_vision.core.label_studio import (
     DEFAULT_PRESIGN_CONN_ID,
-    LabelStudioError,
-    LabelStudioHook,
-    LabelStudioLabelingOperator,
     TaskProgress,
     presigned_url_signer,
     rectangle_label_config,
     task_progress,
 )
-from sagemaker_vision.triggers import LabelStudioTrigger
+from sagemaker_vision.core.manifest import validate_manifest
+from sagemaker_vision.core.validate import ConfigError
+from sagemaker_vision.hooks.label_studio import LabelStudioError, LabelStudioHook
+from sagemaker_vision.operators.label_studio import LabelStudioLabelingOperator
+from sagemaker_vision.triggers.label_studio import LabelStudioTrigger
 from tests.label_studio_server import label_studio  # noqa: F401 - the session fixture
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -101,7 +100,7 @@ def _annotate(env, task_id: int, result: list[dict[str, Any]], *, cancelled: boo
 def _read_manifest(env, uri: str) -> dict[str, dict[str, Any]]:
     bucket, key = uri[5:].split("/", 1)
     body = env.s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode()
-    manifest_labels.validate_manifest(body.splitlines(), label_attribute=ATTR, source=uri)
+    validate_manifest(body.splitlines(), label_attribute=ATTR, source=uri)
     lines = [json.loads(line) for line in body.splitlines()]
     return {line["source-ref"]: line for line in lines}
 
@@ -131,7 +130,7 @@ def test_trigger_serialize_round_trip():
     trigger = LabelStudioTrigger(project_id=7, expected_tasks=12, min_annotations=2, poll_interval=5,
                                  max_attempts=30, label_studio_conn_id="ls_other")
     classpath, kwargs = trigger.serialize()
-    assert classpath == "sagemaker_vision.triggers.LabelStudioTrigger"
+    assert classpath == "sagemaker_vision.triggers.label_studio.LabelStudioTrigger"
     assert json.loads(json.dumps(kwargs)) == kwargs  # JSON-serialisable as stored by the triggerer
     rebuilt = LabelStudioTrigger(**kwargs)
     assert rebuilt.serialize() == (classpath, kwargs)

@@ -103,6 +103,22 @@ class SageMakerVisionHook(SageMakerHook):
     def all_tags(self, arn: str) -> dict[str, str]:
         return all_tags(self.conn, arn)
 
+    # -- Ground Truth labeling jobs (their waiter: labeling_job_complete in waiters/sagemaker_vision.json)
+    def find_labeling_job(self, name: str) -> dict[str, Any] | None:
+        """``DescribeLabelingJob`` for ``name``, or None if no job of that name exists."""
+        return self.find("labeling_job", name)
+
+    def describe_labeling_job(self, name: str) -> dict[str, Any]:
+        """``DescribeLabelingJob`` for ``name``; raises ``LookupError`` if there is no such job."""
+        job = self.find_labeling_job(name)
+        if job is None:
+            raise LookupError(f"labeling job {name!r} does not exist in {self.conn_region_name}")
+        return job
+
+    def stop_labeling_job(self, name: str) -> None:
+        """``StopLabelingJob``: InProgress -> Stopping -> Stopped, keeping the labels made so far."""
+        self.conn.stop_labeling_job(LabelingJobName=name)
+
 
 __all__ = [
     "DESCRIBE",

@@ -1,87 +1,33 @@
-"""This package's custom boto waiters (JSON, in the amazon provider's format) and the hook that loads them.
+"""This package's custom boto waiters, in the amazon provider's JSON format, and their loader.
 
-The provider's ``AwsGenericHook.get_waiter`` looks custom waiters up in one JSON file,
-``waiter_path``, and builds a sync waiter, or with ``deferrable=True, client=<aiobotocore client>``
-an async one, from the same model. ``SageMakerHook`` points ``waiter_path`` at the provider's
-``sagemaker.json``, which has no labeling-job waiter, so :class:`LabelingJobHook` points it at
-``labeling_job.json`` here instead.
-
-The hook lives next to the JSON it loads, not in ``ground_truth`` or ``triggers``, so that the
-operator (``ground_truth``) and the trigger (``triggers``) both import it without importing each
-other; the triggerer then loads only what the trigger needs.
+Every waiter is in one file, ``sagemaker_vision.json`` (``labeling_job_complete``,
+``endpoint_settled``): :class:`~sagemaker_vision.hooks.sagemaker.SageMakerVisionHook` points the
+provider's ``waiter_path`` at it, so ``get_waiter(name)`` builds a sync waiter, or with
+``deferrable=True, client=<aiobotocore client>`` an async one, from the same model.
 """
 
 from __future__ import annotations
 
 import json
-from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
-from botocore.exceptions import ClientError
-
 WAITERS_DIR = Path(__file__).resolve().parent
-LABELING_JOB_WAITERS = WAITERS_DIR / "labeling_job.json"
-# The waiter name in labeling_job.json: Completed -> success, Failed/Stopped -> failure,
-# Initializing/InProgress/Stopping -> retry.
-LABELING_JOB_COMPLETE = "labeling_job_complete"
+WAITERS_FILE = WAITERS_DIR / "sagemaker_vision.json"
 
 
-def load_waiter_config(path: str | Path) -> dict[str, Any]:
+def load_waiter_config(path: str | Path = WAITERS_FILE) -> dict[str, Any]:
     """The raw waiter model (``{"version": 2, "waiters": {...}}``) stored at ``path``."""
     with open(path, encoding="utf-8") as fh:
-        return json.load(fh)
+        loaded: dict[str, Any] = json.load(fh)
+    return loaded
 
 
-class LabelingJobHook(SageMakerHook):
-    """``SageMakerHook`` whose custom waiters are this package's labeling-job waiters.
+# Shims (removed by the lead): the labeling-job waiter is in sagemaker_vision.json, its hook is
+# SageMakerVisionHook and its name is core.labeling_job.LABELING_JOB_COMPLETE.
+from sagemaker_vision.core.labeling_job import LABELING_JOB_COMPLETE  # noqa: E402, F401  (shim)
+from sagemaker_vision.hooks.sagemaker import SageMakerVisionHook as LabelingJobHook  # noqa: E402, F401  (shim)
 
-    ``get_waiter(LABELING_JOB_COMPLETE)`` returns a botocore waiter on the sync client, and
-    ``get_waiter(LABELING_JOB_COMPLETE, deferrable=True, client=async_client)`` an aiobotocore one,
-    both built from ``labeling_job.json``. The provider's own SageMaker custom waiters
-    (``TrainingJobComplete`` and so on) are not visible through this hook; use ``SageMakerHook``.
-    """
+LABELING_JOB_WAITERS = WAITERS_FILE  # shim, removed by the lead
 
-    @cached_property
-    def waiter_path(self) -> Path:
-        return LABELING_JOB_WAITERS
-
-    def find_labeling_job(self, name: str) -> dict[str, Any] | None:
-        """``DescribeLabelingJob`` for ``name``, or None if no job of that name exists."""
-        try:
-            return self.conn.describe_labeling_job(LabelingJobName=name)
-        except ClientError as exc:
-            if _is_not_found(exc):
-                return None
-            raise
-
-    def describe_labeling_job(self, name: str) -> dict[str, Any]:
-        """``DescribeLabelingJob`` for ``name``; raises ``LookupError`` if there is no such job."""
-        job = self.find_labeling_job(name)
-        if job is None:
-            raise LookupError(f"labeling job {name!r} does not exist in {self.conn_region_name}")
-        return job
-
-    def stop_labeling_job(self, name: str) -> None:
-        """``StopLabelingJob``: InProgress -> Stopping -> Stopped, keeping the labels made so far."""
-        self.conn.stop_labeling_job(LabelingJobName=name)
-
-
-def _is_not_found(exc: ClientError) -> bool:
-    # The API model names ResourceNotFound; SageMaker has also been seen answering
-    # ValidationException "Could not find ..." for jobs, so accept both.
-    error = exc.response.get("Error", {})
-    code, message = error.get("Code", ""), error.get("Message", "").lower()
-    return code == "ResourceNotFound" or (
-        code == "ValidationException" and ("could not find" in message or "not found" in message)
-    )
-
-
-__all__ = [
-    "LABELING_JOB_COMPLETE",
-    "LABELING_JOB_WAITERS",
-    "LabelingJobHook",
-    "WAITERS_DIR",
-    "load_waiter_config",
-]
+__all__ = ["WAITERS_DIR", "WAITERS_FILE", "load_waiter_config"]

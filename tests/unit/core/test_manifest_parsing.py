@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 import pytest
 from botocore.response import StreamingBody
 
-from sagemaker_vision import s3io
+from sagemaker_vision.hooks import s3 as s3io
 from sagemaker_vision.core import converters, manifest_parse, manifest_refs
 from sagemaker_vision.core.manifest import split_manifest, validate_manifest
 
@@ -298,7 +298,7 @@ def test_a_coco_file_name_that_could_leave_the_images_prefix_is_refused(name):
                                   "k" * 1100 + ".jpg", "\udcff.jpg", "fine/é ü.jpg", "fine\u00a0nbsp.jpg"])
 def test_the_converters_and_the_sync_refuse_the_same_names(name):
     """One rule for "a name S3 or a manifest cannot carry": what the sync skips, the converters refuse."""
-    from sagemaker_vision import s3_sync
+    from sagemaker_vision.core import s3_sync
 
     refused_by_sync = s3_sync.key_name_problem("raw/" + name) is not None
     try:
@@ -341,8 +341,8 @@ def synced(monkeypatch, tmp_path):
     import boto3
     from moto import mock_aws
 
-    from sagemaker_vision.config import PipelineConfig, RunInfo
-    from sagemaker_vision.params import param_defaults
+    from sagemaker_vision.core.config import PipelineConfig, RunInfo
+    from sagemaker_vision.core.params import param_defaults
 
     for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                  "AWS_DEFAULT_REGION": "us-east-1"}.items():
@@ -364,7 +364,7 @@ def synced(monkeypatch, tmp_path):
     (b'{"source-ref": "s3://old/../../etc/a.jpg"}\n', ":2: source-ref: the path under s3://old/ has a '.' or '..'"),
 ])
 def test_the_import_manifest_errors_name_its_file_line_and_field(synced, body, expected):
-    from sagemaker_vision import labeling
+    from sagemaker_vision.pipeline import label as labeling
 
     cfg, s3, manifest = synced
     first = line(record("s3://old/a.jpg")).encode() + b"\n"
@@ -379,7 +379,7 @@ def test_label_studio_publish_refuses_a_task_edited_to_point_outside_the_importe
     # images under what the operator imported.
     from unittest import mock
 
-    from sagemaker_vision.label_studio import LabelStudioLabelingOperator
+    from sagemaker_vision.operators.label_studio import LabelStudioLabelingOperator
 
     op = LabelStudioLabelingOperator(task_id="ls", project_title="p", labels=["dot"], label_attribute=ATTR,
                                      output_manifest_uri="s3://bkt/labels/ls.manifest",

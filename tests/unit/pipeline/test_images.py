@@ -256,9 +256,7 @@ def test_prepare_manifests_checks_the_test_images_before_anything_downstream(s3,
     _manifest(s3, cfg.train_manifest_uri, [])
     written = {"validation_uri": cfg.validation_manifest_uri, "train_uri": cfg.train_manifest_uri}
     monkeypatch.setattr(manifests, "prepare_manifests", lambda *a, **k: written)
-    from sagemaker_vision.pipeline import tasks as pipeline_tasks
-
-    monkeypatch.setattr(pipeline_tasks, "pipeline_config", lambda context: cfg)
+    monkeypatch.setattr(tasks.PipelineConfig, "from_context", classmethod(lambda cls, context: cfg))
     monkeypatch.setattr(aws, "client", lambda name, *a, **k: s3)
     with pytest.raises(ImageValidationError, match=rf"{re.escape(big)}: 4,500,000 bytes"):
         tasks.prepare_manifests.function()

@@ -14,9 +14,9 @@ import pytest
 from moto import mock_aws
 from PIL import Image
 
-from sagemaker_vision import images, labeling
-from sagemaker_vision.config import PipelineConfig, RunInfo
-from sagemaker_vision.params import param_defaults
+from sagemaker_vision.core.config import PipelineConfig, RunInfo
+from sagemaker_vision.core.params import param_defaults
+from sagemaker_vision.pipeline import images, label
 
 BUCKET = "labeling-images-unit"
 
@@ -70,7 +70,7 @@ def partition(s3, tmp_path):
 
 def test_synced_images_leave_out_what_the_report_calls_bad(s3, partition):
     cfg, uris = partition
-    assert labeling.synced_images(cfg, s3) == sorted([uris["good_a.jpg"], uris["good_b.jpg"], uris["unlabeled.jpg"]])
+    assert label.synced_images(cfg, s3) == sorted([uris["good_a.jpg"], uris["good_b.jpg"], uris["unlabeled.jpg"]])
 
 
 def test_import_drops_bad_images_and_reports_the_unlabeled_ones(s3, partition, tmp_path, caplog):
@@ -80,13 +80,13 @@ def test_import_drops_bad_images_and_reports_the_unlabeled_ones(s3, partition, t
     manifest.write_text("".join(_line(old + n) + "\n" for n in ("good_a.jpg", "broken.jpg", "good_b.jpg")))
     cfg = _cfg(tmp_path, import_manifest=str(manifest))
     caplog.set_level(logging.INFO)
-    out = labeling.import_labels(cfg, s3)
+    out = label.import_labels(cfg, s3)
     body = s3.get_object(Bucket=BUCKET, Key=_key(out["manifest_uri"]))["Body"].read().decode()
     assert [json.loads(x)["source-ref"] for x in body.splitlines()] == [uris["good_a.jpg"], uris["good_b.jpg"]]
     assert out["images"] == 2
     assert f"{uris['broken.jpg']}" in caplog.text and "bad image" in caplog.text
 
-    published = labeling.publish_manifest(cfg, s3, out["manifest_uri"])
+    published = label.publish_manifest(cfg, s3, out["manifest_uri"])
     assert published["images"] == 2
     report = json.loads(s3.get_object(Bucket=BUCKET, Key=_key(cfg.report_prefix + "unlabeled_images.json"))
                         ["Body"].read())
@@ -104,7 +104,7 @@ def test_ground_truth_failed_objects_are_reported_at_publish(s3, partition, tmp_
     s3.put_object(Bucket=BUCKET, Key=_key(output), Body=(_line(uris["good_a.jpg"]) + "\n" +
                                                         _line(uris["good_b.jpg"]) + "\n").encode())
     caplog.set_level(logging.INFO)
-    labeling.publish_manifest(cfg, s3, output)
+    label.publish_manifest(cfg, s3, output)
     report = json.loads(s3.get_object(Bucket=BUCKET, Key=_key(cfg.report_prefix + "unlabeled_images.json"))
                         ["Body"].read())
     assert report["backend"] == "ground_truth"
