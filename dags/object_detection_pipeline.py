@@ -36,8 +36,8 @@ from __future__ import annotations
 from airflow.sdk import dag
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from sagemaker_vision.labeling import label_images
 from sagemaker_vision.params import default_poll_seconds
+from sagemaker_vision.pipeline.label import label_images
 from sagemaker_vision.s3_sync import S3SyncOperator
 from sagemaker_vision.tasks import dag_kwargs, estimate_costs, prepare_manifests, train_and_deploy, validate_images
 

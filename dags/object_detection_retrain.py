@@ -32,7 +32,7 @@ from airflow.sdk import dag
 from airflow.timetables.assets import AssetOrTimeSchedule
 from airflow.timetables.trigger import CronTriggerTimetable
 
-from sagemaker_vision.labeling import LABELS_ASSET
+from sagemaker_vision.pipeline.label import LABELS_ASSET
 from sagemaker_vision.tasks import dag_kwargs, estimate_costs, prepare_manifests, train_and_deploy
 
 
