@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 
 from local_aws import Control
 from sagemaker_vision.core import training_budget
-from sagemaker_vision.training import ObjectDetectionTrainingOperator
+from sagemaker_vision.operators.training import ObjectDetectionTrainingOperator
 
 pytestmark = pytest.mark.integration
 
