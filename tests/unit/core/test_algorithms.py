@@ -1,4 +1,4 @@
-"""Unit tests for sagemaker_vision.algorithms: image URIs, hyperparameters, instances, metrics."""
+"""Unit tests for sagemaker_vision.core.algorithms: image URIs, hyperparameters, instances, metrics."""
 
 from __future__ import annotations
 

@@ -113,7 +113,7 @@ def test_the_module_imports_without_airflow():
 
 
 def test_the_pipelines_own_request_waits_past_its_two_hour_stopping_condition():
-    from sagemaker_vision import requests as rq
+    from sagemaker_vision.core import requests as rq
     from tests.unit.core.test_config import build
 
     req = rq.training_request(build(), num_classes=3, num_training_samples=9)
