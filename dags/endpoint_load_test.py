@@ -21,9 +21,9 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag
 
-from sagemaker_vision.load_test import LoadTestOperator
-from sagemaker_vision.params import default_load_test_report_prefix
-from sagemaker_vision.tasks import endpoint_name_param, manual_dag_kwargs
+from sagemaker_vision.operators.load_test import LoadTestOperator
+from sagemaker_vision.pipeline.params import default_load_test_report_prefix
+from sagemaker_vision.pipeline.tasks import endpoint_name_param, manual_dag_kwargs
 
 
 @dag(schedule=None, **manual_dag_kwargs(__doc__, ["load-test"], params={

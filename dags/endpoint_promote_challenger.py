@@ -24,7 +24,8 @@ endpoint, so they run inside its lease, the same S3 object the pipeline DAGs tak
 is deploying to the endpoint is waited for, and it waits for this one. Use the same `bucket` as
 those runs.
 
-Manual trigger only. The logic lives in `sagemaker_vision.scaling`.
+Manual trigger only. The logic lives in `sagemaker_vision.hooks.ab_test` (the calls) and
+`sagemaker_vision.core.ab_test` (the requests).
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ from airflow.sdk import Param, dag, task
 
 from sagemaker_vision import aws
 from sagemaker_vision.endpoint_lease import hold_hook
-from sagemaker_vision.params import pipeline_params
-from sagemaker_vision.tasks import endpoint_name_param, manual_dag_kwargs, with_endpoint_lease
+from sagemaker_vision.pipeline.params import pipeline_params
+from sagemaker_vision.pipeline.tasks import endpoint_name_param, manual_dag_kwargs, with_endpoint_lease
 
 
 @dag(schedule=None, **manual_dag_kwargs(__doc__, ["deploy"], params={
@@ -48,8 +49,8 @@ def endpoint_promote_challenger():
     @task(pre_execute=hold_hook("end_test"))
     def end_test(**context) -> dict:
         """promote: all traffic to the Challenger, then it serves alone; drop: the Champion serves alone."""
-        from sagemaker_vision.params import default_poll_seconds
-        from sagemaker_vision.scaling import finish_ab_test
+        from sagemaker_vision.hooks.ab_test import finish_ab_test
+        from sagemaker_vision.pipeline.params import default_poll_seconds
 
         params = context["params"]
         return finish_ab_test(aws.client("sagemaker"), params["endpoint_name"], params["action"],

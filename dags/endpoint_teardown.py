@@ -18,7 +18,8 @@ Delete a sagemaker-vision endpoint and what it leaves behind, or prune old model
   pipeline DAGs take (`s3://<bucket>/sagemaker-vision-locks/endpoints/<region>/<endpoint>.json`),
   so it never deletes an endpoint a pipeline run is deploying or testing. Use the same `bucket`.
 
-Manual trigger only. This file only wires; the logic lives in `sagemaker_vision.teardown`.
+Manual trigger only. This file only wires; the logic lives in `sagemaker_vision.pipeline.teardown`
+(the tasks), `sagemaker_vision.core.teardown` (the plan) and `sagemaker_vision.hooks.teardown` (AWS).
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from __future__ import annotations
 from airflow.sdk import Param, dag, task
 
 from sagemaker_vision.endpoint_lease import hold_hook
-from sagemaker_vision.params import pipeline_params
-from sagemaker_vision.tasks import endpoint_name_param, manual_dag_kwargs, with_endpoint_lease
+from sagemaker_vision.pipeline.params import pipeline_params
+from sagemaker_vision.pipeline.tasks import endpoint_name_param, manual_dag_kwargs, with_endpoint_lease
 
 
 @dag(schedule=None, **manual_dag_kwargs(
@@ -54,14 +55,14 @@ def endpoint_teardown():
     @task
     def plan(**context) -> dict:
         """List what would be deleted and why, and the standing cost it stops; refuse unmanaged resources."""
-        from sagemaker_vision.teardown import plan_task
+        from sagemaker_vision.pipeline.teardown import plan_task
 
         return plan_task(context["params"])
 
     @task(pre_execute=hold_hook("execute"))
     def execute(approved: dict, **context) -> dict:
         """Delete what the plan listed (endpoint last); skipped on a dry run."""
-        from sagemaker_vision.teardown import execute_task
+        from sagemaker_vision.pipeline.teardown import execute_task
 
         return execute_task(approved, context["params"])
 

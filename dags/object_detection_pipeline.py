@@ -3,11 +3,12 @@
 
 Images to a load-tested SageMaker object-detection endpoint, every week, on demand or backfilled.
 
-`estimate_costs` → `sync_images` → `validate_images` → `label` → `prepare_manifests` → `needs_training` →
-`training_request` → `train` → `acquire_endpoint_lease` → `quality_gate` → `deploy_requests` → `create_model` →
-`create_endpoint_config` → `deploy` → `autoscaling` → `choose_smoke_test` → `smoke_test` → `load_test`, or
-`smoke_test_async` for an async endpoint (→ `rollback` when a test failed; `tests_passed` carries the run's
-outcome) → `release_endpoint_lease` (a teardown: it runs however the section ended)
+`estimate_costs` → `sync_images` → `validate_images` → `label` → `prepare_manifests` → `train_and_deploy`, a
+task group: `needs_training` → `training_request` → `train` → `acquire_endpoint_lease` → `quality_gate` →
+`deploy_requests` → `create_model` → `create_endpoint_config` → `deploy` → `autoscaling` → `choose_smoke_test` →
+`smoke_test` → `load_test`, or `smoke_test_async` for an async endpoint (→ `rollback` when a test failed;
+`tests_passed` carries the run's outcome) → `release_endpoint_lease` (a teardown: it runs however the section
+ended). The group's task ids carry its prefix: `train_and_deploy.deploy`.
 
 * **Costs first**: the paid steps are priced before anything is spent; the run fails when the
   estimate exceeds `budget_usd`.
@@ -25,7 +26,7 @@ outcome) → `release_endpoint_lease` (a teardown: it runs however the section e
   two runs (this DAG, `object_detection_retrain`, `endpoint_promote_challenger`, `endpoint_teardown`, on any
   workers) never gate against a score the other is replacing. Runs deploying one endpoint must share the
   `bucket`. A failed smoke or load test rolls back to the config that served before; the tests refuse to
-  run when the endpoint no longer serves this run's config (clear `deploy` to deploy again).
+  run when the endpoint no longer serves this run's config (clear `train_and_deploy.deploy` to deploy again).
 
 Runs unchanged on real AWS (`aws_default`) and on the embedded emulator (`make demo`).
 This file only wires; each stage lives in one module of `plugins/sagemaker_vision/`.
@@ -36,10 +37,16 @@ from __future__ import annotations
 from airflow.sdk import dag
 from airflow.timetables.interval import CronDataIntervalTimetable
 
-from sagemaker_vision.params import default_poll_seconds
+from sagemaker_vision.operators.s3_sync import S3SyncOperator
 from sagemaker_vision.pipeline.label import label_images
-from sagemaker_vision.s3_sync import S3SyncOperator
-from sagemaker_vision.tasks import dag_kwargs, estimate_costs, prepare_manifests, train_and_deploy, validate_images
+from sagemaker_vision.pipeline.params import default_poll_seconds
+from sagemaker_vision.pipeline.tasks import (
+    dag_kwargs,
+    estimate_costs,
+    prepare_manifests,
+    train_and_deploy,
+    validate_images,
+)
 
 
 # Weekly data intervals (Sunday to Sunday), not Airflow 3's default zero-length cron triggers:
@@ -59,10 +66,10 @@ def object_detection_pipeline():
     )
     label, labeled = label_images("label", poll_seconds=default_poll_seconds())
     manifests = prepare_manifests(labeled)
-    first, _ = train_and_deploy(manifests)
+    stage = train_and_deploy(manifests)
 
     estimate_costs() >> sync_images >> validate_images() >> label
-    manifests >> first
+    manifests >> stage
 
 
 object_detection_pipeline()

@@ -7,11 +7,12 @@ Scheduled on the `object_detection_labels` Asset **or** a weekly cron. Labels ar
 own clock (annotators finish a Label Studio project days later; a team imports a manifest),
 so waiting for next week's `object_detection_pipeline` run would leave them unused.
 
-`estimate_costs` → `prepare_manifests` (every labeled partition up to now) → `needs_training` →
-`training_request` → `train` → `acquire_endpoint_lease` → `quality_gate` → `deploy_requests` →
-`create_model` → `create_endpoint_config` → `deploy` → `autoscaling` → `choose_smoke_test` →
-`smoke_test` → `load_test`, or `smoke_test_async` (→ `rollback` when a test failed; `tests_passed`
-carries the run's outcome) → `release_endpoint_lease`: the same tasks as the weekly pipeline's tail.
+`estimate_costs` → `prepare_manifests` (every labeled partition up to now) → `train_and_deploy`, a task
+group: `needs_training` → `training_request` → `train` → `acquire_endpoint_lease` → `quality_gate` →
+`deploy_requests` → `create_model` → `create_endpoint_config` → `deploy` → `autoscaling` →
+`choose_smoke_test` → `smoke_test` → `load_test`, or `smoke_test_async` (→ `rollback` when a test failed;
+`tests_passed` carries the run's outcome) → `release_endpoint_lease`: the same task group as the weekly
+pipeline's tail (task ids `train_and_deploy.train`, `train_and_deploy.deploy`, ...).
 
 `needs_training` skips everything when another run already trained on exactly the same
 manifests and settings, so the Asset event of the weekly pipeline's own `label` task (which
@@ -33,7 +34,7 @@ from airflow.timetables.assets import AssetOrTimeSchedule
 from airflow.timetables.trigger import CronTriggerTimetable
 
 from sagemaker_vision.pipeline.label import LABELS_ASSET
-from sagemaker_vision.tasks import dag_kwargs, estimate_costs, prepare_manifests, train_and_deploy
+from sagemaker_vision.pipeline.tasks import dag_kwargs, estimate_costs, prepare_manifests, train_and_deploy
 
 
 @dag(
@@ -43,8 +44,7 @@ from sagemaker_vision.tasks import dag_kwargs, estimate_costs, prepare_manifests
 )
 def object_detection_retrain():
     manifests = prepare_manifests()
-    first, _ = train_and_deploy(manifests)
-    estimate_costs(labels=False) >> manifests >> first
+    estimate_costs(labels=False) >> manifests >> train_and_deploy(manifests)
 
 
 object_detection_retrain()

@@ -44,7 +44,8 @@ def test_every_dag_has_tags_docs_and_retries(dag_bag):
         assert dag.tags, f"{dag_id} has no tags"
         assert dag.doc_md and len(dag.doc_md.strip()) > 50, f"{dag_id} has no doc_md"
         for t in dag.tasks:
-            if t.task_id == "acquire_endpoint_lease":  # waits deferred itself; a retry would wait 2 x TTL again
+            # (train_and_deploy.acquire_endpoint_lease in the pipeline DAGs' task group)
+            if t.task_id.rsplit(".", 1)[-1] == "acquire_endpoint_lease":  # waits deferred; a retry waits 2 x TTL again
                 assert t.retries == 0, f"{dag_id}.{t.task_id} has retries={t.retries}"
                 continue
             assert t.retries >= 2, f"{dag_id}.{t.task_id} has retries={t.retries}"
@@ -61,3 +62,23 @@ def test_params_defaults_validate_against_their_schema(dag_bag):
     """The trigger form must be submittable as it stands."""
     for dag in dag_bag.dags.values():
         dag.params.validate()
+
+
+# What the UI shows as one unit: every task of the train -> deploy -> test stage, in one task group.
+STAGE_TASKS = {
+    "needs_training", "training_request", "train", "acquire_endpoint_lease", "quality_gate", "deploy_requests",
+    "create_model", "create_endpoint_config", "deploy", "autoscaling", "choose_smoke_test", "smoke_test",
+    "smoke_image", "smoke_test_async", "load_test", "rollback", "tests_passed", "release_endpoint_lease",
+}
+
+
+@pytest.mark.parametrize("dag_id", ["object_detection_pipeline", "object_detection_retrain"])
+def test_the_train_and_deploy_stage_is_one_task_group(dag_bag, dag_id):
+    dag = dag_bag.dags[dag_id]
+    group = dag.task_group_dict["train_and_deploy"]
+    children = {task_id.removeprefix("train_and_deploy.") for task_id in group.children}
+    assert children == STAGE_TASKS, children ^ STAGE_TASKS
+    outside = {t.task_id for t in dag.tasks if not t.task_id.startswith("train_and_deploy.")}
+    assert not outside & STAGE_TASKS, outside & STAGE_TASKS
+    # The group starts after the manifests: nothing of it runs before prepare_manifests.
+    assert "prepare_manifests" in dag.get_task("train_and_deploy.needs_training").upstream_task_ids

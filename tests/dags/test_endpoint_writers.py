@@ -15,12 +15,15 @@ import pytest
 DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
 # The tasks of each DAG that call a SageMaker write API on the endpoint (UpdateEndpoint,
 # UpdateEndpointWeightsAndCapacities, CreateEndpoint, DeleteEndpoint, autoscaling of its variants).
+# The pipeline DAGs' writers are in the train_and_deploy task group, their lease tasks too.
+STAGE = "train_and_deploy."
 WRITERS = {
-    "object_detection_pipeline": {"deploy", "autoscaling", "rollback"},
-    "object_detection_retrain": {"deploy", "autoscaling", "rollback"},
+    "object_detection_pipeline": {STAGE + "deploy", STAGE + "autoscaling", STAGE + "rollback"},
+    "object_detection_retrain": {STAGE + "deploy", STAGE + "autoscaling", STAGE + "rollback"},
     "endpoint_promote_challenger": {"end_test"},
     "endpoint_teardown": {"execute"},
 }
+LEASE_GROUP = {"object_detection_pipeline": STAGE, "object_detection_retrain": STAGE}
 
 
 @pytest.fixture(scope="module")
@@ -33,15 +36,16 @@ def dag_bag():
 @pytest.mark.parametrize("dag_id", sorted(WRITERS))
 def test_every_endpoint_writer_runs_between_acquire_and_release(dag_bag, dag_id):
     dag = dag_bag.dags[dag_id]
-    acquire = dag.get_task("acquire_endpoint_lease")
-    release = dag.get_task("release_endpoint_lease")
+    group = LEASE_GROUP.get(dag_id, "")
+    acquire = dag.get_task(group + "acquire_endpoint_lease")
+    release = dag.get_task(group + "release_endpoint_lease")
     assert acquire.retries == 0
     assert release.is_teardown and acquire.task_id in release.upstream_task_ids
     assert acquire.is_setup
     inside = acquire.get_flat_relative_ids(upstream=False)
     for task_id in WRITERS[dag_id]:
         assert task_id in inside, f"{dag_id}.{task_id} runs outside the endpoint lease"
-        assert "release_endpoint_lease" in dag.get_task(task_id).get_flat_relative_ids(upstream=False), task_id
+        assert release.task_id in dag.get_task(task_id).get_flat_relative_ids(upstream=False), task_id
 
 
 @pytest.mark.parametrize("dag_id", ["endpoint_promote_challenger", "endpoint_teardown"])
@@ -68,3 +72,21 @@ def test_the_flow_line_names_real_tasks_including_the_lease_and_rollback(dag_bag
     for needed in ("acquire_endpoint_lease", "quality_gate", "deploy", "autoscaling", "choose_smoke_test",
                    "smoke_test", "load_test", "rollback", "release_endpoint_lease"):
         assert needed in named, f"{dag_id}'s flow line leaves out {needed}"
+
+
+@pytest.mark.parametrize("dag_id", ["object_detection_pipeline", "object_detection_retrain"])
+def test_every_task_of_the_stage_finds_its_groups_deploy_task(dag_bag, dag_id):
+    """The lease's TTL comes from the deploy's own settings and the tests check what the deploy put on the
+    endpoint: each task of the task group finds ``train_and_deploy.deploy`` from its own id."""
+    from types import SimpleNamespace
+
+    from sagemaker_vision.core.task_ids import sibling_task_id
+    from sagemaker_vision.operators.endpoint_lease import deploy_task
+
+    dag = dag_bag.dags[dag_id]
+    deploy = dag.get_task(STAGE + "deploy")
+    for task in dag.tasks:
+        if task.task_id.startswith(STAGE):
+            assert deploy_task({"dag": dag, "ti": SimpleNamespace(task_id=task.task_id)}) is deploy, task.task_id
+            assert sibling_task_id(task.task_id, "smoke_test_async") in dag.task_dict, task.task_id
+    assert dag.get_task(STAGE + "rollback").deploy_task_id == deploy.task_id

@@ -146,7 +146,7 @@ def test_skip_policy_goes_green_without_it_and_names_the_smoke_image(airflow_db,
 def test_the_async_smoke_test_sends_the_picked_image_not_a_local_sample(airflow_db):
     """Both smoke tests use the one picker: the async one gets its s3 URI from the smoke_image task."""
     dag = _dag()
-    smoke_async = dag.task_dict["smoke_test_async"]
-    assert "smoke_image" in smoke_async.upstream_task_ids
+    smoke_async = dag.task_dict["train_and_deploy.smoke_test_async"]
+    assert "train_and_deploy.smoke_image" in smoke_async.upstream_task_ids
     assert "include/sample_data" not in str(smoke_async.sample_image)
     assert dag.task_dict["validate_images"].downstream_task_ids & {t for t in dag.task_dict if t.startswith("label")}

@@ -181,7 +181,9 @@ def test_two_runs_at_once_three_times_never_let_a_worse_model_replace_a_better_o
         # The worse run waited (deferred) for the lease, then its gate read the better model's score and refused.
         worse_side.log.flush()
         assert f"Endpoint {endpoint} is locked" in (worse_side.dir / "log.txt").read_text(errors="replace")
-        assert worse_run["tasks"]["quality_gate"] == "success" and worse_run["tasks"]["deploy"] == "skipped", worse_run
+        tasks = worse_run["tasks"]  # the train_and_deploy task group's
+        assert tasks["train_and_deploy.quality_gate"] == "success" and tasks["train_and_deploy.deploy"] == "skipped", (
+            worse_run)
         # One lock object per endpoint, outside any run's prefix (the two installations could use others).
         key = f"sagemaker-vision-locks/endpoints/us-east-1/{endpoint}.json"
         lease = json.loads(s3.get_object(Bucket=bucket, Key=key)["Body"].read())

@@ -25,6 +25,7 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL_RUN = {"load_test_requests": 20, "load_test_concurrency": 4}
+STAGE = "train_and_deploy."  # the task group of training, deploy and tests
 # botocore counts total_max_attempts including the first: 1 means no retry at all.
 NO_RETRIES = Config(retries={"mode": "standard", "total_max_attempts": 1})
 
@@ -145,10 +146,10 @@ def test_failed_or_stopped_training_blocks_the_deploy(airflow_db, aws_clients, c
 
     assert run.state == "failed"
     states = task_states(run)
-    assert states["train"] == "failed", states
-    train = dag.get_task("train")
+    assert states[STAGE + "train"] == "failed", states
+    train = dag.get_task(STAGE + "train")
     downstream = {t.task_id for t in train.get_flat_relatives(upstream=False)}
-    assert {"smoke_test", "load_test"} <= downstream, downstream
+    assert {STAGE + "smoke_test", STAGE + "load_test"} <= downstream, downstream
     assert {states[t] for t in downstream} == {"upstream_failed"}, {t: states[t] for t in downstream}
     upstream = {t.task_id for t in train.get_flat_relatives(upstream=True)}
     # The label branch skips the backends this run did not choose; everything else succeeded.
@@ -235,13 +236,13 @@ def test_invoke_errors_fail_the_load_test_slo_gate_with_the_numbers(airflow_db, 
 
     dag = pipeline_dag()
     # Set after construction, so in the normalised (list) form the task runner iterates.
-    dag.task_dict["load_test"].on_execute_callback = [degrade_when_the_load_test_starts]
+    dag.task_dict[STAGE + "load_test"].on_execute_callback = [degrade_when_the_load_test_starts]
     run = dag.test(run_conf={"pipeline_name": name, "max_error_rate": 0.1, **SMALL_RUN})
     captured = output()
 
     states = task_states(run)
-    assert run.state == "failed" and states["load_test"] == "failed", states
-    assert states["smoke_test"] == "success" and states["deploy"] == "success", states
+    assert run.state == "failed" and states[STAGE + "load_test"] == "failed", states
+    assert states[STAGE + "smoke_test"] == "success" and states[STAGE + "deploy"] == "success", states
     assert len(fired_rules) == 1, "the fault was not injected when load_test started"
 
     messages = [e for e in task_errors(captured) if "breached its SLO" in e]

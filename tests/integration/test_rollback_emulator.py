@@ -27,6 +27,7 @@ pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 NAME = "rb-detector"
 PREFIX = "rollback"
+STAGE = "train_and_deploy."  # the task group of the deploy and its tests
 CONF = {"pipeline_name": NAME, "prefix": PREFIX, "load_test_requests": 6, "load_test_concurrency": 2,
         "slo_p95_ms": 150}
 
@@ -123,15 +124,15 @@ def test_a_failed_load_test_rolls_back_to_the_config_that_served_before(airflow_
     run = retrain_dag().test(run_after=at, run_conf=CONF)
 
     assert run.state == "failed", states(run)
-    assert states(run)["deploy"] == "success" and states(run)["load_test"] == "failed", states(run)
+    assert states(run)[STAGE + "deploy"] == "success" and states(run)[STAGE + "load_test"] == "failed", states(run)
     assert serving(sm) == baseline
     assert sm.describe_endpoint(EndpointName=NAME)["EndpointStatus"] == "InService"
-    message = outcome(run, "rollback")
-    assert "load_test failed: rolled back" in message, message
+    message = outcome(run, STAGE + "rollback")
+    assert f"{STAGE}load_test failed: rolled back" in message, message
     assert f"InService on config {baseline} (model {baseline}, validation-map 0.6)" in message, message
     assert f"the new config {new} no longer serves" in message, message
-    assert states(run)["release_endpoint_lease"] == "success"  # the lease is given back, failed run or not
-    assert states(run)["tests_passed"] == "upstream_failed"
+    assert states(run)[STAGE + "release_endpoint_lease"] == "success"  # the lease is given back, failed run or not
+    assert states(run)[STAGE + "tests_passed"] == "upstream_failed"
 
 
 class _TI:
@@ -151,7 +152,7 @@ class _TI:
 def test_a_first_deploy_cannot_roll_back_and_says_the_new_model_stays_serving(aws_clients, control):
     from airflow.providers.common.compat.sdk import AirflowFailException
 
-    from sagemaker_vision.deploy import RollbackEndpointOperator
+    from sagemaker_vision.operators.rollback import RollbackEndpointOperator
 
     sm, s3 = aws_clients["sagemaker"], aws_clients["s3"]
     endpoint = f"{NAME}-first"
@@ -182,9 +183,9 @@ def test_a_failed_deploy_skips_the_rollback_and_the_run_still_fails(airflow_db, 
 
     got = states(run)
     assert run.state == "failed", got
-    assert got["deploy"] == "failed" and got["rollback"] == "skipped", got
-    assert got["tests_passed"] == "upstream_failed" and got["release_endpoint_lease"] == "success", got
-    assert outcome(run, "rollback") is None
+    assert got[STAGE + "deploy"] == "failed" and got[STAGE + "rollback"] == "skipped", got
+    assert got[STAGE + "tests_passed"] == "upstream_failed" and got[STAGE + "release_endpoint_lease"] == "success", got
+    assert outcome(run, STAGE + "rollback") is None
     assert serving(sm, endpoint) == baseline
 
 
@@ -196,14 +197,14 @@ def test_a_failure_before_the_lease_fails_the_run_without_a_rollback(airflow_db,
 
     got = states(run)
     assert run.state == "failed", got
-    assert got["estimate_costs"] == "failed" and got["rollback"] in ("upstream_failed", "skipped"), got
-    assert got["tests_passed"] == "upstream_failed", got
+    assert got["estimate_costs"] == "failed" and got[STAGE + "rollback"] in ("upstream_failed", "skipped"), got
+    assert got[STAGE + "tests_passed"] == "upstream_failed", got
 
 
 def test_a_rollback_with_nothing_deployed_by_this_run_skips(aws_clients, control):
     from airflow.providers.common.compat.sdk import AirflowSkipException
 
-    from sagemaker_vision.deploy import RollbackEndpointOperator
+    from sagemaker_vision.operators.rollback import RollbackEndpointOperator
 
     operator = RollbackEndpointOperator(task_id="rollback", endpoint_name=f"{NAME}-none", check_interval=1)
     with pytest.raises(AirflowSkipException, match="this run deployed nothing"):
@@ -218,15 +219,15 @@ def test_a_test_after_a_rollback_refuses_to_measure_the_old_config(airflow_db, a
 
     from airflow.providers.common.compat.sdk import AirflowFailException
 
-    from sagemaker_vision import endpoint_lease
     from sagemaker_vision.params import param_defaults
+    from sagemaker_vision.pipeline import deploy as pipeline_deploy
 
     sm, s3 = aws_clients["sagemaker"], aws_clients["s3"]
     endpoint = f"{NAME}-cleared"
     baseline = seed_endpoint(sm, s3, os.environ["SAGEMAKER_VISION_BUCKET"], PREFIX, endpoint, 0.6)
     ours = f"{NAME}-20260518-060000"  # what this run's deploy put there before the rollback
     renewed = []
-    monkeypatch.setattr(endpoint_lease, "hold", lambda context, stage: renewed.append(stage))
+    monkeypatch.setattr(pipeline_deploy, "hold", lambda context, stage: renewed.append(stage))
     at = datetime(2026, 5, 18, 6, 0, tzinfo=UTC)
     context = {
         "params": {**param_defaults(), **CONF, "endpoint_name": endpoint},
@@ -237,11 +238,13 @@ def test_a_test_after_a_rollback_refuses_to_measure_the_old_config(airflow_db, a
     }
     dag = retrain_dag()
     for task_id in ("smoke_test", "smoke_test_async", "load_test"):
+        context["ti"].task_id = STAGE + task_id  # the test names its sibling deploy task from its own id
         with pytest.raises(AirflowFailException) as refused:
-            dag.get_task(task_id)._pre_execute_hook(context)
-        assert (f"the endpoint serves {baseline}, not this run's {ours} (rolled back?); clear `deploy` to deploy "
-                "again") in str(refused.value), str(refused.value)
+            dag.get_task(STAGE + task_id)._pre_execute_hook(context)
+        assert (f"the endpoint serves {baseline}, not this run's {ours} (rolled back?); clear `{STAGE}deploy` to "
+                "deploy again") in str(refused.value), str(refused.value)
     assert renewed == ["smoke_test", "smoke_test_async", "load_test"]  # the lease is renewed first
     # Serving this run's config: the tests go ahead.
     context["ti"] = _TI({"endpoint_name": endpoint, "endpoint_config_name": baseline, "action": "created"})
-    dag.get_task("load_test")._pre_execute_hook(context)
+    context["ti"].task_id = STAGE + "load_test"
+    dag.get_task(STAGE + "load_test")._pre_execute_hook(context)

@@ -20,6 +20,7 @@ pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 PIPELINE = "identity-detector"
+STAGE = "train_and_deploy."  # the task group of training, deploy and tests
 
 
 def pipeline_dag():
@@ -30,7 +31,7 @@ def pipeline_dag():
     assert not bag.import_errors, bag.import_errors
     dag = bag.get_dag("object_detection_pipeline")
     for task in dag.tasks:
-        task.retries = 1 if task.task_id == "train" else 0
+        task.retries = 1 if task.task_id == "train_and_deploy.train" else 0
     return dag
 
 
@@ -81,7 +82,7 @@ def test_a_rerun_after_a_training_retry_deploys_the_runs_model(airflow_db, aws_c
                       reason="emulated deployment failure (identity test)")
     first = dag.test(logical_date=when, run_after=when, run_conf=conf)
     assert first.state == "failed", states(first)
-    assert states(first)["train"] == "success" and states(first)["deploy"] == "failed", states(first)
+    assert states(first)[STAGE + "train"] == "success" and states(first)[STAGE + "deploy"] == "failed", states(first)
     cfg = config_of(first)
     jobs = sorted(j["TrainingJobName"] for j in sm.list_training_jobs(NameContains=PIPELINE, MaxResults=100)
                   ["TrainingJobSummaries"])
@@ -102,8 +103,8 @@ def test_a_rerun_after_a_training_retry_deploys_the_runs_model(airflow_db, aws_c
     second = dag.test(logical_date=when, run_after=when, run_conf=conf)
     after = states(second)
     assert second.state == "success", after
-    assert after["needs_training"] == "success" and after["train"] == "success", after
-    assert after["deploy"] == "success" and after["load_test"] == "success", after
+    assert after[STAGE + "needs_training"] == "success" and after[STAGE + "train"] == "success", after
+    assert after[STAGE + "deploy"] == "success" and after[STAGE + "load_test"] == "success", after
 
     # It reused the retry's job (no third one) and serves that job's model.
     again = sorted(j["TrainingJobName"] for j in sm.list_training_jobs(NameContains=PIPELINE, MaxResults=100)
