@@ -191,7 +191,8 @@ def _specs() -> list[ParamSpec]:
         ParamSpec(
             "label_classes", ["circle", "square", "triangle"], "array",
             "ground_truth / label_studio: the classes annotators draw, in class-id order.", _LABEL,
-            items={"type": "string"}, min_items=1, max_items=MAX_LABEL_CLASSES),
+            items={"type": "string", "pattern": r"\S"}, min_items=1, max_items=MAX_LABEL_CLASSES,
+            extra={"uniqueItems": True}),
         ParamSpec(
             "gt_workteam_arn", "", "string",
             "ground_truth (required for it): a private or vendor work team ARN your account "

@@ -105,6 +105,15 @@ def test_a_bad_name_or_choice_is_refused_by_the_form_as_by_the_config(name: str,
     assert not config_accepts(name, value)
 
 
+@pytest.mark.parametrize("classes", [["cat", "cat"], ["cat", " "], [], ["c"] * 11])
+def test_label_classes_the_config_refuses_the_form_refuses(classes: list[str]):
+    overrides = {"label_backend": "label_studio"}
+    assert not form_accepts("label_classes", classes)
+    with pytest.raises(ConfigError, match="^label_classes: "):
+        PipelineConfig.from_params({**param_defaults(), **BASE, **overrides, "label_classes": classes}, run=RUN,
+                                   region="us-east-1")
+
+
 @pytest.mark.parametrize(("name", "value"), [("bucket", "my-bucket.example"), ("endpoint_name", ""),
                                              ("endpoint_name", "kept-endpoint"), ("label_attribute", "boxes")])
 def test_a_good_name_passes_both(name: str, value: str):
