@@ -21,8 +21,11 @@ from airflow.providers.common.compat.sdk import AirflowFailException, TaskDeferr
 from airflow.triggers.base import TriggerEvent
 
 from local_aws import Control, Emulator
-from sagemaker_vision import deploy as dp
 from sagemaker_vision.config import ConfigError
+from sagemaker_vision.core import deployment as dep
+from sagemaker_vision.hooks import sagemaker as sm_hooks
+from sagemaker_vision.operators import deploy as deploy_ops
+from sagemaker_vision.triggers import endpoint as endpoint_triggers
 
 pytestmark = pytest.mark.integration
 
@@ -79,16 +82,16 @@ def model_and_config(sm: Any, name: str, *, map_value: float, provisioned: bool 
         variant.update(InstanceType="ml.m5.large", InitialInstanceCount=1, InitialVariantWeight=1.0)
     else:
         variant["ServerlessConfig"] = {"MemorySizeInMB": 2048, "MaxConcurrency": 5}
-    assert dp.ensure_model(sm, model, validation_map=map_value)[1] is True
-    assert dp.ensure_endpoint_config(sm, {"EndpointConfigName": name, "ProductionVariants": [variant]})[1] is True
+    assert sm_hooks.ensure_model(sm, model, validation_map=map_value)[1] is True
+    assert sm_hooks.ensure_endpoint_config(sm, {"EndpointConfigName": name, "ProductionVariants": [variant]})[1] is True
 
 
-def operator(endpoint: str, config: str, **overrides: Any) -> dp.DeployEndpointOperator:
+def operator(endpoint: str, config: str, **overrides: Any) -> deploy_ops.DeployEndpointOperator:
     args: dict[str, Any] = {"task_id": "deploy", "endpoint_name": endpoint, "endpoint_config_name": config,
                             "tags": {"load-test-allowed": "true"}, "check_interval": 1, "max_ingestion_time": 60,
                             "deferrable": False}
     args.update(overrides)
-    return dp.DeployEndpointOperator(**args)
+    return deploy_ops.DeployEndpointOperator(**args)
 
 
 def context() -> dict[str, Any]:
@@ -106,13 +109,13 @@ def first_event(trigger: Any, timeout: float = 60) -> TriggerEvent:
     return asyncio.run(asyncio.wait_for(run(), timeout))
 
 
-def resume(op: dp.DeployEndpointOperator) -> dict[str, Any]:
+def resume(op: deploy_ops.DeployEndpointOperator) -> dict[str, Any]:
     """execute, then (as the triggerer and the worker would) rebuild the trigger, run it and resume."""
     with pytest.raises(TaskDeferred) as deferred:
         op.execute(context())
     classpath, kwargs = deferred.value.trigger.serialize()
-    assert classpath == "sagemaker_vision.deploy.EndpointTrigger"
-    event = first_event(dp.EndpointTrigger(**kwargs))
+    assert classpath == "sagemaker_vision.triggers.endpoint.EndpointTrigger"
+    event = first_event(endpoint_triggers.EndpointTrigger(**kwargs))
     return getattr(op, deferred.value.method_name)(context(), event.payload, **(deferred.value.kwargs or {}))
 
 
@@ -121,14 +124,14 @@ def test_create_then_blue_green_update_then_rerun_changes_nothing(emu, sm, cloud
     endpoint, first, second = unique("deploy-ep"), unique("deploy-m"), unique("deploy-m")
     model_and_config(sm, first, map_value=0.61, provisioned=True)
     model_and_config(sm, second, map_value=0.72, provisioned=True)
-    assert dp.production_map(sm, endpoint) is None  # first deploy: nothing serves yet
+    assert sm_hooks.production_map(sm, endpoint) is None  # first deploy: nothing serves yet
 
     created = operator(endpoint, first).execute(context())
     assert created == {"endpoint_name": endpoint, "endpoint_config_name": first, "previous_config": None,
                        "action": "created"}
     tags = sm.list_tags(ResourceArn=sm.describe_endpoint(EndpointName=endpoint)["EndpointArn"])["Tags"]
     assert {"Key": "load-test-allowed", "Value": "true"} in tags
-    assert dp.production_map(sm, endpoint) == 0.61
+    assert sm_hooks.production_map(sm, endpoint) == 0.61
 
     update = operator(endpoint, second, deployment_policy="canary", canary_percent=20, wait_interval_s=120,
                       termination_wait_s=60, maximum_execution_timeout_s=900, alarm_latency_threshold_ms=500)
@@ -138,14 +141,14 @@ def test_create_then_blue_green_update_then_rerun_changes_nothing(emu, sm, cloud
     described = sm.describe_endpoint(EndpointName=endpoint)
     assert (described["EndpointStatus"], described["EndpointConfigName"]) == ("InService", second)
     # What SageMaker got is the blue/green canary with the endpoint's own rollback alarms.
-    assert described["LastDeploymentConfig"] == dp.deployment_config(
+    assert described["LastDeploymentConfig"] == dep.deployment_config(
         "canary", endpoint_type="provisioned", canary_percent=20, wait_interval_s=120, termination_wait_s=60,
         maximum_execution_timeout_s=900, alarm_names=[f"{endpoint}-5xx", f"{endpoint}-latency"])
     alarms = {a["AlarmName"]: a for a in cloudwatch.describe_alarms(AlarmNamePrefix=endpoint)["MetricAlarms"]}
     assert set(alarms) == {f"{endpoint}-5xx", f"{endpoint}-latency"}
     assert alarms[f"{endpoint}-latency"]["Threshold"] == 500_000
     assert {"Name": "VariantName", "Value": "AllTraffic"} in alarms[f"{endpoint}-5xx"]["Dimensions"]
-    assert dp.production_map(sm, endpoint) == 0.72  # the tag of the model now serving, read back
+    assert sm_hooks.production_map(sm, endpoint) == 0.72  # the tag of the model now serving, read back
 
     # A rerun (a cleared task, a retry): the same answer, and nothing created or changed.
     calls.clear()
@@ -161,9 +164,9 @@ def test_create_then_blue_green_update_then_rerun_changes_nothing(emu, sm, cloud
     calls.clear()
     model = sm.describe_model(ModelName=second)
     request = {"ModelName": second, "ExecutionRoleArn": ROLE, "PrimaryContainer": model["PrimaryContainer"]}
-    assert dp.ensure_model(sm, request, validation_map=0.72) == (model["ModelArn"], False)
+    assert sm_hooks.ensure_model(sm, request, validation_map=0.72) == (model["ModelArn"], False)
     config = sm.describe_endpoint_config(EndpointConfigName=second)
-    assert dp.ensure_endpoint_config(sm, {"EndpointConfigName": second,
+    assert sm_hooks.ensure_endpoint_config(sm, {"EndpointConfigName": second,
                                           "ProductionVariants": config["ProductionVariants"]})[1] is False
     assert not [call for call in calls if ".Create" in call or ".AddTags" in call], calls
 
@@ -173,8 +176,8 @@ def test_same_named_model_with_other_artifacts_is_refused(emu, sm):
     model_and_config(sm, name, map_value=0.6)
     request = {"ModelName": name, "ExecutionRoleArn": ROLE,
                "PrimaryContainer": {"Image": IMAGE, "ModelDataUrl": "s3://sagemaker-vision-test/other/model.tar.gz"}}
-    with pytest.raises(dp.ResourceConflictError, match=f"Model {name} .*PrimaryContainer.ModelDataUrl"):
-        dp.ensure_model(sm, request)
+    with pytest.raises(sm_hooks.ResourceConflictError, match=f"Model {name} .*PrimaryContainer.ModelDataUrl"):
+        sm_hooks.ensure_model(sm, request)
 
 
 # -- failed update: the old config keeps serving ---------------------------------------------------------
@@ -192,7 +195,7 @@ def test_injected_update_failure_fails_the_task_and_the_old_config_keeps_serving
     assert f"still serves {first}" in str(err.value)
     described = sm.describe_endpoint(EndpointName=endpoint)
     assert (described["EndpointStatus"], described["EndpointConfigName"]) == ("InService", first)
-    assert dp.production_map(sm, endpoint) == 0.7  # the gate still compares against the old model
+    assert sm_hooks.production_map(sm, endpoint) == 0.7  # the gate still compares against the old model
 
 
 # -- deferrable: the provider's trigger, run as the triggerer would ------------------------------------
@@ -253,4 +256,4 @@ def test_canary_on_a_serverless_endpoint_is_refused_before_anything_is_created(e
     with pytest.raises(ConfigError) as err:
         operator(endpoint, name, deployment_policy="linear").execute(context())
     assert err.value.field == "deployment_policy"
-    assert dp.production_map(sm, endpoint) is None  # no endpoint was created
+    assert sm_hooks.production_map(sm, endpoint) is None  # no endpoint was created

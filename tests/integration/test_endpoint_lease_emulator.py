@@ -18,7 +18,8 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from sagemaker_vision import endpoint_lease as el
+from sagemaker_vision.hooks.endpoint_lease import EndpointLease
+from sagemaker_vision.triggers.endpoint_lease import EndpointLeaseTrigger
 
 pytestmark = pytest.mark.integration
 
@@ -83,7 +84,7 @@ def test_of_eight_runs_acquiring_at_once_exactly_one_holds_the_lease(aws_clients
     barrier, won = threading.Barrier(8), []
 
     def acquire(i: int) -> None:
-        lease = el.EndpointLease(client(emulator_env), bucket, key, f"dag/run_{i}", ttl_seconds=600)
+        lease = EndpointLease(client(emulator_env), bucket, key, f"dag/run_{i}", ttl_seconds=600)
         barrier.wait()
         if lease.try_acquire()[0]:
             won.append(i)
@@ -94,17 +95,17 @@ def test_of_eight_runs_acquiring_at_once_exactly_one_holds_the_lease(aws_clients
     for thread in threads:
         thread.join()
     assert len(won) == 1, won
-    view = el.EndpointLease(client(emulator_env), bucket, key, "x/y", ttl_seconds=1).read()
+    view = EndpointLease(client(emulator_env), bucket, key, "x/y", ttl_seconds=1).read()
     assert view.owner == f"dag/run_{won[0]}" and not view.expired
 
 
 def test_the_trigger_waits_while_the_lease_is_held_and_fires_once_it_is_released(aws_clients, emulator_env):
     bucket, key = os.environ["SAGEMAKER_VISION_BUCKET"], "lease-tests/locks/endpoints/us-east-1/trigger.json"
-    holder = el.EndpointLease(client(emulator_env), bucket, key, "dag/holder", ttl_seconds=600)
+    holder = EndpointLease(client(emulator_env), bucket, key, "dag/holder", ttl_seconds=600)
     assert holder.try_acquire()[0]
 
     async def first_event(deadline: float) -> dict:
-        trigger = el.EndpointLeaseTrigger(bucket=bucket, key=key, owner="dag/waiter", poll_seconds=0.2,
+        trigger = EndpointLeaseTrigger(bucket=bucket, key=key, owner="dag/waiter", poll_seconds=0.2,
                                           deadline=deadline, region_name="us-east-1")
         return (await anext(trigger.run())).payload
 

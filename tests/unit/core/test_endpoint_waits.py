@@ -1,12 +1,12 @@
-"""Endpoint wait budgets and the failed states that end a wait (sagemaker_vision.endpoint_waits)."""
+"""Endpoint wait budgets and the failed states that end a wait (core.endpoint_waits)."""
 
 from __future__ import annotations
 
 import pytest
 from botocore.session import get_session
 
-from sagemaker_vision import deploy as dp
-from sagemaker_vision import endpoint_waits as waits
+from sagemaker_vision.core import deployment as dep
+from sagemaker_vision.core import endpoint_waits as waits
 
 PROVISIONED = [{"VariantName": "AllTraffic", "InstanceType": "ml.m5.large", "InitialInstanceCount": 1}]
 
@@ -16,15 +16,6 @@ def test_statuses_match_botocores_endpoint_status_enum():
     assert waits.ENDPOINT_STATUSES == enum
     assert waits.IN_FLIGHT_STATES | waits.FAILED_STATES | {"InService"} == enum
     assert not waits.IN_FLIGHT_STATES & waits.FAILED_STATES
-
-
-def test_the_waiter_fails_on_every_failed_state_and_succeeds_on_in_service_only():
-    acceptors = waits.ENDPOINT_SETTLED_MODEL["waiters"][waits.ENDPOINT_SETTLED]["acceptors"]
-    by_state = {}
-    for acceptor in acceptors:
-        if acceptor["matcher"] == "path":
-            by_state.setdefault(acceptor["state"], set()).add(acceptor["expected"])
-    assert by_state == {"success": {"InService"}, "failure": set(waits.FAILED_STATES)}
 
 
 def test_fleet_budget_uses_the_variants_own_timeouts_or_the_maxima():
@@ -39,7 +30,7 @@ def test_fleet_budget_uses_the_variants_own_timeouts_or_the_maxima():
 
 @pytest.mark.parametrize(("policy", "steps"), [("all_at_once", 1), ("canary", 2), ("linear", 4)])
 def test_deployment_waiting_counts_every_bake_and_the_termination_wait(policy, steps):
-    config = dp.deployment_config(policy, endpoint_type="provisioned", linear_step_percent=25, wait_interval_s=600,
+    config = dep.deployment_config(policy, endpoint_type="provisioned", linear_step_percent=25, wait_interval_s=600,
                                   termination_wait_s=300, maximum_execution_timeout_s=28800, alarm_names=["a"])
     assert waits.deployment_waiting(config) == steps * 600 + 300
     # A bake never ends before the rollback alarms could trip.
@@ -47,7 +38,7 @@ def test_deployment_waiting_counts_every_bake_and_the_termination_wait(policy, s
 
 
 def test_update_budget_covers_the_fleet_the_deployment_timeout_and_a_rollback():
-    config = dp.deployment_config("canary", endpoint_type="provisioned", wait_interval_s=3600, termination_wait_s=3600,
+    config = dep.deployment_config("canary", endpoint_type="provisioned", wait_interval_s=3600, termination_wait_s=3600,
                                   maximum_execution_timeout_s=28800, alarm_names=["a"])
     budget = waits.endpoint_wait_budget("update", PROVISIONED, config)
     assert budget == waits.fleet_budget(PROVISIONED) + 28800 + waits.PROVISIONING_S
@@ -98,18 +89,3 @@ def test_rolling_instance_count_batches_come_from_the_fleet_size():
         waits.PROVISIONING_S
     # Every variant's instances count.
     assert waits.instance_count(fleet + PROVISIONED) == 51
-
-
-def test_the_hooks_sync_waiter_is_settled_waiter(monkeypatch):
-    built = []
-    monkeypatch.setattr(waits, "settled_waiter", lambda client: built.append(client) or "waiter")
-    hook = dp.EndpointHook(aws_conn_id=None, region_name="us-east-1")
-    client = object()
-    assert hook.get_waiter(waits.ENDPOINT_SETTLED, client=client) == "waiter" and built == [client]
-
-
-def test_settled_outcome_reads_the_waiter_models_acceptors():
-    assert waits.settled_outcome({"EndpointStatus": "InService"}) == "success"
-    assert all(waits.settled_outcome({"EndpointStatus": s}) == "failure" for s in waits.FAILED_STATES)
-    assert all(waits.settled_outcome({"EndpointStatus": s}) is None for s in waits.IN_FLIGHT_STATES)
-    assert waits.settled_outcome({"Error": {"Code": "ValidationException"}}) == "failure"
