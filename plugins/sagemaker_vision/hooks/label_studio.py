@@ -15,7 +15,7 @@ import json
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, AirflowNotFoundException
@@ -25,6 +25,9 @@ from urllib3.util.retry import Retry
 
 from sagemaker_vision.core.label_studio import ProjectProgress, TaskProgress, excerpt, task_progress
 from sagemaker_vision.core.validate import ConfigError
+
+if TYPE_CHECKING:
+    from airflow.sdk import Connection
 
 __all__ = [
     "DEFAULT_CONN_ID",
@@ -66,7 +69,7 @@ def missing_connection_message(conn_id: str) -> str:
     )
 
 
-def connection_settings(conn: Any) -> tuple[str, str]:
+def connection_settings(conn: Connection) -> tuple[str, str]:
     """(base URL, API token) from an Airflow connection; errors name the connection and field."""
     host = (conn.host or "").strip().rstrip("/")
     if not host:

@@ -63,7 +63,7 @@ class LabelingJobWaitMixin(AwsBaseHookMixin[SageMakerVisionHook]):
 
     aws_hook_class = SageMakerVisionHook
     job_name: str
-    log: Any  # BaseOperator's
+    log: Any  # BaseOperator's logger (a property there)
 
     @property
     def _hook_parameters(self) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
+from airflow.providers.amazon.aws.hooks.base_aws import AwsBaseHook
 from airflow.providers.common.compat.sdk import AirflowException, AirflowNotFoundException
 from airflow.sdk import BaseHook, BaseOperator
 
@@ -62,6 +63,7 @@ from sagemaker_vision.triggers.label_studio import LabelStudioTrigger
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+    from botocore.credentials import ReadOnlyCredentials
 
 __all__ = ["LabelStudioLabelingOperator"]
 
@@ -176,7 +178,7 @@ class LabelStudioLabelingOperator(BaseOperator):
         return LabelStudioHook(self.label_studio_conn_id)
 
     @cached_property
-    def aws_hook(self) -> Any:
+    def aws_hook(self) -> AwsBaseHook:
         return aws.hook("s3", self.aws_conn_id, self.region_name)
 
     @cached_property
@@ -184,7 +186,7 @@ class LabelStudioLabelingOperator(BaseOperator):
         return self.aws_hook.conn
 
     @cached_property
-    def reader_hook(self) -> Any:
+    def reader_hook(self) -> AwsBaseHook:
         return aws.hook("s3", self.presign_aws_conn_id, self.region_name)
 
     @cached_property
@@ -199,7 +201,7 @@ class LabelStudioLabelingOperator(BaseOperator):
         """Presigned URLs are renewed once they have less than this left (half their lifetime)."""
         return self.presign_expiry / 2
 
-    def reader_credentials(self) -> Any:
+    def reader_credentials(self) -> ReadOnlyCredentials:
         """The reader principal's credentials, refused unless it is a connection of its own.
 
         AwsBaseHook falls back to the worker's default credentials for a connection id that does

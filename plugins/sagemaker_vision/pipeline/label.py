@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import Asset, TaskGroup, task
 
@@ -39,6 +39,9 @@ from sagemaker_vision.operators.ground_truth import GroundTruthLabelingOperator
 from sagemaker_vision.operators.label_studio import LabelStudioLabelingOperator
 from sagemaker_vision.pipeline.context import pipeline_config
 from sagemaker_vision.pipeline.images import bad_image_uris, report_unlabeled
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +169,7 @@ BACKEND_TASKS = {"import": "import", "ground_truth": "ground_truth", "label_stud
 _AT_RUN_TIME = "resolved-at-run-time"
 
 
-def _run_config(context: Any, aws_conn_id: str | None) -> PipelineConfig:
+def _run_config(context: Context, aws_conn_id: str | None) -> PipelineConfig:
     return pipeline_config(context, aws_conn_id)
 
 
@@ -187,7 +190,7 @@ class PipelineGroundTruthOperator(GroundTruthLabelingOperator):
             waiter_delay=poll_seconds, aws_conn_id=aws_conn_id, **kwargs,
         )
 
-    def _configure(self, context: Any, *, with_images: bool) -> None:
+    def _configure(self, context: Context, *, with_images: bool) -> None:
         """Fill the arguments from the run's config; list the synced images only to create a job."""
         cfg = _run_config(context, self.aws_conn_id)
         gt = cfg.ground_truth
@@ -208,11 +211,11 @@ class PipelineGroundTruthOperator(GroundTruthLabelingOperator):
             # Reusing or resuming only describes the job: no image listing is needed.
             self.image_uris, self.input_manifest_uri = None, f"{cfg.labeling_work_prefix}inputs/input.manifest"
 
-    def execute(self, context: Any) -> str:
+    def execute(self, context: Context) -> str:
         self._configure(context, with_images=True)
         return super().execute(context)
 
-    def execute_complete(self, context: Any, event: dict[str, Any] | None = None) -> str:
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> str:
         self._configure(context, with_images=False)
         return super().execute_complete(context, event)
 
@@ -228,7 +231,7 @@ class PipelineLabelStudioOperator(LabelStudioLabelingOperator):
             poke_interval=poll_seconds, deferrable=True, aws_conn_id=aws_conn_id, **kwargs,
         )
 
-    def _configure(self, context: Any) -> None:
+    def _configure(self, context: Context) -> None:
         cfg = _run_config(context, self.aws_conn_id)
         ls = cfg.label_studio
         self.project_title = ls.project_title
@@ -246,11 +249,11 @@ class PipelineLabelStudioOperator(LabelStudioLabelingOperator):
         for cached in ("hook", "reader_hook", "presign_client"):
             self.__dict__.pop(cached, None)
 
-    def execute(self, context: Any) -> dict[str, Any]:
+    def execute(self, context: Context) -> dict[str, Any]:
         self._configure(context)
         return super().execute(context)
 
-    def execute_complete(self, context: Any, event: dict[str, Any] | None = None,
+    def execute_complete(self, context: Context, event: dict[str, Any] | None = None,
                          deadline: float | None = None, expected: int | None = None) -> dict[str, Any]:
         # deadline/expected: the defer() kwargs of LabelStudioLabelingOperator._defer, handed back on resume.
         self._configure(context)
@@ -314,5 +317,5 @@ def label_images(group_id: str = "label", poll_seconds: int = 60) -> tuple[Any, 
     return group, published
 
 
-def _manifest_uri(result: Any) -> str:
+def _manifest_uri(result: Any) -> str:  # an XCom value: the backend's dict, or a URI
     return result["manifest_uri"] if isinstance(result, dict) else result

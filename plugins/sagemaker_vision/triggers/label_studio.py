@@ -8,6 +8,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from sagemaker_vision.core.label_studio import TaskProgress
 from sagemaker_vision.hooks.label_studio import LabelStudioError, LabelStudioHook
 
 __all__ = ["LabelStudioTrigger"]
@@ -64,7 +65,7 @@ class LabelStudioTrigger(BaseTrigger):
             },
         )
 
-    def _event(self, status: str, message: str, progress: Any = None) -> TriggerEvent:
+    def _event(self, status: str, message: str, progress: TaskProgress | None = None) -> TriggerEvent:
         payload: dict[str, Any] = {"status": status, "project_id": self.project_id, "message": message}
         if progress is not None:
             payload["progress"] = progress.to_dict()
