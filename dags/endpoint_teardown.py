@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, task
 
-from sagemaker_vision.endpoint_lease import hold_hook
+from sagemaker_vision.pipeline.deploy import hold_hook
 from sagemaker_vision.pipeline.params import pipeline_params
 from sagemaker_vision.pipeline.tasks import endpoint_name_param, manual_dag_kwargs, with_endpoint_lease
 

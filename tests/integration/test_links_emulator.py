@@ -33,8 +33,10 @@ LINKS_DAG = """
 import pendulum
 from airflow.sdk import DAG
 
-from sagemaker_vision.deploy import DeployEndpointOperator, RollbackEndpointOperator
-from sagemaker_vision.ground_truth import GroundTruthLabelingJobSensor, GroundTruthLabelingOperator
+from sagemaker_vision.operators.deploy import DeployEndpointOperator
+from sagemaker_vision.operators.ground_truth import GroundTruthLabelingOperator
+from sagemaker_vision.operators.rollback import RollbackEndpointOperator
+from sagemaker_vision.sensors.ground_truth import GroundTruthLabelingJobSensor
 from sagemaker_vision.training import ObjectDetectionTrainingOperator
 
 SETTINGS = {settings!r}

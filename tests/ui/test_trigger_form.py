@@ -301,8 +301,8 @@ def test_the_plugin_loads_and_its_links_resolve(airflow_stack, api_token):
     # persisted). A run whose train task has that XCom (set here through the REST API, as the worker
     # would) links to that job; the deploy task, not run, links nowhere yet.
     # (GET /dags/{id}/tasks/{id} cannot show this: its extra_links is always empty in Airflow 3.3.)
-    from sagemaker_vision.deploy import DeployEndpointOperator
     from sagemaker_vision.links.sagemaker import SageMakerTrainingJobLink, SageMakerTrainingLogsLink, link_fields
+    from sagemaker_vision.operators.deploy import DeployEndpointOperator
     from sagemaker_vision.training import ObjectDetectionTrainingOperator
 
     tasks = airflow_stack.request("GET", f"/api/v2/dags/{DAG_ID}/tasks", token=api_token)["tasks"]

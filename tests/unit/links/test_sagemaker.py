@@ -170,9 +170,11 @@ def test_persist_links_pushes_nothing_without_xcom_push_and_never_fails_the_task
 
 def _kinds() -> dict[str, tuple[type, ...]]:
     """Which operators start which resource: the links their tasks must carry."""
-    from sagemaker_vision.deploy import DeployEndpointOperator, RollbackEndpointOperator
-    from sagemaker_vision.ground_truth import GroundTruthLabelingJobSensor, GroundTruthLabelingOperator
-    from sagemaker_vision.labeling import PipelineGroundTruthOperator
+    from sagemaker_vision.operators.deploy import DeployEndpointOperator
+    from sagemaker_vision.operators.ground_truth import GroundTruthLabelingOperator
+    from sagemaker_vision.operators.rollback import RollbackEndpointOperator
+    from sagemaker_vision.pipeline.label import PipelineGroundTruthOperator
+    from sagemaker_vision.sensors.ground_truth import GroundTruthLabelingJobSensor
     from sagemaker_vision.training import ObjectDetectionTrainingOperator
 
     return {
@@ -199,9 +201,12 @@ def test_each_operator_that_starts_sagemaker_work_lists_its_links():
 
 
 def test_the_labeling_link_is_one_definition_and_no_link_is_attached_to_a_class_by_a_plugin():
-    from sagemaker_vision import ground_truth
+    from sagemaker_vision.operators.ground_truth import GroundTruthLabelingOperator
+    from sagemaker_vision.sensors.ground_truth import GroundTruthLabelingJobSensor
 
-    assert ground_truth.SageMakerLabelingJobLink is SageMakerLabelingJobLink
+    for operator in (GroundTruthLabelingOperator, GroundTruthLabelingJobSensor):
+        (link,) = operator.operator_extra_links
+        assert type(link) is SageMakerLabelingJobLink, operator
     # A plugin link naming a class would replace the operator's own in the api-server.
     assert all(link.operators == [] for link in ALL_LINKS)
 
@@ -255,6 +260,7 @@ class Persisting(BaseOperator):
     \"\"\"Lists the links and persists ``fields`` for them, as the package's operators do (no AWS call).\"\"\"
 
     operator_extra_links = (SageMakerTrainingJobLink(), SageMakerTrainingLogsLink(), SageMakerEndpointLink())
+    template_fields = ("fields",)
 
     def __init__(self, *, fields=None, fail=False, **kwargs):
         super().__init__(**kwargs)
