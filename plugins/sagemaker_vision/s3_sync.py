@@ -1,32 +1,24 @@
-"""Moved (issue 10): the plan, state and journal models to :mod:`sagemaker_vision.core.s3_sync`, the
-sync itself to :mod:`sagemaker_vision.hooks.s3_sync` (transfers: ``hooks.s3_transfer``; the upload
-journal: ``hooks.s3_upload_journal``), the operator to :mod:`sagemaker_vision.operators.s3_sync`.
+"""Moved (issue 10): the plan and the sync's model to :mod:`sagemaker_vision.core.s3_sync`, the state and
+journal models to :mod:`sagemaker_vision.core.s3_sync_state`, the sync itself to
+:mod:`sagemaker_vision.hooks.s3_sync` (transfers: ``hooks.s3_transfer``; the upload journal:
+``hooks.s3_upload_journal``), the operator to :mod:`sagemaker_vision.operators.s3_sync`.
 This shim is removed by the lead."""
 
 from sagemaker_vision.core.s3_sync import (  # noqa: F401  (shim, removed by the lead)
     COMPARE_MODES,
     COPY_OBJECT_LIMIT,
     DELETE_BATCH,
-    HEARTBEAT_SECONDS,
-    JOURNAL_SUFFIX,
-    JOURNAL_VERSION,
     MAX_FAILURES_IN_MESSAGE,
     MD5_METADATA,
     SMALL_FILE_LIMIT,
     SSE_MODES,
-    STALE_UPLOAD_SECONDS,
-    STATE_SUFFIX,
-    STATE_VERSION,
     Compare,
     ObjectInfo,
     S3SyncError,
     SyncFailure,
     SyncPlan,
-    apply_state,
-    attempt_is_dead,
     content_type,
     encryption_args,
-    journal_key,
     key_name_problem,
     md5_file,
     needs_head,
@@ -34,12 +26,28 @@ from sagemaker_vision.core.s3_sync import (  # noqa: F401  (shim, removed by the
     plan_sync,
     refuse_unsafe_names,
     resolve_endpoints,
-    s3_clock,
     same_content,
+)
+from sagemaker_vision.core.s3_sync_state import (  # noqa: F401  (shim, removed by the lead)
+    HEARTBEAT_SECONDS,
+    JOURNAL_SUFFIX,
+    JOURNAL_VERSION,
+    STALE_UPLOAD_SECONDS,
+    STATE_SUFFIX,
+    STATE_VERSION,
+    apply_state,
+    attempt_is_dead,
+    journal_key,
+    s3_clock,
     state_key,
     task_owner,
 )
-from sagemaker_vision.hooks.s3_sync import list_local, list_s3, load_state, sync  # noqa: F401  (shim, removed by the lead)
+from sagemaker_vision.hooks.s3_sync import (  # noqa: F401  (shim, removed by the lead)
+    list_local,
+    list_s3,
+    load_state,
+    sync,
+)
 from sagemaker_vision.hooks.s3_upload_journal import (  # noqa: F401  (shim, removed by the lead)
     UploadJournal,
     abort_stale_uploads,

@@ -14,7 +14,7 @@ from collections import Counter
 
 import pytest
 
-from sagemaker_vision.core.s3_sync import STATE_SUFFIX
+from sagemaker_vision.core.s3_sync_state import STATE_SUFFIX
 from tests.airflow_cluster import AirflowCluster
 
 pytestmark = pytest.mark.integration

@@ -20,6 +20,7 @@ from botocore.exceptions import ClientError
 
 from sagemaker_vision import aws
 from sagemaker_vision.core import s3_sync as core_sync
+from sagemaker_vision.core import s3_sync_state as sync_state
 from sagemaker_vision.core.s3_sync import S3SyncError
 from sagemaker_vision.hooks import s3_sync, s3_upload_journal
 from sagemaker_vision.hooks.s3_sync import sync
@@ -122,7 +123,7 @@ def test_without_the_state_object_md5chksum_metadata_still_prevents_recopies(s3,
         _encrypt(s3, DEST, default)
     root = _files(tmp_path / "images")
     sync(str(root), DEST_URI, client=s3, **kwargs)
-    s3.delete_object(Bucket=DEST, Key=core_sync.state_key("raw/"))
+    s3.delete_object(Bucket=DEST, Key=sync_state.state_key("raw/"))
     result = sync(str(root), DEST_URI, client=s3, **kwargs)
     # The plain bucket's single-part ETags are MD5s and prove equality without a HEAD.
     expected_heads = 1 if scenario == "plain" else 7
@@ -321,7 +322,7 @@ def _sync_task(client, root: Path, ti: Any) -> dict[str, Any]:
 def _journal(s3) -> dict[str, Any]:
     import json
 
-    return json.loads(s3.get_object(Bucket=DEST, Key=core_sync.journal_key("raw/"))["Body"].read())["attempts"]
+    return json.loads(s3.get_object(Bucket=DEST, Key=sync_state.journal_key("raw/"))["Body"].read())["attempts"]
 
 
 def test_the_next_try_aborts_a_killed_tries_uploads_at_once_and_leaves_a_live_run_alone(s3, tmp_path):
@@ -395,7 +396,7 @@ def test_another_runs_attempt_is_aborted_only_once_its_heartbeat_is_stale_on_s3s
     owner = {"dag_id": "object_detection_pipeline", "task_id": "sync_images", "run_id": "manual__x",
              "map_index": -1, "try_number": 1}
     journal = s3_upload_journal.UploadJournal(s3, DEST, "raw/", owner=owner,
-                                              stale_seconds=core_sync.STALE_UPLOAD_SECONDS)
+                                              stale_seconds=sync_state.STALE_UPLOAD_SECONDS)
 
     def write(attempts: dict[str, Any], now: Any) -> None:
         attempts["crashed"] = {"owner": {**owner, "run_id": "manual__y"}, "uploads": {crashed: "raw/crashed.tif"},
@@ -410,7 +411,7 @@ def test_another_runs_attempt_is_aborted_only_once_its_heartbeat_is_stale_on_s3s
         def now(cls, tz: Any = None) -> Any:
             raise AssertionError("the sync read the worker's clock")
 
-    for module in (core_sync, s3_upload_journal):  # every module of the sync that reads a datetime
+    for module in (sync_state, s3_upload_journal):  # every module of the sync that reads a datetime
         monkeypatch.setattr(module, "datetime", WorkerClock)
     result = _sync_task(_client(s3), root, _ti(1))
     assert result["aborted_uploads"] == 1
@@ -424,7 +425,7 @@ def test_attempt_is_dead_rules():
     now = datetime(2026, 11, 22, 0, 30, tzinfo=UTC)
     me = {"dag_id": "d", "task_id": "t", "run_id": "r", "map_index": -1, "try_number": 3}
     fresh = (now - timedelta(seconds=5)).isoformat()
-    dead = core_sync.attempt_is_dead
+    dead = sync_state.attempt_is_dead
     assert dead({"owner": {**me, "try_number": 2}, "heartbeat": fresh}, me, now, 900)  # an earlier try
     assert dead({"owner": {**me, "try_number": 3}, "heartbeat": fresh}, me, now, 900) is None
     assert dead({"owner": {**me, "map_index": 1, "try_number": 1}, "heartbeat": fresh}, me, now, 900) is None
@@ -440,7 +441,7 @@ def test_an_upload_whose_id_cannot_be_journaled_is_aborted_and_its_file_fails(s3
     root = _files(tmp_path / "images")
 
     def deny_journal(params: dict[str, Any], **_: Any) -> None:
-        if params.get("Key") == core_sync.journal_key("raw/"):
+        if params.get("Key") == sync_state.journal_key("raw/"):
             raise ClientError({"Error": {"Code": "AccessDenied", "Message": "denied by the test"}}, "PutObject")
 
     s3.meta.events.register("before-parameter-build.s3.PutObject", deny_journal)

@@ -5,7 +5,8 @@ Three layers, each usable alone:
 
 * :func:`plan_sync` (here) is pure: two listings in, a :class:`SyncPlan` out (no I/O except the
   lazy local MD5 a caller may have attached to an :class:`ObjectInfo`). This module also holds
-  the sync state's and the upload journal's models, the encryption arguments and the input checks.
+  the encryption arguments, the MD5 metadata and the input checks; the sync state's and the upload
+  journal's models are in :mod:`sagemaker_vision.core.s3_sync_state`.
 * :mod:`sagemaker_vision.hooks.s3_sync` builds the listings (``list_local`` / ``list_s3``) and runs
   ``sync``: lists, plans and runs the transfers (:mod:`sagemaker_vision.hooks.s3_transfer`) on one
   shared boto3 client, without Airflow; :mod:`sagemaker_vision.hooks.s3_upload_journal` finds the
@@ -21,8 +22,9 @@ write, never assumed to be an MD5:
 
 * every object this sync writes carries its content MD5 in metadata (``x-amz-meta-md5chksum``,
   base64, the name rclone uses), and the sync keeps a state object next to the destination
-  prefix (``<prefix>.s3sync-state.json``, see :func:`state_key`), mapping each key to the ETag
-  and size it had after the sync, with its content MD5 (and, for S3 sources, the source ETag it was copied from);
+  prefix (``<prefix>.s3sync-state.json``, see ``core.s3_sync_state.state_key``), mapping each key
+  to the ETag and size it had after the sync, with its content MD5 (and, for S3 sources, the
+  source ETag it was copied from);
 * a destination object is unchanged when its listed ETag and size are the ones the state
   recorded and the recorded MD5 (or source ETag) matches the source; or when the source's MD5
   (or, S3 to S3, its ETag) equals the destination ETag; or, when neither is known, after one
@@ -52,8 +54,6 @@ import mimetypes
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 from functools import partial
 from pathlib import Path
 from typing import Any, Literal, Protocol, get_args
@@ -73,22 +73,9 @@ COPY_OBJECT_LIMIT = 5 * GiB
 DELETE_BATCH = 1000  # the delete_objects maximum per request
 PROGRESS_INTERVAL_S = 2.0
 MAX_FAILURES_IN_MESSAGE = 50
-# The sync's own record of what it wrote, next to the destination prefix ("raw/dt=1" keeps it in
-# "raw/dt=1.s3sync-state.json"), so the synced folder holds only synced files. Never synced itself.
-STATE_SUFFIX = ".s3sync-state.json"
-STATE_VERSION = 1
 # User metadata holding the base64 MD5 of the data (rclone's name, so its uploads compare too).
 MD5_METADATA = "md5chksum"
 SSE_MODES = ("AES256", "aws:kms", "aws:kms:dsse")
-# Each sync attempt journals the multipart uploads it opens (``<prefix>.s3sync-uploads.json``, see
-# UploadJournal), so the next attempt aborts a killed one's at once. Another owner's attempt counts as
-# dead once its journal heartbeat (renewed every HEARTBEAT_SECONDS) is STALE_UPLOAD_SECONDS old on S3's
-# clock; an upload no journal lists (an older sync, another tool) is aborted once no part was written to
-# it for that long, also on S3's clock. A live upload writes an 8 MiB part far more often than that.
-STALE_UPLOAD_SECONDS = 15 * 60
-JOURNAL_SUFFIX = ".s3sync-uploads.json"
-JOURNAL_VERSION = 1
-HEARTBEAT_SECONDS = 60.0
 
 # mimetypes maps ".manifest" to the HTML5 appcache type; SageMaker manifests are JSON Lines.
 _CONTENT_TYPE_OVERRIDES = {".manifest": "application/jsonlines", ".jsonl": "application/jsonlines"}
@@ -383,7 +370,7 @@ class S3SyncError(RuntimeError):
 
 
 # --------------------------------------------------------------------------------------------
-# Encryption arguments, content digests and the sync state
+# Encryption arguments and content digests
 # --------------------------------------------------------------------------------------------
 
 
@@ -448,96 +435,3 @@ def md5_from_metadata(metadata: Mapping[str, str] | None) -> str | None:
     except (binascii.Error, ValueError):
         return None
     return raw.hex() if len(raw) == 16 else None
-
-
-def state_key(dest_prefix: str) -> str:
-    """Where the sync keeps its state for ``dest_prefix`` ("raw/" -> "raw.s3sync-state.json"), a key
-    that no listing of the prefix returns (at the bucket root, a name the sync never copies)."""
-    return dest_prefix[:-1] + STATE_SUFFIX if dest_prefix else STATE_SUFFIX
-
-
-def apply_state(dest: Mapping[str, ObjectInfo], entries: Mapping[str, Mapping[str, Any]]) -> int:
-    """Fill ``md5``/``source_etag`` of dest objects whose ETag and size are those the state recorded."""
-    applied = 0
-    for rel, entry in entries.items():
-        obj = dest.get(rel)
-        etag = str(entry.get("etag") or "").strip('"').lower()
-        if obj is None or not etag or obj.etag != etag or obj.size != entry.get("size"):
-            continue  # rewritten by someone else since: the entry says nothing about it
-        if isinstance(entry.get("md5"), str):
-            obj.md5 = entry["md5"].lower()
-        if isinstance(entry.get("source_etag"), str):
-            obj.source_etag = entry["source_etag"].strip('"').lower()
-        applied += 1
-    return applied
-
-
-def state_entry(obj: ObjectInfo) -> dict[str, Any] | None:
-    if obj.etag is None or (obj.md5 is None and obj.source_etag is None):
-        return None
-    entry: dict[str, Any] = {"etag": obj.etag, "size": obj.size}
-    if obj.md5 is not None:
-        entry["md5"] = obj.md5
-    if obj.source_etag is not None:
-        entry["source_etag"] = obj.source_etag
-    return entry
-
-
-# --------------------------------------------------------------------------------------------
-# The multipart-upload journal's model: its key, S3's clock, owners, and who is still alive
-# --------------------------------------------------------------------------------------------
-
-_TI_FIELDS = ("dag_id", "task_id", "run_id", "map_index")
-
-
-def journal_key(dest_prefix: str) -> str:
-    """The upload journal of ``dest_prefix`` ("raw/dt=1/" -> "raw/dt=1.s3sync-uploads.json"), beside its state."""
-    return dest_prefix[:-1] + JOURNAL_SUFFIX if dest_prefix else JOURNAL_SUFFIX
-
-
-def s3_clock(response: Mapping[str, Any] | None) -> datetime | None:
-    """S3's time of a response (its ``Date`` header), or None; never the worker's clock."""
-    header = (((response or {}).get("ResponseMetadata") or {}).get("HTTPHeaders") or {}).get("date")
-    if not header:
-        return None
-    try:
-        return parsedate_to_datetime(header).astimezone(UTC)
-    except (TypeError, ValueError):
-        return None
-
-
-def task_owner(ti: Any) -> dict[str, Any] | None:
-    """The journal owner of an Airflow task instance: its identity and try number (None without one)."""
-    if ti is None:
-        return None
-    owner = {f: getattr(ti, f, None) for f in (*_TI_FIELDS, "try_number")}
-    if any(owner[f] is None for f in ("dag_id", "task_id", "run_id")) or not isinstance(owner["try_number"], int):
-        return None
-    return owner
-
-
-def attempt_is_dead(entry: Mapping[str, Any], owner: Mapping[str, Any] | None, s3_now: datetime | None,
-                    stale_seconds: float) -> str | None:
-    """Why another attempt's journal entry belongs to a sync that is no longer running, or None if it may be.
-
-    * An earlier try of this very task instance (same dag, task, run and map index, lower try number)
-      is dead at once, whatever its age: Airflow starts the next try of a task instance only once the
-      previous one has ended (failed, been killed, or lost its heartbeat and been failed by the scheduler).
-    * Any other attempt (another DAG run or task syncing to the same destination, or a sync run outside
-      Airflow) renews its ``heartbeat`` every ``HEARTBEAT_SECONDS`` while it runs; it is dead once that is
-      older than ``stale_seconds`` on S3's clock (the ``Date`` of S3's responses, never a worker's clock).
-      Without a usable S3 time or heartbeat nothing is judged dead.
-    """
-    other = entry.get("owner")
-    if isinstance(owner, Mapping) and isinstance(other, Mapping) \
-            and all(other.get(f) == owner.get(f) for f in _TI_FIELDS) \
-            and isinstance(other.get("try_number"), int) and other["try_number"] < owner["try_number"]:
-        return f"try {other['try_number']} of this task instance (this is try {owner['try_number']})"
-    try:
-        beat = datetime.fromisoformat(str(entry.get("heartbeat")))
-    except ValueError:
-        return None
-    if s3_now is None or beat.tzinfo is None:
-        return None
-    age = (s3_now - beat).total_seconds()
-    return f"no heartbeat for {age:.0f} s on S3's clock" if age >= stale_seconds else None

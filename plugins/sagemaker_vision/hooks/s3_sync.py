@@ -25,13 +25,9 @@ from botocore.exceptions import ClientError
 
 from sagemaker_vision.core.s3_sync import (
     COPY_OBJECT_LIMIT,
-    JOURNAL_SUFFIX,
     MAX_FAILURES_IN_MESSAGE,
     MD5_METADATA,
     SMALL_FILE_LIMIT,
-    STALE_UPLOAD_SECONDS,
-    STATE_SUFFIX,
-    STATE_VERSION,
     Compare,
     Encryption,
     Endpoints,
@@ -39,7 +35,6 @@ from sagemaker_vision.core.s3_sync import (
     S3SyncError,
     SyncLog,
     SyncPlan,
-    apply_state,
     check_compare,
     check_concurrency,
     check_stale_seconds,
@@ -54,6 +49,13 @@ from sagemaker_vision.core.s3_sync import (
     plan_sync,
     refuse_unsafe_names,
     resolve_endpoints,
+)
+from sagemaker_vision.core.s3_sync_state import (
+    JOURNAL_SUFFIX,
+    STALE_UPLOAD_SECONDS,
+    STATE_SUFFIX,
+    STATE_VERSION,
+    apply_state,
     state_entry,
     state_key,
 )

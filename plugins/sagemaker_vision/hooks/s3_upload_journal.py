@@ -22,13 +22,15 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from sagemaker_vision.core.s3_sync import (
+    Encryption,
+    SyncLog,
+    encryption_args,
+)
+from sagemaker_vision.core.s3_sync_state import (
     HEARTBEAT_SECONDS,
     JOURNAL_VERSION,
     STALE_UPLOAD_SECONDS,
-    Encryption,
-    SyncLog,
     attempt_is_dead,
-    encryption_args,
     journal_key,
     s3_clock,
 )

@@ -13,13 +13,15 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 
 from sagemaker_vision.core.s3_sync import (
-    STALE_UPLOAD_SECONDS,
     Compare,
     check_compare,
     check_concurrency,
     check_stale_seconds,
     encryption_args,
     resolve_endpoints,
+)
+from sagemaker_vision.core.s3_sync_state import (
+    STALE_UPLOAD_SECONDS,
     task_owner,
 )
 from sagemaker_vision.hooks import base

@@ -17,6 +17,7 @@ from moto import mock_aws
 
 from sagemaker_vision import aws
 from sagemaker_vision.core import s3_sync as core_sync
+from sagemaker_vision.core import s3_sync_state as sync_state
 from sagemaker_vision.core.s3_sync import S3SyncError
 from sagemaker_vision.hooks import s3_sync, s3_transfer
 from sagemaker_vision.hooks.s3_sync import list_local, sync
@@ -345,7 +346,7 @@ def test_a_size_only_skip_teaches_the_state_nothing(s3: Any) -> None:
     s3.put_object(Bucket=SRC, Key="in/a.jpg", Body=b"aaaa")
     sync(f"s3://{SRC}/in/", DEST_URI, client=s3)
     s3.put_object(Bucket=SRC, Key="in/a.jpg", Body=b"bbbb")
-    s3.delete_object(Bucket=DEST, Key=core_sync.state_key("raw/"))  # nothing known of raw/a.jpg
+    s3.delete_object(Bucket=DEST, Key=sync_state.state_key("raw/"))  # nothing known of raw/a.jpg
     assert sync(f"s3://{SRC}/in/", DEST_URI, client=s3, compare="size_only")["copied"] == 0
     assert sync(f"s3://{SRC}/in/", DEST_URI, client=s3)["copied"] == 1
     assert s3.get_object(Bucket=DEST, Key="raw/a.jpg")["Body"].read() == b"bbbb"
