@@ -145,7 +145,7 @@ RELEASED = {"AllTraffic": {
 
 def record_tags(record: dict[str, Any]) -> list[dict[str, str]]:
     """The tags scaling.record_released writes for ``record`` on an endpoint without them."""
-    from sagemaker_vision import scaling
+    from sagemaker_vision.hooks import scaling
 
     fake = mock.MagicMock()
     fake.list_tags.return_value = {"Tags": []}
