@@ -135,7 +135,7 @@ def labeling_wait_budget_s(request: Mapping[str, Any]) -> int:
 
 
 def waiter_attempts(budget_s: int, delay_s: int) -> int:
-    """Status checks ``delay_s`` apart that cover ``budget_s`` (one definition: ``endpoint_waits.max_attempts``)."""
+    """Status checks ``delay_s`` apart that cover ``budget_s`` (the one rule: ``endpoint_waits.max_attempts``)."""
     return max_attempts(int(budget_s), max(1, int(delay_s)))
 
 

@@ -100,7 +100,7 @@ MAX_LABEL_ATTRIBUTE = 127
 def label_attribute_problem(label_attribute: Any) -> str | None:
     """Why ``label_attribute`` cannot name a manifest's labels, or None when it can: THE one rule.
 
-    The params, :class:`~sagemaker_vision.config.PipelineConfig`, the Ground Truth request
+    The params, :class:`~sagemaker_vision.core.config.PipelineConfig`, the Ground Truth request
     builder and every manifest check use it, so a name passes all of them or none. Ground Truth
     takes 1-127 letters, digits and inner hyphens; it owns ``<attr>-metadata`` (so no
     ``-metadata`` anywhere in the name) and reserves a trailing ``-ref`` for semantic-segmentation
