@@ -901,3 +901,54 @@ def test_minimal_metadata_still_needs_a_class_map():
     rec = record(1)
     rec[f"{ATTR}-metadata"] = {"type": "groundtruth/object_detection"}
     assert f"{ATTR}-metadata.class-map" in str(manifest_error([line(rec)]))
+
+
+# -- the one label-attribute rule ---------------------------------------------------------------
+LABEL_ATTRIBUTE_CASES = ["bounding-box", "bb", "Boxes2", "a--b", "a" * 127, "a" * 128, "bounding_box", "boxes-metadata",
+                         "a-metadata-b", "boxes-ref", "source", "source-ref", "", " ", "-boxes", "boxes-", "b o x"]
+
+
+@pytest.mark.parametrize("name", LABEL_ATTRIBUTE_CASES)
+def test_the_form_the_config_ground_truth_and_the_validator_hold_one_label_attribute_rule(name: str) -> None:
+    """Issue 10: the label attribute was checked three ways; now every check is label_attribute_problem."""
+    import re
+    from datetime import UTC, datetime
+
+    from sagemaker_vision.core import labeling_job
+    from sagemaker_vision.core.config import PipelineConfig, RunInfo
+    from sagemaker_vision.core.params import param_defaults, param_specs
+    from sagemaker_vision.core.validate import ConfigError
+
+    ok = manifest.label_attribute_problem(name) is None
+    spec = param_specs()["label_attribute"]  # the trigger form's schema: minLength, maxLength, pattern
+    assert spec.pattern is not None and spec.min_length is not None and spec.max_length is not None
+    form_ok = spec.min_length <= len(name) <= spec.max_length and re.search(spec.pattern, name) is not None
+    assert form_ok == ok, name
+    try:
+        manifest.check_label_attribute(name)
+        validator_ok = True
+    except ManifestError as err:
+        validator_ok = False
+        assert err.problems[0].field == "label_attribute"
+    assert validator_ok == ok, name
+    try:
+        labeling_job.labeling_job_request(
+            job_name="shapes-1", input_manifest_uri="s3://gt-b/in.manifest", output_path="s3://gt-b/out/",
+            role_arn="arn:aws:iam::123456789012:role/gt", label_attribute=name, labels=["dot"],
+            categories_uri="s3://gt-b/c.json", template_uri="s3://gt-b/t.html", region="us-east-1",
+            task_description="d",
+            workteam_arn="arn:aws:sagemaker:us-east-1:123456789012:workteam/private-crowd/team")
+        ground_truth_ok = True
+    except ConfigError as err:
+        ground_truth_ok = False
+        assert err.field == "label_attribute", err
+    assert ground_truth_ok == ok, name
+    run = RunInfo(run_id="manual__x", run_after=datetime(2026, 11, 29, 12, tzinfo=UTC))
+    try:
+        PipelineConfig.from_params({**param_defaults(), "bucket": "label-attr-unit", "label_attribute": name},
+                                   run=run, region="us-east-1")
+        config_ok = True
+    except ConfigError as err:
+        config_ok = False
+        assert err.field == "label_attribute", err
+    assert config_ok == ok, name
