@@ -19,6 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from sagemaker_vision.core.autoscaling import is_serverless_variant
 from sagemaker_vision.core.endpoint_waits import IN_FLIGHT_STATES
 from sagemaker_vision.core.naming import PACKAGE_TAG, PACKAGE_TAG_VALUE, VARIANT_NAME, rollback_alarm_names
 from sagemaker_vision.core.quality_gate import finite
@@ -194,6 +195,18 @@ def deployment_config(
     return config
 
 
+def check_bake_covers_alarms(wait_interval_s: int, period_s: int, evaluation_periods: int) -> None:
+    """Raise :class:`ConfigError` naming ``wait_interval_s`` when a baking period ends before the rollback
+    alarms (``evaluation_periods`` x ``period_s``) could trip."""
+    window = period_s * evaluation_periods
+    if wait_interval_s < window:
+        raise ConfigError(
+            "wait_interval_s",
+            f"{wait_interval_s} s is shorter than the rollback alarms' window ({evaluation_periods}"
+            f" x {period_s} s = {window} s): they could not trip before the baking period ends",
+        )
+
+
 def rollback_alarm_requests(
     endpoint_name: str,
     variant_name: str = VARIANT_NAME,
@@ -301,6 +314,37 @@ def plan_deploy(endpoint: Mapping[str, Any] | None, endpoint_config_name: str) -
                           "on it: delete the endpoint (or fix it by hand), then rerun", current)
     return DeployPlan("refuse", f"endpoint {name} is {status}; it cannot be deployed to now", current,
                       retryable=True)
+
+
+def sorted_variant_names(variants: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The ``VariantName`` of every variant, sorted."""
+    return sorted(str(v.get("VariantName")) for v in variants)
+
+
+def update_request(endpoint_name: str, endpoint_config_name: str, variants: Sequence[Mapping[str, Any]],
+                   current: Sequence[Mapping[str, Any]], deployment: Mapping[str, Any]
+                   ) -> tuple[dict[str, Any], str | None]:
+    """The UpdateEndpoint kwargs moving ``current`` (the serving variants) to ``variants`` with ``deployment``,
+    decided from the guardrail rules before anything is written; and why the DeploymentConfig was left out
+    (``"variant_names"``, ``"serverless"``), or None.
+
+    AWS refuses a DeploymentConfig when the variant names change ("When doing a blue/green or
+    rolling deployment, your new endpoint configuration must have the same variant name as the old
+    endpoint configuration", Deployment guardrails, Exclusions) and for serverless endpoints
+    ("Deployment guardrails only apply to Asynchronous inference and Real-time inference endpoint
+    types"), the serving fleet included: such updates are sent without one.
+    """
+    serving = sorted_variant_names(current)
+    dropped = None
+    if deployment and serving and serving != sorted_variant_names(variants):
+        dropped = "variant_names"
+    elif deployment and any(is_serverless_variant(v) for v in current):
+        dropped = "serverless"
+    request: dict[str, Any] = {"EndpointName": endpoint_name, "EndpointConfigName": endpoint_config_name,
+                               "RetainDeploymentConfig": False}
+    if deployment and dropped is None:
+        request["DeploymentConfig"] = dict(deployment)
+    return request, dropped
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,14 +1,7 @@
-"""The deploy operators: make an endpoint serve a config without downtime, or put back the one before.
+"""The deploy operator: make an endpoint serve a config without downtime, idempotently.
 
-:class:`DeployEndpointOperator` creates or updates the endpoint and waits (deferrable, with
-:class:`~sagemaker_vision.triggers.endpoint.EndpointTrigger`, within a budget from
-``core.endpoint_waits``); a failed state (Failed, UpdateRollbackFailed, OutOfService, Deleting) ends
-the wait at once. When an update fails or rolls back it fails the task with the ``FailureReason``
-and says which config still serves: the old model keeps serving. ``operators.rollback.RollbackEndpointOperator``
-puts the config that served before back when a smoke or load test fails after the deploy, and
-fails naming what serves then (a first deploy has nothing older: the new model stays). An update
-that adds or removes a variant (an A/B Challenger) is sent without a DeploymentConfig, which AWS
-refuses then. The decisions are ``core.deployment``'s; the AWS reads ``hooks.sagemaker``'s.
+The decisions are ``core.deployment``'s, the AWS reads ``hooks.sagemaker``'s, the wait's budget
+``core.endpoint_waits``'s; ``operators.rollback`` puts the config that served before back.
 """
 
 from __future__ import annotations
@@ -31,6 +24,7 @@ from sagemaker_vision.core.deployment import (
     NEEDS_A_HUMAN,
     as_int,
     as_tags,
+    check_bake_covers_alarms,
     deployment_config,
     endpoint_type_of,
     int_in_range,
@@ -38,6 +32,8 @@ from sagemaker_vision.core.deployment import (
     rollback_alarm_names,
     rollback_alarm_requests,
     serving_variant,
+    sorted_variant_names,
+    update_request,
     validate_alarm_names,
     validate_policy,
 )
@@ -213,13 +209,8 @@ class DeployEndpointOperator(AwsBaseOperator[SageMakerVisionHook]):
             termination_wait_s=self.termination_wait_s,
             maximum_execution_timeout_s=self.maximum_execution_timeout_s, alarm_names=alarms,
         )
-        window = self.alarm_period_s * self.alarm_evaluation_periods
-        if own and config and self.wait_interval_s < window:
-            raise ConfigError(
-                "wait_interval_s",
-                f"{self.wait_interval_s} s is shorter than the rollback alarms' window ({self.alarm_evaluation_periods}"
-                f" x {self.alarm_period_s} s = {window} s): they could not trip before the baking period ends",
-            )
+        if own and config:
+            check_bake_covers_alarms(self.wait_interval_s, self.alarm_period_s, self.alarm_evaluation_periods)
         return config
 
     def _budget(self, operation: str, variants: Sequence[Mapping[str, Any]],
@@ -368,35 +359,22 @@ class DeployEndpointOperator(AwsBaseOperator[SageMakerVisionHook]):
 
     def _update_request(self, variants: Sequence[Mapping[str, Any]], endpoint: Mapping[str, Any],
                         deployment: dict[str, Any]) -> dict[str, Any]:
-        """The UpdateEndpoint kwargs, decided from the guardrail rules before anything is written.
-
-        AWS refuses a DeploymentConfig when the variant names change ("When doing a blue/green or
-        rolling deployment, your new endpoint configuration must have the same variant name as the old
-        endpoint configuration", Deployment guardrails, Exclusions) and for serverless endpoints
-        ("Deployment guardrails only apply to Asynchronous inference and Real-time inference endpoint
-        types"), the serving fleet included: such updates are sent without one.
-        """
+        """The UpdateEndpoint kwargs (:func:`~sagemaker_vision.core.deployment.update_request`), decided before
+        anything is written; the log says why when the DeploymentConfig is left out."""
         current = endpoint.get("ProductionVariants") or []
-        serving = sorted(str(v.get("VariantName")) for v in current)
-        new = sorted(str(v.get("VariantName")) for v in variants)
-        if deployment and serving and serving != new:
+        request, dropped = update_request(self.endpoint_name, self.endpoint_config_name, variants, current, deployment)
+        if dropped == "variant_names":
             self.log.warning(
                 "%s serves variants %s and %s has %s: SageMaker refuses a %s deployment (blue/green with a "
                 "DeploymentConfig) when the variant names change, so this update is sent without one. SageMaker "
                 "still provisions the new fleet before shifting all traffic to it (no downtime), but there is no "
-                "baking period and no alarm rollback for this step", self.endpoint_name, serving,
-                self.endpoint_config_name, new, self.deployment_policy)
-            deployment = {}
-        elif deployment and any(autoscaling.is_serverless_variant(v) for v in current):
+                "baking period and no alarm rollback for this step", self.endpoint_name, sorted_variant_names(current),
+                self.endpoint_config_name, sorted_variant_names(variants), self.deployment_policy)
+        elif dropped == "serverless":
             self.log.warning(
                 "%s runs serverless now: SageMaker's deployment guardrails do not apply to serverless endpoints, so "
                 "the update to %s is sent without a DeploymentConfig (blue/green all at once, no baking period, no "
                 "alarm rollback)", self.endpoint_name, self.endpoint_config_name)
-            deployment = {}
-        request: dict[str, Any] = {"EndpointName": self.endpoint_name, "EndpointConfigName": self.endpoint_config_name,
-                                   "RetainDeploymentConfig": False}
-        if deployment:
-            request["DeploymentConfig"] = deployment
         return request
 
     def _send_update(self, request: Mapping[str, Any], variants: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

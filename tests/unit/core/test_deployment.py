@@ -212,3 +212,33 @@ def test_plan_deploy_refusal_carries_the_failure_reason():
     assert "CannotStartContainerError" in plan.reason and "DeleteEndpoint" in plan.reason
 
 
+
+
+# -- update_request -------------------------------------------------------------------------------
+def test_update_request_keeps_the_deployment_config_when_the_variant_names_stay():
+    deployment = dep.deployment_config("canary", endpoint_type="provisioned", alarm_names=["a"])
+    request, dropped = dep.update_request("shapes", "cfg-2", [{"VariantName": "AllTraffic"}],
+                                          [{"VariantName": "AllTraffic"}], deployment)
+    assert dropped is None
+    assert request == {"EndpointName": "shapes", "EndpointConfigName": "cfg-2", "RetainDeploymentConfig": False,
+                       "DeploymentConfig": deployment}
+    assert_valid(SAGEMAKER, "UpdateEndpoint", request)
+
+
+def test_update_request_leaves_the_deployment_config_out_when_aws_refuses_it():
+    deployment = dep.deployment_config("canary", endpoint_type="provisioned", alarm_names=["a"])
+    renamed, why = dep.update_request("shapes", "cfg-2", [{"VariantName": "Green"}],
+                                      [{"VariantName": "AllTraffic"}], deployment)
+    assert why == "variant_names" and "DeploymentConfig" not in renamed
+    running_serverless = [{"VariantName": "AllTraffic", "CurrentServerlessConfig": {"MaxConcurrency": 5}}]
+    serverless, why = dep.update_request("shapes", "cfg-2", [{"VariantName": "AllTraffic"}], running_serverless,
+                                         deployment)
+    assert why == "serverless" and "DeploymentConfig" not in serverless
+    assert dep.update_request("shapes", "cfg-2", [{"VariantName": "Green"}], [{"VariantName": "AllTraffic"}], {}) == \
+        ({"EndpointName": "shapes", "EndpointConfigName": "cfg-2", "RetainDeploymentConfig": False}, None)
+
+
+def test_a_bake_shorter_than_the_alarm_window_is_refused_naming_wait_interval_s():
+    dep.check_bake_covers_alarms(120, 60, 2)
+    with pytest.raises(ConfigError, match=r"wait_interval_s.*119 s is shorter than the rollback alarms' window"):
+        dep.check_bake_covers_alarms(119, 60, 2)
