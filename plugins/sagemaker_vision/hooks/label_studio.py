@@ -359,7 +359,7 @@ class LabelStudioHook(BaseHook):
 
     async def arequest(self, method: str, path: str, *, params: Mapping[str, Any] | None = None) -> Any:
         """The async counterpart of :meth:`request`, for GETs: same retries and error messages."""
-        import aiohttp
+        import aiohttp  # lazy: only the triggerer makes async calls; keeps DAG parsing fast
 
         base_url, token = await self._aget_settings()
         url = base_url + path
