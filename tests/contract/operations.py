@@ -37,9 +37,9 @@ OPERATIONS: dict[str, str] = {
     "sagemaker.AddTags": "deploy.py",
     "sagemaker.ListTags": "deploy.py, load_test.py, teardown.py (paginator)",
     # SageMaker: labeling
-    "sagemaker.CreateLabelingJob": "ground_truth.py",
-    "sagemaker.DescribeLabelingJob": "ground_truth.py, waiters/ (labeling_job.json), triggers.py",
-    "sagemaker.StopLabelingJob": "ground_truth.py, waiters/__init__.py",
+    "sagemaker.CreateLabelingJob": "operators/ground_truth.py",
+    "sagemaker.DescribeLabelingJob": "hooks/sagemaker.py, waiters/ (sagemaker_vision.json), triggers/labeling_job.py",
+    "sagemaker.StopLabelingJob": "operators/ground_truth.py (on_kill), hooks/sagemaker.py",
     # sagemaker-runtime
     "sagemaker-runtime.InvokeEndpoint": "inference.py, load_test.py, load_engine_mp.py",
     "sagemaker-runtime.InvokeEndpointAsync": "async_inference.py",
@@ -55,8 +55,8 @@ OPERATIONS: dict[str, str] = {
     "s3.ListObjectsV2": "s3_sync.py, s3io.py, load_test.py (paginator); S3Hook.list_keys",
     # No s3.HeadBucket: training.py's ChannelCheckingSageMakerHook checks the input channels with
     # HeadObject (IAM authorises HeadBucket as an unprefixed s3:ListBucket, which is not granted).
-    "s3.GetBucketCors": "ground_truth.py (CORS rule before CreateLabelingJob)",
-    "s3.PutBucketCors": "ground_truth.py (CORS rule before CreateLabelingJob)",
+    "s3.GetBucketCors": "hooks/ground_truth.py (CORS rule before CreateLabelingJob)",
+    "s3.PutBucketCors": "hooks/ground_truth.py (CORS rule before CreateLabelingJob)",
     # Application Auto Scaling
     "application-autoscaling.RegisterScalableTarget": "scaling.py, async_inference.py",
     "application-autoscaling.PutScalingPolicy": "scaling.py, async_inference.py",
