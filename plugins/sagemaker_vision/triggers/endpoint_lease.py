@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
-from airflow.triggers.base import BaseTrigger
+from airflow.triggers.base import BaseTrigger, TriggerEvent
 from botocore.exceptions import ClientError
 
 from sagemaker_vision.core.lease import LeaseView, decide, server_time, view_from
@@ -42,10 +43,6 @@ class EndpointLeaseTrigger(BaseTrigger):
         return view_from(raw, response.get("ETag"), response.get("LastModified"), server_time(response))
 
     async def run(self):
-        import asyncio
-
-        from airflow.triggers.base import TriggerEvent
-
         hook = aws.hook("s3", self.aws_conn_id, self.region_name)
         uri = f"s3://{self.bucket}/{self.key}"
         try:
