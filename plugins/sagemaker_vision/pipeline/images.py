@@ -29,6 +29,7 @@ from sagemaker_vision.core.images import (
 from sagemaker_vision.core.manifest_parse import load_line
 from sagemaker_vision.core.validate import ConfigError
 from sagemaker_vision.hooks import s3
+from sagemaker_vision.hooks.load_test import load_payloads
 
 if TYPE_CHECKING:
     from sagemaker_vision.core.config import PipelineConfig
@@ -179,9 +180,6 @@ def check_test_images(cfg: PipelineConfig, s3_client: Any, manifests: Mapping[st
     retrain DAG validates none itself) fails here, naming the file and its size, instead of after
     a paid deploy. Raises :class:`ImageValidationError`.
     """
-    # lazy: load_test imports the images shim, which imports this module (goes once load_test moves)
-    from sagemaker_vision.load_test import load_payloads
-
     endpoint_type = cfg.endpoint.endpoint_type
     max_bytes = max_bytes_for(endpoint_type)
     try:

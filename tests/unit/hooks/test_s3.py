@@ -113,7 +113,7 @@ def test_the_async_rule_is_the_same():
 
 
 def test_iter_lines_of_a_missing_key_under_403_is_a_config_error_naming_it():
-    from sagemaker_vision.config import ConfigError
+    from sagemaker_vision.core.validate import ConfigError
 
     s3 = FakeS3(403, "AccessDenied")
     with pytest.raises(ConfigError, match="s3://bkt/p/manifest.jsonl does not exist"):
@@ -121,7 +121,7 @@ def test_iter_lines_of_a_missing_key_under_403_is_a_config_error_naming_it():
 
 
 def test_read_bytes_of_a_missing_key_under_403_is_a_config_error_naming_it():
-    from sagemaker_vision.config import ConfigError
+    from sagemaker_vision.core.validate import ConfigError
 
     s3 = FakeS3(403, "AccessDenied")
     with pytest.raises(ConfigError, match="sample_image: s3://bkt/p/img.jpg does not exist"):
@@ -164,7 +164,8 @@ def test_the_training_channel_check_reads_a_403_for_a_missing_object_as_missing(
 
 def test_a_lease_that_was_never_taken_reads_as_free_under_403():
     """The lease read took only NoSuchKey/404 as "no lease": the project's role got a ClientError."""
-    from sagemaker_vision.endpoint_lease import EndpointLease, EndpointLeaseTrigger
+    from sagemaker_vision.hooks.endpoint_lease import EndpointLease
+    from sagemaker_vision.triggers.endpoint_lease import EndpointLeaseTrigger
 
     key = "sagemaker-vision-locks/endpoints/us-east-1/ep.json"
     lease = EndpointLease(FakeS3(403, "AccessDenied"), "bkt", key, "dag/run", ttl_seconds=60)

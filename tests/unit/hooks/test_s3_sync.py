@@ -15,10 +15,10 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from sagemaker_vision import aws
 from sagemaker_vision.core import s3_sync as core_sync
 from sagemaker_vision.core import s3_sync_state as sync_state
 from sagemaker_vision.core.s3_sync import S3SyncError
+from sagemaker_vision.hooks import base as aws
 from sagemaker_vision.hooks import s3_sync, s3_transfer
 from sagemaker_vision.hooks.s3_sync import list_local, sync
 

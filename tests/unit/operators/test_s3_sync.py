@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from sagemaker_vision import aws
+from sagemaker_vision.hooks import base as aws
 from sagemaker_vision.hooks import s3_sync
 from sagemaker_vision.operators.s3_sync import S3SyncOperator
 from tests.unit.hooks import test_s3_sync as sync_cases

@@ -15,10 +15,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from sagemaker_vision.config import PipelineConfig, RunInfo
 from sagemaker_vision.core import images
+from sagemaker_vision.core.config import PipelineConfig, RunInfo
 from sagemaker_vision.core.images import ImageValidationError
-from sagemaker_vision.params import param_defaults
+from sagemaker_vision.core.params import param_defaults
 from sagemaker_vision.pipeline import images as pipeline_images
 from sagemaker_vision.pipeline.images import pick_smoke_image, validate_partition
 from tests.unit.core.test_images import JPEG, PNG
@@ -49,8 +49,8 @@ def _put(s3, cfg, name: str, body: bytes) -> str:
 
 
 def test_the_policy_is_one_spec_for_form_and_config():
-    from sagemaker_vision.config import BAD_IMAGE_POLICIES, ConfigError
-    from sagemaker_vision.params import pipeline_params
+    from sagemaker_vision.core.validate import BAD_IMAGE_POLICIES, ConfigError
+    from sagemaker_vision.pipeline.params import pipeline_params
 
     param = pipeline_params()["bad_image_policy"]
     assert param.value == "fail" and param.schema["enum"] == list(BAD_IMAGE_POLICIES)
@@ -139,7 +139,9 @@ def test_smoke_image_is_rechecked_even_without_a_report(s3):
 def test_smoke_test_names_the_image_on_failure_and_success(s3, monkeypatch):
     from botocore.exceptions import ClientError
 
-    from sagemaker_vision import aws, inference
+    from sagemaker_vision.core import inference
+    from sagemaker_vision.hooks import base as aws
+    from sagemaker_vision.pipeline import smoke_test as smoke
 
     cfg = _cfg()
     good = _put(s3, cfg, "good.jpg", JPEG)
@@ -159,10 +161,10 @@ def test_smoke_test_names_the_image_on_failure_and_success(s3, monkeypatch):
     sm, rt = SageMaker(), Runtime()
     monkeypatch.setattr(aws, "client", lambda name, *a, **k: {"sagemaker": sm, "sagemaker-runtime": rt, "s3": s3}[name])
     with pytest.raises(RuntimeError, match=rf"is Creating, not InService; smoke image {re.escape(good)} was not sent"):
-        inference.smoke_test(cfg, {"0": "circle"})
+        smoke.smoke_test(cfg, {"0": "circle"})
     sm.status = "InService"
     with pytest.raises(RuntimeError, match=rf"with {re.escape(good)} \(image/jpeg, 64x48\) failed: .*ModelError"):
-        inference.smoke_test(cfg, {"0": "circle"})
+        smoke.smoke_test(cfg, {"0": "circle"})
 
     class Replying:
         def invoke_endpoint(self, **kwargs):
@@ -170,14 +172,14 @@ def test_smoke_test_names_the_image_on_failure_and_success(s3, monkeypatch):
 
     rt = Replying()
     monkeypatch.setattr(aws, "client", lambda name, *a, **k: {"sagemaker": sm, "sagemaker-runtime": rt, "s3": s3}[name])
-    result = inference.smoke_test(cfg, {"0": "circle"})
+    result = smoke.smoke_test(cfg, {"0": "circle"})
     assert result["image"] == good and len(result["boxes"]) == 1
     assert dataclasses.asdict(inference.Box(**result["boxes"][0]))["label"] == "circle"
 
 
 def test_load_test_payloads_from_a_manifest_are_its_images(s3):
     """The pipeline's load test sends the validation split's images, not whatever raw/ holds."""
-    from sagemaker_vision.load_test import load_payloads
+    from sagemaker_vision.hooks.load_test import load_payloads
 
     cfg = _cfg()
     good, other = _put(s3, cfg, "b.jpg", JPEG), _put(s3, cfg, "a.png", PNG)
@@ -248,7 +250,8 @@ def test_the_test_images_are_checked_against_the_deployed_endpoint_type_before_t
 def test_prepare_manifests_checks_the_test_images_before_anything_downstream(s3, monkeypatch):
     """The wiring: both pipeline DAGs' prepare_manifests task (before needs_training, train and deploy) runs
     check_test_images on the manifests it just wrote, and fails the task when an image does not fit."""
-    from sagemaker_vision import aws, manifests, tasks
+    from sagemaker_vision.hooks import base as aws
+    from sagemaker_vision.pipeline import manifests, tasks
 
     cfg = _cfg()
     big = _put(s3, cfg, "big.jpg", JPEG + b"\0" * (4_500_000 - len(JPEG)))
@@ -256,7 +259,7 @@ def test_prepare_manifests_checks_the_test_images_before_anything_downstream(s3,
     _manifest(s3, cfg.train_manifest_uri, [])
     written = {"validation_uri": cfg.validation_manifest_uri, "train_uri": cfg.train_manifest_uri}
     monkeypatch.setattr(manifests, "prepare_manifests", lambda *a, **k: written)
-    monkeypatch.setattr(tasks.PipelineConfig, "from_context", classmethod(lambda cls, context: cfg))
+    monkeypatch.setattr(tasks, "pipeline_config", lambda context: cfg)
     monkeypatch.setattr(aws, "client", lambda name, *a, **k: s3)
     with pytest.raises(ImageValidationError, match=rf"{re.escape(big)}: 4,500,000 bytes"):
         tasks.prepare_manifests.function()
