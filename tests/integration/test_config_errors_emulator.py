@@ -1,0 +1,46 @@
+"""A config error stops a run at its first task, once, naming the param (issue 10).
+
+Tried as a new user would: a bucket name ``MyBucket`` passed the form, then failed ``estimate_costs``
+three times (about 25 s of retries); a misspelt key (``bukcet``) was silently ignored and the run
+used the defaults. Now the form refuses ``MyBucket`` when the run is triggered, and an unknown key
+fails the first task at once, without retries, naming the closest param.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.integration
+
+
+def _dag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    bag = DagBag(dag_folder=str(ROOT / "dags" / "object_detection_pipeline.py"))
+    assert not bag.import_errors, bag.import_errors
+    return bag.get_dag("object_detection_pipeline")
+
+
+def test_a_misspelt_conf_key_fails_the_first_task_once_and_nothing_is_synced(airflow_db, aws_clients, capfd):
+    s3 = aws_clients["s3"]
+    run = _dag().test(run_conf={"bukcet": "my-bucket"})
+    assert run.state == "failed", run.state
+    tis = {ti.task_id: ti for ti in run.get_task_instances()}
+    first = tis["estimate_costs"]
+    assert str(first.state) == "failed" and first.try_number == 1  # no retries: a retry cannot fix a config
+    assert str(tis["sync_images"].state) == "upstream_failed"
+    out = capfd.readouterr()
+    assert "bukcet: is not a param of this pipeline; did you mean 'bucket'?" in out.out + out.err
+    listed = s3.list_objects_v2(Bucket=os.environ["SAGEMAKER_VISION_BUCKET"], Prefix="object-detection/raw/")
+    assert listed.get("KeyCount", 0) == 0
+
+
+def test_the_form_refuses_a_bucket_the_config_would_refuse(airflow_db, aws_clients):
+    from airflow.sdk.definitions.param import ParamValidationError
+
+    with pytest.raises(ParamValidationError, match="MyBucket"):
+        _dag().test(run_conf={"bucket": "MyBucket"})
