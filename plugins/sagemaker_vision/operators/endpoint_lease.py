@@ -1,7 +1,7 @@
 """Taking the endpoint lease in a task: the acquire operator, and the renewal every task of the section runs.
 
 :class:`AcquireEndpointLeaseOperator` takes this run's lease, waiting deferred (with
-``triggers.endpoint_lease.EndpointLeaseTrigger``) while another run holds it; :func:`hold` renews it
+``triggers.endpoint_lease.EndpointLeaseTrigger``) while another run holds it; :func:`renew` renews it
 before a task acts on the endpoint and fails the task when it was lost. What the lease is, and
 why: ``core.lease``.
 """
@@ -78,7 +78,7 @@ def lease_for(target: LeaseTarget, context: Mapping[str, Any], s3_client: Any = 
                          ttl_seconds=target.ttl_seconds, endpoint_name=target.endpoint_name, details=details)
 
 
-def hold(context: Mapping[str, Any], stage: str, target: LeaseTarget) -> None:
+def renew(context: Mapping[str, Any], stage: str, target: LeaseTarget) -> None:
     """Renew this run's lease of ``target`` before ``stage`` acts on the endpoint; fail the task (no retry)
     if it was lost."""
     try:

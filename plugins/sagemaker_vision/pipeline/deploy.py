@@ -38,8 +38,8 @@ from sagemaker_vision.operators.endpoint_lease import (
     deploy_task,
     lease_for,
     lease_ttl_seconds,
+    renew,
 )
-from sagemaker_vision.operators.endpoint_lease import hold as renew
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
