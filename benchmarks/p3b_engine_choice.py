@@ -3,7 +3,7 @@
 Side by side against the same stub (own process, higher priority), 50 ms service time, at C=20
 and C=100, each engine for the same bounded step after a full warm-up, in alternating order so
 drift in the machine's load hits both. Also shown: both engines spread over two processes
-(``sagemaker_vision.load_engine_mp``), the fix for the one-GIL limit at C=100.
+(``sagemaker_vision.hooks.sagemaker_runtime.run_load_test_processes``), the fix for the one-GIL limit at C=100.
 
 The result line is asyncio / threads, the geometric mean over the two points: >= 1 means
 asyncio is the faster engine here. ``choice:`` says which one the numbers pick for each point.
