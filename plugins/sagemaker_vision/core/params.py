@@ -22,7 +22,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sagemaker_vision.core import naming
+from sagemaker_vision.core import algorithms, naming
 from sagemaker_vision.core.manifest import MAX_LABEL_ATTRIBUTE
 from sagemaker_vision.core.validate import (
     BAD_IMAGE_POLICIES,
@@ -149,8 +149,10 @@ def _specs() -> list[ParamSpec]:
             f"(<name>-<run stamp>). Letters, digits and hyphens, at most {longest}: "
             "every name derived from it (labeling job, training retry, alarms) must fit AWS's limits.",
             _DATA, min_length=1, max_length=longest, pattern=SAGEMAKER_NAME_PATTERN),
-        ParamSpec("region", "", "string", "AWS region. Empty means the region of the aws_default connection.",
-                  _DATA, nullable=True),
+        ParamSpec("region", "", "string",
+                  "AWS region (one that hosts the built-in object-detection image). Empty means the region of "
+                  "the aws_default connection.", _DATA, nullable=True,
+                  enum=(None, "", *sorted(algorithms.SUPPORTED_REGIONS))),
         ParamSpec(
             "role_arn", _env("SAGEMAKER_VISION_ROLE_ARN", ""), "string",
             "SageMaker execution role ARN that training and hosting assume "
@@ -227,8 +229,8 @@ def _specs() -> list[ParamSpec]:
             "Share of images held out for the validation channel, chosen by a hash of "
             "source-ref so the split is stable across runs.", _TRAIN, minimum=0.01, maximum=0.5, step=0.01),
         ParamSpec("training_instance_type", "ml.p3.2xlarge", "string",
-                  "GPU instance for the built-in Object Detection algorithm.", _TRAIN,
-                  pattern=_INSTANCE_TYPE_PATTERN),
+                  "GPU instance for the built-in Object Detection algorithm (the instances its documentation "
+                  "lists).", _TRAIN, enum=tuple(sorted(algorithms.TRAINING_INSTANCE_TYPES))),
         ParamSpec("training_instance_count", 1, "integer", "Training instances.", _TRAIN, minimum=1, maximum=16),
         ParamSpec("training_volume_gb", 50, "integer", "EBS volume per training instance, GB.", _TRAIN,
                   minimum=5, maximum=16384),

@@ -105,6 +105,29 @@ def test_a_bad_name_or_choice_is_refused_by_the_form_as_by_the_config(name: str,
     assert not config_accepts(name, value)
 
 
+def test_the_region_and_the_training_instance_are_the_ones_the_config_takes():
+    from types import SimpleNamespace
+
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from sagemaker_vision.hooks.config import pipeline_config
+
+    dag_run = SimpleNamespace(run_id=RUN.run_id, run_after=RUN.run_after, run_type="manual")
+    for region, ok in [("eu-west-1", True), ("", True), (None, True), ("mars-north-1", False), ("EU-WEST-1", False)]:
+        assert form_accepts("region", region) is ok, region
+        if region:
+            context = {"params": {**param_defaults(), **BASE, "region": region}, "dag_run": dag_run}
+            if ok:
+                assert pipeline_config(context).region == region
+            else:
+                with pytest.raises(AirflowFailException, match="^region: "):
+                    pipeline_config(context)
+    for instance, ok in [("ml.p3.8xlarge", True), ("ml.p2.xlarge", True), ("ml.g4dn.xlarge", False),
+                         ("ml.m5.large", False)]:
+        assert (form_accepts("training_instance_type", instance),
+                config_accepts("training_instance_type", instance)) == (ok, ok), instance
+
+
 @pytest.mark.parametrize("classes", [["cat", "cat"], ["cat", " "], [], ["c"] * 11])
 def test_label_classes_the_config_refuses_the_form_refuses(classes: list[str]):
     overrides = {"label_backend": "label_studio"}
