@@ -78,3 +78,31 @@ def test_a_relative_allow_list_entry_is_refused(monkeypatch) -> None:
     monkeypatch.setenv(IMAGE_ROOTS_ENV, "images")
     with pytest.raises(ConfigError, match=r"^image_source: \$SAGEMAKER_VISION_IMAGE_ROOTS entry 'images' is not an"):
         build("include/sample_data/images")
+
+
+# ---- the one S3 URI parser and the ARN rules (issue 10: three parse_s3_uri became one) ----------------
+
+
+def test_parse_s3_uri_splits_checks_the_bucket_and_names_the_field() -> None:
+    from sagemaker_vision.core.validate import parse_s3_uri
+
+    assert parse_s3_uri("s3://my-bucket/a/b.jpg", "image") == ("my-bucket", "a/b.jpg")
+    assert parse_s3_uri("s3://my-bucket", "image") == ("my-bucket", "")
+    assert parse_s3_uri("s3://my-bucket/raw", "dest", folder=True) == ("my-bucket", "raw/")
+    assert parse_s3_uri("s3://my-bucket//raw/", "dest", folder=True) == ("my-bucket", "raw/")
+    for value, problem in [("/tmp/x", "is not an s3:// URI"), (None, "is not an s3:// URI"),
+                           ("s3://My_Bucket/x", "is not a valid S3 bucket name"), ("s3:///x", "valid S3 bucket"),
+                           ("s3://my-bucket/a//b", "empty path segment")]:
+        with pytest.raises(ConfigError, match=f"^field: .*{problem}"):
+            parse_s3_uri(value, "field")  # type: ignore[arg-type]
+
+
+def test_the_arn_rules_are_the_ones_ground_truth_and_iam_take() -> None:
+    from sagemaker_vision.core.validate import ROLE_ARN_RE, WORKTEAM_ARN_RE, validate_role_arn
+
+    assert validate_role_arn("arn:aws:iam::123456789012:role/service-role/SageMaker+Exec=1")
+    for bad in ("arn:aws:iam::123456789012:rolex", "arn:aws:iam::123456789012:role/é", "arn:aws:iam::12:role/x"):
+        assert not ROLE_ARN_RE.match(bad), bad
+    match = WORKTEAM_ARN_RE.match("arn:aws:sagemaker:eu-west-1:123456789012:workteam/private-crowd/team-a")
+    assert match and (match["region"], match["kind"], match["name"]) == ("eu-west-1", "private-crowd", "team-a")
+    assert not WORKTEAM_ARN_RE.match("arn:aws:sagemaker:eu-west-1:123456789012:workteam/team-a")
