@@ -11,9 +11,9 @@ from datetime import UTC, datetime
 import pytest
 from botocore.response import StreamingBody
 
-from sagemaker_vision.hooks import s3 as s3io
 from sagemaker_vision.core import converters, manifest_parse, manifest_refs
 from sagemaker_vision.core.manifest import split_manifest, validate_manifest
+from sagemaker_vision.hooks import s3 as s3io
 
 ATTR = "bb"
 CHUNK = 1 << 16  # what s3io reads per call
