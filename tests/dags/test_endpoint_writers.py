@@ -50,7 +50,7 @@ def test_every_endpoint_writer_runs_between_acquire_and_release(dag_bag, dag_id)
 
 @pytest.mark.parametrize("dag_id", ["endpoint_promote_challenger", "endpoint_teardown"])
 def test_the_manual_writers_take_the_shared_bucket_param(dag_bag, dag_id):
-    from sagemaker_vision.params import pipeline_params
+    from sagemaker_vision.pipeline.params import pipeline_params
 
     shared = pipeline_params()["bucket"]
     param = dag_bag.dags[dag_id].params.get_param("bucket")

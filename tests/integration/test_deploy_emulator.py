@@ -21,8 +21,8 @@ from airflow.providers.common.compat.sdk import AirflowFailException, TaskDeferr
 from airflow.triggers.base import TriggerEvent
 
 from local_aws import Control, Emulator
-from sagemaker_vision.config import ConfigError
 from sagemaker_vision.core import deployment as dep
+from sagemaker_vision.core.validate import ConfigError
 from sagemaker_vision.hooks import sagemaker as sm_hooks
 from sagemaker_vision.operators import deploy as deploy_ops
 from sagemaker_vision.triggers import endpoint as endpoint_triggers

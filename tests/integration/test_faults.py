@@ -83,8 +83,8 @@ def task_errors(captured: str) -> list[str]:
 
 def config_of(run):
     """The PipelineConfig the run's tasks saw (names and S3 locations derive from the run)."""
-    from sagemaker_vision.config import PipelineConfig, RunInfo
-    from sagemaker_vision.params import param_defaults
+    from sagemaker_vision.core.config import PipelineConfig, RunInfo
+    from sagemaker_vision.core.params import param_defaults
 
     run_info = RunInfo(run_id=run.run_id, run_after=run.run_after, data_interval_start=run.data_interval_start,
                        data_interval_end=run.data_interval_end)
@@ -93,7 +93,7 @@ def config_of(run):
 
 def serve_previous_model(sm, endpoint_name: str) -> dict[str, Any]:
     """An endpoint already serving an older model, as a weekly run finds it."""
-    from sagemaker_vision.algorithms import object_detection_image_uri
+    from sagemaker_vision.core.algorithms import object_detection_image_uri
 
     previous = f"{endpoint_name}-previous"
     sm.create_model(ModelName=previous, ExecutionRoleArn=os.environ["SAGEMAKER_VISION_ROLE_ARN"],

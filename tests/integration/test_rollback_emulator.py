@@ -92,7 +92,7 @@ def control(aws_clients: dict[str, Any], emulator_env: Any) -> Iterator[Control]
 
 def seed_endpoint(sm: Any, s3: Any, bucket: str, prefix: str, endpoint: str, validation_map: float) -> str:
     """An endpoint InService on a baseline model tagged ``validation-map``, as an earlier deploy leaves it."""
-    from sagemaker_vision.algorithms import object_detection_image_uri
+    from sagemaker_vision.core.algorithms import object_detection_image_uri
 
     name = f"{endpoint}-baseline"
     s3.put_object(Bucket=bucket, Key=f"{prefix}/baseline/{name}/model.tar.gz", Body=b"baseline model")
@@ -219,7 +219,7 @@ def test_a_test_after_a_rollback_refuses_to_measure_the_old_config(airflow_db, a
 
     from airflow.providers.common.compat.sdk import AirflowFailException
 
-    from sagemaker_vision.params import param_defaults
+    from sagemaker_vision.core.params import param_defaults
     from sagemaker_vision.pipeline import deploy as pipeline_deploy
 
     sm, s3 = aws_clients["sagemaker"], aws_clients["s3"]

@@ -229,9 +229,9 @@ def test_a_9_mib_manifest_published_by_copy_is_read_back_by_prepare_manifests(s3
     from datetime import UTC, datetime
 
     from sagemaker_vision import labeling, manifests
-    from sagemaker_vision.config import PipelineConfig, RunInfo
+    from sagemaker_vision.core.config import PipelineConfig, RunInfo
+    from sagemaker_vision.core.params import param_defaults
     from sagemaker_vision.hooks import s3 as s3io
-    from sagemaker_vision.params import param_defaults
 
     run = RunInfo(run_id="manual__9mib", run_after=datetime(2026, 11, 25, tzinfo=UTC))
     cfg = PipelineConfig.from_params({**param_defaults(), "bucket": BUCKET, "prefix": "big-manifest",

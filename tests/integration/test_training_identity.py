@@ -36,8 +36,8 @@ def pipeline_dag():
 
 
 def config_of(run):
-    from sagemaker_vision.config import PipelineConfig, RunInfo
-    from sagemaker_vision.params import param_defaults
+    from sagemaker_vision.core.config import PipelineConfig, RunInfo
+    from sagemaker_vision.core.params import param_defaults
 
     info = RunInfo(run_id=run.run_id, run_after=run.run_after, data_interval_start=run.data_interval_start,
                    data_interval_end=run.data_interval_end)
@@ -46,7 +46,7 @@ def config_of(run):
 
 def serve_previous_model(sm, endpoint_name: str) -> str:
     """An endpoint already serving an older model, as a weekly run finds it; returns its config name."""
-    from sagemaker_vision.algorithms import object_detection_image_uri
+    from sagemaker_vision.core.algorithms import object_detection_image_uri
 
     previous = f"{endpoint_name}-previous"
     sm.create_model(ModelName=previous, ExecutionRoleArn=os.environ["SAGEMAKER_VISION_ROLE_ARN"],
@@ -66,8 +66,8 @@ def states(run) -> dict[str, str]:
 
 
 def test_a_rerun_after_a_training_retry_deploys_the_runs_model(airflow_db, aws_clients, control):
-    from sagemaker_vision.manifests import _marker_uri
     from sagemaker_vision.core.training_budget import is_run_job
+    from sagemaker_vision.pipeline.manifests import _marker_uri
 
     sm, s3 = aws_clients["sagemaker"], aws_clients["s3"]
     previous = serve_previous_model(sm, PIPELINE)

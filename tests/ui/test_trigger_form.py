@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from sagemaker_vision.params import pipeline_params
+from sagemaker_vision.pipeline.params import pipeline_params
 from tests.ui.browser import quit_chromium, require_browser, start_chromium
 from tests.ui.stack import ROOT, AirflowStack
 
@@ -303,7 +303,7 @@ def test_the_plugin_loads_and_its_links_resolve(airflow_stack, api_token):
     # (GET /dags/{id}/tasks/{id} cannot show this: its extra_links is always empty in Airflow 3.3.)
     from sagemaker_vision.links.sagemaker import SageMakerTrainingJobLink, SageMakerTrainingLogsLink, link_fields
     from sagemaker_vision.operators.deploy import DeployEndpointOperator
-    from sagemaker_vision.training import ObjectDetectionTrainingOperator
+    from sagemaker_vision.operators.training import ObjectDetectionTrainingOperator
 
     tasks = airflow_stack.request("GET", f"/api/v2/dags/{DAG_ID}/tasks", token=api_token)["tasks"]
 

@@ -743,8 +743,8 @@ REGION = "eu-west-1"
 
 @pytest.fixture
 def cfg():
-    from sagemaker_vision.config import PipelineConfig, RunInfo
-    from sagemaker_vision.params import param_defaults
+    from sagemaker_vision.core.config import PipelineConfig, RunInfo
+    from sagemaker_vision.core.params import param_defaults
 
     params = {**param_defaults(), "bucket": "vision-prod", "image_source": "s3://camera-uploads/site-a/",
               "role_arn": f"arn:aws:iam::{ACCOUNT}:role/sagemaker-vision-execution"}
@@ -756,7 +756,7 @@ def cfg():
 
 @pytest.fixture
 def values(cfg) -> dict[str, str]:
-    from sagemaker_vision import algorithms
+    from sagemaker_vision.core import algorithms
 
     src_bucket, _, src_prefix = cfg.image_source[5:].partition("/")
     return {"Partition": "aws", "Region": REGION, "Account": ACCOUNT, "Bucket": cfg.bucket, "Prefix": cfg.prefix,
@@ -774,7 +774,7 @@ def _obj(uri: str) -> str:
 
 
 def test_airflow_policy_reaches_the_resources_the_pipeline_names(cfg, values):
-    from sagemaker_vision.requests import PACKAGE_TAG, PACKAGE_TAG_VALUE
+    from sagemaker_vision.core.requests import PACKAGE_TAG, PACKAGE_TAG_VALUE
 
     policy = _render(AIRFLOW_POLICY, values)
     for action, kind, name in [
@@ -849,12 +849,12 @@ def test_airflow_policy_reaches_the_resources_the_pipeline_names(cfg, values):
 
 
 def test_execution_role_reads_inputs_writes_outputs_and_nothing_else(cfg, values):
-    from sagemaker_vision import algorithms
+    from sagemaker_vision.core import algorithms
 
     policy = _render(EXECUTION_POLICY, values)
     from local_aws.runtime import async_result_uris
     from sagemaker_vision import ground_truth
-    from sagemaker_vision.requests import model_artifact_uri
+    from sagemaker_vision.core.requests import model_artifact_uri
 
     for uri in (cfg.train_manifest_uri, cfg.validation_manifest_uri, cfg.raw_prefix + "shape_000.jpg",
                 model_artifact_uri(cfg)):
@@ -1105,7 +1105,7 @@ def sagemaker_s3_uses(cfg) -> list[S3Use]:
     """What SageMaker does with the execution role, read from the requests the package sends."""
     from sagemaker_vision import ground_truth
     from sagemaker_vision.core.async_inference import async_endpoint_config_request
-    from sagemaker_vision.requests import model_artifact_uri, model_request, training_request
+    from sagemaker_vision.core.requests import model_artifact_uri, model_request, training_request
 
     training = training_request(cfg, num_classes=3, num_training_samples=10)
     uses = [use for ch in training["InputDataConfig"] for use in _uses(
