@@ -58,7 +58,12 @@ from sagemaker_vision.core.manifest_parse import dumps_line
 from sagemaker_vision.core.validate import ConfigError
 from sagemaker_vision.hooks import base as aws
 from sagemaker_vision.hooks import s3 as s3io
-from sagemaker_vision.hooks.label_studio import DEFAULT_CONN_ID, LabelStudioError, LabelStudioHook
+from sagemaker_vision.hooks.label_studio import (
+    DEFAULT_CONN_ID,
+    LabelStudioConnectionMissing,
+    LabelStudioError,
+    LabelStudioHook,
+)
 from sagemaker_vision.triggers.label_studio import LabelStudioTrigger
 
 if TYPE_CHECKING:
@@ -312,6 +317,8 @@ class LabelStudioLabelingOperator(BaseOperator):
                          deadline: float | None = None, expected: int | None = None) -> dict[str, Any]:
         if not event or "status" not in event:
             raise AirflowException(f"{self.task_id}: the Label Studio trigger sent no event ({event!r})")
+        if event["status"] == "missing_connection":  # no retry can create the connection
+            raise LabelStudioConnectionMissing(str(event.get("message")))
         self._guard_secrets()
         project_id = int(event.get("project_id", -1))
         if event["status"] == "success":

@@ -9,7 +9,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from sagemaker_vision.core.label_studio import TaskProgress
-from sagemaker_vision.hooks.label_studio import LabelStudioError, LabelStudioHook
+from sagemaker_vision.hooks.label_studio import LabelStudioConnectionMissing, LabelStudioError, LabelStudioHook
 
 __all__ = ["LabelStudioTrigger"]
 
@@ -23,8 +23,10 @@ class LabelStudioTrigger(BaseTrigger):
     non-cancelled annotations, as skipped with fewer but at least one cancelled one.
 
     Emits ``{"status": "success", "project_id", "message", "progress"}`` when all tasks are
-    done, ``"timeout"`` when the attempts ran out, and ``"error"`` when Label Studio failed
-    (after the hook's retries) or the project has fewer tasks than ``expected_tasks`` (deleted).
+    done, ``"timeout"`` when the attempts ran out, ``"error"`` when Label Studio failed (after the
+    hook's retries) or the project has fewer tasks than ``expected_tasks`` (deleted), and
+    ``"missing_connection"`` when the triggerer has no ``label_studio_conn_id`` connection (the
+    operator then fails without retries, as it does when the worker lacks it).
 
     :param project_id: The Label Studio project.
     :param expected_tasks: Tasks the operator saw in the project when it deferred.
@@ -77,6 +79,9 @@ class LabelStudioTrigger(BaseTrigger):
         for attempt in range(1, self.max_attempts + 1):
             try:
                 progress = await hook.atask_progress(self.project_id, self.min_annotations)
+            except LabelStudioConnectionMissing as exc:
+                yield self._event("missing_connection", str(exc))
+                return
             except LabelStudioError as exc:
                 yield self._event("error", str(exc))
                 return

@@ -18,3 +18,12 @@ def test_a_missing_label_studio_connection_fails_the_task_at_once(monkeypatch):
     with pytest.raises(AirflowFailException, match="make label-studio") as err:
         op.execute({})
     assert "AIRFLOW_CONN_LABEL_STUDIO_DEFAULT" in str(err.value)  # and how to set the connection
+
+
+def test_resuming_on_a_missing_connection_event_fails_the_task_at_once():
+    op = LabelStudioLabelingOperator(task_id="ls", project_title="shapes", labels=["dot"],
+                                     output_manifest_uri="s3://bkt/labels/ls.manifest",
+                                     image_uris=["s3://bkt/raw/a.jpg"], retries=3)
+    event = {"status": "missing_connection", "project_id": 7, "message": "start it with `make label-studio`"}
+    with pytest.raises(AirflowFailException, match="make label-studio"):
+        op.execute_complete({}, event, deadline=None, expected=2)
