@@ -130,7 +130,7 @@ PROVIDER_CALLS: dict[str, tuple[tuple[str, str], ...]] = {
     # (DescribeTrainingJob). Not listed: S3Operations (CreateBucket/PutObject), which our requests
     # never carry, and IAM GetRole from expand_role, which runs only for a role *name* (PipelineConfig
     # insists on an ARN).
-    # HeadBucket is left out: ObjectDetectionTrainingOperator's ChannelCheckingSageMakerHook
+    # HeadBucket is left out: ObjectDetectionTrainingOperator's hook (SageMakerVisionHook)
     # replaces check_s3_url (test_training_channel_check_sends_no_head_bucket), because IAM
     # authorises HeadBucket as s3:ListBucket with no s3:prefix, which the policy never grants.
     "SageMakerTrainingOperator": (
@@ -1057,9 +1057,10 @@ def test_training_channel_check_sends_no_head_bucket():
     """IAM authorises HeadBucket as an unprefixed s3:ListBucket: the training pre-flight must not send it."""
     from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
 
-    from sagemaker_vision.training import ChannelCheckingSageMakerHook, ObjectDetectionTrainingOperator
+    from sagemaker_vision.hooks.sagemaker import SageMakerVisionHook
+    from sagemaker_vision.operators.training import ObjectDetectionTrainingOperator
 
-    assert ObjectDetectionTrainingOperator.aws_hook_class is ChannelCheckingSageMakerHook
+    assert ObjectDetectionTrainingOperator.aws_hook_class is SageMakerVisionHook
     sent: list[str] = []
 
     class S3:  # records what the check asks of S3
@@ -1085,7 +1086,7 @@ def test_training_channel_check_sends_no_head_bucket():
             sent.append(f"ListObjectsV2 {bucket_name}/{prefix}")
             return False
 
-    hook = ChannelCheckingSageMakerHook.__new__(ChannelCheckingSageMakerHook)
+    hook = SageMakerVisionHook.__new__(SageMakerVisionHook)
     hook.__dict__["s3_hook"] = S3()
     config = {"InputDataConfig": [{"DataSource": {"S3DataSource": {"S3Uri": "s3://b/p/runs/x/train.manifest"}}}]}
     hook.check_training_config(config)

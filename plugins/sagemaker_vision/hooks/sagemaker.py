@@ -19,9 +19,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, cast
 
+from airflow.providers.amazon.aws.hooks.s3 import S3Hook
 from airflow.providers.amazon.aws.hooks.sagemaker import SageMakerHook
 from airflow.providers.amazon.aws.waiters.base_waiter import BaseBotoWaiter
-from airflow.providers.common.compat.sdk import AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException
 from botocore.exceptions import ClientError
 from botocore.waiter import WaiterModel
 
@@ -38,6 +39,7 @@ from sagemaker_vision.core.endpoint_waits import ENDPOINT_SETTLED
 from sagemaker_vision.core.naming import VARIANT_NAME
 from sagemaker_vision.core.quality_gate import MAP_TAG, finite, format_map_tag
 from sagemaker_vision.core.validate import validate_sagemaker_name
+from sagemaker_vision.hooks.s3 import head_object_if_exists
 
 log = logging.getLogger(__name__)
 
@@ -347,6 +349,22 @@ class SageMakerVisionHook(SageMakerHook):
 
     def all_tags(self, arn: str) -> dict[str, str]:
         return all_tags(self.conn, arn)
+
+    # -- training: the pre-flight check of the input channels (the provider's, without HeadBucket)
+    def check_s3_url(self, s3url: str) -> bool:
+        """Whether a training (or tuning, transform) input channel exists, sending no ``HeadBucket``.
+
+        The provider checks each channel with ``HeadBucket`` first, which IAM authorises as
+        ``s3:ListBucket`` with no ``s3:prefix``: only a grant to list the whole bucket allows it. The
+        Airflow role lists only under the project prefix (include/iam/), so the check reads the
+        channel's object (``HeadObject``: the manifest; a 403 for a missing key is settled by
+        ``hooks.s3.key_missing``) or, for a prefix channel, lists under it.
+        """
+        bucket, key = S3Hook.parse_s3_url(s3url)
+        if key and (head_object_if_exists(self.s3_hook.get_conn(), bucket, key) is not None
+                    or self.s3_hook.check_for_prefix(prefix=key, bucket_name=bucket, delimiter="/")):
+            return True
+        raise AirflowException(f"The input S3 Key or Prefix {s3url} does not exist in the Bucket {bucket}")
 
     # -- Ground Truth labeling jobs (their waiter: labeling_job_complete in waiters/sagemaker_vision.json)
     def find_labeling_job(self, name: str) -> dict[str, Any] | None:

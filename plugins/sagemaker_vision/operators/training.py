@@ -31,7 +31,7 @@ from sagemaker_vision.core.training_budget import (
     wait_budget_seconds,
 )
 from sagemaker_vision.core.training_job import REUSABLE, RUNNING, UNSUCCESSFUL, job_differences
-from sagemaker_vision.hooks.training import ChannelCheckingSageMakerHook
+from sagemaker_vision.hooks.sagemaker import SageMakerVisionHook
 from sagemaker_vision.links.sagemaker import TRAINING_LINKS, persist_links
 
 
@@ -44,7 +44,7 @@ class ObjectDetectionTrainingOperator(SageMakerTrainingOperator):
 
     ui_color = "#d8e8f8"
     operator_extra_links = tuple(link() for link in TRAINING_LINKS)
-    aws_hook_class = ChannelCheckingSageMakerHook
+    aws_hook_class = SageMakerVisionHook  # find() and its not-found rule; the channel check without HeadBucket
 
     def __init__(self, *, max_attempts: int | None = None, **kwargs: Any) -> None:
         super().__init__(max_attempts=max_attempts, **kwargs)
@@ -61,7 +61,7 @@ class ObjectDetectionTrainingOperator(SageMakerTrainingOperator):
     def _existing(self, name: str) -> dict[str, Any] | None:
         """The job named ``name``, or None when SageMaker says there is none (``hooks.sagemaker.is_not_found``:
         any other ValidationException is a real validation error, and is raised)."""
-        hook = cast(ChannelCheckingSageMakerHook, self.hook)  # aws_hook_class: the provider types it SageMakerHook
+        hook = cast(SageMakerVisionHook, self.hook)  # aws_hook_class: the provider types it SageMakerHook
         return hook.find("training_job", name)
 
     def _run_job(self, base: str) -> dict[str, Any] | None:

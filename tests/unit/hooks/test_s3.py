@@ -131,7 +131,7 @@ def test_read_bytes_of_a_missing_key_under_403_is_a_config_error_naming_it():
 def test_the_training_channel_check_reads_a_403_for_a_missing_object_as_missing():
     """check_s3_url used the provider's check_for_key (HeadObject, only 404 is "missing"): a prefix
     channel, or a missing manifest, got the project's role a ClientError 403 instead of the check."""
-    from sagemaker_vision.hooks.training import ChannelCheckingSageMakerHook
+    from sagemaker_vision.hooks.sagemaker import SageMakerVisionHook
 
     class Hook:
         def __init__(self, s3):
@@ -152,7 +152,7 @@ def test_the_training_channel_check_reads_a_403_for_a_missing_object_as_missing(
         def check_for_prefix(self, prefix, bucket_name, delimiter):
             return any(k.startswith(prefix) for k in self.s3.listed)
 
-    hook = ChannelCheckingSageMakerHook.__new__(ChannelCheckingSageMakerHook)
+    hook = SageMakerVisionHook.__new__(SageMakerVisionHook)
     hook.__dict__["s3_hook"] = Hook(FakeS3(403, "AccessDenied", listed=["p/train/a.jpg"]))
     assert hook.check_s3_url("s3://bkt/p/train/") is True  # a prefix channel
     with pytest.raises(Exception, match="does not exist"):

@@ -13,7 +13,6 @@ import pytest
 from botocore.exceptions import ClientError
 
 from sagemaker_vision.hooks.sagemaker import SageMakerVisionHook
-from sagemaker_vision.hooks.training import ChannelCheckingSageMakerHook
 from sagemaker_vision.operators.training import ObjectDetectionTrainingOperator
 
 NAME = "shapes-detector-20261201-000000"
@@ -40,14 +39,14 @@ class SageMaker:
 
 def operator(client: SageMaker) -> ObjectDetectionTrainingOperator:
     op = ObjectDetectionTrainingOperator(task_id="train", config={"TrainingJobName": NAME})
-    hook = ChannelCheckingSageMakerHook.__new__(ChannelCheckingSageMakerHook)
+    hook = SageMakerVisionHook.__new__(SageMakerVisionHook)
     hook.__dict__["conn"] = client  # cached properties: no connection, no AWS
     op.__dict__["hook"] = hook
     return op
 
 
 def test_the_operator_uses_the_package_hook():
-    assert issubclass(ObjectDetectionTrainingOperator.aws_hook_class, SageMakerVisionHook)
+    assert ObjectDetectionTrainingOperator.aws_hook_class is SageMakerVisionHook
 
 
 @pytest.mark.parametrize(("code", "message"), [
