@@ -36,8 +36,13 @@ IP_LIKE_RE = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
 # The same rule as one JSON-schema pattern (ECMA and Python regex alike), for the trigger form:
 # no "..", not an IPv4 address, then BUCKET_RE.
 BUCKET_PATTERN = r"^(?!.*\.\.)(?!\d+\.\d+\.\d+\.\d+$)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
-ROLE_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]+$")
-WORKTEAM_ARN_RE = re.compile(r"^arn:aws[a-z-]*:sagemaker:[a-z0-9-]+:\d{12}:workteam/[\w+=,.@/-]+$")
+# IAM role ARNs: role names (and paths) are ASCII letters, digits and +=,.@_-.
+ROLE_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[a-zA-Z_0-9+=,.@\-/]+$")
+# SageMaker work team ARNs, as Ground Truth takes them (the kind tells the public workforce apart).
+WORKTEAM_ARN_RE = re.compile(
+    r"^arn:aws[a-z-]*:sagemaker:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):"
+    r"workteam/(?P<kind>private-crowd|vendor-crowd|public-crowd)/(?P<name>[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62})$"
+)
 INSTANCE_TYPE_RE = re.compile(r"^ml\.[a-z0-9]+\.[a-z0-9]+$")
 
 # ---- the one definition of each allowed-value set --------------------------------------------

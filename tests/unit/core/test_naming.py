@@ -15,7 +15,7 @@ import pytest
 from airflow.sdk import Param
 from airflow.sdk.definitions.param import ParamValidationError
 
-from sagemaker_vision.core import naming as config_module
+from sagemaker_vision.core import naming as naming_module
 from sagemaker_vision.core.config import PipelineConfig, RunInfo
 from sagemaker_vision.core.naming import AWS_NAME_LIMITS, derived_names, max_pipeline_name_length
 from sagemaker_vision.core.params import param_defaults
@@ -143,7 +143,7 @@ def test_an_explicit_endpoint_name_is_checked_as_endpoint_name(monkeypatch):
     with pytest.raises(ConfigError) as info:
         build(endpoint_name="e" * 30)
     assert info.value.field == "endpoint_name" and "AlarmName" in str(info.value)
-    assert config_module.check_derived_names  # the one check from_params runs
+    assert naming_module.check_derived_names  # the one check from_params runs
 
 
 ENDPOINT_CONFIGS = [
@@ -195,14 +195,14 @@ def test_the_checked_names_are_the_names_the_run_uses(run, overrides):
 def test_one_naming_rule_changes_the_names_and_the_limit_together(monkeypatch):
     """The properties and the limit check call the same builders: changing one rule moves both."""
     assert max_pipeline_name_length() == 36
-    monkeypatch.setattr(config_module, "labeling_job_name_of", lambda job: f"{job}-labels-of-the-week")
+    monkeypatch.setattr(naming_module, "labeling_job_name_of", lambda job: f"{job}-labels-of-the-week")
     # "<name>-<stamp>-labels-of-the-week": 16 + 19 characters on top of the name.
     assert max_pipeline_name_length() == 63 - 16 - 19
     cfg = build(pipeline_name="p" * (63 - 16 - 19))
     assert cfg.labeling_job_name == cfg.job_name + "-labels-of-the-week"
     with pytest.raises(ConfigError, match="LabelingJobName"):
         build(pipeline_name="p" * (63 - 16 - 19 + 1))
-    monkeypatch.setattr(config_module, "run_job_name", lambda name, stamp: f"{name}-v2-{stamp.replace('T', '-')}")
+    monkeypatch.setattr(naming_module, "run_job_name", lambda name, stamp: f"{name}-v2-{stamp.replace('T', '-')}")
     assert max_pipeline_name_length() == 63 - 16 - 19 - 3
     cfg = build(pipeline_name="cam")
     assert cfg.job_name == cfg.model_name == f"cam-v2-{cfg.run.stamp.replace('T', '-')}"
