@@ -1,6 +1,6 @@
 """P6: manifest validate + split of 1,000,000 lines against a bare ``json.loads`` loop.
 
-Ours is what ``prepare_manifests`` does with ``sagemaker_vision.labels``: one streaming
+Ours is what ``prepare_manifests`` does with ``sagemaker_vision.core.manifest``: one streaming
 ``validate_manifest`` pass (for the class map), then one ``split_manifest`` pass writing
 train/validation files. The baseline is the least any validator must do: ``json.loads`` every
 line of the same file. Each runs in a child process of its own (``--child``), timed inside the
@@ -74,18 +74,18 @@ def child(mode: str, path: str) -> None:
                 n += 1
         result = {"lines": n}
     else:
-        from sagemaker_vision import labels
+        from sagemaker_vision.core import manifest
 
         with open(path, "rb") as fh:
-            stats = labels.validate_manifest(fh, label_attribute=LABEL_ATTRIBUTE, source=path)
+            stats = manifest.validate_manifest(fh, label_attribute=LABEL_ATTRIBUTE, source=path)
         validated = time.perf_counter()
         out_dir = Path(path).parent
         with (open(path, "rb") as fh,
               tempfile.TemporaryFile("w+", encoding="utf-8", dir=out_dir) as train,
               tempfile.TemporaryFile("w+", encoding="utf-8", dir=out_dir) as validation):
-            split = labels.split_manifest(fh, label_attribute=LABEL_ATTRIBUTE, validation_fraction=0.2,
-                                          train_out=train, validation_out=validation, class_map=stats.class_map,
-                                          source=path)
+            split = manifest.split_manifest(fh, label_attribute=LABEL_ATTRIBUTE, validation_fraction=0.2,
+                                            train_out=train, validation_out=validation, class_map=stats.class_map,
+                                            source=path)
         result = {"lines": stats.num_lines, "validate_s": validated - started,
                   "train": split.num_training_samples, "validation": split.num_validation_samples}
     result["seconds"] = time.perf_counter() - started

@@ -1,12 +1,12 @@
 """P6b: reading one huge manifest line grows linearly with its length.
 
-The manifest reader (``labels.iter_lines``, behind ``s3io.iter_lines``) reads 64 KiB chunks from
+The manifest reader (``manifest_parse.iter_lines``, behind ``s3io.iter_lines``) reads 64 KiB chunks from
 botocore's ``StreamingBody``. The ratio is the time for a 128 MB line over twice the time for a
 64 MB line: 1.0 is linear, 2.0 quadratic (smaller lines fit memory the allocator already holds,
 which hides the cost of fresh pages and skews the ratio). botocore's own
 ``StreamingBody.iter_lines``, which adds every chunk to the pending text, took 2.9 s and 15.7 s
 for 16 and 32 MB (a ratio of 2.7) when the issue was filed; its 16 MB time is a detail line.
-The pipeline itself refuses lines past ``labels.MAX_LINE_BYTES`` (Ground Truth's 100,000
+The pipeline itself refuses lines past ``manifest_parse.MAX_LINE_BYTES`` (Ground Truth's 100,000
 characters per object); the cap is lifted here to time the reader alone.
 Best of 5 per size (other load only ever slows a run); CPU time, in this process.
 
@@ -21,7 +21,7 @@ import time
 from _bench import detail, emit, loadavg
 from botocore.response import StreamingBody
 
-from sagemaker_vision import labels
+from sagemaker_vision.core import manifest_parse
 
 TARGET_RATIO = 1.5
 CHUNK = 1 << 16  # what s3io.iter_lines reads per call
@@ -34,10 +34,10 @@ def body(size: int) -> tuple[StreamingBody, int]:
 
 
 def ours(size: int) -> float:
-    """CPU seconds for labels.iter_lines to read one line of ``size`` bytes."""
+    """CPU seconds for manifest_parse.iter_lines to read one line of ``size`` bytes."""
     stream, length = body(size)
     started = time.process_time()
-    lines = list(labels.iter_lines(stream, chunk_size=CHUNK, max_line_bytes=2 * length, keepends=True))
+    lines = list(manifest_parse.iter_lines(stream, chunk_size=CHUNK, max_line_bytes=2 * length, keepends=True))
     elapsed = time.process_time() - started
     assert len(lines) == 1 and len(lines[0]) == length
     return elapsed
@@ -57,7 +57,7 @@ def main() -> int:
     small, large = (min(ours(64 * MB) for _ in range(5)), min(ours(128 * MB) for _ in range(5)))
     peer = botocore_iter_lines(16 * MB)
     ratio = large / (2 * small)
-    detail(f"one line through labels.iter_lines: 64 MB {small:.3f} s, 128 MB {large:.3f} s CPU ({loadavg()})")
+    detail(f"one line through manifest_parse.iter_lines: 64 MB {small:.3f} s, 128 MB {large:.3f} s CPU ({loadavg()})")
     detail(f"botocore StreamingBody.iter_lines, one 16 MB line: {peer:.2f} s CPU "
            f"({peer / (small / 4):.0f}x ours per byte)")
     emit("P6b", "manifest-long-line-linear", ratio, "<=", TARGET_RATIO)

@@ -14,7 +14,7 @@ from p1_dag_parse import twin_source
 from p6_manifest import CLASSES, LABEL_ATTRIBUTE, manifest_line
 from p7_demo import floor_dag_source
 
-from sagemaker_vision import labels
+from sagemaker_vision.core import manifest
 
 
 class TestResultLine:
@@ -57,12 +57,12 @@ class TestInputs:
     def test_generated_manifest_lines_are_valid_labels(self):
         rng = random.Random(1)
         lines = [manifest_line(i, rng) for i in range(200)]
-        stats = labels.validate_manifest(lines, label_attribute=LABEL_ATTRIBUTE)
+        stats = manifest.validate_manifest(lines, label_attribute=LABEL_ATTRIBUTE)
         assert stats.num_lines == 200
         assert stats.class_map == {int(k): v for k, v in CLASSES.items()}
         train, validation = io.StringIO(), io.StringIO()
-        split = labels.split_manifest(lines, label_attribute=LABEL_ATTRIBUTE, validation_fraction=0.2,
-                                      train_out=train, validation_out=validation)
+        split = manifest.split_manifest(lines, label_attribute=LABEL_ATTRIBUTE, validation_fraction=0.2,
+                                        train_out=train, validation_out=validation)
         assert split.num_training_samples + split.num_validation_samples == 200
 
     def test_twin_keeps_the_dag_files_imports_and_defines_one_dag(self, tmp_path):

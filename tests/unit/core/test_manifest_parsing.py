@@ -396,7 +396,7 @@ def test_label_studio_publish_refuses_a_task_edited_to_point_outside_the_importe
 
 
 def test_the_load_tests_manifest_payloads_name_a_bad_line_by_file_and_line():
-    from sagemaker_vision.load_test import load_payloads
+    from sagemaker_vision.hooks.load_test import load_payloads
 
     uri = "s3://bkt/runs/p/manifests/validation.manifest"
     data = line(record()).encode() + b"\n" + b'{"source-ref":"s3://bkt/img/\xe9.jpg"}\n'
