@@ -37,7 +37,7 @@ from sagemaker_vision.operators.deploy import DeployEndpointOperator
 from sagemaker_vision.operators.ground_truth import GroundTruthLabelingOperator
 from sagemaker_vision.operators.rollback import RollbackEndpointOperator
 from sagemaker_vision.sensors.ground_truth import GroundTruthLabelingJobSensor
-from sagemaker_vision.training import ObjectDetectionTrainingOperator
+from sagemaker_vision.operators.training import ObjectDetectionTrainingOperator
 
 SETTINGS = {settings!r}
 
@@ -203,7 +203,7 @@ def test_the_training_links_name_a_retrys_timestamped_job_while_the_task_is_defe
     from airflow.providers.common.compat.sdk import TaskDeferred
 
     from sagemaker_vision.links.sagemaker import SageMakerTrainingJobLink
-    from sagemaker_vision.training import ObjectDetectionTrainingOperator
+    from sagemaker_vision.operators.training import ObjectDetectionTrainingOperator
 
     sm, bucket = aws_clients["sagemaker"], os.environ["SAGEMAKER_VISION_BUCKET"]
     name = "links-retry-2026-12-01-000000"

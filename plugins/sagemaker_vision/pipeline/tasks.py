@@ -257,8 +257,8 @@ def train_and_deploy(manifests: Any, poll: int | None = None) -> None:
     from sagemaker_vision.operators.deploy import DeployEndpointOperator  # lazy: keeps DAG parsing fast
     from sagemaker_vision.operators.load_test import LoadTestOperator  # lazy: keeps DAG parsing fast
     from sagemaker_vision.operators.rollback import RollbackEndpointOperator  # lazy: keeps DAG parsing fast
+    from sagemaker_vision.operators.training import ObjectDetectionTrainingOperator  # lazy: keeps DAG parsing fast
     from sagemaker_vision.pipeline.deploy import hold, hold_hook  # lazy: keeps DAG parsing fast
-    from sagemaker_vision.training import ObjectDetectionTrainingOperator  # lazy: keeps DAG parsing fast
 
     poll = poll or default_poll_seconds()
     gate_training = needs_training(manifests)

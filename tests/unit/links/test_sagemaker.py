@@ -173,9 +173,9 @@ def _kinds() -> dict[str, tuple[type, ...]]:
     from sagemaker_vision.operators.deploy import DeployEndpointOperator
     from sagemaker_vision.operators.ground_truth import GroundTruthLabelingOperator
     from sagemaker_vision.operators.rollback import RollbackEndpointOperator
+    from sagemaker_vision.operators.training import ObjectDetectionTrainingOperator
     from sagemaker_vision.pipeline.label import PipelineGroundTruthOperator
     from sagemaker_vision.sensors.ground_truth import GroundTruthLabelingJobSensor
-    from sagemaker_vision.training import ObjectDetectionTrainingOperator
 
     return {
         "training": (ObjectDetectionTrainingOperator,),
