@@ -11,7 +11,7 @@ from typing import Any
 import boto3
 import botocore.session
 import pytest
-from botocore.exceptions import WaiterError
+from botocore.exceptions import ClientError, WaiterError
 from botocore.stub import Stubber
 from botocore.validate import ParamValidator
 from botocore.waiter import WaiterModel
@@ -204,3 +204,29 @@ def test_ensure_cors_names_the_bucket_and_permission_when_it_cannot_read_or_writ
         stub.add_client_error("put_bucket_cors", "AccessDenied", "denied", 403)
         with pytest.raises(ConfigError, match=r"bucket gt-images .*s3:PutBucketCORS.*tasks fail"):
             gt_s3.ensure_cors(client, ["gt-images"])
+
+
+def _hook_on(client: Any) -> SageMakerVisionHook:
+    hook = SageMakerVisionHook(aws_conn_id=None, region_name=REGION)
+    hook.__dict__["conn"] = client  # the hook's cached client, stubbed
+    return hook
+
+
+def test_the_labeling_job_methods_read_a_missing_job_by_the_one_not_found_rule():
+    client = boto3.client("sagemaker", region_name=REGION)
+    stubber = Stubber(client)
+    stubber.add_client_error("describe_labeling_job", "ResourceNotFound", "Could not find labeling job 'shapes-1'")
+    stubber.add_client_error("describe_labeling_job", "ResourceNotFound", "Could not find labeling job 'shapes-1'")
+    stubber.add_client_error("describe_labeling_job", "ValidationException", "1 validation error detected")
+    stubber.add_response("describe_labeling_job", _describe_response("InProgress"), {"LabelingJobName": "shapes-1"})
+    stubber.add_response("stop_labeling_job", {}, {"LabelingJobName": "shapes-1"})
+    hook = _hook_on(client)
+    with stubber:
+        assert hook.find_labeling_job("shapes-1") is None
+        with pytest.raises(LookupError, match="labeling job 'shapes-1' does not exist in us-east-1"):
+            hook.describe_labeling_job("shapes-1")
+        with pytest.raises(ClientError, match="1 validation error"):  # a real validation error is not "missing"
+            hook.find_labeling_job("shapes-1")
+        assert hook.describe_labeling_job("shapes-1")["LabelingJobStatus"] == "InProgress"
+        hook.stop_labeling_job("shapes-1")
+        stubber.assert_no_pending_responses()
