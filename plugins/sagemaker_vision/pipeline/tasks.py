@@ -209,7 +209,7 @@ def with_endpoint_lease(first: Any, last: Any, poll: int | None = None) -> Any:
     """Put ``first`` … ``last`` (tasks that write to one endpoint) inside its lease: ``acquire_endpoint_lease``
     before ``first``, ``release_endpoint_lease`` after ``last`` as a teardown (so it runs however the
     section ended). Every DAG that writes to an endpoint uses this, so all of them lock one object
-    (:func:`sagemaker_vision.endpoint_lease.lease_key`). Returns the acquire task.
+    (:func:`sagemaker_vision.core.lease.lease_key`). Returns the acquire task.
 
     The acquire task never retries: while another run holds the lease it already waits (deferred)
     up to twice the TTL; a retry would wait that long again.
