@@ -120,7 +120,7 @@ def settled_outcome(response: Mapping[str, Any]) -> str | None:
     """What :data:`ENDPOINT_SETTLED_MODEL`'s acceptors make of one DescribeEndpoint response (or a
     ClientError's ``response``): ``"success"``, ``"failure"`` or None (keep polling).
 
-    For loops that poll themselves (``scaling.wait_in_service``) with the one waiter definition.
+    For loops that poll themselves (``hooks.ab_test.wait_in_service``) with the one waiter definition.
     """
     for acceptor in WaiterModel(ENDPOINT_SETTLED_MODEL).get_waiter(ENDPOINT_SETTLED).acceptors:
         if acceptor.matcher_func(response):

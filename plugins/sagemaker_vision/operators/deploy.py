@@ -101,7 +101,7 @@ class DeployEndpointOperator(AwsBaseOperator[SageMakerVisionHook]):
     :param max_ingestion_time: Give up waiting after this many seconds (the endpoint operation
         goes on; clear the task to resume waiting). Default: ``endpoint_wait_budget`` of the
         operation, from AWS's limits and the DeploymentConfig sent.
-    :param deferrable: Wait in the triggerer (:class:`EndpointTrigger`).
+    :param deferrable: Wait in the triggerer (:class:`~sagemaker_vision.triggers.endpoint.EndpointTrigger`).
     :param record_previous: Before an UpdateEndpoint, tag the endpoint ``sagemaker-vision:deployed-over`` =
         ``<endpoint_config_name>/<config it replaces>`` (``hooks.sagemaker.deployed_over``), what a rollback returns to.
     """

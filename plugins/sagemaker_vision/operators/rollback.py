@@ -29,7 +29,7 @@ class RollbackEndpointOperator(DeployEndpointOperator):
 
     * ``updated``: UpdateEndpoint back to ``previous_config`` (all at once, no rollback alarms:
       alarms tripped by the bad model must not roll the rollback back), waiting until InService
-      within the deploy's wait budget (``endpoint_waits``), deferrable like the deploy;
+      within the deploy's wait budget (``core.endpoint_waits``), deferrable like the deploy;
     * ``created`` (a first deploy): nothing older exists. The endpoint is left serving the new
       model rather than deleted: an endpoint that answers is what a user expects to find, and
       ``endpoint_teardown`` deletes it on request. The message says so;
