@@ -4,6 +4,7 @@ journal models to :mod:`sagemaker_vision.core.s3_sync_state`, the sync itself to
 ``hooks.s3_upload_journal``), the operator to :mod:`sagemaker_vision.operators.s3_sync`.
 This shim is removed by the lead."""
 
+from sagemaker_vision.core.s3_responses import s3_clock  # noqa: F401  (shim, removed by the lead)
 from sagemaker_vision.core.s3_sync import (  # noqa: F401  (shim, removed by the lead)
     COMPARE_MODES,
     COPY_OBJECT_LIMIT,
@@ -38,7 +39,6 @@ from sagemaker_vision.core.s3_sync_state import (  # noqa: F401  (shim, removed 
     apply_state,
     attempt_is_dead,
     journal_key,
-    s3_clock,
     state_key,
     task_owner,
 )

@@ -19,6 +19,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from sagemaker_vision import aws
+from sagemaker_vision.core import s3_responses
 from sagemaker_vision.core import s3_sync as core_sync
 from sagemaker_vision.core import s3_sync_state as sync_state
 from sagemaker_vision.core.s3_sync import S3SyncError
@@ -411,7 +412,7 @@ def test_another_runs_attempt_is_aborted_only_once_its_heartbeat_is_stale_on_s3s
         def now(cls, tz: Any = None) -> Any:
             raise AssertionError("the sync read the worker's clock")
 
-    for module in (sync_state, s3_upload_journal):  # every module of the sync that reads a datetime
+    for module in (s3_responses, sync_state, s3_upload_journal):  # every module of the sync that reads a datetime
         monkeypatch.setattr(module, "datetime", WorkerClock)
     result = _sync_task(_client(s3), root, _ti(1))
     assert result["aborted_uploads"] == 1

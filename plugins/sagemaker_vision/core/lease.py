@@ -69,13 +69,13 @@ from sagemaker_vision.core import endpoint_waits as waits
 from sagemaker_vision.core.deployment import deployment_config
 from sagemaker_vision.core.naming import rollback_alarm_names
 
+# A write that lost a race (412, 409, or 404 for an IfMatch on a key that vanished): the one set, also the sync's.
+from sagemaker_vision.core.s3_responses import LOST_RACE  # noqa: F401  (re-exported: hooks/endpoint_lease)
+
 if TYPE_CHECKING:
     from sagemaker_vision.core.config import PipelineConfig
 
 LEASE_FORMAT = "sagemaker-vision/endpoint-lease/1"
-# A write that lost a race: 412 (the condition no longer holds) or 409 (a conflicting write was in
-# flight); botocore PutObjectRequest.IfMatch / IfNoneMatch. 404: an IfMatch on a key that vanished.
-LOST_RACE = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey", "412", "409", "404"})
 # Margin on top of the stage budgets: API calls, task start-up, a retry's delay.
 TTL_MARGIN_S = 900
 

@@ -1,6 +1,7 @@
 """What an S3 sync keeps beside its destination, the pure part: the sync state object (what each
 destination object held after the last sync) and the multipart-upload journal (who opened which
-upload, and whether that attempt is still alive, on S3's clock). No Airflow, no AWS call.
+upload, and whether that attempt is still alive, on S3's clock: ``core.s3_responses.s3_clock``). No
+Airflow, no AWS call.
 
 The planner and the rest of the sync's model are in :mod:`sagemaker_vision.core.s3_sync`; the reads and
 writes of these objects in :mod:`sagemaker_vision.hooks.s3_sync` and
@@ -10,8 +11,7 @@ writes of these objects in :mod:`sagemaker_vision.hooks.s3_sync` and
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
+from datetime import datetime
 from typing import Any
 
 from sagemaker_vision.core.s3_sync import ObjectInfo
@@ -74,17 +74,6 @@ _TI_FIELDS = ("dag_id", "task_id", "run_id", "map_index")
 def journal_key(dest_prefix: str) -> str:
     """The upload journal of ``dest_prefix`` ("raw/dt=1/" -> "raw/dt=1.s3sync-uploads.json"), beside its state."""
     return dest_prefix[:-1] + JOURNAL_SUFFIX if dest_prefix else JOURNAL_SUFFIX
-
-
-def s3_clock(response: Mapping[str, Any] | None) -> datetime | None:
-    """S3's time of a response (its ``Date`` header), or None; never the worker's clock."""
-    header = (((response or {}).get("ResponseMetadata") or {}).get("HTTPHeaders") or {}).get("date")
-    if not header:
-        return None
-    try:
-        return parsedate_to_datetime(header).astimezone(UTC)
-    except (TypeError, ValueError):
-        return None
 
 
 def task_owner(ti: Any) -> dict[str, Any] | None:

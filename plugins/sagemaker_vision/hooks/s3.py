@@ -17,6 +17,7 @@ from typing import IO, Any, cast
 from botocore.exceptions import ClientError
 
 from sagemaker_vision.core.manifest_parse import iter_lines as read_lines
+from sagemaker_vision.core.s3_responses import ACCESS_DENIED_CODES, NOT_FOUND_CODES
 from sagemaker_vision.core.validate import ConfigError, parse_s3_uri, resolve_local_path
 
 
@@ -97,14 +98,9 @@ def list_keys(s3_client: Any, prefix_uri: str) -> Iterator[tuple[str, int]]:
 
 
 # -- maybe-missing keys: the one not-found rule -------------------------------------------------
-# S3 API Reference, GetObject / HeadObject "Permissions": a missing key is 404 (NoSuchKey; HEAD:
-# "404") only for a principal with s3:ListBucket on the bucket, else 403 AccessDenied. The Airflow
-# role may list only under its prefix (include/iam/airflow-role-policy.json: an s3:prefix
-# condition, which a GET/HEAD does not carry), so a missing key may well be a 403. A 403 is then
-# settled by ListObjectsV2(Prefix=key, MaxKeys=1), which that condition allows: the key itself
-# sorts first among the keys it prefixes, so it exists iff it is the first one listed.
-NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
-ACCESS_DENIED_CODES = frozenset({"403", "AccessDenied", "Forbidden"})
+# A missing key is 404 only for a principal with s3:ListBucket, else 403 (core.s3_responses:
+# NOT_FOUND_CODES, ACCESS_DENIED_CODES); a 403 is settled by ListObjectsV2(Prefix=key, MaxKeys=1):
+# the key itself sorts first among the keys it prefixes, so it exists iff it is the first one listed.
 
 
 def _error_code(exc: BaseException) -> str | None:

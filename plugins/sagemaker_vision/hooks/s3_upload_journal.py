@@ -21,6 +21,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from sagemaker_vision.core.s3_responses import ACCESS_DENIED_CODES, LOST_RACE, NOT_FOUND_CODES, s3_clock
 from sagemaker_vision.core.s3_sync import (
     Encryption,
     SyncLog,
@@ -32,18 +33,14 @@ from sagemaker_vision.core.s3_sync_state import (
     STALE_UPLOAD_SECONDS,
     attempt_is_dead,
     journal_key,
-    s3_clock,
 )
-from sagemaker_vision.hooks.s3 import ACCESS_DENIED_CODES, NOT_FOUND_CODES, error_code
+from sagemaker_vision.hooks.s3 import error_code
 
 logger = logging.getLogger(__name__)
 
 
-# Codes of a conditional PutObject that lost a race (S3 user guide, conditional writes; botocore
-# PutObjectRequest.IfMatch / IfNoneMatch): 412 another writer won, 409 a concurrent conditional
-# write, 404 NoSuchKey an If-Match on a key that vanished. Any of them: read again and retry.
-_JOURNAL_RACE = frozenset({"PreconditionFailed", "ConditionalRequestConflict", "NoSuchKey", "412", "409", "404"})
-# A GET of a missing journal is 404 (hooks.s3.NOT_FOUND_CODES), or 403 (ACCESS_DENIED_CODES) for a
+# A conditional write of the journal that lost a race (core.s3_responses.LOST_RACE) reads again and
+# retries. A GET of a missing journal is 404 (NOT_FOUND_CODES), or 403 (ACCESS_DENIED_CODES) for a
 # principal without an unconditional s3:ListBucket (GetObject, "Permissions"); the If-None-Match
 # create that follows tells a missing journal from a denied one.
 _JOURNAL_WRITE_TRIES = 20
@@ -120,7 +117,7 @@ class UploadJournal:
                 self.client.put_object(Bucket=self.bucket, Key=self.key, Body=body,
                                        ContentType="application/json", **condition, **self.enc.write)
             except ClientError as exc:
-                if error_code(exc) not in _JOURNAL_RACE:
+                if error_code(exc) not in LOST_RACE:
                     raise
                 if denied and etag is None:
                     exc.add_note(f"{self.uri} exists but reading it was refused (AccessDenied): a permission "
