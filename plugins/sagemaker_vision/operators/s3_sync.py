@@ -20,10 +20,7 @@ from sagemaker_vision.core.s3_sync import (
     encryption_args,
     resolve_endpoints,
 )
-from sagemaker_vision.core.s3_sync_state import (
-    STALE_UPLOAD_SECONDS,
-    task_owner,
-)
+from sagemaker_vision.core.s3_sync_state import STALE_UPLOAD_SECONDS, task_owner
 from sagemaker_vision.hooks import base
 from sagemaker_vision.hooks.s3_sync import sync
 
@@ -103,7 +100,7 @@ class S3SyncOperator(BaseOperator):
     def client(self) -> Any:
         """One S3 client shared by every transfer thread, with a pool to match."""
         return base.client("s3", self.aws_conn_id, self.region_name,
-                          max_pool_connections=self.max_concurrency)
+                           max_pool_connections=self.max_concurrency)
 
     def execute(self, context: Context) -> dict[str, Any]:
         resolve_endpoints(self.source, self.dest, self.include)  # fail on bad input before AWS
