@@ -237,7 +237,7 @@ def sync(
     """Make ``dest`` (s3://) mirror ``source`` (a local folder or s3://); see :func:`plan_sync`.
 
     Uses ``client`` from up to ``max_concurrency`` threads, so give it at least that many pool
-    connections (``aws.client(..., max_pool_connections=max_concurrency)``). Failed transfers
+    connections (``hooks.base.client(..., max_pool_connections=max_concurrency)``). Failed transfers
     are collected and raised together as :class:`S3SyncError` once the others have finished;
     deletions are then skipped, so a failing run never removes anything.
 
