@@ -49,10 +49,10 @@ def make_files(root: Path, count: int, size: int) -> Path:
 def s3_client(url: str):
     import boto3
 
-    from sagemaker_vision import aws
+    from sagemaker_vision.core.aws_config import botocore_config
 
     return boto3.session.Session().client("s3", endpoint_url=url, region_name=REGION,
-                                          config=aws.botocore_config(max_pool_connections=MAX_CONCURRENCY),
+                                          config=botocore_config(max_pool_connections=MAX_CONCURRENCY),
                                           **FAKE_CREDENTIALS)
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from _local import BIN, DEMO_AIRFLOW_HOME, DEMO_BUCKET, ROOT, migrate_db, start_emulator
 
-from sagemaker_vision import s3io
+from sagemaker_vision.hooks import s3 as s3io
 
 OUTPUT = ROOT / "demo-output"  # git-ignored
 # The run's files worth opening: the load test's report and chart, the smoke test's result.

@@ -83,6 +83,7 @@ PROVIDER_CLASSES: dict[str, list[str]] = {
     "SageMakerTrigger": ["sagemaker.DescribeTrainingJob"],
     "SageMakerHook": [],  # its methods are scanned by name (HOOK_METHODS / operation names)
     "S3Hook": [],
+    "AwsGenericHook": [],  # links: only its get_session, for the client's region and partition
     "AwsBaseHook": [], "AwsBaseHookMixin": [], "AwsBaseOperator": [], "AwsBaseSensor": [],
     "AwsBaseWaiterTrigger": [],  # sends what its waiter model says (scanned: "operation" entries)
     "BaseBotoWaiter": [],

@@ -179,7 +179,7 @@ THROTTLES = [
 
 
 def test_throttling_is_survived_by_the_package_retry_config(airflow_db, aws_clients, control, fast_backoff):
-    from sagemaker_vision import aws
+    from sagemaker_vision.hooks.base import client
 
     name = "fault-throttled"
     rules = [control.add_fault(kind="throttle", **throttle) for throttle in THROTTLES]
@@ -198,7 +198,7 @@ def test_throttling_is_survived_by_the_package_retry_config(airflow_db, aws_clie
     cfg = config_of(run)
     job_name, bucket = cfg.job_name, cfg.bucket
     control.add_fault(kind="throttle", service="sagemaker", action="DescribeTrainingJob", count=3)
-    described = aws.client("sagemaker").describe_training_job(TrainingJobName=job_name)
+    described = client("sagemaker").describe_training_job(TrainingJobName=job_name)
     assert described["ResponseMetadata"]["RetryAttempts"] == 3
 
     endpoint_url = aws_clients["s3"].meta.endpoint_url

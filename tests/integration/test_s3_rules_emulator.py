@@ -228,10 +228,11 @@ def test_a_9_mib_manifest_published_by_copy_is_read_back_by_prepare_manifests(s3
     import json
     from datetime import UTC, datetime
 
-    from sagemaker_vision import labeling, manifests
     from sagemaker_vision.core.config import PipelineConfig, RunInfo
     from sagemaker_vision.core.params import param_defaults
     from sagemaker_vision.hooks import s3 as s3io
+    from sagemaker_vision.pipeline.label import publish_manifest
+    from sagemaker_vision.pipeline.manifests import prepare_manifests
 
     run = RunInfo(run_id="manual__9mib", run_after=datetime(2026, 11, 25, tzinfo=UTC))
     cfg = PipelineConfig.from_params({**param_defaults(), "bucket": BUCKET, "prefix": "big-manifest",
@@ -247,9 +248,9 @@ def test_a_9_mib_manifest_published_by_copy_is_read_back_by_prepare_manifests(s3
             out.write(json.dumps(template) + "\n")
             lines += 1
     assert s3.head_object(Bucket=BUCKET, Key=s3io.split_uri(staged)[1])["ETag"].strip('"').endswith("-2")
-    published = labeling.publish_manifest(cfg, s3, staged)
+    published = publish_manifest(cfg, s3, staged)
     assert published["images"] == lines and published["manifest_uri"] == cfg.labeled_manifest_uri
-    result = manifests.prepare_manifests(cfg, s3, manifest_uri=cfg.labeled_manifest_uri)
+    result = prepare_manifests(cfg, s3, manifest_uri=cfg.labeled_manifest_uri)
     assert result["num_training_samples"] + result["num_validation_samples"] == lines
 
 

@@ -18,10 +18,10 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from sagemaker_vision import aws
 from sagemaker_vision.core import s3_responses
 from sagemaker_vision.core import s3_sync as core_sync
 from sagemaker_vision.core import s3_sync_state as sync_state
+from sagemaker_vision.core.aws_config import botocore_config
 from sagemaker_vision.core.s3_sync import S3SyncError
 from sagemaker_vision.hooks import s3_sync, s3_upload_journal
 from sagemaker_vision.hooks.s3_sync import sync
@@ -53,7 +53,7 @@ def s3(emulator):
     emulator.reset()
     client = boto3.client("s3", endpoint_url=emulator.endpoint_url, region_name="us-east-1",
                           aws_access_key_id="testing", aws_secret_access_key="testing",
-                          config=aws.botocore_config(max_pool_connections=8))
+                          config=botocore_config(max_pool_connections=8))
     for bucket in (SRC, DEST):
         client.create_bucket(Bucket=bucket)
     yield client
@@ -303,7 +303,7 @@ class Killed(Exception):
 def _client(s3) -> Any:
     return boto3.client("s3", endpoint_url=s3.meta.endpoint_url, region_name="us-east-1",
                         aws_access_key_id="testing", aws_secret_access_key="testing",
-                        config=aws.botocore_config(max_pool_connections=16))
+                        config=botocore_config(max_pool_connections=16))
 
 
 def _ti(try_number: int, run_id: str = "scheduled__2026-11-22T00:00:00+00:00") -> Any:

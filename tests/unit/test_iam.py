@@ -334,6 +334,12 @@ def _calls_in(tree: ast.AST, modules: set[str], rel: str,
     return calls, called
 
 
+# AwsGenericHook.get_session -> SessionFactory.create_session builds a boto3 session (STS only when
+# the connection names a role): not S3 Express's CreateSession, which shares the method name.
+SESSION_METHODS = frozenset({"create_session"})
+SESSION_BUILDING = frozenset({("s3", "CreateSession")})
+
+
 @cache
 def hook_method_ops(hook_classes: frozenset[type]) -> dict[str, frozenset[tuple[str, str]]]:
     """Method name -> operations, read from the source of provider hooks (and the hooks they build).
@@ -356,7 +362,8 @@ def hook_method_ops(hook_classes: frozenset[type]) -> dict[str, frozenset[tuple[
         for fn in class_def.body:
             if isinstance(fn, ast.FunctionDef | ast.AsyncFunctionDef):
                 calls, called = _calls_in(fn, modules, cls.__name__, {})
-                direct[fn.name] |= {(c.service, c.operation) for c in calls}
+                direct[fn.name] |= {(c.service, c.operation) for c in calls} - SESSION_BUILDING
+                called -= SESSION_METHODS
                 edges[fn.name] |= called
     ops = {name: set(found) for name, found in direct.items()}
     changed = True
@@ -853,7 +860,7 @@ def test_execution_role_reads_inputs_writes_outputs_and_nothing_else(cfg, values
 
     policy = _render(EXECUTION_POLICY, values)
     from local_aws.runtime import async_result_uris
-    from sagemaker_vision import ground_truth
+    from sagemaker_vision.core import labeling_job
     from sagemaker_vision.core.requests import model_artifact_uri
 
     for uri in (cfg.train_manifest_uri, cfg.validation_manifest_uri, cfg.raw_prefix + "shape_000.jpg",
@@ -861,7 +868,7 @@ def test_execution_role_reads_inputs_writes_outputs_and_nothing_else(cfg, values
         assert allows(policy, "s3:GetObject", _obj(uri)), uri
     assert allows(policy, "s3:PutObject", _obj(model_artifact_uri(cfg)))
     assert allows(policy, "s3:PutObject", _obj(
-        ground_truth.output_manifest_uri(cfg.ground_truth_output_prefix, cfg.labeling_job_name)))
+        labeling_job.output_manifest_uri(cfg.ground_truth_output_prefix, cfg.labeling_job_name)))
     for uri in async_result_uris(cfg.async_output_prefix, cfg.async_failure_prefix, "0f6c"):  # async results
         assert allows(policy, "s3:PutObject", _obj(uri)), uri
     # SageMaker must never overwrite the images or the manifests it trains on.
@@ -932,15 +939,18 @@ def load_test_dag_default_report_prefix() -> str:
 def airflow_s3_uses(cfg) -> list[S3Use]:
     """Every S3 key prefix and action the Airflow principal uses, from the builders the code uses."""
     from local_aws.runtime import async_result_uris  # SageMaker's names for async results, as emulated
-    from sagemaker_vision import ground_truth, images, inference, manifests, s3_sync
+    from sagemaker_vision.core import labeling_inputs, labeling_job, naming, s3_sync_state
     from sagemaker_vision.core.async_inference import smoke_input_uri
-    from sagemaker_vision.endpoint_lease import lease_key
+    from sagemaker_vision.core.images import UNLABELED_REPORT_NAME
+    from sagemaker_vision.core.lease import lease_key
+    from sagemaker_vision.pipeline import manifests
+    from sagemaker_vision.pipeline.images import report_uri
 
     root = f"s3://{cfg.bucket}/"
     image = cfg.raw_prefix + "shape_000.jpg"
     rw, read = ("s3:GetObject", "s3:PutObject"), ("s3:GetObject",)
-    gt_inputs = ground_truth.labeling_input_uris(cfg.labeling_work_prefix + "inputs/")
-    gt_output = ground_truth.output_manifest_uri(cfg.ground_truth_output_prefix, cfg.labeling_job_name)
+    gt_inputs = labeling_inputs.labeling_input_uris(cfg.labeling_work_prefix + "inputs/")
+    gt_output = labeling_job.output_manifest_uri(cfg.ground_truth_output_prefix, cfg.labeling_job_name)
     marker = manifests._marker_uri(cfg, hashlib.sha256(b"any data").hexdigest())
     async_output, async_failure = async_result_uris(cfg.async_output_prefix, cfg.async_failure_prefix,
                                                     "0f6c5f1e-6f2d-4c1b-9a57-2d3c8e1b7a90")
@@ -953,12 +963,12 @@ def airflow_s3_uses(cfg) -> list[S3Use]:
                "sync: large images go up in parts; a killed sync's uploads are aborted"),
         S3Use("s3:ListBucketMultipartUploads", f"arn:aws:s3:::{cfg.bucket}", "sync: open uploads under its dest",
               (("s3:prefix", _key(cfg.raw_prefix)),)),
-        *_uses(rw, root + s3_sync.state_key(_key(cfg.raw_prefix)), "sync's state object"),
+        *_uses(rw, root + s3_sync_state.state_key(_key(cfg.raw_prefix)), "sync's state object"),
         _list(cfg.raw_prefix, "sync, validate_images and labeling list the partition"),
         _list(cfg.labels_prefix.rsplit("/", 2)[0] + "/", "prepare_manifests lists labels/"),
-        *_uses(rw, images.report_uri(cfg), "validate_images' report"),
-        *_uses(rw, f"{cfg.report_prefix}{images.UNLABELED_REPORT_NAME}", "the unlabeled-images report"),
-        *_uses(rw, inference.smoke_report_uri(cfg), "smoke test result"),
+        *_uses(rw, report_uri(cfg), "validate_images' report"),
+        *_uses(rw, f"{cfg.report_prefix}{UNLABELED_REPORT_NAME}", "the unlabeled-images report"),
+        *_uses(rw, naming.smoke_report_uri(cfg), "smoke test result"),
         *_uses(rw, cfg.report_prefix + "report.json", "the pipeline's load test report (cfg.report_prefix)"),
         *_uses(("s3:PutObject",), load_test_report, "endpoint_load_test's default report"),
         *_uses(rw, gt_inputs["input_manifest_uri"], "Ground Truth input manifest"),
@@ -980,10 +990,11 @@ def airflow_s3_uses(cfg) -> list[S3Use]:
     ]
     lease = f"s3://{cfg.bucket}/{lease_key(cfg)}"
     uses += _uses(rw, lease, "the endpoint's deploy lease (endpoint_lease.lease_key)")
-    # A GET of a missing key answers 403 without ListBucket; s3io.key_missing then lists the key
+    # A GET of a missing key answers 403 without ListBucket; hooks.s3.key_missing then lists the key
     # itself to tell "absent" from "denied". The lease needs no listing: it is written before it is
-    # ever read (If-None-Match), and never deleted (tests/unit/test_endpoint_lease.py).
-    uses.append(_list(root + s3_sync.state_key(_key(cfg.raw_prefix)), "s3io.key_missing: is the sync state there?"))
+    # ever read (If-None-Match), and never deleted (tests/unit/hooks/test_endpoint_lease.py).
+    uses.append(_list(root + s3_sync_state.state_key(_key(cfg.raw_prefix)),
+                      "hooks.s3.key_missing: is the sync state there?"))
     return uses
 
 
@@ -1104,7 +1115,7 @@ def test_training_channel_check_sends_no_head_bucket():
 
 def sagemaker_s3_uses(cfg) -> list[S3Use]:
     """What SageMaker does with the execution role, read from the requests the package sends."""
-    from sagemaker_vision import ground_truth
+    from sagemaker_vision.core import labeling_inputs, labeling_job
     from sagemaker_vision.core.async_inference import async_endpoint_config_request
     from sagemaker_vision.core.requests import model_artifact_uri, model_request, training_request
 
@@ -1115,8 +1126,8 @@ def sagemaker_s3_uses(cfg) -> list[S3Use]:
     assert training["OutputDataConfig"]["S3OutputPath"] == cfg.training_output_uri
     uses += _uses(("s3:PutObject", "s3:AbortMultipartUpload"), model_artifact_uri(cfg), "training writes the model")
     uses += _uses(("s3:GetObject",), model_request(cfg)["PrimaryContainer"]["ModelDataUrl"], "hosting loads the model")
-    inputs = ground_truth.labeling_input_uris(cfg.labeling_work_prefix + "inputs/")
-    gt = ground_truth.labeling_job_request(
+    inputs = labeling_inputs.labeling_input_uris(cfg.labeling_work_prefix + "inputs/")
+    gt = labeling_job.labeling_job_request(
         job_name=cfg.labeling_job_name, input_manifest_uri=inputs["input_manifest_uri"],
         output_path=cfg.ground_truth_output_prefix, role_arn=cfg.role_arn, label_attribute="bounding-box",
         labels=["circle"], categories_uri=inputs["categories_uri"], template_uri=inputs["template_uri"],
@@ -1126,7 +1137,7 @@ def sagemaker_s3_uses(cfg) -> list[S3Use]:
     uses += _uses(("s3:GetObject",), gt["LabelCategoryConfigS3Uri"], "GT categories")
     uses += _uses(("s3:GetObject",), gt["HumanTaskConfig"]["UiConfig"]["UiTemplateS3Uri"], "GT template")
     uses += _uses(("s3:PutObject", "s3:AbortMultipartUpload"),
-                  ground_truth.output_manifest_uri(gt["OutputConfig"]["S3OutputPath"], cfg.labeling_job_name),
+                  labeling_job.output_manifest_uri(gt["OutputConfig"]["S3OutputPath"], cfg.labeling_job_name),
                   "GT writes its output")
     config = async_endpoint_config_request(
         endpoint_config_name=cfg.endpoint_config_name, model_name=cfg.model_name, instance_type="ml.m5.large",
@@ -1151,7 +1162,7 @@ def test_execution_role_grants_what_sagemaker_uses_and_nothing_else(cfg, values)
 
 
 def test_label_studio_reader_reads_the_images_and_nothing_else(cfg, values):
-    from sagemaker_vision.labeling import synced_images  # noqa: F401 - the images Label Studio shows
+    from sagemaker_vision.pipeline.label import synced_images  # noqa: F401 - the images Label Studio shows
 
     policy = _render(READER_POLICY, values)
     image = cfg.raw_prefix + "shape_000.jpg"

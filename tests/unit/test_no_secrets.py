@@ -54,10 +54,10 @@ def canary_connection(emulator_env, aws_clients, monkeypatch) -> None:
 
 def test_canary_credentials_are_the_ones_the_package_signs_with(canary_connection):
     """Without this, the scan below could pass because the canaries were never used at all."""
-    from sagemaker_vision import aws
+    from sagemaker_vision.hooks.base import client
 
     for service in ("s3", "sagemaker", "sagemaker-runtime"):
-        creds = aws.client(service)._request_signer._credentials.get_frozen_credentials()
+        creds = client(service)._request_signer._credentials.get_frozen_credentials()
         assert (creds.access_key, creds.secret_key, creds.token) == CANARIES, service
 
 

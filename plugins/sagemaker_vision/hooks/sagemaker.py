@@ -12,7 +12,6 @@ use them; :class:`SageMakerVisionHook` offers the same calls on its own connecti
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Mapping
 from functools import cached_property
@@ -40,10 +39,10 @@ from sagemaker_vision.core.naming import VARIANT_NAME
 from sagemaker_vision.core.quality_gate import MAP_TAG, finite, format_map_tag
 from sagemaker_vision.core.validate import validate_sagemaker_name
 from sagemaker_vision.hooks.s3 import head_object_if_exists
+from sagemaker_vision.waiters import WAITERS_FILE, load_waiter_config
 
 log = logging.getLogger(__name__)
 
-WAITERS_FILE = Path(__file__).resolve().parents[1] / "waiters" / "sagemaker_vision.json"
 
 # Codes that mean "no such resource" on every SageMaker describe/list/delete call this package makes.
 NOT_FOUND_CODES = frozenset({"ResourceNotFound", "ResourceNotFoundException"})
@@ -104,12 +103,12 @@ def all_tags(client: Any, arn: str) -> dict[str, str]:
 
 def waiter_model(name: str) -> dict[str, Any]:
     """The model of one waiter of ``waiters/sagemaker_vision.json``: ``{"version": 2, "waiters": {name: ...}}``."""
-    config = json.loads(WAITERS_FILE.read_text(encoding="utf-8"))
+    config = load_waiter_config()
     return {"version": config["version"], "waiters": {name: config["waiters"][name]}}
 
 
 # This package's waiters (the names in waiters/sagemaker_vision.json).
-PACKAGE_WAITERS = frozenset(json.loads(WAITERS_FILE.read_text(encoding="utf-8"))["waiters"])
+PACKAGE_WAITERS = frozenset(load_waiter_config()["waiters"])
 
 # The waiter every endpoint wait of this package uses: InService succeeds; Failed, UpdateRollbackFailed,
 # OutOfService, Deleting and a vanished endpoint fail at once (boto's EndpointInService fails only on Failed).

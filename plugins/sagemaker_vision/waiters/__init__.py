@@ -23,11 +23,4 @@ def load_waiter_config(path: str | Path = WAITERS_FILE) -> dict[str, Any]:
     return loaded
 
 
-# Shims (removed by the lead): the labeling-job waiter is in sagemaker_vision.json, its hook is
-# SageMakerVisionHook and its name is core.labeling_job.LABELING_JOB_COMPLETE.
-from sagemaker_vision.core.labeling_job import LABELING_JOB_COMPLETE  # noqa: E402, F401  (shim)
-from sagemaker_vision.hooks.sagemaker import SageMakerVisionHook as LabelingJobHook  # noqa: E402, F401  (shim)
-
-LABELING_JOB_WAITERS = WAITERS_FILE  # shim, removed by the lead
-
 __all__ = ["WAITERS_DIR", "WAITERS_FILE", "load_waiter_config"]

@@ -163,8 +163,7 @@ def test_the_checked_names_are_the_names_the_run_uses(run, overrides):
     """Drift guard: what check_derived_names measures is what the config's properties and the
     modules' builders hand to AWS, for several configs."""
     from local_aws.runtime import async_result_uris
-    from sagemaker_vision import ground_truth
-    from sagemaker_vision.core import naming, training_budget
+    from sagemaker_vision.core import labeling_job, naming, training_budget
     from sagemaker_vision.core.naming import rollback_alarm_names
 
     cfg = build(run, **overrides)
@@ -182,7 +181,7 @@ def test_the_checked_names_are_the_names_the_run_uses(run, overrides):
     assert retry == training_budget.retry_job_name(cfg.job_name) and training_budget.is_run_job(retry, cfg.job_name)
     assert by_what["training artifact key"] == [key(naming.model_artifact_uri(cfg, retry))]
     [gt_key] = by_what["Ground Truth output key"]
-    manifest = ground_truth.output_manifest_uri(cfg.ground_truth_output_prefix, cfg.labeling_job_name)
+    manifest = labeling_job.output_manifest_uri(cfg.ground_truth_output_prefix, cfg.labeling_job_name)
     assert gt_key.startswith(key(manifest).removesuffix("manifests/output/output.manifest"))
     assert by_what["report key"] == [key(naming.smoke_report_uri(cfg))]
     assert by_what["labeled manifest key"] == [key(cfg.labeled_manifest_uri)]

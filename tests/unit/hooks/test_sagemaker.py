@@ -30,7 +30,8 @@ def test_what_sagemaker_says_for_a_missing_resource_is_not_found(code, message):
 
 @pytest.mark.parametrize(("code", "message"), [
     # A real validation error must surface, not read as "missing" (training._existing hid these).
-    ("ValidationException", "1 validation error detected: Value 'x y' at 'trainingJobName' failed to satisfy constraint"),
+    ("ValidationException",
+     "1 validation error detected: Value 'x y' at 'trainingJobName' failed to satisfy constraint"),
     ("ThrottlingException", "Rate exceeded"),
     ("AccessDeniedException", "not authorized to perform: sagemaker:DescribeEndpoint"),
     ("ResourceInUse", "Cannot create already existing endpoint"),

@@ -68,7 +68,7 @@ def test_the_operator_refuses_the_public_workforce_before_any_aws_call():
     hook = mock.MagicMock()
     hook.conn_region_name = REGION
     with mock.patch.object(type(op), "hook", new_callable=mock.PropertyMock, return_value=hook), \
-            mock.patch("sagemaker_vision.aws.client") as client:
+            mock.patch("sagemaker_vision.hooks.base.client") as client:
         with pytest.raises(ConfigError, match="closed on 2026-09-30"):
             op.execute({"ti": mock.MagicMock()})
     hook.find_labeling_job.assert_not_called()
