@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 FAKE_KEY = "testing"
-# The read-only principal that presigns image URLs for Label Studio (label_studio.py): a
+# The read-only principal that presigns image URLs for Label Studio (operators/label_studio.py): a
 # connection of its own with keys of its own, so its URLs never carry the Airflow principal's.
 LABEL_STUDIO_READER_KEY = "label-studio-reader"
 

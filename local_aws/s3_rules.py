@@ -48,7 +48,8 @@ What AWS does, and this module makes the emulator do:
   only under an ``s3:prefix`` condition, which a GET/HEAD does not carry, so GET and HEAD of a
   missing key answer 403 (HEAD without a body). ``POST /_emulator/config {"missing_key_status": 404}``
   (``Control.set_missing_key_status``) models a principal with full ListBucket; reset restores 403.
-  The package tells "missing" from "denied" with ``sagemaker_vision.s3io`` (a ListObjectsV2 of the key).
+  The package tells "missing" from "denied" with ``sagemaker_vision.hooks.s3.key_missing`` (a ListObjectsV2 of
+  the key).
 
 Not enforced (the emulator is plain HTTP): AWS refuses SSE-C over HTTP altogether.
 """

@@ -42,7 +42,7 @@ Expiry is decided on S3's clock, not a worker's: a lease expires ``ttl_seconds``
 ``LastModified`` (stamped by S3 on every write), compared with the ``Date`` header of the
 ``GetObject`` response that read it. Hosts whose clocks disagree still agree on expiry.
 ``ttl_seconds`` (:func:`lease_ttl_seconds`) covers the longest single stage of the section: the
-deploy's wait budget from ``endpoint_waits`` (an update: new fleet, blue/green deployment,
+deploy's wait budget from ``core.endpoint_waits`` (an update: new fleet, blue/green deployment,
 rollback, with the deploy task's own settings), the async smoke test's result budget, or the load
 test. Every task of the section renews the lease before it acts (the rollback too, right before
 its UpdateEndpoint, whose all-at-once update waits less than the deploy's), so the longest stage
