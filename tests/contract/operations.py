@@ -16,45 +16,49 @@ from __future__ import annotations
 # service.Operation -> where the package calls it
 OPERATIONS: dict[str, str] = {
     # SageMaker: training
-    "sagemaker.CreateTrainingJob": "training.py (provider SageMakerTrainingOperator -> create_training_job)",
-    "sagemaker.DescribeTrainingJob": "training.py, tasks.py; provider operator, hook.check_status and SageMakerTrigger",
-    "sagemaker.ListTrainingJobs": "tasks.py / training.py (find the interval's job)",
+    "sagemaker.CreateTrainingJob": "operators/training.py (provider SageMakerTrainingOperator -> create_training_job)",
+    "sagemaker.DescribeTrainingJob": ("operators/training.py, hooks/sagemaker.py; provider operator, "
+                                      "hook.check_status and SageMakerTrigger"),
+    "sagemaker.ListTrainingJobs": "operators/training.py (find the interval's job)",
     # SageMaker: models, endpoints
-    "sagemaker.CreateModel": "deploy.py",
-    "sagemaker.DescribeModel": "deploy.py",
+    "sagemaker.CreateModel": "hooks/sagemaker.py ensure_model",
+    "sagemaker.DescribeModel": "hooks/sagemaker.py ensure_model",
     "sagemaker.DeleteModel": "hooks/teardown.py",
     "sagemaker.ListModels": "hooks/teardown.py (paginator)",
-    "sagemaker.CreateEndpointConfig": "deploy.py",
-    "sagemaker.DescribeEndpointConfig": "deploy.py",
+    "sagemaker.CreateEndpointConfig": "hooks/sagemaker.py ensure_endpoint_config, hooks/ab_test.py",
+    "sagemaker.DescribeEndpointConfig": "hooks/sagemaker.py, hooks/ab_test.py, operators/deploy.py",
     "sagemaker.DeleteEndpointConfig": "hooks/teardown.py",
     "sagemaker.ListEndpointConfigs": "hooks/teardown.py (paginator)",
-    "sagemaker.CreateEndpoint": "deploy.py",
-    "sagemaker.UpdateEndpoint": "deploy.py",
-    "sagemaker.DescribeEndpoint": ("deploy.py, hooks/scaling.py, hooks/ab_test.py, inference.py, load_test.py, "
-                                  "operators/async_inference.py; waiters"),
+    "sagemaker.CreateEndpoint": "operators/deploy.py",
+    "sagemaker.UpdateEndpoint": "operators/deploy.py, hooks/ab_test.py",
+    "sagemaker.DescribeEndpoint": ("hooks/sagemaker.py, hooks/scaling.py, hooks/ab_test.py, pipeline/smoke_test.py, "
+                                   "operators/load_test.py, operators/async_inference.py; waiters"),
     "sagemaker.DeleteEndpoint": "hooks/teardown.py",
     "sagemaker.ListEndpoints": "hooks/teardown.py (paginator)",
     "sagemaker.UpdateEndpointWeightsAndCapacities": "hooks/ab_test.py",
-    "sagemaker.AddTags": "deploy.py",
-    "sagemaker.ListTags": "deploy.py, load_test.py, hooks/sagemaker.py all_tags (teardown, scaling, ab_test)",
+    "sagemaker.AddTags": "hooks/sagemaker.py, hooks/scaling.py",
+    "sagemaker.ListTags": "hooks/sagemaker.py all_tags (hooks/teardown, scaling, ab_test, load_test)",
     # SageMaker: labeling
     "sagemaker.CreateLabelingJob": "operators/ground_truth.py",
     "sagemaker.DescribeLabelingJob": "hooks/sagemaker.py, waiters/ (sagemaker_vision.json), triggers/labeling_job.py",
     "sagemaker.StopLabelingJob": "operators/ground_truth.py (on_kill), hooks/sagemaker.py",
     # sagemaker-runtime
-    "sagemaker-runtime.InvokeEndpoint": "inference.py, load_test.py, load_engine_mp.py",
+    "sagemaker-runtime.InvokeEndpoint": "hooks/sagemaker_runtime.py (smoke test, load-test invokers)",
     "sagemaker-runtime.InvokeEndpointAsync": "hooks/async_inference.py",
     # S3
-    "s3.GetObject": "s3io.py, labeling.py, inference.py, tasks.py, label_studio.py",
-    "s3.PutObject": "s3_sync.py, s3io.py, labeling.py, tasks.py",
-    "s3.HeadObject": "s3_sync.py, s3io.py, triggers/async_inference.py (hooks/s3.head_object_if_exists_async)",
-    "s3.CopyObject": "s3_sync.py",
-    "s3.DeleteObjects": "s3_sync.py",
-    "s3.ListMultipartUploads": "s3_sync.py (paginator: a killed sync's open uploads under dest)",
-    "s3.ListParts": "s3_sync.py (paginator: when an open upload was last written)",
-    "s3.AbortMultipartUpload": "s3_sync.py (a killed sync's idle uploads)",
-    "s3.ListObjectsV2": "s3_sync.py, s3io.py, load_test.py (paginator); S3Hook.list_keys",
-    # No s3.HeadBucket: training.py's ChannelCheckingSageMakerHook checks the input channels with
+    "s3.GetObject": ("hooks/s3.py, hooks/s3_sync.py, hooks/s3_upload_journal.py, hooks/endpoint_lease.py, "
+                     "hooks/load_test.py, operators/label_studio.py, triggers/endpoint_lease.py"),
+    "s3.PutObject": ("hooks/s3.py, hooks/s3_sync.py, hooks/s3_upload_journal.py, hooks/endpoint_lease.py, "
+                     "operators/load_test.py"),
+    "s3.HeadObject": ("hooks/s3.py, hooks/s3_sync.py, triggers/async_inference.py "
+                      "(hooks/s3.head_object_if_exists_async)"),
+    "s3.CopyObject": "hooks/s3_sync.py, pipeline/label.py",
+    "s3.DeleteObjects": "hooks/s3_transfer.py",
+    "s3.ListMultipartUploads": "hooks/s3_upload_journal.py (paginator: a killed sync's open uploads under dest)",
+    "s3.ListParts": "hooks/s3_upload_journal.py (paginator: when an open upload was last written)",
+    "s3.AbortMultipartUpload": "hooks/s3_upload_journal.py (a killed sync's idle uploads)",
+    "s3.ListObjectsV2": "hooks/s3.py, hooks/s3_sync.py, hooks/load_test.py (paginator); S3Hook.list_keys",
+    # No s3.HeadBucket: hooks/sagemaker.py's SageMakerVisionHook.check_s3_url checks the input channels with
     # HeadObject (IAM authorises HeadBucket as an unprefixed s3:ListBucket, which is not granted).
     "s3.GetBucketCors": "hooks/ground_truth.py (CORS rule before CreateLabelingJob)",
     "s3.PutBucketCors": "hooks/ground_truth.py (CORS rule before CreateLabelingJob)",
@@ -66,10 +70,11 @@ OPERATIONS: dict[str, str] = {
     "application-autoscaling.DeleteScalingPolicy": "hooks/teardown.py, hooks/scaling.py",
     "application-autoscaling.DeregisterScalableTarget": "hooks/teardown.py, hooks/scaling.py",
     # CloudWatch
-    "cloudwatch.PutMetricAlarm": "deploy.py (blue/green rollback alarm), hooks/scaling.py (async scale from zero)",
+    "cloudwatch.PutMetricAlarm": ("hooks/sagemaker.py (blue/green rollback alarm), "
+                                  "hooks/scaling.py (async scale from zero)"),
     "cloudwatch.DescribeAlarms": "hooks/teardown.py",
     "cloudwatch.DeleteAlarms": "hooks/teardown.py",
-    # No CloudWatch Logs: tasks.py builds the training operator with print_log=False (and deferrable),
+    # No CloudWatch Logs: pipeline/tasks.py builds the training operator with print_log=False (and deferrable),
     # so the provider never calls logs.DescribeLogStreams / logs.GetLogEvents; test_contract.py
     # checks that every print_log= in the package stays False.
 }
@@ -77,7 +82,7 @@ OPERATIONS: dict[str, str] = {
 # Provider classes the package uses -> the operations they send on its behalf.
 PROVIDER_CLASSES: dict[str, list[str]] = {
     "SageMakerTrainingOperator": ["sagemaker.CreateTrainingJob", "sagemaker.DescribeTrainingJob",
-                                  # check_training_config -> check_s3_url (ChannelCheckingSageMakerHook's):
+                                  # check_training_config -> check_s3_url (SageMakerVisionHook's):
                                   # the channel's object, or its prefix
                                   "s3.ListObjectsV2", "s3.HeadObject"],
     "SageMakerTrigger": ["sagemaker.DescribeTrainingJob"],
@@ -103,7 +108,8 @@ HOOK_METHODS: dict[str, list[str]] = {
 
 # Attribute calls in the package that share a name with an AWS operation but are not AWS calls.
 NOT_AWS: dict[str, str] = {
-    "search": "re.search / compiled-pattern .search (manifests.py, label_studio.py)",
+    "search": ("re.search / compiled-pattern .search (core/validate.py, core/label_studio.py, "
+               "core/manifest_refs.py, pipeline/manifests.py)"),
 }
 
 # Operations no test exercises yet -> why. Must stay in step with the capture (see module doc).
