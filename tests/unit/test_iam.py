@@ -83,7 +83,7 @@ NO_PERMISSION = {("sts", "GetCallerIdentity")}
 # Extra actions an operation needs besides its own (IAM "dependent actions" and service docs).
 IMPLIED: dict[tuple[str, str], tuple[str, ...]] = {
     # RoleArn / ExecutionRoleArn in the request is a PassRole; Tags in a Create* request need AddTags
-    # (sagemaker_vision.requests.tags() puts tags on everything it creates).
+    # (sagemaker_vision.core.requests.tags() puts tags on everything it creates).
     ("sagemaker", "CreateTrainingJob"): ("iam:PassRole", "sagemaker:AddTags"),
     ("sagemaker", "CreateModel"): ("iam:PassRole", "sagemaker:AddTags"),
     ("sagemaker", "CreateLabelingJob"): ("iam:PassRole", "sagemaker:AddTags"),
