@@ -1,6 +1,6 @@
 """P6b: reading one huge manifest line grows linearly with its length.
 
-The manifest reader (``manifest_parse.iter_lines``, behind ``s3io.iter_lines``) reads 64 KiB chunks from
+The manifest reader (``manifest_parse.iter_lines``, behind ``hooks.s3.iter_lines``) reads 64 KiB chunks from
 botocore's ``StreamingBody``. The ratio is the time for a 128 MB line over twice the time for a
 64 MB line: 1.0 is linear, 2.0 quadratic (smaller lines fit memory the allocator already holds,
 which hides the cost of fresh pages and skews the ratio). botocore's own

@@ -59,7 +59,7 @@ def _relative_path_problem(path: str) -> str | None:
 
     Refused: absolute paths (``/x``, ``C:x``), backslashes (a separator on Windows tools), '.'
     and '..' segments, empty segments (``a//b``, a trailing '/'), control characters (C0, DEL, C1,
-    U+2028/U+2029: ``config.UNSAFE_KEY_CHAR_RE``), a
+    U+2028/U+2029: ``core.validate.UNSAFE_KEY_CHAR_RE``), a
     percent-encoded '.', '/', '\\' or '%' (``%2e%2e`` is '..' to whatever URL-decodes it), and text
     that is not valid Unicode. S3 itself never normalises a key, but presigners, browsers, sync
     tools and file systems may: the only paths kept are those that mean the same to all of them.

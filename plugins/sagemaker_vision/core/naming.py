@@ -100,7 +100,7 @@ def rollback_alarm_names(endpoint_name: str) -> list[str]:
 
 
 def backlog_alarm_name(endpoint_name: str) -> str:
-    """The CloudWatch alarm that scales an async endpoint out from zero (``async_inference``).
+    """The CloudWatch alarm that scales an async endpoint out from zero (``core.async_inference``).
 
     Defined here, not there, so that teardown can name it without importing Airflow operators.
     """

@@ -287,7 +287,7 @@ class DeployEndpointOperator(AwsBaseOperator[SageMakerVisionHook]):
 
         AWS fails such an UpdateEndpoint ("Update endpoints that use auto scaling"). What is released
         (the scalable target and every policy, in full) is first recorded in the endpoint's tags
-        (``scaling.record_released``), so that it outlives this try: a failure or rollback puts it
+        (``hooks.scaling.record_released``), so that it outlives this try: a failure or rollback puts it
         back on the old variants, success puts it back on the variants of the same name that the new
         config keeps (:meth:`_settle_released`). Returns the record (``{}``: nothing released).
         """
@@ -329,8 +329,8 @@ class DeployEndpointOperator(AwsBaseOperator[SageMakerVisionHook]):
 
         InService on the requested config: onto the variants of the same name it kept (a removed
         variant's settings are not restored: a warning names them). Rolled back, failed, or on another
-        config: :func:`scaling.restore_after_failed_update` (restores on the old variants if they
-        serve again, otherwise warns and keeps the record for a rerun).
+        config: :func:`~sagemaker_vision.hooks.scaling.restore_after_failed_update` (restores on the old
+        variants if they serve again, otherwise warns and keeps the record for a rerun).
         """
         arn = endpoint.get("EndpointArn")
         record = scaling.recorded_released(self.hook.conn, arn) if arn else {}

@@ -105,7 +105,7 @@ def prepare_manifests(labeled: dict | None = None, **context) -> dict:
     """Validate every labeled partition up to this run while streaming; split into train/validation.
 
     Then, before anything is trained or deployed, check that the images the smoke and load tests
-    will send fit the endpoint type this run deploys (``images.check_test_images``).
+    will send fit the endpoint type this run deploys (``pipeline.images.check_test_images``).
     """
     from sagemaker_vision.pipeline.images import check_test_images  # lazy: keeps DAG parsing fast
     from sagemaker_vision.pipeline.manifests import prepare_manifests as prepare  # lazy: keeps DAG parsing fast
