@@ -31,7 +31,7 @@ from sagemaker_vision.core.validate import DEPLOYMENT_POLICIES, ConfigError, val
 DEPLOYED_OVER_TAG = "sagemaker-vision:deployed-over"
 
 # What endpoint_type_of tells apart, for the deployment guardrails: async endpoints run on provisioned compute
-# (config.ENDPOINT_TYPES is the pipeline's endpoint_type param: serverless, provisioned or async).
+# (validate.ENDPOINT_TYPES is the pipeline's endpoint_type param: serverless, provisioned or async).
 COMPUTE_TYPES = ("serverless", "provisioned")
 # UpdateEndpoint limits (API reference: TrafficRoutingConfig, BlueGreenUpdatePolicy, AutoRollbackConfig).
 WAIT_INTERVAL_S = (0, 3600)

@@ -172,7 +172,7 @@ def image_buckets(image_uris: Iterable[str]) -> list[str]:
 
 # SageMaker Developer Guide, "Input data": "No single attribute within an object can be larger than
 # 20,000 characters. Attribute names can't begin with $ (dollar sign)." (The 100,000 characters of
-# a whole object are labels.MAX_LINE_CHARS.)
+# a whole object are manifest_parse.MAX_LINE_CHARS.)
 MAX_MANIFEST_ATTRIBUTE_CHARS = 20_000
 
 

@@ -112,8 +112,8 @@ def _error_code(exc: BaseException) -> str | None:
 
 
 def error_code(exc: BaseException) -> str:
-    """The S3 error code, looking through wrappers such as boto3's S3UploadFailedError (moved from
-    ``s3_sync``, for the messages and retries of the sync; the not-found rule reads the error itself)."""
+    """The S3 error code, looking through wrappers such as boto3's S3UploadFailedError (used by
+    ``hooks.s3_sync`` for the messages and retries of the sync; the not-found rule reads the error itself)."""
     seen: BaseException | None = exc
     while seen is not None:
         if isinstance(seen, ClientError):

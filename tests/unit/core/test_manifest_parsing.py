@@ -283,7 +283,7 @@ def test_the_label_studio_converter_names_file_and_line_of_invalid_utf8():
 ESCAPES = ["../../other/x.jpg", "sub/../../x.jpg", "/etc/x.jpg", "C:/x.jpg", "..\\..\\x.jpg", "a\\b.jpg",
            "%2e%2e/x.jpg", "%2E%2e%2fx.jpg", "sub%2f..%2fx.jpg", "%252e%252e/x.jpg", "a//b.jpg", "sub/", "",
            "./../x.jpg", "sub/./x.jpg", "a\nb.jpg", "k" * 1100 + ".jpg",  # an S3 key over 1,024 bytes
-           # The sync's rule too (config.UNSAFE_KEY_CHAR_RE): a C1 control, the line and paragraph separators.
+           # The sync's rule too (validate.UNSAFE_KEY_CHAR_RE): a C1 control, the line and paragraph separators.
            "nel\x85.jpg", "csi\x9b.jpg", "line\u2028sep.jpg", "para\u2029sep.jpg"]
 
 
