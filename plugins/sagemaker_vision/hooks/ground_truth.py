@@ -101,5 +101,5 @@ def ensure_cors(s3_client: Any, buckets: Iterable[str], log: Any = None) -> dict
 
 def manifest_refs(s3_client: Any, manifest_uri: str) -> Iterator[str]:
     """The ``source-ref`` of each line of an existing input manifest in S3, checked line by line
-    (:func:`~sagemaker_vision.core.labeling_job.input_manifest_refs`)."""
+    (:func:`~sagemaker_vision.core.labeling_inputs.input_manifest_refs`)."""
     return input_manifest_refs(s3io.iter_lines(s3_client, manifest_uri, "input_manifest_uri"), manifest_uri)

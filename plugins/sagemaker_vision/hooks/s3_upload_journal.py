@@ -4,7 +4,8 @@ Each sync attempt journals the multipart uploads it opens (``<prefix>.s3sync-upl
 next try of the same Airflow task aborts a killed try's uploads at once, whatever their age, while
 another run's live sync into the same destination keeps its uploads until its heartbeat is
 ``stale_upload_seconds`` old on S3's clock. The pure rules (the journal's key, S3's clock, owners,
-:func:`~sagemaker_vision.core.s3_sync.attempt_is_dead`) are in :mod:`sagemaker_vision.core.s3_sync`.
+:func:`~sagemaker_vision.core.s3_sync_state.attempt_is_dead`) are in
+:mod:`sagemaker_vision.core.s3_sync_state` and :mod:`sagemaker_vision.core.s3_responses`.
 """
 
 from __future__ import annotations
