@@ -661,13 +661,13 @@ def test_scan_finds_the_calls_everyone_knows_are_there():
     """Guards the scanner itself: if it went blind, the coverage test would pass vacuously."""
     found = {(c.service, c.operation) for c in discover()[0]}
     for expected in [
-        ("s3", "ListObjectsV2"),           # get_paginator("list_objects_v2") in s3io / s3_sync
-        ("s3", "PutObject"),               # put_object in s3io and load_test
+        ("s3", "ListObjectsV2"),           # get_paginator("list_objects_v2") in hooks/s3, hooks/s3_sync
+        ("s3", "PutObject"),               # put_object in hooks/s3 and operators/load_test
         ("s3", "DeleteObjects"),           # S3SyncOperator's delete batches
         ("s3", "UploadPartCopy"),          # S3SyncOperator's TransferManager.copy for large objects
         ("sagemaker-runtime", "InvokeEndpoint"),
         ("sagemaker", "CreateTrainingJob"),  # the provider's SageMakerTrainingOperator in the DAG
-        ("sagemaker", "DescribeLabelingJob"),  # waiters/labeling_job.json
+        ("sagemaker", "DescribeLabelingJob"),  # waiters/sagemaker_vision.json
     ]:
         assert expected in found, f"the scan no longer finds {expected}"
     assert ("sagemaker", "Search") not in found, "re.search(...) was taken for SageMaker's Search"
@@ -1083,7 +1083,7 @@ def test_training_channel_check_sends_no_head_bucket():
             sent.append(f"HeadObject {bucket_name}/{key}")
             return key.endswith(".manifest")
 
-        def get_conn(self):  # the check reads the channel's object with s3io.head_object_if_exists
+        def get_conn(self):  # the check reads the channel's object with hooks.s3.head_object_if_exists
             return self
 
         def head_object(self, Bucket, Key):  # noqa: N803 - boto3's parameter names
