@@ -24,7 +24,7 @@ from botocore.response import StreamingBody
 from sagemaker_vision.core import manifest_parse
 
 TARGET_RATIO = 1.5
-CHUNK = 1 << 16  # what s3io.iter_lines reads per call
+CHUNK = 1 << 16  # what hooks.s3.iter_lines reads per call
 MB = 1 << 20
 
 
