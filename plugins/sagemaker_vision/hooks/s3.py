@@ -1,5 +1,5 @@
 """Thin S3 helpers shared by the stages: the one not-found rule, stream lines, publish whole objects,
-read local or S3 (was ``s3io``).
+read local or S3 (the old ``s3io`` module; callers still import it ``as s3io``).
 
 S3 ``PutObject`` is atomic per object, so a manifest is either the old one or the new one,
 never half written: writers build the body (or a temp file) first and publish with one put.
