@@ -26,6 +26,8 @@ STATE_VERSION = 1
 # clock; an upload no journal lists (an older sync, another tool) is aborted once no part was written to
 # it for that long, also on S3's clock. A live upload writes an 8 MiB part far more often than that.
 STALE_UPLOAD_SECONDS = 15 * 60
+# S3's Date header (RFC 7231) counts whole seconds, and its listed timestamps may too.
+S3_CLOCK_RESOLUTION_S = 1.0
 JOURNAL_SUFFIX = ".s3sync-uploads.json"
 JOURNAL_VERSION = 1
 HEARTBEAT_SECONDS = 60.0

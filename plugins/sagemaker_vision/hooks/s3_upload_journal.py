@@ -31,6 +31,7 @@ from sagemaker_vision.core.s3_sync import (
 from sagemaker_vision.core.s3_sync_state import (
     HEARTBEAT_SECONDS,
     JOURNAL_VERSION,
+    S3_CLOCK_RESOLUTION_S,
     STALE_UPLOAD_SECONDS,
     attempt_is_dead,
     journal_key,
@@ -287,8 +288,9 @@ def abort_stale_uploads(client: Any, bucket: str, prefix: str, *,
                 last = max([last, *(p["LastModified"] for p in parts.get("Parts", ()))])
                 now = s3_clock(parts) or now
             where = f"s3://{bucket}/{key} (upload {upload_id}, initiated {initiated.isoformat()})"
-            # The Date header has whole seconds: the idle time is underestimated, never overestimated.
-            idle = (now - last).total_seconds() if now is not None else None
+            # The Date header and S3's Initiated/LastModified may each count whole seconds, so the
+            # difference can be a second too long: count one second less, never abort a live upload early.
+            idle = max(0.0, (now - last).total_seconds() - S3_CLOCK_RESOLUTION_S) if now is not None else None
             if idle is None or idle < idle_seconds:
                 left.append(key)
                 log.info("Leaving the multipart upload of %s open: %s, it may belong to a sync still running "
