@@ -31,7 +31,9 @@ SCALE = 1350.0  # emulated seconds per real second
 # polls of 0.05 s (2.95 s of sleep) end well before it even if each poll takes 50 ms on a busy machine.
 LONG_JOB = 5400.0
 LONG_SCALE = 900.0
-RESUME_JOB = 2700.0  # 2 real s at SCALE: far past 10 polls of 0.05 s
+# 5 real s at SCALE, under the 7200 s MaxRuntime: far past 10 polls of 0.05 s, and still running when
+# the third try looks on a busy machine.
+RESUME_JOB = 6750.0
 
 
 @pytest.fixture
