@@ -249,13 +249,19 @@ class LoadTestOperator(BaseOperator):
         return max(1, sum(int(v.get("CurrentInstanceCount") or 0) for v in variants))
 
     def execute(self, context: Context) -> dict[str, Any]:
-        report_bucket, report_prefix = parse_s3_uri(self.report_s3_prefix, "report_s3_prefix")
-        # Validate every number before any AWS call, with a placeholder payload; the real payloads
-        # and instance count replace it (and are validated) once fetched.
-        config = self.build_config([("placeholder.jpg", b"\xff", "image/jpeg")], 1)
+        try:
+            report_bucket, report_prefix = parse_s3_uri(self.report_s3_prefix, "report_s3_prefix")
+            # Validate every number before any AWS call, with a placeholder payload; the real payloads
+            # and instance count replace it (and are validated) once fetched.
+            config = self.build_config([("placeholder.jpg", b"\xff", "image/jpeg")], 1)
+        except ValueError as exc:  # a bad argument: no retry can fix it
+            raise AirflowFailException(str(exc)) from exc
         instance_count = self._check_endpoint()
-        payloads = load_payloads(self.payload_prefix, s3_client=self.s3_client,
-                                 max_payloads=self.max_payloads, max_bytes=self.payload_limit)
+        try:
+            payloads = load_payloads(self.payload_prefix, s3_client=self.s3_client,
+                                     max_payloads=self.max_payloads, max_bytes=self.payload_limit)
+        except ValueError as exc:  # a payload too large, empty or not an image: the same on every try
+            raise AirflowFailException(str(exc)) from exc
         config = dataclasses.replace(config, payloads=tuple(payloads), instance_count=instance_count)
         self.log.info(
             "load-testing %s (%d instance(s)): steps %s x %.0f s, <= %d requests/step, %d payload(s); "

@@ -6,6 +6,7 @@ import json
 
 import boto3
 import pytest
+from airflow.sdk.exceptions import AirflowFailException
 from moto import mock_aws
 
 from benchmarks.stub_server import start_in_thread
@@ -90,8 +91,8 @@ class TestPayloadLimitFollowsTheEndpoint:
         (tmp_path / "big.jpg").write_bytes(big)
         url, stop = start_in_thread(0, 1)
         try:
-            with pytest.raises(ValueError, match=r"payload '.*big\.jpg' is 4500000 bytes, over the 4000000 byte "
-                                                 r"serverless InvokeEndpoint limit"):
+            with pytest.raises(AirflowFailException, match=r"payload '.*big\.jpg' is 4500000 bytes, over the "
+                                                           r"4000000 byte serverless InvokeEndpoint limit"):
                 make_operator(url, "sl-ep", payload_prefix=str(tmp_path)).execute({})
             assert stop.stub.invocations == 0
             assert len(load_payloads(str(tmp_path), max_bytes=6_291_456)) == 1
@@ -188,7 +189,7 @@ class TestLoadTestOperator:
         url, stop = stub
         op = make_operator(url, "tagged-ep", **overrides)
         op.sagemaker_client = None  # any AWS call would now raise AttributeError
-        with pytest.raises(ValueError, match=message):
+        with pytest.raises(AirflowFailException, match=message):  # fails at once: no retry can fix it
             op.execute({})
         assert stop.stub.invocations == 0
 
