@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import difflib
 import os
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -32,6 +33,7 @@ from sagemaker_vision.core.validate import (
     LABEL_BACKENDS,
     MAX_LABEL_CLASSES,
     MAX_WORKERS_PER_OBJECT,
+    ROLE_ARN_PATTERN,
     SAGEMAKER_NAME_MAX,
     SAGEMAKER_NAME_PATTERN,
     SERVERLESS_MAX_CONCURRENCY,
@@ -156,7 +158,9 @@ def _specs() -> list[ParamSpec]:
         ParamSpec(
             "role_arn", _env("SAGEMAKER_VISION_ROLE_ARN", ""), "string",
             "SageMaker execution role ARN that training and hosting assume "
-            "(see include/iam/). Defaults to $SAGEMAKER_VISION_ROLE_ARN.", _DATA),
+            "(see include/iam/). Defaults to $SAGEMAKER_VISION_ROLE_ARN.", _DATA,
+            # Empty only while $SAGEMAKER_VISION_ROLE_ARN is unset: the run then fails at its first task.
+            pattern=r"^$|" + ROLE_ARN_PATTERN),
         ParamSpec(
             "bucket", _env("SAGEMAKER_VISION_BUCKET", "sagemaker-vision-demo"), "string",
             "Project S3 bucket: images, manifests, model artifacts and reports go here, and the "
@@ -218,7 +222,7 @@ def _specs() -> list[ParamSpec]:
             _LABEL, min_length=1),
         ParamSpec("label_studio_project", "", "string",
                   "label_studio: project title, created or reused. Empty means pipeline_name.", _LABEL,
-                  nullable=True),
+                  nullable=True, pattern="^$|^.{{{},{}}}$".format(*naming.LABEL_STUDIO_TITLE_LENGTH)),
         ParamSpec("label_studio_min_annotations", 1, "integer",
                   "label_studio: annotations every task needs before the export.", _LABEL, minimum=1, maximum=20),
         ParamSpec("label_studio_timeout_hours", 72.0, "number",
@@ -307,10 +311,33 @@ def _specs() -> list[ParamSpec]:
     ]
 
 
+# Params whose default comes from the environment: a bad value would make Airflow refuse the
+# scheduled DAGs at parse time with a message that names neither, so it is refused here, naming both.
+ENV_DEFAULTS = {
+    "pipeline_name": "SAGEMAKER_VISION_PIPELINE_NAME",
+    "role_arn": "SAGEMAKER_VISION_ROLE_ARN",
+    "bucket": "SAGEMAKER_VISION_BUCKET",
+}
+
+
+def _check_env_default(spec: ParamSpec) -> None:
+    value, env = spec.default, ENV_DEFAULTS[spec.name]
+    if env not in os.environ:
+        return
+    too_short = spec.min_length is not None and len(value) < spec.min_length
+    too_long = spec.max_length is not None and len(value) > spec.max_length
+    if too_short or too_long or (spec.pattern is not None and re.search(spec.pattern, value) is None):
+        raise ValueError(f"${env}={value!r} is not a valid default for the param {spec.name!r}: it must match "
+                         f"{spec.pattern} with {spec.min_length or 0} to {spec.max_length or 'any'} characters")
+
+
 def param_specs() -> dict[str, ParamSpec]:
     """Every param of ``object_detection_pipeline`` by name, in form order (defaults read from the
-    environment now)."""
-    return {spec.name: spec for spec in _specs()}
+    environment now; a bad environment default raises ValueError naming the variable)."""
+    specs = {spec.name: spec for spec in _specs()}
+    for name in ENV_DEFAULTS:
+        _check_env_default(specs[name])
+    return specs
 
 
 def param_defaults() -> dict[str, Any]:

@@ -37,7 +37,8 @@ IP_LIKE_RE = re.compile(r"^\d+\.\d+\.\d+\.\d+$")
 # no "..", not an IPv4 address, then BUCKET_RE.
 BUCKET_PATTERN = r"^(?!.*\.\.)(?!\d+\.\d+\.\d+\.\d+$)[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$"
 # IAM role ARNs: role names (and paths) are ASCII letters, digits and +=,.@_-.
-ROLE_ARN_RE = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[a-zA-Z_0-9+=,.@\-/]+$")
+ROLE_ARN_PATTERN = r"^arn:aws[a-z-]*:iam::\d{12}:role/[a-zA-Z_0-9+=,.@\-/]+$"
+ROLE_ARN_RE = re.compile(ROLE_ARN_PATTERN)
 # SageMaker work team ARNs, as Ground Truth takes them (the kind tells the public workforce apart).
 WORKTEAM_ARN_RE = re.compile(
     r"^arn:aws[a-z-]*:sagemaker:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):"

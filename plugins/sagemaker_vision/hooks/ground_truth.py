@@ -22,6 +22,7 @@ from sagemaker_vision.core.labeling_inputs import (
     merged_cors_rules,
     render_template,
 )
+from sagemaker_vision.core.s3_responses import ACCESS_DENIED_CODES
 from sagemaker_vision.core.validate import ConfigError
 from sagemaker_vision.hooks import s3 as s3io
 
@@ -60,6 +61,10 @@ def prepare_labeling_inputs(
     return uris
 
 
+# What no retry fixes: the role may not touch the bucket's CORS, or the bucket is not there.
+CORS_CONFIG_ERRORS = ACCESS_DENIED_CODES | {"NoSuchBucket"}
+
+
 def ensure_cors(s3_client: Any, buckets: Iterable[str], log: Any = None) -> dict[str, str]:
     """Give each bucket the CORS rule Ground Truth needs, keeping every rule it already has.
 
@@ -67,20 +72,26 @@ def ensure_cors(s3_client: Any, buckets: Iterable[str], log: Any = None) -> dict
     input data, labeling tasks for those input data objects will fail" (Ground Truth guide,
     ``sms-cors-update``). ``PutBucketCors`` replaces the whole configuration, so the existing
     rules are read first and written back ahead of the new one. Returns ``{bucket: "present" |
-    "added"}``. A bucket whose CORS cannot be read or written raises ConfigError naming it and
-    the permission, before the job is created.
+    "added"}``. A bucket whose CORS the role may not read or write, or that does not exist, raises
+    ConfigError naming it and the permission, before the job is created (no retry fixes that); any
+    other error (throttling, a conflicting bucket change in flight, expired credentials) is raised as
+    it is, so the task's retries apply.
     """
     outcome: dict[str, str] = {}
     for bucket in buckets:
         try:
             existing = s3_client.get_bucket_cors(Bucket=bucket).get("CORSRules") or []
         except ClientError as exc:
-            if exc.response.get("Error", {}).get("Code") != "NoSuchCORSConfiguration":
+            code = exc.response.get("Error", {}).get("Code")
+            if code == "NoSuchCORSConfiguration":
+                existing = []
+            elif code in CORS_CONFIG_ERRORS:
                 raise ConfigError(
                     "image_uris", f"cannot read the CORS configuration of bucket {bucket} (needs "
                     f"s3:GetBucketCORS): {exc}"
                 ) from exc
-            existing = []
+            else:
+                raise
         rules = merged_cors_rules(existing)
         if rules is None:
             outcome[bucket] = "present"
@@ -88,6 +99,8 @@ def ensure_cors(s3_client: Any, buckets: Iterable[str], log: Any = None) -> dict
         try:
             s3_client.put_bucket_cors(Bucket=bucket, CORSConfiguration={"CORSRules": rules})
         except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") not in CORS_CONFIG_ERRORS:
+                raise
             raise ConfigError(
                 "image_uris", f"cannot add Ground Truth's CORS rule to bucket {bucket} (needs "
                 f"s3:PutBucketCORS; without it the labeling tasks fail): {exc}"

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from airflow.providers.amazon.aws.exceptions import WaiterMaxAttemptsError, WaiterTerminalFailure
 from airflow.providers.amazon.aws.operators.base_aws import AwsBaseOperator
@@ -23,6 +23,7 @@ from airflow.providers.amazon.aws.utils import validate_execute_complete_event
 from airflow.providers.amazon.aws.utils.mixins import AwsBaseHookMixin, aws_template_fields
 from airflow.providers.amazon.aws.utils.waiter_with_logging import wait
 from airflow.providers.common.compat.sdk import AirflowException, conf
+from airflow.sdk import BaseOperator
 from botocore.exceptions import ClientError
 
 from sagemaker_vision.core.labeling_inputs import DEFAULT_TEMPLATE_PATH, image_buckets, labeling_input_uris
@@ -49,7 +50,7 @@ from sagemaker_vision.core.labeling_job import (
 from sagemaker_vision.hooks import base as aws
 from sagemaker_vision.hooks.ground_truth import ensure_cors, manifest_refs, prepare_labeling_inputs
 from sagemaker_vision.hooks.sagemaker import SageMakerVisionHook
-from sagemaker_vision.links.sagemaker import SageMakerLabelingJobLink
+from sagemaker_vision.links.sagemaker import SageMakerLabelingJobLink, persist_links
 from sagemaker_vision.triggers.labeling_job import LabelingJobTrigger
 
 if TYPE_CHECKING:
@@ -130,13 +131,9 @@ class LabelingJobWaitMixin(AwsBaseHookMixin[SageMakerVisionHook]):
         )
 
     def _persist_link(self, context: Context) -> None:
-        SageMakerLabelingJobLink.persist(
-            context=context,
-            operator=self,
-            region_name=self.hook.conn_region_name,
-            aws_partition=self.hook.conn_partition,
-            job_name=self.job_name,
-        )
+        # Through persist_links: reading the hook's region may fail too, and a link never fails its task.
+        # The mixin is only ever part of an operator or a sensor (both BaseOperators).
+        persist_links(context, cast(BaseOperator, self), self.hook, [SageMakerLabelingJobLink], job_name=self.job_name)
 
 
 class GroundTruthLabelingOperator(LabelingJobWaitMixin, AwsBaseOperator[SageMakerVisionHook]):

@@ -167,6 +167,25 @@ def test_ensure_cors_names_the_bucket_and_permission_when_it_cannot_read_or_writ
         stub.add_client_error("put_bucket_cors", "AccessDenied", "denied", 403)
         with pytest.raises(ConfigError, match=r"bucket gt-images .*s3:PutBucketCORS.*tasks fail"):
             gt_s3.ensure_cors(client, ["gt-images"])
+        stub.add_client_error("get_bucket_cors", "NoSuchBucket", "gone", 404)
+        with pytest.raises(ConfigError, match=r"bucket gt-images"):
+            gt_s3.ensure_cors(client, ["gt-images"])
+
+
+@pytest.mark.parametrize(("operation", "code", "status"), [
+    ("get_bucket_cors", "SlowDown", 503), ("put_bucket_cors", "OperationAborted", 409),
+    ("put_bucket_cors", "ExpiredToken", 400),
+])
+def test_ensure_cors_leaves_a_transient_error_to_the_tasks_retries(operation, code, status):
+    """Only what no retry fixes is a ConfigError (which fails the task at once); the rest is raised as is."""
+    client = boto3.client("s3", region_name=REGION, aws_access_key_id="x", aws_secret_access_key="x")
+    with Stubber(client) as stub:
+        if operation == "put_bucket_cors":
+            stub.add_client_error("get_bucket_cors", "NoSuchCORSConfiguration", "none", 404)
+        stub.add_client_error(operation, code, "try again", status)
+        with pytest.raises(ClientError) as error:
+            gt_s3.ensure_cors(client, ["gt-images"])
+        assert not isinstance(error.value, ConfigError) and error.value.response["Error"]["Code"] == code
 
 
 def _hook_on(client: Any) -> SageMakerVisionHook:

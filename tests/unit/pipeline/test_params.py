@@ -16,6 +16,7 @@ from airflow.sdk import Param
 from airflow.sdk.definitions.param import ParamValidationError
 
 from sagemaker_vision.core.config import PipelineConfig, RunInfo
+from sagemaker_vision.core.naming import check_derived_names
 from sagemaker_vision.core.params import ParamSpec, param_defaults, param_specs
 from sagemaker_vision.core.validate import ConfigError
 from sagemaker_vision.pipeline.params import pipeline_params
@@ -98,6 +99,7 @@ def test_serverless_memory_takes_its_sizes_only_in_both():
     ("pipeline_name", "bad_name"), ("label_attribute", "boxes-metadata"), ("label_attribute", "boxes-ref"),
     ("endpoint_name", "has space"), ("inference_instance_type", "g4dn.xlarge"), ("label_backend", "mturk"),
     ("endpoint_type", "edge"), ("deployment_policy", "rolling"), ("base_network", "resnet-18"),
+    ("role_arn", "arn:aws:iam::12:role/x"), ("role_arn", "sagemaker-vision-execution"),
 ])
 def test_a_bad_name_or_choice_is_refused_by_the_form_as_by_the_config(name: str, value: str):
     """Issue 10: the bucket MyBucket passed the form, then failed estimate_costs three times."""
@@ -154,3 +156,25 @@ def test_each_form_field_is_its_spec():
 
 def test_the_defaults_build_a_config():
     assert PipelineConfig.from_params({**param_defaults(), "role_arn": ROLE}, run=RUN, region="us-east-1")
+
+
+def test_a_label_studio_title_label_studio_refuses_is_refused_by_the_form_as_by_the_config():
+    params = {**param_defaults(), **BASE, "label_backend": "label_studio"}
+    assert form_accepts("label_studio_project", "") and form_accepts("label_studio_project", "abc")
+    for bad in ("ab", "x" * 51):
+        assert not form_accepts("label_studio_project", bad), bad
+        with pytest.raises(ConfigError) as error:
+            check_derived_names(PipelineConfig.from_params({**params, "label_studio_project": bad}, run=RUN,
+                                                           region="us-east-1"))
+        assert error.value.field == "label_studio_project", str(error.value)
+
+
+@pytest.mark.parametrize(("env", "value"), [("SAGEMAKER_VISION_BUCKET", "MyBucket"),
+                                            ("SAGEMAKER_VISION_PIPELINE_NAME", "bad_name"),
+                                            ("SAGEMAKER_VISION_ROLE_ARN", "not-an-arn")])
+def test_a_bad_environment_default_names_the_variable_when_the_dags_load(monkeypatch, env, value):
+    """Airflow refuses a scheduled DAG whose param default fails its schema, naming neither the
+    param nor the variable; the specs refuse it first, naming both."""
+    monkeypatch.setenv(env, value)
+    with pytest.raises(ValueError, match=rf"\${env}={value!r} is not a valid default for the param"):
+        pipeline_params()
