@@ -65,11 +65,26 @@ class AirflowCluster:
         if migrated.returncode != 0:
             raise RuntimeError(f"airflow db migrate failed:\n{migrated.stderr[-3000:]}")
         for name in self.components:
-            log = open(self.home / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
-            self.procs[name] = subprocess.Popen([str(BIN / "airflow"), name], env=self.env, stdout=log,
-                                                stderr=subprocess.STDOUT, start_new_session=True)
+            self._spawn(name)
         self.wait_healthy()
         return self
+
+    def _spawn(self, name: str) -> None:
+        log = open(self.home / f"{name}.log", "ab")  # noqa: SIM115 - closed with the process
+        self.procs[name] = subprocess.Popen([str(BIN / "airflow"), name], env=self.env, stdout=log,
+                                            stderr=subprocess.STDOUT, start_new_session=True)
+
+    def restart_exited(self, name: str) -> bool:
+        """Start ``name`` again if it exited, as a supervisor (systemd, Kubernetes) would; True if it had.
+
+        On SQLite the scheduler can die of a StaleDataError when the CLI updates the same dag_run
+        in the same moment (seen once with ``backfill create``); Airflow expects to be restarted.
+        """
+        proc = self.procs.get(name)
+        if proc is None or proc.poll() is None:
+            return False
+        self._spawn(name)
+        return True
 
     def wait_healthy(self, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout

@@ -32,7 +32,11 @@ def _wait_for_runs(cluster: AirflowCluster, count: int, timeout: float) -> list[
     token = cluster.token()
     deadline = time.monotonic() + timeout
     runs: list[dict] = []
+    restarts = 0
     while time.monotonic() < deadline:
+        if restarts < 1 and cluster.restart_exited("scheduler"):  # once: a second death is a real failure
+            restarts += 1
+            print(f"the scheduler had exited; restarted it:\n{cluster.log_tail('scheduler', 1500)}")
         # Unpausing also schedules the latest interval (catchup is off): only backfills count here.
         runs = [r for r in cluster.api(f"/dags/{DAG_ID}/dagRuns?limit=50", token)["dag_runs"]
                 if r["run_type"] == "backfill"]
