@@ -230,7 +230,8 @@ def test_a_retry_during_its_own_update_waits_instead_of_updating_again(emu, sm, 
     model_and_config(sm, first, map_value=0.6)
     model_and_config(sm, second, map_value=0.65)
     assert operator(endpoint, first).execute(context())["action"] == "created"
-    emu.set_transition_seconds(1.5)
+    # Long enough that the retry still finds the update running on a cold, busy machine (1.5 s was not).
+    emu.set_transition_seconds(4.0)
     sm.update_endpoint(EndpointName=endpoint, EndpointConfigName=second)  # the first try, then it died
     calls.clear()
     result = operator(endpoint, second).execute(context())
