@@ -44,3 +44,23 @@ def build(**overrides: Any) -> dict[str, Any]:
     }
     args.update(overrides)
     return labeling_job.labeling_job_request(**args)
+
+
+def describe_response(status: str, **extra: Any) -> dict[str, Any]:
+    """A DescribeLabelingJob answer for the job ``build()`` creates, in ``status``."""
+    return {
+        "LabelingJobStatus": status,
+        "LabelCounters": {"TotalLabeled": 1, "HumanLabeled": 1, "MachineLabeled": 0,
+                          "FailedNonRetryableError": 0, "Unlabeled": 2},
+        "CreationTime": "2026-11-25T00:00:00Z",
+        "LastModifiedTime": "2026-11-25T00:00:00Z",
+        "JobReferenceCode": "abc",
+        "LabelingJobName": "shapes-1",
+        "LabelingJobArn": "arn:aws:sagemaker:us-east-1:123456789012:labeling-job/shapes-1",
+        "LabelAttributeName": "bounding-box",
+        "InputConfig": {"DataSource": {"S3DataSource": {"ManifestS3Uri": "s3://gt-bucket/labels/in/input.manifest"}}},
+        "OutputConfig": {"S3OutputPath": "s3://gt-bucket/labels/out/"},
+        "RoleArn": ROLE,
+        "HumanTaskConfig": build()["HumanTaskConfig"],
+        **extra,
+    }

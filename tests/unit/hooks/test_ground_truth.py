@@ -20,7 +20,7 @@ from sagemaker_vision.core.validate import ConfigError
 from sagemaker_vision.hooks import ground_truth as gt_s3
 from sagemaker_vision.hooks.sagemaker import WAITERS_FILE, SageMakerVisionHook
 from sagemaker_vision.waiters import load_waiter_config
-from tests.unit.labeling_support import LABELS, REGION, ROLE, build, sagemaker_model
+from tests.unit.labeling_support import LABELS, REGION, describe_response, sagemaker_model
 
 
 @pytest.fixture
@@ -86,23 +86,6 @@ def test_waiter_json_loads_with_the_acceptors():
     assert sorted(expected for _, expected in states) == sorted(status_enum)
 
 
-def _describe_response(status: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "LabelingJobStatus": status,
-        "LabelCounters": {"TotalLabeled": 1, "HumanLabeled": 1, "MachineLabeled": 0,
-                          "FailedNonRetryableError": 0, "Unlabeled": 2},
-        "CreationTime": "2026-11-25T00:00:00Z",
-        "LastModifiedTime": "2026-11-25T00:00:00Z",
-        "JobReferenceCode": "abc",
-        "LabelingJobName": "shapes-1",
-        "LabelingJobArn": "arn:aws:sagemaker:us-east-1:123456789012:labeling-job/shapes-1",
-        "LabelAttributeName": "bounding-box",
-        "InputConfig": {"DataSource": {"S3DataSource": {"ManifestS3Uri": "s3://gt-bucket/labels/in/input.manifest"}}},
-        "OutputConfig": {"S3OutputPath": "s3://gt-bucket/labels/out/"},
-        "RoleArn": ROLE,
-        "HumanTaskConfig": build()["HumanTaskConfig"],
-        **extra,
-    }
 
 
 def _hook_with_stubbed_client(responses: list[dict[str, Any]]) -> tuple[SageMakerVisionHook, Stubber]:
@@ -116,7 +99,7 @@ def _hook_with_stubbed_client(responses: list[dict[str, Any]]) -> tuple[SageMake
 
 def test_sync_waiter_retries_in_progress_and_succeeds_on_completed():
     hook, stubber = _hook_with_stubbed_client(
-        [_describe_response("InProgress"), _describe_response("Stopping"), _describe_response("Completed")]
+        [describe_response("InProgress"), describe_response("Stopping"), describe_response("Completed")]
     )
     with stubber:
         waiter = hook.get_waiter(LABELING_JOB_COMPLETE, client=stubber.client)
@@ -126,7 +109,7 @@ def test_sync_waiter_retries_in_progress_and_succeeds_on_completed():
 
 @pytest.mark.parametrize("status", ["Failed", "Stopped"])
 def test_sync_waiter_fails_on_failed_and_stopped(status):
-    response = _describe_response(status, FailureReason="ClientError: no access")
+    response = describe_response(status, FailureReason="ClientError: no access")
     hook, stubber = _hook_with_stubbed_client([response])
     with stubber:
         waiter = hook.get_waiter(LABELING_JOB_COMPLETE, client=stubber.client)
@@ -200,7 +183,7 @@ def test_the_labeling_job_methods_read_a_missing_job_by_the_one_not_found_rule()
     stubber.add_client_error("describe_labeling_job", "ResourceNotFound", "Could not find labeling job 'shapes-1'")
     stubber.add_client_error("describe_labeling_job", "ResourceNotFound", "Could not find labeling job 'shapes-1'")
     stubber.add_client_error("describe_labeling_job", "ValidationException", "1 validation error detected")
-    stubber.add_response("describe_labeling_job", _describe_response("InProgress"), {"LabelingJobName": "shapes-1"})
+    stubber.add_response("describe_labeling_job", describe_response("InProgress"), {"LabelingJobName": "shapes-1"})
     stubber.add_response("stop_labeling_job", {}, {"LabelingJobName": "shapes-1"})
     hook = _hook_on(client)
     with stubber:

@@ -19,7 +19,16 @@ from sagemaker_vision.links.sagemaker import SageMakerLabelingJobLink
 from sagemaker_vision.operators import ground_truth as gt
 from sagemaker_vision.sensors.ground_truth import GroundTruthLabelingJobSensor
 from sagemaker_vision.triggers.labeling_job import LabelingJobTrigger
-from tests.unit.labeling_support import LABELS, OUTPUT_URI, PRIVATE_TEAM, REGION, ROLE, botocore_errors, build
+from tests.unit.labeling_support import (
+    LABELS,
+    OUTPUT_URI,
+    PRIVATE_TEAM,
+    REGION,
+    ROLE,
+    botocore_errors,
+    build,
+    describe_response,
+)
 
 
 def test_the_operator_refuses_the_public_workforce_before_any_aws_call():
@@ -73,27 +82,10 @@ def mock_hook(op, *jobs: dict[str, Any] | None) -> mock.MagicMock:
     return hook
 
 
-def _describe_response(status: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "LabelingJobStatus": status,
-        "LabelCounters": {"TotalLabeled": 1, "HumanLabeled": 1, "MachineLabeled": 0,
-                          "FailedNonRetryableError": 0, "Unlabeled": 2},
-        "CreationTime": "2026-11-25T00:00:00Z",
-        "LastModifiedTime": "2026-11-25T00:00:00Z",
-        "JobReferenceCode": "abc",
-        "LabelingJobName": "shapes-1",
-        "LabelingJobArn": "arn:aws:sagemaker:us-east-1:123456789012:labeling-job/shapes-1",
-        "LabelAttributeName": "bounding-box",
-        "InputConfig": {"DataSource": {"S3DataSource": {"ManifestS3Uri": "s3://gt-bucket/labels/in/input.manifest"}}},
-        "OutputConfig": {"S3OutputPath": "s3://gt-bucket/labels/out/"},
-        "RoleArn": ROLE,
-        "HumanTaskConfig": build()["HumanTaskConfig"],
-        **extra,
-    }
 
 
 def existing(status: str, **extra: Any) -> dict[str, Any]:
-    job = _describe_response(status, **extra)
+    job = describe_response(status, **extra)
     if status == "Completed":
         job.setdefault("LabelingJobOutput", {"OutputDatasetS3Uri": OUTPUT_URI})
     return job
