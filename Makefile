@@ -69,6 +69,8 @@ lock: $(STAMP)
 	$(PY) -m pip install -q uv
 	$(VENV)/bin/uv pip compile --python-version 3.11 --no-header --no-annotate requirements.in -o requirements.txt
 	$(VENV)/bin/uv pip compile --python-version 3.11 --no-header --no-annotate requirements-dev.in -o requirements-dev.txt
+	# The compose image's CeleryExecutor lock, constrained by the dev pins (docker-compose.yaml).
+	$(VENV)/bin/uv pip compile --python-version 3.11 --no-header --no-annotate requirements-celery.in -o requirements-celery.txt
 
 clean:
 	rm -rf .state .pytest_cache .ruff_cache

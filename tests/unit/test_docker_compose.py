@@ -19,24 +19,31 @@ AIRFLOW_SERVICES = (
     "airflow-init",
     "airflow-apiserver",
     "airflow-scheduler",
+    "airflow-worker",
     "airflow-dag-processor",
     "airflow-triggerer",
+    "flower",
 )
 LONG_RUNNING = (
     "postgres",
+    "redis",
     "airflow-apiserver",
     "airflow-scheduler",
+    "airflow-worker",
     "airflow-dag-processor",
     "airflow-triggerer",
     "aws-emulator",
     "label-studio",
+    "flower",
 )
 # Host port -> (service, container port): the documented ones, and no others.
 PUBLISHED_PORTS = {
     8080: ("airflow-apiserver", 8080),
     5055: ("aws-emulator", 5055),
     8081: ("label-studio", 8080),
+    5555: ("flower", 5555),
 }
+CELERY_APP = "airflow.providers.celery.executors.celery_executor.app"
 SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|FERNET|_KEY(_ID)?$|^AIRFLOW_CONN_|SQL_ALCHEMY_CONN")
 INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?-([^}]*))?\}")
 
@@ -56,11 +63,21 @@ def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return compose["services"]
 
 
+def _pins(lock: str) -> dict[str, str]:
+    pins = {}
+    for line in (ROOT / lock).read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line and not line.startswith("-"):
+            assert "==" in line, f"{lock}: {line!r} is not pinned with =="
+            name, version = line.split("==", 1)
+            pins[re.sub(r"\[.*\]", "", name).strip().lower()] = version.strip()
+    return pins
+
+
 def _pin(name: str) -> str:
-    for line in (ROOT / "requirements.txt").read_text().splitlines():
-        if line.split("==")[0].strip().lower() == name:
-            return line.split("==", 1)[1].strip()
-    raise AssertionError(f"{name} is not pinned in requirements.txt")
+    pins = _pins("requirements.txt")
+    assert name in pins, f"{name} is not pinned in requirements.txt"
+    return pins[name]
 
 
 def _python_minor() -> str:
@@ -87,8 +104,10 @@ def _host_ports(service: dict[str, Any]) -> list[tuple[str, int, int]]:
 
 def test_required_services_exist(services: dict[str, Any]) -> None:
     assert set(AIRFLOW_SERVICES) | set(LONG_RUNNING) <= set(services)
-    # LocalExecutor: nothing Celery-shaped is left behind from the official file.
-    assert not {"redis", "airflow-worker", "flower"} & set(services)
+    # Optional extras only: `docker compose up` without a profile starts the Airflow stack alone.
+    assert {name for name, service in services.items() if service.get("profiles")} == {
+        "aws-emulator", "label-studio", "flower",
+    }
 
 
 def test_airflow_services_share_the_pinned_image(services: dict[str, Any], text: str) -> None:
@@ -123,7 +142,7 @@ def test_dependencies_are_baked_not_installed_at_start(services: dict[str, Any])
 def test_airflow_settings(services: dict[str, Any]) -> None:
     for name in AIRFLOW_SERVICES:
         env = _env(services[name])
-        assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor", name
+        assert env["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor", name
         assert env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "false", name
         assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == "http://airflow-apiserver:8080/execution/"
         assert env["AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK"] == "true"
@@ -132,6 +151,72 @@ def test_airflow_settings(services: dict[str, Any]) -> None:
     # Tokens signed by the scheduler must verify in the API server: one secret for all.
     for key in ("AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW__API__SECRET_KEY"):
         assert len({_env(services[n])[key] for n in AIRFLOW_SERVICES}) == 1, key
+
+
+def test_celery_broker_and_result_backend(services: dict[str, Any]) -> None:
+    for name in AIRFLOW_SERVICES:
+        env = _env(services[name])
+        assert env["AIRFLOW__CELERY__BROKER_URL"] == "redis://:@redis:6379/0", name
+        # Task states come back through the metadata database, with the same credentials.
+        backend = env["AIRFLOW__CELERY__RESULT_BACKEND"]
+        assert backend.startswith("db+postgresql://"), (name, backend)
+        conn = env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+        assert backend.split("://", 1)[1] == conn.split("://", 1)[1], name
+        # The scheduler-wide cap leaves room for more than one worker's concurrency.
+        assert int(env["AIRFLOW__CORE__PARALLELISM"]) > int(env["AIRFLOW__CELERY__WORKER_CONCURRENCY"]), name
+    redis = services["redis"]
+    assert redis["image"].startswith("redis:"), redis["image"]
+    assert redis["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
+    assert not redis.get("ports"), "the broker is for the Compose network only"
+
+
+def test_worker_runs_celery_and_can_be_scaled(services: dict[str, Any]) -> None:
+    worker = services["airflow-worker"]
+    assert worker["command"] == "celery worker"
+    probe = " ".join(worker["healthcheck"]["test"])
+    assert worker["healthcheck"]["test"][0] == "CMD-SHELL"
+    # $$ so that the shell, not Compose, expands HOSTNAME: each replica pings its own node.
+    assert f'celery --app {CELERY_APP} inspect ping -d "celery@$${{HOSTNAME}}"' in probe
+    # Warm shutdown: the entrypoint passes SIGTERM to Celery alone, which lets running tasks finish.
+    assert _env(worker)["DUMB_INIT_SETSID"] == "0"
+    # `docker compose up --scale airflow-worker=N` refuses a fixed name or a published host port.
+    assert "container_name" not in worker
+    assert not worker.get("ports")
+    assert not worker.get("hostname"), "one hostname for every replica would merge their Celery nodes"
+    deps = worker["depends_on"]
+    for dep in ("redis", "postgres", "airflow-apiserver"):
+        assert deps[dep]["condition"] == "service_healthy", dep
+    assert deps["airflow-init"]["condition"] == "service_completed_successfully"
+    assert "container_name" not in services["airflow-scheduler"]
+
+
+def test_flower_is_optional(services: dict[str, Any]) -> None:
+    flower = services["flower"]
+    assert flower["command"] == "celery flower"
+    assert flower["profiles"] == ["flower"]
+
+
+def test_image_installs_the_celery_provider(services: dict[str, Any]) -> None:
+    dockerfile = services["airflow-worker"]["build"]["dockerfile_inline"]
+    install = next(line for line in dockerfile.splitlines() if "pip install" in line)
+    assert "-r /opt/airflow/requirements.txt" in install
+    assert "-r /opt/airflow/requirements-celery.txt" in install
+    copy = next(line for line in dockerfile.splitlines() if line.startswith("COPY") and "requirements-celery" in line)
+    assert "requirements.txt" in copy.split()
+    celery = _pins("requirements-celery.txt")
+    for name in ("apache-airflow-providers-celery", "celery", "redis", "kombu"):
+        assert name in celery, f"{name} is not pinned in requirements-celery.txt"
+    # The same Airflow as the base image, and no package at another version than the dev lock
+    # (the emulator image installs requirements-dev.txt on top of this one).
+    assert celery["apache-airflow"] == _pin("apache-airflow")
+    dev = _pins("requirements-dev.txt")
+    moved = {name: (version, dev[name]) for name, version in celery.items() if dev.get(name, version) != version}
+    assert not moved, f"requirements-celery.txt and requirements-dev.txt disagree: {moved}"
+    # The test venv stays on the LocalExecutor: the Celery lock is only the image's.
+    assert "apache-airflow-providers-celery" not in dev
+    source = (ROOT / "requirements-celery.in").read_text()
+    assert re.search(r"^apache-airflow-providers-celery==", source, re.M)
+    assert "requirements-celery.in -o requirements-celery.txt" in (ROOT / "Makefile").read_text(), "make lock"
 
 
 def test_code_is_mounted_read_only_into_every_airflow_service(services: dict[str, Any]) -> None:
@@ -162,6 +247,9 @@ def test_long_running_services_have_healthchecks(services: dict[str, Any]) -> No
         ("airflow-triggerer", "airflow jobs check --job-type TriggererJob"),
         ("label-studio", "http://localhost:8080/health"),
         ("postgres", "pg_isready"),
+        ("redis", "redis-cli ping"),
+        ("airflow-worker", f"{CELERY_APP} inspect ping"),
+        ("flower", "http://localhost:5555/"),
     ],
 )
 def test_healthcheck_probes(services: dict[str, Any], name: str, probe: str) -> None:
@@ -175,8 +263,11 @@ def test_depends_on(services: dict[str, Any]) -> None:
         if name != "airflow-init":
             assert deps["airflow-init"]["condition"] == "service_completed_successfully", name
     assert "airflow-init" not in services["airflow-init"]["depends_on"]
-    # Tasks run inside the scheduler and talk to the Execution API.
-    assert services["airflow-scheduler"]["depends_on"]["airflow-apiserver"]["condition"] == "service_healthy"
+    # Tasks run on the workers, which need the broker and the Execution API.
+    for name in AIRFLOW_SERVICES:
+        if name != "airflow-init":
+            assert services[name]["depends_on"]["redis"]["condition"] == "service_healthy", name
+    assert services["airflow-worker"]["depends_on"]["airflow-apiserver"]["condition"] == "service_healthy"
     for name, service in services.items():
         for dep, spec in (service.get("depends_on") or {}).items():
             assert dep in services, (name, dep)
@@ -264,7 +355,7 @@ def test_docker_compose_config_accepts_the_file() -> None:
     # `config` only parses and interpolates: no engine needed. All profiles, so every service is checked.
     result = subprocess.run(
         ["docker", "compose", "-f", str(COMPOSE_FILE), "--profile", "emulator", "--profile", "labeling",
-         "config", "-q"],
+         "--profile", "flower", "config", "-q"],
         capture_output=True, text=True, check=False, cwd=ROOT, timeout=120,
     )
     assert result.returncode == 0, result.stderr
