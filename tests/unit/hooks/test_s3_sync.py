@@ -19,7 +19,7 @@ from sagemaker_vision.core import s3_sync as core_sync
 from sagemaker_vision.core import s3_sync_state as sync_state
 from sagemaker_vision.core.s3_sync import S3SyncError
 from sagemaker_vision.hooks import base as aws
-from sagemaker_vision.hooks import s3_sync, s3_transfer
+from sagemaker_vision.hooks import s3_sync, s3_sync_listing, s3_transfer
 from sagemaker_vision.hooks.s3_sync import list_local, sync
 
 SRC = "src-bucket"
@@ -170,7 +170,7 @@ def test_changed_files_are_recopied(s3: Any, images: Path, monkeypatch) -> None:
 
     hashed: list[str] = []
     real_md5 = core_sync.md5_file
-    for module in (s3_sync, s3_transfer):  # the listing's lazy MD5s and the multipart uploads'
+    for module in (s3_sync_listing, s3_transfer):  # the listing's lazy MD5s and the multipart uploads'
         monkeypatch.setattr(module, "md5_file", lambda p: hashed.append(str(p)) or real_md5(p))
     result = sync(str(images), DEST_URI, client=s3)
 
