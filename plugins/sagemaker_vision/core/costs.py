@@ -353,3 +353,78 @@ def estimate_pipeline(cfg: PipelineConfig, *, num_images: int = 0, prices: Price
                   f"${monthly:,.2f} per 30 days while it stays up{note}")
     lines.append(CostLine("deploy + smoke + load test", usd, detail))
     return CostEstimate(tuple(lines))
+
+
+# --------------------------------------------------------------------------- a load test's cost rates
+
+# Per-inference amounts are far below a cent: rates are given to the millionth of a dollar.
+MICRO_USD = D("0.000001")
+_GB = D(1024) ** 3
+
+
+def endpoint_pricing(endpoint: Mapping[str, Any], endpoint_config: Mapping[str, Any]) -> dict[str, Any]:
+    """What prices an endpoint, from its DescribeEndpoint and DescribeEndpointConfig answers.
+
+    ``kind`` is ``serverless`` (a variant with a serverless config: ``memory_mb``), ``async`` (the
+    config has ``AsyncInferenceConfig``) or ``provisioned``; the instance types come from the
+    config's variants, their counts from the endpoint's (``CurrentInstanceCount``).
+    """
+    live = {v.get("VariantName"): v for v in endpoint.get("ProductionVariants") or []}
+    variants = endpoint_config.get("ProductionVariants") or []
+    for variant in variants:
+        serverless = (live.get(variant.get("VariantName"), {}).get("CurrentServerlessConfig")
+                      or variant.get("ServerlessConfig"))
+        if serverless:
+            return {"kind": "serverless", "memory_mb": int(serverless["MemorySizeInMB"])}
+    kind = "async" if endpoint_config.get("AsyncInferenceConfig") else "provisioned"
+    instances = [{"instance_type": v.get("InstanceType"),
+                  "instance_count": int(live.get(v.get("VariantName"), {}).get("CurrentInstanceCount")
+                                        or v.get("InitialInstanceCount") or 1)} for v in variants]
+    return {"kind": kind, "instances": instances}
+
+
+def inference_cost_rates(
+    pricing: Mapping[str, Any],
+    *,
+    rps: float,
+    mean_latency_ms: float | None,
+    bytes_in_per_request: Number = 0,
+    bytes_out_per_request: Number = 0,
+    prices: PriceTable | None = None,
+    region: str = DEFAULT_REGION,
+) -> dict[str, Any]:
+    """Cost per hour and per 1,000 inferences at ``rps`` (what SageMaker Inference Recommender reports).
+
+    Serverless: each inference bills memory GB x its duration x the GB-second rate (the mean
+    client-side latency stands in for the billed duration: an upper bound, it includes the network)
+    plus its data in and out; an hour at ``rps`` is that x ``rps`` x 3600 (idle time is free).
+    Provisioned and async: the instances' price per hour x their count, whatever the traffic; per
+    1,000 inferences is the hour's price over the inferences an hour at ``rps`` serves (None at 0).
+    """
+    table = active_table(prices)
+    rate_rps = to_decimal(rps, "rps")
+    if pricing.get("kind") == "serverless":
+        memory = to_int(pricing.get("memory_mb"), "memory_mb")
+        if mean_latency_ms is None:
+            return {"kind": "serverless", "memory_mb": memory, "usd_per_hour": None, "usd_per_1000_inferences": None,
+                    "at_rps": float(rps), "detail": "no successful request: no duration to bill"}
+        seconds = to_decimal(mean_latency_ms, "mean_latency_ms") / 1000
+        compute = D(memory) / 1024 * seconds * table.rate(region, "serverless_usd_per_gb_second")
+        data = _data_processed(table, region, to_decimal(bytes_in_per_request, "bytes_in_per_request") / _GB,
+                               to_decimal(bytes_out_per_request, "bytes_out_per_request") / _GB)
+        per_inference = compute + data
+        per_hour = per_inference * rate_rps * 3600
+        gb_second = table.rate(region, "serverless_usd_per_gb_second")
+        detail = (f"{memory} MB x {seconds * 1000:.1f} ms mean duration x ${gb_second}/GB-s + data in/out, "
+                  f"at {float(rps):.1f} req/s")
+        return {"kind": "serverless", "memory_mb": memory, "at_rps": float(rps), "detail": detail,
+                "usd_per_hour": str(per_hour.quantize(MICRO_USD)),
+                "usd_per_1000_inferences": str((per_inference * 1000).quantize(MICRO_USD))}
+    instances = pricing.get("instances") or []
+    per_hour = sum((table.instance_rate(region, "hosting_usd_per_instance_hour", i["instance_type"])
+                    * to_int(i["instance_count"], "instance_count", 1) for i in instances), D(0))
+    per_1000 = per_hour / (rate_rps * 3600) * 1000 if rate_rps > 0 else None
+    detail = " + ".join(f"{i['instance_count']} x {i['instance_type']}" for i in instances) + " per hour"
+    return {"kind": pricing.get("kind"), "instances": list(instances), "at_rps": float(rps), "detail": detail,
+            "usd_per_hour": str(per_hour.quantize(MICRO_USD)),
+            "usd_per_1000_inferences": None if per_1000 is None else str(per_1000.quantize(MICRO_USD))}
