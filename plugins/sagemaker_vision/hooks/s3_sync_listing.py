@@ -8,17 +8,23 @@ Part of :mod:`sagemaker_vision.hooks.s3_sync` (which re-exports ``list_local``, 
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
 import logging
 import os
+import re
 import stat
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from datetime import datetime, tzinfo
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
+from botocore.parsers import ResponseParserFactory
+from botocore.utils import parse_timestamp
 
 from sagemaker_vision.core.s3_sync import (
     Encryption,
@@ -33,6 +39,48 @@ from sagemaker_vision.core.s3_sync_state import JOURNAL_SUFFIX, STATE_SUFFIX, ST
 from sagemaker_vision.hooks import s3
 
 logger = logging.getLogger("sagemaker_vision.hooks.s3_sync")  # the sync's own: one logger to configure
+
+# S3's listing timestamps ("2026-11-25T10:04:00.000Z"); anything else goes to botocore's parser.
+_ISO_UTC = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,6})?Z")
+
+
+@functools.cache
+def _utc() -> tzinfo | None:
+    return parse_timestamp("1970-01-01T00:00:00Z").tzinfo  # what botocore gives "Z" on this host
+
+
+def iso_timestamp(value: Any) -> datetime:
+    """botocore's ``parse_timestamp``, with S3's own format read by ``datetime.fromisoformat``.
+
+    The same value with the same tzinfo as botocore's parser gives (which hands every string to
+    dateutil: 55 us each, a fifth of a no-op re-sync's client CPU for 2,000 keys); 0.3 us here.
+    """
+    if isinstance(value, str) and _ISO_UTC.fullmatch(value):
+        with contextlib.suppress(ValueError):  # a month 13: botocore's parser words the error
+            return datetime.fromisoformat(value[:-1]).replace(tzinfo=_utc())
+    return parse_timestamp(value)
+
+
+def use_iso_timestamps(client: Any) -> bool:
+    """Have ``client`` parse timestamps with :func:`iso_timestamp`; True when it does.
+
+    What the AWS CLI does for its sessions (``set_parser_defaults(timestamp_parser=...)``), done for
+    this client alone: it gets a parser factory of its own with the same defaults, so the other
+    clients of its session are untouched. A client whose session set a timestamp parser keeps it.
+    botocore keeps the factory on the client's endpoint (no public handle): if that changes, the
+    client is left as it is and the sync only runs slower.
+    """
+    endpoint = getattr(client, "_endpoint", None)
+    factory = getattr(endpoint, "_response_parser_factory", None)
+    defaults = getattr(factory, "_defaults", None)
+    if not isinstance(factory, ResponseParserFactory) or not isinstance(defaults, dict):
+        return False
+    if "timestamp_parser" in defaults:
+        return defaults["timestamp_parser"] is iso_timestamp
+    own = ResponseParserFactory()
+    own.set_parser_defaults(**defaults, timestamp_parser=iso_timestamp)
+    endpoint._response_parser_factory = own  # type: ignore[union-attr]
+    return True
 
 # --------------------------------------------------------------------------------------------
 # Listings
@@ -174,6 +222,7 @@ def read_listings(executor: ThreadPoolExecutor, client: Any, ep: Endpoints, comp
     (``size_and_etag`` needs their MD5 anyway), so the hashing overlaps the listing's round trips.
     Returns (source, dest, state entries, the hashing tasks still running).
     """
+    use_iso_timestamps(client)  # 2,000 keys' LastModified by dateutil cost more than hashing the files
     if ep.local_root is not None:
         src_future = executor.submit(list_local, ep.local_root, ep.include or None)
     else:
