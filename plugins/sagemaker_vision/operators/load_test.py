@@ -25,6 +25,7 @@ from sagemaker_vision.core.loadtest.model import (
     MAX_REQUEST_TIMEOUT_S,
     LoadTestConfig,
     LoadTestError,
+    LoadTestReport,
     Payload,
     StepResult,
 )
@@ -289,6 +290,11 @@ class LoadTestOperator(BaseOperator):
         except LoadTestError as exc:
             raise AirflowException(str(exc)) from exc
 
+        return self.publish(report, report_bucket, report_prefix)
+
+    def publish(self, report: LoadTestReport, report_bucket: str, report_prefix: str) -> dict[str, Any]:
+        """Write report.json and chart.png, log the sizing, then apply the SLO gate; returns the report dict."""
+        config = report.config
         base = report_prefix.rstrip("/") + "/" if report_prefix.strip("/") else ""
         report_key, chart_key = f"{base}report.json", f"{base}chart.png"
         chart = io.BytesIO()
