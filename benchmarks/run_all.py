@@ -47,6 +47,8 @@ BENCHMARKS: tuple[tuple[str, str, float], ...] = (
     ("P6", "p6_manifest.py", 400),
     ("P6b", "p6b_long_line.py", 120),
     ("P7", "p7_demo.py", 600),
+    ("P8", "p8_histogram_merge.py", 120),
+    ("P9", "p9_fanout_workers.py", 900),
 )
 VENVS = {
     "locust": ROOT / "requirements-bench.txt",
