@@ -1,0 +1,69 @@
+"""S3Clock: S3's time from whole-second Date headers, to well under a second; the bounded wait names who is missing."""
+
+from __future__ import annotations
+
+from email.utils import formatdate
+
+import pytest
+
+from sagemaker_vision.core.loadtest.fanout import envelope_key, plan_fanout
+from sagemaker_vision.core.loadtest.model import LoadTestError
+from sagemaker_vision.hooks.load_test_fanout import S3Clock, wait_for_step
+
+
+class FakeS3:
+    """A listing answered after ``rtt`` seconds, dated by an S3 clock ``skew`` seconds ahead of ours (whole seconds)."""
+
+    def __init__(self, skew: float, rtt: float = 0.01, dated: bool = True) -> None:
+        self.t, self.skew, self.rtt, self.dated, self.calls = 1_000_000.37, skew, rtt, dated, 0
+        self.keys: list[str] = []
+
+    def monotonic(self) -> float:
+        return self.t
+
+    def sleep(self, seconds: float) -> None:
+        self.t += seconds
+
+    def list_objects_v2(self, **kwargs):
+        self.calls += 1
+        self.t += self.rtt / 2
+        date = formatdate(int(self.t + self.skew), usegmt=True)  # S3 stamps mid-request, in whole seconds
+        self.t += self.rtt / 2
+        headers = {"date": date} if self.dated else {}
+        return {"ResponseMetadata": {"HTTPHeaders": headers}, "Contents": [{"Key": k} for k in self.keys]}
+
+    def get_paginator(self, name):
+        s3 = self
+
+        class Pages:
+            def paginate(self, **kwargs):
+                yield s3.list_objects_v2(**kwargs)
+
+        return Pages()
+
+
+@pytest.mark.parametrize("skew", [0.0, 3.25, -7.9, 1234.5])
+def test_the_offset_is_found_to_within_the_probe_gap(skew):
+    s3 = FakeS3(skew)
+    clock = S3Clock(s3, "b", "p/", monotonic=s3.monotonic, sleep=s3.sleep)
+    uncertainty = clock.sync()
+    assert uncertainty <= 0.03
+    assert abs(clock.now() - (s3.t + skew)) <= uncertainty + 1e-6
+    assert s3.calls <= 1.5 / 0.02 + 2  # bounded: one tick is at most a second away
+
+
+def test_no_date_header_is_a_clear_error():
+    s3 = FakeS3(0, dated=False)
+    with pytest.raises(LoadTestError, match="without a Date header"):
+        S3Clock(s3, "b", "p/", monotonic=s3.monotonic, sleep=s3.sleep).sync()
+
+
+def test_the_wait_for_peers_is_bounded_and_names_the_missing_worker():
+    s3 = FakeS3(0)
+    clock = S3Clock(s3, "b", "p/", monotonic=s3.monotonic, sleep=s3.sleep)
+    plan = plan_fanout(load_workers=3, concurrency_steps=[3], max_requests_per_step=9, step_seconds=1,
+                       request_timeout_s=1, s3_now=clock.now(), start_lead_s=0, bucket="b", prefix="p")
+    s3.keys = [envelope_key(plan, 0, 0)]  # this worker's own envelope is in; its peers' are not
+    with pytest.raises(LoadTestError, match=r"load worker\(s\) \[1, 2\] wrote no result for step 0 .*dags test"):
+        wait_for_step(s3, plan, 0, deadline=clock.now() + 5, clock=clock, me=0)
+    assert clock.now() >= plan.first_start + 5 - 1  # it waited until the deadline, not forever
