@@ -86,7 +86,7 @@ class ClassMaps:
         self.closed = fixed is not None
         self.names: dict[int, str] = dict(fixed or {})
         self.ids_by_name: dict[str, int] = {name: cid for cid, name in self.names.items()}
-        self.first_line: dict[int, int] = {}
+        self.first_line: dict[int, tuple[str, int]] = {}  # id -> (source, line) first naming it
         # Lines usually repeat a handful of class-maps; remember the verdict for each.
         self._cache: dict[tuple[Any, ...], frozenset[int]] = {}
         self._last: Any = MISSING
@@ -152,7 +152,7 @@ class ClassMaps:
                     continue
                 self.names[cid] = name
                 self.ids_by_name[name] = cid
-                self.first_line[cid] = lineno
+                self.first_line[cid] = (self.problems.source, lineno)
             elif known != name:
                 add(lineno, kpath, f"id {cid} is {name!r} here but {known!r}{self._where(cid)}")
                 ok = False
@@ -161,5 +161,8 @@ class ClassMaps:
         return frozenset(ids) if ok else None
 
     def _where(self, cid: int) -> str:
-        line = self.first_line.get(cid)
-        return f" on line {line}" if line is not None else " in the given class_map"
+        first = self.first_line.get(cid)
+        if first is None:
+            return " in the given class_map"
+        source, line = first
+        return f" on line {line}" + ("" if source == self.problems.source else f" of {source}")

@@ -54,23 +54,21 @@ import io
 import math
 import re
 import struct
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 from sagemaker_vision.core.class_map import ClassMaps, normalise_class_ids
+from sagemaker_vision.core.manifest_checks import annotation_problems, image_size_problems
 from sagemaker_vision.core.manifest_parse import (
     COMPACT,
-    MAX_EXACT_INT,
     MISSING,
     LineError,
     ManifestError,
     ManifestProblem,
     Problems,
-    finite_number,
     json_type,
     parse_record,
-    positive_int,
     short,
 )
 from sagemaker_vision.core.manifest_refs import s3_ref_problem
@@ -78,7 +76,7 @@ from sagemaker_vision.core.manifest_refs import s3_ref_problem
 __all__ = [
     "LABEL_ATTRIBUTE_RE", "MAX_LABEL_ATTRIBUTE", "OBJECT_DETECTION_TYPE", "OBJECT_DETECTION_TYPES",
     "ManifestStats", "SplitResult", "check_label_attribute", "label_attribute_problem", "split_manifest",
-    "validate_manifest",
+    "split_manifests", "validate_manifest",
 ]
 
 OBJECT_DETECTION_TYPE = "groundtruth/object-detection"
@@ -181,73 +179,6 @@ class SplitResult:
         }
 
 
-def _image_size_problems(add: Callable[[int | None, str, str], None], lineno: int, path: str,
-                         sizes: Any) -> None:
-    """Report why ``image_size`` is not ``[{"width": W, "height": H, "depth": D}]``."""
-    if sizes is MISSING:
-        add(lineno, path, "missing")
-        return
-    if type(sizes) is not list or len(sizes) != 1:
-        add(lineno, path, f"must be a list of one {{width, height, depth}} object, got {short(sizes)}")
-        return
-    size = sizes[0]
-    if type(size) is not dict:
-        add(lineno, f"{path}[0]", f"must be an object, got {json_type(size)}")
-        return
-    for name in ("width", "height"):
-        value = size.get(name, MISSING)
-        if value is MISSING:
-            add(lineno, f"{path}[0].{name}", "missing")
-        elif not positive_int(value):
-            add(lineno, f"{path}[0].{name}", f"must be a positive integer, got {short(value)}")
-    depth = size.get("depth")
-    if depth is not None and not positive_int(depth):
-        add(lineno, f"{path}[0].depth", f"must be a positive integer, got {short(depth)}")
-
-
-def _annotation_problems(add: Callable[[int | None, str, str], None], lineno: int, path: str,
-                         ann: Any, ids: frozenset[int] | None, width: int | None,
-                         height: int | None) -> int:
-    """Report everything wrong with one annotation; return how many problems were found."""
-    found = 0
-
-    def bad(where: str, message: str) -> None:
-        nonlocal found
-        found += 1
-        add(lineno, where, message)
-
-    if type(ann) is not dict:
-        bad(path, f"must be an object, got {json_type(ann)}")
-        return found
-    cid = ann.get("class_id", MISSING)
-    if cid is MISSING:
-        bad(f"{path}.class_id", "missing")
-    elif type(cid) is not int:
-        bad(f"{path}.class_id", f"must be an integer, got {short(cid)}")
-    elif ids is not None and cid not in ids:
-        bad(f"{path}.class_id", f"{cid} is not in the class-map (ids {sorted(ids)})")
-    box: dict[str, float] = {}
-    for name in ("left", "top", "width", "height"):
-        value = ann.get(name, MISSING)
-        if value is MISSING:
-            bad(f"{path}.{name}", "missing")
-        elif not finite_number(value):
-            bad(f"{path}.{name}", f"must be a finite number (integers within +-{MAX_EXACT_INT}), "
-                                  f"got {short(value)}")
-        else:
-            box[name] = value
-    # Each axis on its own, so that a bad height does not hide a box poking out sideways.
-    for start, size, limit in (("left", "width", width), ("top", "height", height)):
-        lo, extent = box.get(start), box.get(size)
-        if extent is not None and extent <= 0:
-            bad(f"{path}.{size}", f"must be positive, got {extent}")
-        if lo is not None and lo < 0:
-            bad(f"{path}.{start}", f"box is outside the image: {start} {lo} < 0")
-        if lo is not None and extent is not None and limit is not None and lo + extent > limit:
-            bad(path, f"box is outside the image: {start} + {size} = {lo + extent} > image {size} {limit}")
-    return found
-
-
 @dataclass
 class _Side:
     """One output of the split, holding back a single line (see _scan)."""
@@ -258,15 +189,29 @@ class _Side:
     held_key: int = 0
 
 
-def _scan(lines: Iterable[str | bytes], *, label_attribute: str, source: str, seed: str = "",
+def _scan(parts: Sequence[tuple[str, Iterable[str | bytes]]], *, label_attribute: str, seed: str = "",
           class_map: Mapping[int, str] | Mapping[str, str] | None = None,
           validation_fraction: float | None = None, train_out: IO[str] | None = None,
-          validation_out: IO[str] | None = None) -> tuple[ManifestStats, SplitResult | None]:
-    """The one pass behind validate_manifest and split_manifest (split when outputs are given)."""
+          validation_out: IO[str] | None = None, remap_gaps: bool = False) -> tuple[ManifestStats, SplitResult | None]:
+    """The one pass behind validate_manifest, split_manifest and split_manifests (split when outputs are given).
+
+    ``parts`` are ``(source, lines)``, read one after the other as one manifest, each problem naming
+    its own source and line. ``remap_gaps``: a split whose class ids turn out gapped (and nothing
+    else wrong) returns ``(stats, None)`` instead of failing, for a second pass with ``class_map``.
+    """
     attr = check_label_attribute(label_attribute)
     meta_attr = attr + "-metadata"
-    problems = Problems(source)
+    problems = Problems(parts[0][0] if parts else "<manifest>")
     add = problems.add
+    empty_parts: list[str] = []
+
+    def numbered() -> Iterator[tuple[int, str | bytes]]:
+        for name, part in parts:
+            problems.source = name
+            before = num_lines
+            yield from enumerate(part, 1)
+            if num_lines == before:
+                empty_parts.append(name)
 
     remap: dict[int, int] | None = None
     fixed: dict[int, str] | None = None
@@ -295,7 +240,7 @@ def _scan(lines: Iterable[str | bytes], *, label_attribute: str, source: str, se
     size_path = f"{attr}.image_size"
     anns_path = f"{attr}.annotations"
 
-    for lineno, raw in enumerate(lines, 1):
+    for lineno, raw in numbered():
         # The one parser (parse_line): what is validated here is exactly what is written out.
         try:
             parsed = parse_record(raw, lineno == 1)
@@ -350,7 +295,7 @@ def _scan(lines: Iterable[str | bytes], *, label_attribute: str, source: str, se
                         and (d_ is None or (type(d_) is int and d_ > 0))):
                     width, height = w_, h_
             if width is None:
-                _image_size_problems(add, lineno, size_path, sizes)
+                image_size_problems(add, lineno, size_path, sizes)
             anns = label.get("annotations", MISSING)
             if type(anns) is list:
                 left: Any
@@ -370,7 +315,7 @@ def _scan(lines: Iterable[str | bytes], *, label_attribute: str, source: str, se
                                 and left + w <= width and top + h <= height):
                             counts[cid] = counts_get(cid, 0) + 1
                             continue
-                    _annotation_problems(add, lineno, f"{anns_path}[{i}]", ann, ids, width, height)
+                    annotation_problems(add, lineno, f"{anns_path}[{i}]", ann, ids, width, height)
                 num_boxes += len(anns)
                 if not anns:
                     no_boxes += 1
@@ -411,14 +356,17 @@ def _scan(lines: Iterable[str | bytes], *, label_attribute: str, source: str, se
         else:
             side.out.write(out_text)
 
-    if num_lines == 0:
+    for name in empty_parts:  # every file must hold lines: an empty one is a broken export, not "no news"
+        problems.source = name
         add(None, "", "the manifest is empty (no non-blank lines)")
-    elif splitting and num_lines == 1:
+    problems.source = " + ".join(name for name, _ in parts)
+    if splitting and num_lines == 1:
         add(None, "", "a train/validation split needs at least 2 images, the manifest has 1")
     if not problems.count and not classes.names:
         add(None, f"{meta_attr}.class-map", "no line names any class; nothing to train on")
     union_ids = sorted(classes.names)
-    if splitting and not problems.count and fixed is None and union_ids != list(range(len(union_ids))):
+    gapped = splitting and not problems.count and fixed is None and union_ids != list(range(len(union_ids)))
+    if gapped and not remap_gaps:
         add(None, f"{meta_attr}.class-map",
             f"class ids {union_ids} are not contiguous 0..{len(union_ids) - 1} as the algorithm needs; "
             "pass class_map=validate_manifest(...).class_map to split_manifest to remap them")
@@ -428,7 +376,7 @@ def _scan(lines: Iterable[str | bytes], *, label_attribute: str, source: str, se
     stats = ManifestStats(num_lines=num_lines, num_boxes=num_boxes,
                           class_map=dict(sorted(classes.names.items())), class_counts=class_counts,
                           images_without_boxes=no_boxes)
-    if not splitting:
+    if not splitting or gapped:
         return stats, None
 
     if valid.count == 0 and train.count >= 2:
@@ -461,7 +409,7 @@ def validate_manifest(lines: Iterable[str | bytes], *, label_attribute: str,
     one 64-bit digest per line for the duplicate check. ``source`` names the input in messages,
     e.g. the S3 URI.
     """
-    stats, _ = _scan(lines, label_attribute=label_attribute, source=source)
+    stats, _ = _scan([(source, lines)], label_attribute=label_attribute)
     return stats
 
 
@@ -480,6 +428,15 @@ def split_manifest(lines: Iterable[str | bytes], *, label_attribute: str, valida
     Raises the same single ManifestError as :func:`validate_manifest`. The outputs are then
     half written: callers must write to temporary objects and publish them only on success.
     """
+    _check_split(validation_fraction, train_out, validation_out, seed)
+    _, result = _scan([(source, lines)], label_attribute=label_attribute, seed=seed,
+                      class_map=class_map, validation_fraction=float(validation_fraction),
+                      train_out=train_out, validation_out=validation_out)
+    assert result is not None  # _scan splits whenever outputs are given
+    return result
+
+
+def _check_split(validation_fraction: Any, train_out: Any, validation_out: Any, seed: Any) -> None:
     if (isinstance(validation_fraction, bool) or not isinstance(validation_fraction, int | float)
             or not 0 < validation_fraction <= 0.5):
         raise ValueError(f"validation_fraction must be a number in (0, 0.5], got {validation_fraction!r}")
@@ -487,9 +444,40 @@ def split_manifest(lines: Iterable[str | bytes], *, label_attribute: str, valida
         raise ValueError("train_out and validation_out must be two distinct writable text streams")
     if not isinstance(seed, str):
         raise ValueError(f"seed must be a string, got {short(seed)}")
-    _, result = _scan(lines, label_attribute=label_attribute, source=source, seed=seed,
-                      class_map=class_map, validation_fraction=float(validation_fraction),
-                      train_out=train_out, validation_out=validation_out)
+
+
+def split_manifests(parts: Sequence[tuple[str, Callable[[], Iterable[str | bytes]]]], *, label_attribute: str,
+                    validation_fraction: float, train_out: IO[str], validation_out: IO[str],
+                    seed: str = "") -> SplitResult:
+    """Validate and split one or more manifests, in one streaming pass unless class ids are gapped.
+
+    ``parts`` are ``(source, open_lines)``: read in order as one manifest (a source-ref once in all
+    of them, one class map for all), every problem naming its own source and line, and each
+    source must hold lines. The split is :func:`split_manifest`'s. The lines are written while they
+    are validated; only when the union of the class ids turns out gapped are the outputs emptied
+    (they must be seekable: temp files) and every ``open_lines()`` read again, writing remapped ids
+    as ``split_manifest(class_map=validate_manifest(...).class_map)`` does. Same output and errors as
+    that validate-then-split, in half the reading when the ids are ``0..n-1``.
+    """
+    _check_split(validation_fraction, train_out, validation_out, seed)
+    if not parts:
+        raise ValueError("parts: at least one (source, open_lines) manifest to split")
+    for out in (train_out, validation_out):
+        if not out.seekable():
+            raise ValueError("train_out and validation_out must be seekable (a temp file): a gapped class map "
+                             "rewrites them")
+
+    def scan(class_map: Mapping[int, str] | None) -> tuple[ManifestStats, SplitResult | None]:
+        return _scan([(name, open_lines()) for name, open_lines in parts], label_attribute=label_attribute,
+                     seed=seed, class_map=class_map, validation_fraction=float(validation_fraction),
+                     train_out=train_out, validation_out=validation_out, remap_gaps=class_map is None)
+
+    stats, result = scan(None)
+    if result is None:  # gapped ids: the lines written carry the old ones
+        for out in (train_out, validation_out):
+            out.seek(0)
+            out.truncate()
+        _, result = scan(stats.class_map)
     assert result is not None  # _scan splits whenever outputs are given
     return result
 

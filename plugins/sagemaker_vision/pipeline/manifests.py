@@ -3,21 +3,21 @@ split them by a hash of ``source-ref``, and publish ``train.manifest`` and ``val
 
 A run trains on every partition labeled up to the end of its data interval.
 
-Two streaming passes: the first validates and collects the class-map (so gapped class ids can
-be remapped to the 0..n-1 the algorithm wants before the first line is written), the second
-splits. Both outputs go to local temp files and are uploaded only when the whole input
+One streaming pass validates and splits every partition (``core.manifest.split_manifests``); a
+second is read only when the class ids turn out gapped, to write them remapped to the 0..n-1 the
+algorithm wants. Both outputs go to local temp files and are uploaded only when the whole input
 validated, so a bad manifest never leaves a half-written split behind.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
 import re
 import tempfile
-from collections.abc import Iterator
 from typing import Any
 
 from sagemaker_vision.core import manifest as labels
@@ -56,21 +56,6 @@ def _partition_date(uri: str) -> str:
     return match.group(1)
 
 
-def _merge_class_maps(maps: list[tuple[str, dict[int, str]]]) -> dict[int, str]:
-    merged: dict[int, str] = {}
-    origin: dict[int, str] = {}
-    for uri, class_map in maps:
-        for class_id, name in class_map.items():
-            if class_id in merged and merged[class_id] != name:
-                raise ConfigError(
-                    "label_classes",
-                    f"class id {class_id} is {merged[class_id]!r} in {origin[class_id]} but {name!r} in {uri}",
-                )
-            merged.setdefault(class_id, name)
-            origin.setdefault(class_id, uri)
-    return merged
-
-
 def prepare_manifests(cfg: PipelineConfig, s3_client: Any, manifest_uri: str | None = None) -> dict[str, Any]:
     """Validate every labeled partition up to this run, then split them all into train/validation.
 
@@ -81,30 +66,17 @@ def prepare_manifests(cfg: PipelineConfig, s3_client: Any, manifest_uri: str | N
         raise ConfigError("label", f"no labeled partitions under {cfg.s3_root}/labels/ up to {cfg.run.partition}")
     if manifest_uri is not None and manifest_uri not in partitions:
         raise ConfigError("label", f"{manifest_uri} is not a published partition manifest under {cfg.s3_root}/labels/")
-    # Each file is validated on its own first, so every error names its own file and line.
-    maps = []
-    for uri in partitions:
-        stats = labels.validate_manifest(s3io.iter_lines(s3_client, uri, "manifest_uri"),
-                                         label_attribute=cfg.label_attribute, source=uri)
-        maps.append((uri, stats.class_map))
-    class_map = _merge_class_maps(maps)
-
-    def all_lines() -> Iterator[bytes]:
-        for uri in partitions:
-            yield from s3io.iter_lines(s3_client, uri, "manifest_uri")
-
+    # One pass over every file: each error names its own file and line, a class id means one name in all.
     with (
         tempfile.NamedTemporaryFile("w+", suffix=".manifest", encoding="utf-8") as train,
         tempfile.NamedTemporaryFile("w+", suffix=".manifest", encoding="utf-8") as validation,
     ):
-        result = labels.split_manifest(
-            all_lines(),
+        result = labels.split_manifests(
+            [(uri, functools.partial(s3io.iter_lines, s3_client, uri, "manifest_uri")) for uri in partitions],
             label_attribute=cfg.label_attribute,
             validation_fraction=cfg.validation_fraction,
             train_out=train,
             validation_out=validation,
-            class_map=class_map,
-            source=" + ".join(partitions),
         )
         digest = hashlib.sha256()
         for fh, uri in ((train, cfg.train_manifest_uri), (validation, cfg.validation_manifest_uri)):
