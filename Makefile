@@ -7,11 +7,13 @@ STAMP := $(VENV)/.installed
 UV := $(shell command -v uv 2>/dev/null)
 PYTEST_ARGS ?=
 AIRFLOW_ARGS ?=
+PIPELINE ?= shapes-detector
 
 .PHONY: help venv demo test test-ui airflow airflow-env lint bench lock clean label-studio label-studio-stop
 
 help:
-	@echo "make demo     run object_detection_pipeline end to end on the embedded AWS emulator"
+	@echo "make demo     run the shapes demo pipeline end to end on the embedded AWS emulator"
+	@echo "make demo PIPELINE=<name>   another pipeline file, include/pipelines/<name>.yaml"
 	@echo "make test     run the test suite"
 	@echo "make test-ui  drive the Airflow UI in headless Chromium (installs chromium)"
 	@echo "make bench    benchmarks against peers (benchmarks/README.md)"
@@ -34,7 +36,7 @@ endif
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) scripts/demo.py $(DEMO_ARGS)
+	$(PY) scripts/demo.py --pipeline $(PIPELINE) $(DEMO_ARGS)
 
 test: $(STAMP)
 	$(PY) -m pytest --ignore=tests/ui $(PYTEST_ARGS)

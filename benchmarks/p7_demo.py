@@ -23,7 +23,7 @@ from pathlib import Path
 from _bench import ROOT, detail, emit, loadavg, run_child
 
 TARGET = 4.0
-DAG_ID = "object_detection_pipeline"
+DAG_ID = "shapes-detector.pipeline"
 
 
 def floor_dag_source(tasks: int) -> str:

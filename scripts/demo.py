@@ -1,10 +1,11 @@
-"""`make demo`: run object_detection_pipeline end to end on the embedded AWS emulator.
+"""`make demo`: run a pipeline file's pipeline DAG end to end on the embedded AWS emulator.
 
-It starts the emulator in this process, runs `airflow dags test object_detection_pipeline`
-exactly as a user would, then reads the run's reports back from (emulated) S3, copies them to
+It starts the emulator in this process, runs `airflow dags test <pipeline>.pipeline` (the shapes
+demo, include/pipelines/shapes-detector.yaml, unless `--pipeline` names another file) exactly as a
+user would, then reads the run's reports back from (emulated) S3, copies them to
 demo-output/<run stamp>/ (the emulator, and its S3, stop with the demo) and prints a summary.
 Its Airflow home is .state/demo/airflow, not `make airflow`'s: demo runs never appear in that UI.
-Usage: scripts/demo.py [--backend import|ground_truth|label_studio] [--conf JSON]
+Usage: scripts/demo.py [--pipeline NAME] [--backend import|ground_truth|label_studio] [--conf JSON]
 """
 
 from __future__ import annotations
@@ -70,8 +71,29 @@ def _latest_reports(s3, run_prefix: str) -> tuple[str, dict, dict]:
     return f"s3://{DEMO_BUCKET}/{run_prefix}reports/", smoke or {}, load("reports/report.json") or {}
 
 
+def _pipeline(name: str, env: dict[str, str]):
+    """The validated pipeline file ``name``, read with the emulator's defaults (bucket, role); None when bad."""
+    import os
+
+    from sagemaker_vision.core.pipeline_file import PipelineFileError, load_pipeline_file, pipelines_dir
+
+    os.environ.update({key: value for key, value in env.items() if key.startswith("SAGEMAKER_VISION_")})
+    path = pipelines_dir() / f"{name}.yaml"
+    if not path.is_file():
+        names = ", ".join(p.stem for p in sorted(pipelines_dir().glob("*.yaml")))
+        print(f"no pipeline file {path}; the pipelines are: {names}", file=sys.stderr)
+        return None
+    try:
+        return load_pipeline_file(path)
+    except PipelineFileError as exc:
+        print(f"the pipeline file is refused: {exc}", file=sys.stderr)
+        return None
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pipeline", default="shapes-detector",
+                        help="the pipeline file include/pipelines/<NAME>.yaml to run (default: the shapes demo)")
     parser.add_argument("--backend", default="import", choices=["import", "ground_truth", "label_studio"])
     parser.add_argument("--conf", default="{}", help="extra DAG params as JSON")
     args = parser.parse_args()
@@ -92,18 +114,20 @@ def main() -> int:
             print("Label Studio is not running: start it with `make label-studio` first.", file=sys.stderr)
             return 2
         # Plays the human annotators while the label task waits, using the sample answer key.
-        annotator = SimulatedAnnotator(server.url, server.token,
-                                       conf.get("label_studio_project") or conf.get("pipeline_name")
-                                       or "shapes-detector")
+        annotator = SimulatedAnnotator(server.url, server.token, conf.get("label_studio_project") or args.pipeline)
     emu, env = start_emulator(home=DEMO_AIRFLOW_HOME)
+    definition = _pipeline(args.pipeline, env)
+    if definition is None:
+        return 2
     if annotator is not None:
         env["AIRFLOW_CONN_LABEL_STUDIO_DEFAULT"] = label_studio.connection_json(server.url, server.token)
         annotator.start()
     try:
         migrate_db(env)
-        print(f"emulator on {emu.endpoint_url}; running object_detection_pipeline with {conf}", flush=True)
+        dag_id = definition.dag_id("pipeline")
+        print(f"emulator on {emu.endpoint_url}; running {dag_id} ({definition.path}) with {conf}", flush=True)
         run = subprocess.run(
-            [str(BIN / "airflow"), "dags", "test", "object_detection_pipeline", "--conf", json.dumps(conf)],
+            [str(BIN / "airflow"), "dags", "test", dag_id, "--conf", json.dumps(conf)],
             env=env,
         )
         if run.returncode != 0:
@@ -113,15 +137,15 @@ def main() -> int:
 
         s3 = boto3.client("s3", endpoint_url=emu.endpoint_url, region_name="us-east-1",
                           aws_access_key_id="testing", aws_secret_access_key="testing")
-        pipeline = conf.get("pipeline_name", "shapes-detector")
-        run_prefix = _run_prefix(s3, f"{conf.get('prefix', 'object-detection')}/runs/{pipeline}/")
+        prefix = conf.get("prefix", definition.settings["prefix"])
+        run_prefix = _run_prefix(s3, f"{prefix}/runs/{definition.name}/")
         reports, smoke, load = _latest_reports(s3, run_prefix)
         saved = save_reports(s3, DEMO_BUCKET, run_prefix + "reports/",
                              OUTPUT / run_prefix.rstrip("/").rsplit("/", 1)[-1])
         overall = load.get("totals", {})
         step = (load.get("steps") or [{}])[-1]
         print("\n" + "=" * 72)
-        print("object_detection_pipeline: SUCCESS on the embedded emulator")
+        print(f"{dag_id}: SUCCESS on the embedded emulator")
         print(f"  endpoint      {smoke.get('endpoint_name')} ({smoke.get('endpoint_status', 'InService')})")
         boxes = ", ".join(f"{b['label']} {b['score']:.2f} @({b['left']},{b['top']},{b['width']}x{b['height']})"
                           for b in smoke.get("boxes", []))

@@ -8,10 +8,9 @@ from pathlib import Path
 import pytest
 
 DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
-EXPECTED_DAGS = {
-    "object_detection_pipeline", "object_detection_retrain", "endpoint_teardown", "endpoint_load_test",
-    "endpoint_promote_challenger",
-}
+PIPELINES = ("shapes-detector", "shapes-realtime")  # include/pipelines/*.yaml
+KINDS = ("pipeline", "retrain", "load_test", "teardown", "promote_challenger")
+EXPECTED_DAGS = {f"{name}.{kind}" for name in PIPELINES for kind in KINDS}
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +71,7 @@ STAGE_TASKS = {
 }
 
 
-@pytest.mark.parametrize("dag_id", ["object_detection_pipeline", "object_detection_retrain"])
+@pytest.mark.parametrize("dag_id", [f"{name}.{kind}" for name in PIPELINES for kind in ("pipeline", "retrain")])
 def test_the_train_and_deploy_stage_is_one_task_group(dag_bag, dag_id):
     dag = dag_bag.dags[dag_id]
     group = dag.task_group_dict["train_and_deploy"]
@@ -82,3 +81,31 @@ def test_the_train_and_deploy_stage_is_one_task_group(dag_bag, dag_id):
     assert not outside & STAGE_TASKS, outside & STAGE_TASKS
     # The group starts after the manifests: nothing of it runs before prepare_manifests.
     assert "prepare_manifests" in dag.get_task("train_and_deploy.needs_training").upstream_task_ids
+
+
+@pytest.mark.parametrize("dag_id", [f"{name}.{kind}" for name in PIPELINES for kind in ("pipeline", "retrain")])
+def test_the_form_shows_only_the_per_run_params_and_hides_the_file(dag_bag, dag_id):
+    from sagemaker_vision.core.params import PER_RUN_PARAMS
+    from sagemaker_vision.core.pipeline_file import SETTINGS_PARAM, load_pipeline_file, pipelines_dir
+
+    dag = dag_bag.dags[dag_id]
+    definition = load_pipeline_file(pipelines_dir() / f"{dag_id.split('.')[0]}.yaml")
+    assert list(dag.params) == [*PER_RUN_PARAMS, SETTINGS_PARAM]
+    assert {name: dag.params[name] for name in PER_RUN_PARAMS} == definition.run_settings
+    hidden = dag.params.get_param(SETTINGS_PARAM)
+    # The UI hides a param whose schema has a (truthy) const, and a run cannot change it.
+    assert hidden.schema["const"] == definition.fixed_settings == hidden.value and hidden.schema["const"]
+
+
+def test_each_pipeline_has_its_own_labels_asset_and_schedule(dag_bag):
+    uris = {}
+    for name in PIPELINES:
+        publish = dag_bag.dags[f"{name}.pipeline"].get_task("label.publish")
+        (asset,) = publish.outlets
+        assert asset.name == f"{name}.labels"
+        uris[name] = asset.uri
+        retrain = dag_bag.dags[f"{name}.retrain"]
+        assert asset.name in str(retrain.timetable.asset_condition)
+    assert len(set(uris.values())) == len(PIPELINES), uris
+    assert dag_bag.dags["shapes-detector.pipeline"].timetable.summary != dag_bag.dags[
+        "shapes-realtime.pipeline"].timetable.summary

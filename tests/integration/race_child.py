@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def main(workdir: str) -> None:
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=str(ROOT / "dags" / "object_detection_retrain.py"))
+    bag = DagBag(dag_folder=str(ROOT / "dags" / "pipelines.py"))
     assert not bag.import_errors, bag.import_errors
     for dag in bag.dags.values():
         for task in dag.tasks:

@@ -47,12 +47,12 @@ def dag(file: str, dag_id: str) -> Any:
 
 
 def run_pipeline(at: datetime, **conf: Any) -> None:
-    run = dag("object_detection_pipeline.py", "object_detection_pipeline").test(run_after=at, run_conf={**RUN, **conf})
+    run = dag("pipelines.py", "shapes-detector.pipeline").test(run_after=at, run_conf={**RUN, **conf})
     assert run.state == "success", {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
 
 
 def end_test(action: str) -> dict[str, Any]:
-    run = dag("endpoint_promote_challenger.py", "endpoint_promote_challenger").test(
+    run = dag("pipelines.py", "shapes-detector.promote_challenger").test(
         run_conf={"endpoint_name": NAME, "action": action})
     assert run.state == "success", {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
     return run

@@ -19,7 +19,7 @@ from tests.airflow_cluster import AirflowCluster
 
 pytestmark = pytest.mark.integration
 
-DAG_ID = "object_detection_pipeline"
+DAG_ID = "shapes-detector.pipeline"
 # Weekly intervals start on Sundays: Oct 11, 18 and 25 2026, ending Oct 18, 25 and Nov 1. (Not
 # the latest weeks: unpausing schedules the latest complete week, and a backfill skips dates
 # that already have a run.)

@@ -30,9 +30,9 @@ SMALL_RUN = {"load_test_requests": 10, "load_test_concurrency": 2}
 def _dag():
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=str(ROOT / "dags" / "object_detection_pipeline.py"))
+    bag = DagBag(dag_folder=str(ROOT / "dags" / "pipelines.py"))
     assert not bag.import_errors, bag.import_errors
-    dag = bag.get_dag("object_detection_pipeline")
+    dag = bag.get_dag("shapes-detector.pipeline")
     for task in dag.tasks:
         task.retries = 0
     return dag

@@ -20,9 +20,9 @@ pytestmark = pytest.mark.integration
 def _dag():
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=str(ROOT / "dags" / "object_detection_pipeline.py"))
+    bag = DagBag(dag_folder=str(ROOT / "dags" / "pipelines.py"))
     assert not bag.import_errors, bag.import_errors
-    return bag.get_dag("object_detection_pipeline")
+    return bag.get_dag("shapes-detector.pipeline")
 
 
 def test_a_misspelt_conf_key_fails_the_first_task_once_and_nothing_is_synced(airflow_db, aws_clients, capfd):

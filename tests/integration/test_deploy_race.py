@@ -2,7 +2,7 @@
 
 Two separate "Airflow installations" (two processes, each with its own metadata DB, as two Celery
 hosts of different deployments would be; tests/integration/race_child.py) run
-``object_detection_retrain`` at the same moment against one emulator, three times, each time on
+``shapes-detector.retrain`` at the same moment against one emulator, three times, each time on
 an endpoint that serves a baseline model of mAP 0.6. One run trains a model of mAP 0.9, the other
 one of 0.7: both beat the baseline, so without a lock both pass a gate that reads 0.6, and the
 later deploy wins. The timing is made adversarial on purpose: the better model trains faster (its
@@ -67,7 +67,7 @@ class Installation:
 
     def start(self, run: int, run_after: datetime, conf: dict[str, Any]) -> Path:
         result = self.dir / f"result-{run}.json"
-        job = {"dag_id": "object_detection_retrain", "run_after": run_after.isoformat(), "conf": conf,
+        job = {"dag_id": "shapes-detector.retrain", "run_after": run_after.isoformat(), "conf": conf,
                "result": str(result)}
         self.proc.stdin.write((json.dumps(job) + "\n").encode())
         self.proc.stdin.flush()

@@ -63,9 +63,9 @@ def pipeline_dag():
     """A fresh parse of the DAG with task retries off."""
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=str(ROOT / "dags" / "object_detection_pipeline.py"))
+    bag = DagBag(dag_folder=str(ROOT / "dags" / "pipelines.py"))
     assert not bag.import_errors, bag.import_errors
-    dag = bag.get_dag("object_detection_pipeline")
+    dag = bag.get_dag("shapes-detector.pipeline")
     for task in dag.tasks:
         task.retries = 0
     return dag

@@ -684,8 +684,8 @@ def test_pipeline_labels_with_label_studio_in_its_own_task(env, airflow_db, aws_
     annotator = SimulatedAnnotator(env.url, env.token, title, max_seconds=240)
     annotator.start()
     try:
-        dag = DagBag(dag_folder=str(ROOT / "dags" / "object_detection_pipeline.py")).get_dag(
-            "object_detection_pipeline")
+        dag = DagBag(dag_folder=str(ROOT / "dags" / "pipelines.py")).get_dag(
+            "shapes-detector.pipeline")
         when = datetime(2026, 11, 15, tzinfo=UTC)
         images = tmp_path / "images"
         shutil.copytree(ROOT / "include" / "sample_data" / "images", images)

@@ -33,9 +33,9 @@ def strict_safeguard(monkeypatch):
 def _pipeline():
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=str(ROOT / "dags" / "object_detection_pipeline.py"))
+    bag = DagBag(dag_folder=str(ROOT / "dags" / "pipelines.py"))
     assert not bag.import_errors, bag.import_errors
-    return bag.get_dag("object_detection_pipeline")
+    return bag.get_dag("shapes-detector.pipeline")
 
 
 def test_the_strict_safeguard_fails_an_operator_that_runs_another_ones_execute(strict_safeguard):

@@ -26,7 +26,7 @@ def _endpoint(sm, name: str, tags: list[dict]) -> None:
 def _dag():
     from airflow.dag_processing.dagbag import DagBag
 
-    return DagBag(dag_folder=str(ROOT / "dags" / "endpoint_load_test.py")).get_dag("endpoint_load_test")
+    return DagBag(dag_folder=str(ROOT / "dags" / "pipelines.py")).get_dag("shapes-detector.load_test")
 
 
 def test_ramp_writes_a_report_per_step(airflow_db, aws_clients):

@@ -17,9 +17,9 @@ pytestmark = pytest.mark.integration
 def _dag():
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=str(ROOT / "dags" / "object_detection_pipeline.py"))
+    bag = DagBag(dag_folder=str(ROOT / "dags" / "pipelines.py"))
     assert not bag.import_errors, bag.import_errors
-    return bag.get_dag("object_detection_pipeline")
+    return bag.get_dag("shapes-detector.pipeline")
 
 
 def _latest_run_prefix(s3, bucket: str) -> str:
@@ -105,7 +105,7 @@ def test_airflow_dags_test_cli_as_a_user_runs_it(airflow_db, aws_clients, emulat
     env = {**os.environ, **airflow_env(emulator_env.endpoint_url)}
     conf = {"pipeline_name": "cli-detector", "load_test_requests": 20, "load_test_concurrency": 2}
     result = subprocess.run(
-        [str(Path(sys.executable).parent / "airflow"), "dags", "test", "object_detection_pipeline",
+        [str(Path(sys.executable).parent / "airflow"), "dags", "test", "shapes-detector.pipeline",
          "--conf", json.dumps(conf)],
         env=env, capture_output=True, text=True, timeout=300,
     )

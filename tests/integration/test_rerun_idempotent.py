@@ -36,7 +36,7 @@ def inventory(clients, bucket: str) -> Counter:
 def test_rerunning_every_task_duplicates_nothing(airflow_db, aws_clients):
     from airflow.dag_processing.dagbag import DagBag
 
-    dag = DagBag(dag_folder=str(ROOT / "dags" / "object_detection_pipeline.py")).get_dag("object_detection_pipeline")
+    dag = DagBag(dag_folder=str(ROOT / "dags" / "pipelines.py")).get_dag("shapes-detector.pipeline")
     bucket = os.environ["SAGEMAKER_VISION_BUCKET"]
     conf = {"pipeline_name": PIPELINE, "prefix": "rerun", "label_backend": "ground_truth",
             "gt_workteam_arn": "arn:aws:sagemaker:us-east-1:123456789012:workteam/private-crowd/rerun-team",

@@ -51,9 +51,9 @@ def seed_labels(s3: Any, bucket: str, prefix: str, day: str) -> None:
 def retrain_dag() -> Any:
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=str(ROOT / "dags" / "object_detection_retrain.py"))
+    bag = DagBag(dag_folder=str(ROOT / "dags" / "pipelines.py"))
     assert not bag.import_errors, bag.import_errors
-    dag = bag.get_dag("object_detection_retrain")
+    dag = bag.get_dag("shapes-detector.retrain")
     for task in dag.tasks:
         task.retries = 0
     return dag
@@ -140,7 +140,7 @@ class _TI:
 
     def __init__(self, deployed: dict[str, Any] | None) -> None:
         self.deployed, self.pushed = deployed, {}
-        self.dag_id, self.run_id, self.task_id = "object_detection_retrain", "manual__x", "rollback"
+        self.dag_id, self.run_id, self.task_id = "shapes-detector.retrain", "manual__x", "rollback"
 
     def xcom_pull(self, task_ids: str) -> Any:
         return self.deployed
@@ -165,7 +165,7 @@ def test_a_first_deploy_cannot_roll_back_and_says_the_new_model_stays_serving(aw
     message = str(raised.value)
     assert "no older config to roll back to, so the NEW model stays serving" in message, message
     assert f"on config {created} (model {created}, validation-map 0.7)" in message, message
-    assert "endpoint_teardown" in message and ti.pushed["outcome"] == message
+    assert "shapes-detector.teardown" in message and ti.pushed["outcome"] == message
     assert serving(sm, endpoint) == created  # left serving, not deleted
 
 
@@ -231,7 +231,7 @@ def test_a_test_after_a_rollback_refuses_to_measure_the_old_config(airflow_db, a
     at = datetime(2026, 5, 18, 6, 0, tzinfo=UTC)
     context = {
         "params": {**param_defaults(), **CONF, "endpoint_name": endpoint},
-        "dag_run": SimpleNamespace(dag_id="object_detection_retrain", run_id="manual__x", run_after=at,
+        "dag_run": SimpleNamespace(dag_id="shapes-detector.retrain", run_id="manual__x", run_after=at,
                                    data_interval_start=at, data_interval_end=at, run_type="manual"),
         "ti": _TI({"endpoint_name": endpoint, "endpoint_config_name": ours, "previous_config": baseline,
                    "action": "updated"}),

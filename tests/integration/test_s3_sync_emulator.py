@@ -309,7 +309,7 @@ def _client(s3) -> Any:
 def _ti(try_number: int, run_id: str = "scheduled__2026-11-22T00:00:00+00:00") -> Any:
     from types import SimpleNamespace
 
-    return SimpleNamespace(dag_id="object_detection_pipeline", task_id="sync_images", run_id=run_id,
+    return SimpleNamespace(dag_id="shapes-detector.pipeline", task_id="sync_images", run_id=run_id,
                            map_index=-1, try_number=try_number)
 
 
@@ -394,7 +394,7 @@ def test_another_runs_attempt_is_aborted_only_once_its_heartbeat_is_stale_on_s3s
     root = _files(tmp_path / "images")
     crashed = s3.create_multipart_upload(Bucket=DEST, Key="raw/crashed.tif")["UploadId"]
     beating = s3.create_multipart_upload(Bucket=DEST, Key="raw/beating.tif")["UploadId"]
-    owner = {"dag_id": "object_detection_pipeline", "task_id": "sync_images", "run_id": "manual__x",
+    owner = {"dag_id": "shapes-detector.pipeline", "task_id": "sync_images", "run_id": "manual__x",
              "map_index": -1, "try_number": 1}
     journal = s3_upload_journal.UploadJournal(s3, DEST, "raw/", owner=owner,
                                               stale_seconds=sync_state.STALE_UPLOAD_SECONDS)

@@ -223,16 +223,16 @@ def test_dag_test_tears_the_endpoint_down(airflow_db, emu):
     bucket = os.environ["SAGEMAKER_VISION_BUCKET"]  # the lock bucket (the bucket param's default)
     s3 = client(emu, "s3")
     s3.create_bucket(Bucket=bucket)
-    bag = DagBag(dag_folder=str(ROOT / "dags" / "endpoint_teardown.py"))
+    bag = DagBag(dag_folder=str(ROOT / "dags" / "pipelines.py"))
     assert not bag.import_errors, bag.import_errors
-    dag = bag.get_dag("endpoint_teardown")
+    dag = bag.get_dag("shapes-detector.teardown")
     run = dag.test(run_conf=params())
     assert run.state == "success", run.state
     assert names(emu) == AFTER_TEARDOWN
     # The deletion ran inside the endpoint's lease, the same object the pipeline DAGs take, given back after.
     lease = json.loads(s3.get_object(Bucket=bucket, Key=f"sagemaker-vision-locks/endpoints/us-east-1/{PIPELINE}.json"
                                      )["Body"].read())
-    assert lease["owner"].startswith(f"endpoint_teardown/{run.run_id}/") and lease["released"] is True, lease
+    assert lease["owner"].startswith(f"shapes-detector.teardown/{run.run_id}/") and lease["released"] is True, lease
 
 
 # -- A/B promotion and provisioned autoscaling ---------------------------------------------------------

@@ -27,9 +27,9 @@ def pipeline_dag():
     """The pipeline with one retry of ``train`` and none elsewhere (a failure stays a failure)."""
     from airflow.dag_processing.dagbag import DagBag
 
-    bag = DagBag(dag_folder=str(ROOT / "dags" / "object_detection_pipeline.py"))
+    bag = DagBag(dag_folder=str(ROOT / "dags" / "pipelines.py"))
     assert not bag.import_errors, bag.import_errors
-    dag = bag.get_dag("object_detection_pipeline")
+    dag = bag.get_dag("shapes-detector.pipeline")
     for task in dag.tasks:
         task.retries = 1 if task.task_id == "train_and_deploy.train" else 0
     return dag

@@ -25,7 +25,8 @@ LAYERS = {
     "triggers": 2, "links": 2,
     "operators": 3, "sensors": 3,
     "pipeline": 4,
-    "plugin": 5,
+    "dags": 5,
+    "plugin": 6,
 }
 LAYERED = "sagemaker_vision"
 # A function-level import must say why on its line or the line above (it keeps DAG parsing fast,

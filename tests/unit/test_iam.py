@@ -929,11 +929,12 @@ def _list(uri: str, why: str) -> S3Use:
 
 
 def load_test_dag_default_report_prefix() -> str:
-    """The ``report_s3_prefix`` default of the endpoint_load_test DAG, read from the DAG itself."""
-    spec = importlib.util.spec_from_file_location("endpoint_load_test_dag", DAGS_DIR / "endpoint_load_test.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.endpoint_load_test().params["report_s3_prefix"]
+    """The ``report_s3_prefix`` default of the shapes demo's load-test DAG, read from the DAG itself."""
+    from sagemaker_vision.core.pipeline_file import load_pipeline_file, pipelines_dir
+    from sagemaker_vision.dags import load_test
+
+    dag = load_test.build(load_pipeline_file(pipelines_dir() / "shapes-detector.yaml"))
+    return dag.params["report_s3_prefix"]
 
 
 def airflow_s3_uses(cfg) -> list[S3Use]:
@@ -954,7 +955,7 @@ def airflow_s3_uses(cfg) -> list[S3Use]:
     marker = manifests._marker_uri(cfg, hashlib.sha256(b"any data").hexdigest())
     async_output, async_failure = async_result_uris(cfg.async_output_prefix, cfg.async_failure_prefix,
                                                     "0f6c5f1e-6f2d-4c1b-9a57-2d3c8e1b7a90")
-    # endpoint_load_test's default report location, with a manual run id as the DAG appends it.
+    # the load-test DAG's default report location, with a manual run id as the DAG appends it.
     run_id = "manual__2026-03-09T10-00-00+00-00"
     load_test_report = f"{root}{_key(load_test_dag_default_report_prefix())}{run_id}/report.json"
     uses = [
@@ -970,7 +971,7 @@ def airflow_s3_uses(cfg) -> list[S3Use]:
         *_uses(rw, f"{cfg.report_prefix}{UNLABELED_REPORT_NAME}", "the unlabeled-images report"),
         *_uses(rw, naming.smoke_report_uri(cfg), "smoke test result"),
         *_uses(rw, cfg.report_prefix + "report.json", "the pipeline's load test report (cfg.report_prefix)"),
-        *_uses(("s3:PutObject",), load_test_report, "endpoint_load_test's default report"),
+        *_uses(("s3:PutObject",), load_test_report, "the load-test DAG's default report"),
         *_uses(rw, gt_inputs["input_manifest_uri"], "Ground Truth input manifest"),
         *_uses(rw, gt_inputs["categories_uri"], "Ground Truth label categories"),
         *_uses(rw, gt_inputs["template_uri"], "Ground Truth worker template"),

@@ -70,9 +70,9 @@ def test_no_credentials_in_logs_xcom_or_rendered_templates(airflow_db, canary_co
     from sqlalchemy import select
 
     caplog.set_level(logging.INFO)
-    bag = DagBag(dag_folder=str(ROOT / "dags" / "object_detection_pipeline.py"))
+    bag = DagBag(dag_folder=str(ROOT / "dags" / "pipelines.py"))
     assert not bag.import_errors, bag.import_errors
-    dag = bag.get_dag("object_detection_pipeline")
+    dag = bag.get_dag("shapes-detector.pipeline")
     for task in dag.tasks:
         task.retries = 0  # a failure should show at once, not after a 30 s retry delay
 

@@ -155,6 +155,7 @@ class LoadTestSpec:
     max_seconds: float
     slo_p95_ms: float
     max_error_rate: float
+    workers: int = 1  # load_workers: mapped tasks that split the concurrency and the requests
 
 
 class _Reader:
@@ -341,7 +342,11 @@ class PipelineConfig:
             max_seconds=read("load_test_max_seconds"),
             slo_p95_ms=read("slo_p95_ms"),
             max_error_rate=read("max_error_rate"),
+            workers=read("load_workers"),
         )
+        if load_test.workers > load_test.concurrency:
+            raise ConfigError("load_workers", f"{load_test.workers} workers cannot share load_test_concurrency "
+                              f"{load_test.concurrency}: each worker needs at least one concurrent request")
         if endpoint_type == "serverless" and load_test.concurrency > endpoint.max_concurrency:
             # More client threads than the endpoint admits only measures throttling.
             raise ConfigError(

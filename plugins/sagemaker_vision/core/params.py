@@ -301,6 +301,10 @@ def _specs() -> list[ParamSpec]:
                   minimum=1, maximum=1000),
         ParamSpec("load_test_max_seconds", 60, "number", "Load test: time limit, seconds.", _TEST,
                   minimum=1, maximum=3600, step=1),
+        ParamSpec("load_workers", 1, "integer",
+                  "Load test: mapped tasks (dynamic task mapping, on any workers) that send the load together, "
+                  "splitting load_test_concurrency and load_test_requests; their latency histograms merge exactly.",
+                  _TEST, minimum=1, maximum=16),
         ParamSpec("slo_p95_ms", 2000, "number", "SLO: the run fails if p95 latency exceeds this, ms.", _TEST,
                   minimum=1, maximum=600_000, step=1),
         ParamSpec("max_error_rate", 0.01, "number", "SLO: the run fails above this share of failed requests.",
@@ -338,6 +342,16 @@ def param_specs() -> dict[str, ParamSpec]:
     for name in ENV_DEFAULTS:
         _check_env_default(specs[name])
     return specs
+
+
+# What a person changes per run: the trigger form shows these, with the pipeline file's values as
+# defaults; the file holds every other param (core/pipeline_file.py). Budget, training knobs, the
+# quality gate and the load's size; never the data, the labeling, the endpoint or the SLO.
+PER_RUN_PARAMS = (
+    "budget_usd", "epochs", "learning_rate", "mini_batch_size", "max_training_hours",
+    "min_map", "map_tolerance", "deployment_policy", "challenger_weight",
+    "load_test_requests", "load_test_concurrency", "load_test_max_seconds", "load_workers",
+)
 
 
 def param_defaults() -> dict[str, Any]:

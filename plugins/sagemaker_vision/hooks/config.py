@@ -13,6 +13,7 @@ from typing import Any
 from airflow.sdk.exceptions import AirflowFailException
 
 from sagemaker_vision.core.config import PipelineConfig, RunInfo
+from sagemaker_vision.core.pipeline_file import effective_params
 from sagemaker_vision.core.validate import ConfigError
 from sagemaker_vision.hooks.base import connection_region
 
@@ -21,9 +22,10 @@ def pipeline_config(context: Mapping[str, Any], aws_conn_id: str | None = "aws_d
     """Build from a task's context: its params, its run and the connection's region.
 
     A bad or unknown param fails the task at once (``AirflowFailException``), naming the param.
+    A pipeline file's DAGs carry the file's settings in one hidden param, unfolded here.
     """
-    params = context["params"]
     try:
+        params = effective_params(context["params"])
         region = params.get("region") or connection_region(aws_conn_id)
         return PipelineConfig.from_params(params, run=RunInfo.from_context(context), region=region)
     except ConfigError as exc:

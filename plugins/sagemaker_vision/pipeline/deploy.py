@@ -19,6 +19,7 @@ from airflow.providers.common.compat.sdk import AirflowFailException
 from sagemaker_vision.core.ab_test import ab_endpoint_config_request
 from sagemaker_vision.core.config import PipelineConfig
 from sagemaker_vision.core.lease import DEPLOY_TASK_ID, LeaseTarget, endpoint_write_ttl_seconds
+from sagemaker_vision.core.pipeline_file import effective_params
 from sagemaker_vision.core.quality_gate import GateDecision, final_metric, quality_gate
 from sagemaker_vision.core.task_ids import sibling_task_id
 from sagemaker_vision.hooks import base as aws
@@ -154,7 +155,7 @@ def lease_target(context: Mapping[str, Any], aws_conn_id: str | None = "aws_defa
     """The lease a task of this run takes: the pipeline DAGs' from their ``PipelineConfig`` (TTL from
     the run's deploy task); the manual DAGs' from their ``bucket`` and ``endpoint_name`` params and
     the connection's region."""
-    params = context["params"]
+    params = effective_params(context["params"])
     if "pipeline_name" in params:
         cfg = pipeline_config(context, aws_conn_id)
         return LeaseTarget(cfg.bucket, cfg.region, cfg.endpoint_name,

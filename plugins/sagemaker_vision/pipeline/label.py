@@ -13,8 +13,8 @@ runs exactly one backend, as a task of its own, so the UI shows which one ran:
 The two human backends wait deferrably, each resuming itself: no operator runs another's
 ``execute()`` (Airflow 3's executor safeguard forbids it). Whatever ran, ``label.publish``
 validates its manifest (streaming) and publishes it, with one server-side copy, at the
-partition's ``labels/dt=.../output.manifest``, the location the ``object_detection_labels``
-Asset stands for; it is the Asset's only producer.
+partition's ``labels/dt=.../output.manifest``, under the location the pipeline's labels Asset
+(``<pipeline>.labels``, :func:`labels_asset`) stands for; it is the Asset's only producer.
 """
 
 from __future__ import annotations
@@ -59,7 +59,10 @@ class _ReplayableLines:
         yield from s3io.iter_source_lines(self.s3_client, self.location, self.field_name)
 
 
-LABELS_ASSET = Asset(name="object_detection_labels", uri="s3://sagemaker-vision/object-detection/labels/")
+def labels_asset(pipeline_name: str, uri: str) -> Asset:
+    """A pipeline's labels Asset, ``<pipeline>.labels``: its ``label.publish`` task updates it and its
+    retrain DAG is scheduled on it. ``uri`` is where the labels are (``s3://<bucket>/<prefix>/labels/``)."""
+    return Asset(name=f"{pipeline_name}.labels", uri=uri)
 
 
 def import_labels(cfg: PipelineConfig, s3_client: Any, out_uri: str | None = None) -> dict[str, Any]:
@@ -280,7 +283,7 @@ def import_labels_task(**context: Any) -> dict[str, Any]:
     return import_labels(cfg, aws.client("s3"))
 
 
-@task(task_id="publish", outlets=[LABELS_ASSET], trigger_rule="none_failed_min_one_success")
+@task(task_id="publish", trigger_rule="none_failed_min_one_success")
 def publish_labels(**context: Any) -> dict[str, Any]:
     """Validate the manifest of the backend that ran, publish it, and update the labels Asset."""
     cfg = pipeline_config(context)
@@ -293,13 +296,14 @@ def publish_labels(**context: Any) -> dict[str, Any]:
     published = publish_manifest(cfg, aws.client("s3"), _manifest_uri(result))
     events = context.get("outlet_events")
     if events is not None:
-        events[LABELS_ASSET].extra = {"manifest_uri": published["manifest_uri"], "images": published["images"],
-                                      "partition": cfg.run.partition}
+        for asset in context["task"].outlets:  # the pipeline's labels Asset (label_images)
+            events[asset].extra = {"manifest_uri": published["manifest_uri"], "images": published["images"],
+                                   "partition": cfg.run.partition}
     return published
 
 
-def label_images(group_id: str = "label", poll_seconds: int = 60) -> tuple[Any, Any]:
-    """Wire the ``label`` task group: branch → one backend task → publish.
+def label_images(asset: Asset, group_id: str = "label", poll_seconds: int = 60) -> tuple[Any, Any]:
+    """Wire the ``label`` task group: branch → one backend task → publish (which updates ``asset``).
 
     Returns ``(group, published)``: chain upstream tasks to the group, and hand ``published``
     (the XCom ``{"manifest_uri", "images", "boxes", "backend", "source"}``) downstream.
@@ -311,7 +315,7 @@ def label_images(group_id: str = "label", poll_seconds: int = 60) -> tuple[Any, 
             PipelineGroundTruthOperator(task_id="ground_truth", poll_seconds=poll_seconds),
             PipelineLabelStudioOperator(task_id="label_studio", poll_seconds=poll_seconds),
         ]
-        published = publish_labels()
+        published = publish_labels.override(outlets=[asset])()
         branch >> backends
         backends >> published
     return group, published

@@ -1,7 +1,11 @@
 """The trigger form of the pipeline DAGs: one Airflow ``Param`` per spec of ``core/params.py``.
 
 Each param's JSON schema (type, bounds, allowed values, pattern) comes from the same spec that
-``PipelineConfig`` validates with, so the form refuses what the config would refuse.
+``PipelineConfig`` validates with, so the form refuses what the config would refuse. A pipeline
+file's DAGs show only the per-run params (``PER_RUN_PARAMS``), with the file's values as
+defaults; the file's other settings travel in one hidden param (``SETTINGS_PARAM``: a JSON-schema
+``const``, which the form never shows and a run cannot change), so every task, on any worker,
+reads them from its own context and never from a file on that worker's disk.
 """
 
 from __future__ import annotations
@@ -9,16 +13,37 @@ from __future__ import annotations
 from airflow.sdk import Param
 
 from sagemaker_vision.core.params import (  # noqa: F401  (param_defaults, default_poll_seconds: re-exported)
+    PER_RUN_PARAMS,
     ParamSpec,
     default_poll_seconds,
     param_defaults,
     param_specs,
 )
+from sagemaker_vision.core.pipeline_file import SETTINGS_PARAM, PipelineDefinition
+
+_SPEC_DEFAULT = object()
 
 
-def to_param(spec: ParamSpec) -> Param:
-    """The form field of ``spec``: its default, description and JSON schema (with its section)."""
-    return Param(spec.default, description=spec.description, **spec.schema())
+def to_param(spec: ParamSpec, default: object = _SPEC_DEFAULT) -> Param:
+    """The form field of ``spec``: its default (or a pipeline file's value), description and JSON schema."""
+    value = spec.default if default is _SPEC_DEFAULT else default
+    return Param(value, description=spec.description, **spec.schema())
+
+
+def settings_param(definition: PipelineDefinition, settings: dict | None = None) -> Param:
+    """The hidden param that carries a pipeline file's settings into every task of its DAGs."""
+    value = definition.fixed_settings if settings is None else settings
+    return Param(value, type="object", const=value,
+                 description=f"The settings of {definition.path} (edit the file to change them).")
+
+
+def pipeline_form(definition: PipelineDefinition) -> dict[str, Param]:
+    """The params of a pipeline file's training DAGs: the per-run fields, then the hidden settings."""
+    specs = param_specs()
+    form = {name: to_param(specs[name], value)
+            for name, value in definition.run_settings.items()}
+    form[SETTINGS_PARAM] = settings_param(definition)
+    return form
 
 
 def pipeline_params() -> dict[str, Param]:
@@ -29,12 +54,12 @@ def pipeline_params() -> dict[str, Param]:
 LOAD_TEST_REPORTS = "load-tests"
 
 
-def default_load_test_report_prefix() -> str:
-    """``endpoint_load_test``'s default report location: ``s3://<bucket>/<prefix>/load-tests/``.
+def default_load_test_report_prefix(definition: PipelineDefinition | None = None) -> str:
+    """The load-test DAG's default report location: ``s3://<bucket>/<prefix>/load-tests/``.
 
-    Under the pipeline's default bucket and prefix, the only place the Airflow role may write
+    Under the pipeline's bucket and prefix, the only place the Airflow role may write
     (include/iam/airflow-role-policy.json); a location beside the prefix would be refused by AWS
     when the report is written, at the end of the test.
     """
-    defaults = param_defaults()
-    return f"s3://{defaults['bucket']}/{defaults['prefix']}/{LOAD_TEST_REPORTS}/"
+    values = param_defaults() if definition is None else definition.settings
+    return f"s3://{values['bucket']}/{values['prefix']}/{LOAD_TEST_REPORTS}/"

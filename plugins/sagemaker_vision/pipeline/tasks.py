@@ -1,4 +1,4 @@
-"""The pipeline's tasks and task groups, shared by the DAGs in ``dags/`` (which only wire them).
+"""The pipeline's tasks and task groups, shared by the DAG builders of ``sagemaker_vision.dags`` (which only wire them).
 
 Each task rebuilds the typed ``PipelineConfig`` from its own context and calls the one module
 that owns its stage. ``train_and_deploy`` is the task group of the tail that both the weekly
@@ -15,14 +15,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-import pendulum
 from airflow.sdk import task, task_group
 
 from sagemaker_vision.core.params import default_poll_seconds
 from sagemaker_vision.core.task_ids import sibling_task_id
 from sagemaker_vision.hooks import base as aws
-from sagemaker_vision.pipeline.context import FAIL_FAST_RETRY_POLICY, pipeline_config, pipeline_macro
-from sagemaker_vision.pipeline.params import pipeline_params
+from sagemaker_vision.pipeline.context import pipeline_config
 
 # The task group of the train -> deploy -> test stage: its tasks' ids start with "train_and_deploy.".
 STAGE_GROUP_ID = "train_and_deploy"
@@ -32,51 +30,6 @@ def template(value: Any) -> Any:
     """A value for a templated operator field of any type: a Jinja string or an XComArg, which Airflow
     renders or resolves when the task runs (the operator's annotation names the rendered type)."""
     return value
-
-
-def retry_delay_seconds() -> int:
-    """Seconds between task retries: $SAGEMAKER_VISION_RETRY_DELAY_SECONDS (the emulator uses 1)."""
-    import os
-
-    return int(os.environ.get("SAGEMAKER_VISION_RETRY_DELAY_SECONDS", "30"))
-
-
-def dag_kwargs(doc_md: str, tags: list[str]) -> dict[str, Any]:
-    """What every pipeline DAG shares: params, the ``pipeline()`` macro, retries, boto3 retries."""
-    return {
-        "start_date": pendulum.datetime(2026, 1, 1, tz="UTC"),
-        "max_active_runs": 1,
-        "doc_md": doc_md,
-        "tags": ["sagemaker", "object-detection", *tags],
-        "params": pipeline_params(),
-        "user_defined_macros": {"pipeline": pipeline_macro()},
-        "default_args": {"retries": 2, "retry_delay": pendulum.duration(seconds=retry_delay_seconds()),
-                         "botocore_config": aws.BOTOCORE_CONFIG, "retry_policy": FAIL_FAST_RETRY_POLICY},
-    }
-
-
-def manual_dag_kwargs(doc_md: str, tags: list[str], params: dict[str, Any]) -> dict[str, Any]:
-    """What the manual-trigger DAGs (load test, teardown, promote) share; they pass schedule=None."""
-    return {
-        "start_date": pendulum.datetime(2026, 1, 1, tz="UTC"),
-        "catchup": False,
-        "max_active_runs": 1,
-        "doc_md": doc_md,
-        "tags": ["sagemaker", "object-detection", *tags],
-        "params": params,
-        "default_args": {"retries": 2, "retry_delay": pendulum.duration(seconds=retry_delay_seconds()),
-                         "botocore_config": aws.BOTOCORE_CONFIG, "retry_policy": FAIL_FAST_RETRY_POLICY},
-    }
-
-
-def endpoint_name_param(description: str):
-    """The ``endpoint_name`` param of the manual DAGs."""
-    import os
-
-    from airflow.sdk import Param
-
-    return Param(os.environ.get("SAGEMAKER_VISION_PIPELINE_NAME", "shapes-detector"), type="string", minLength=1,
-                 maxLength=63, pattern=r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$", description=description)
 
 
 @task
@@ -274,8 +227,8 @@ def train_and_deploy(manifests: Any, poll: int | None = None) -> None:
         endpoint_name="{{ pipeline().endpoint_name }}",
         endpoint_config_name="{{ pipeline().endpoint_config_name }}",
         tags=requests["endpoint_tags"],
-        deployment_policy="{{ params.deployment_policy }}",
-        alarm_latency_threshold_ms=template("{{ params.slo_p95_ms }}"),
+        deployment_policy="{{ pipeline().deploy.deployment_policy }}",
+        alarm_latency_threshold_ms=template("{{ pipeline().load_test.slo_p95_ms }}"),
         deferrable=True,
         check_interval=poll,
         pre_execute=hold_hook("deploy"),
@@ -291,11 +244,11 @@ def train_and_deploy(manifests: Any, poll: int | None = None) -> None:
         endpoint_name="{{ pipeline().endpoint_name }}",
         # The validation split: images that validated and have labels, never a bad file of raw/.
         payload_prefix="{{ pipeline().validation_manifest_uri }}",
-        concurrency_steps=[template("{{ params.load_test_concurrency }}")],
-        max_requests_per_step="{{ params.load_test_requests }}",
-        step_seconds="{{ params.load_test_max_seconds }}",
-        slo_p95_ms="{{ params.slo_p95_ms }}",
-        max_error_rate="{{ params.max_error_rate }}",
+        concurrency_steps=[template("{{ pipeline().load_test.concurrency }}")],
+        max_requests_per_step="{{ pipeline().load_test.requests }}",
+        step_seconds="{{ pipeline().load_test.max_seconds }}",
+        slo_p95_ms="{{ pipeline().load_test.slo_p95_ms }}",
+        max_error_rate="{{ pipeline().load_test.max_error_rate }}",
         report_s3_prefix="{{ pipeline().report_prefix }}",
         # A few concurrent requests: one process of threads starts faster than worker processes.
         engine="threads",

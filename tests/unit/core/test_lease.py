@@ -34,12 +34,12 @@ def test_the_lease_key_is_per_region_and_endpoint_whatever_the_pipeline_prefix()
 
 def test_the_owner_tells_a_re_created_run_from_the_first_and_stays_the_same_for_one_run():
     def context(run_after, start):
-        return {"dag_run": SimpleNamespace(dag_id="object_detection_pipeline", run_id="manual__x",
+        return {"dag_run": SimpleNamespace(dag_id="shapes-detector.pipeline", run_id="manual__x",
                                            run_after=run_after, start_date=start)}
 
     first = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
     owner = cl.owner_of(context(first, first))
-    assert owner.startswith("object_detection_pipeline/manual__x/")
+    assert owner.startswith("shapes-detector.pipeline/manual__x/")
     # A clear or a retry restarts the run (start_date changes), not its identity.
     assert cl.owner_of(context(first, first + timedelta(hours=1))) == owner
     # The same run id triggered again later (the run was deleted) is another owner.

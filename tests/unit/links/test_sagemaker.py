@@ -238,7 +238,7 @@ def test_the_api_server_attaches_the_links_to_every_dag_task_that_starts_sagemak
             assert expected <= set(served.get_task(task.task_id).extra_links), (
                 f"{dag_id}.{task.task_id} ({type(task).__module__}.{type(task).__name__}) lacks {expected}")
     assert seen == set(kinds), f"the DAGs have no task of kind {set(kinds) - seen}: the check proved nothing"
-    pipeline = DagSerialization.from_dict(DagSerialization.to_dict(bag.get_dag("object_detection_pipeline")))
+    pipeline = DagSerialization.from_dict(DagSerialization.to_dict(bag.get_dag("shapes-detector.pipeline")))
     train = next(t for t in pipeline.tasks if "SageMaker Training Job" in t.extra_links)
     link = train.operator_extra_link_dict["SageMaker Training Job"]
     assert isinstance(link, XComOperatorLink) and link.xcom_key == "_link_SageMakerTrainingJobLink"

@@ -57,7 +57,7 @@ def test_the_pipelines_sync_task_uploads_images_only_never_files_outside_the_fol
     from airflow.dag_processing.dagbag import DagBag
 
     root_dir = Path(__file__).resolve().parents[3]
-    dag = DagBag(dag_folder=str(root_dir / "dags" / "object_detection_pipeline.py")).dags["object_detection_pipeline"]
+    dag = DagBag(dag_folder=str(root_dir / "dags" / "pipelines.py")).dags["shapes-detector.pipeline"]
     task = dag.get_task("sync_images")
     assert task.source == "{{ pipeline().sync_source }}"  # the config-checked folder (image roots)
     images = tmp_path / "images"

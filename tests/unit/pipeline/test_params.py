@@ -25,7 +25,8 @@ RUN = RunInfo(run_id="manual__bounds", run_after=datetime(2026, 11, 25, tzinfo=U
 ROLE = "arn:aws:iam::123456789012:role/sagemaker-vision-execution"
 # Provisioned, so the serverless-only cross-field rules (load_test_concurrency <= max concurrency,
 # no A/B split) leave each param's own bounds to decide.
-BASE = {"role_arn": ROLE, "endpoint_type": "provisioned"}
+# Enough concurrency for the most load_workers (each worker needs one concurrent request).
+BASE = {"role_arn": ROLE, "endpoint_type": "provisioned", "load_test_concurrency": 16}
 NUMERIC = [spec for spec in param_specs().values() if spec.numeric]
 
 
@@ -63,7 +64,7 @@ def probes(spec: ParamSpec) -> list[tuple[Any, bool]]:
 
 
 def test_every_numeric_param_has_bounds_and_a_step():
-    assert len(NUMERIC) == 27
+    assert len(NUMERIC) == 28
     for spec in NUMERIC:
         assert spec.minimum is not None and spec.step, spec.name
 

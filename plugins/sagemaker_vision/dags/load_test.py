@@ -1,5 +1,5 @@
 """
-## endpoint_load_test
+## `<pipeline>.load_test`
 
 Load-test a SageMaker endpoint with a stepped concurrency ramp, to size it and its autoscaling.
 
@@ -11,7 +11,7 @@ max sustainable RPS × 60 × `safety_factor` (AWS's sizing method). `report.json
 `chart.png` go to S3 and their URIs to the log.
 
 * **SLO gate**: the run fails, with the numbers, when a step breaches `slo_p95_ms` or
-  `max_error_rate` (after the report is written).
+  `max_error_rate` (after the report is written). The defaults are the pipeline file's SLO.
 * **Safety**: an endpoint not tagged `load-test-allowed=true` is refused unless `force`.
 
 Manual trigger only; the pipeline's own `load_test` task uses the same engine.
@@ -19,47 +19,55 @@ Manual trigger only; the pipeline's own `load_test` task uses the same engine.
 
 from __future__ import annotations
 
-from airflow.sdk import Param, dag
+from airflow.sdk import DAG, Param, dag
 
+from sagemaker_vision.core.pipeline_file import PipelineDefinition
+from sagemaker_vision.dags.common import endpoint_name_param, manual_dag_kwargs
 from sagemaker_vision.operators.load_test import LoadTestOperator
 from sagemaker_vision.pipeline.params import default_load_test_report_prefix
-from sagemaker_vision.pipeline.tasks import endpoint_name_param, manual_dag_kwargs
+from sagemaker_vision.pipeline.tasks import template
+
+KIND = "load_test"
 
 
-@dag(schedule=None, **manual_dag_kwargs(__doc__, ["load-test"], params={
-        "endpoint_name": endpoint_name_param("The endpoint to load (InService)."),
-        "payload_prefix": Param("include/sample_data/images", type="string", minLength=1,
-                                description="Images to send, cycled: an s3:// prefix or a local folder "
-                                "(relative to the project root). ContentType comes from each file."),
+def build(definition: PipelineDefinition) -> DAG:
+    settings = definition.settings
+    params = {
+        "endpoint_name": endpoint_name_param(definition, "The endpoint to load (InService)."),
+        "payload_prefix": Param(
+            f"s3://{settings['bucket']}/{settings['prefix']}/raw/", type="string", minLength=1,
+            description="Images to send, cycled: an s3:// prefix (the pipeline's synced images by default) or "
+            "a local folder on the worker. ContentType comes from each file."),
         "concurrency_steps": Param([1, 5, 10, 20], type="array", items={"type": "integer", "minimum": 1},
                                    minItems=1, description="The ramp: concurrent requests per step, ascending."),
         "step_seconds": Param(30, type="number", minimum=1, description="How long each step lasts, seconds."),
         "max_requests_per_step": Param(5000, type="integer", minimum=1,
                                        description="Hard cap on requests in one step."),
-        "slo_p95_ms": Param(1000, type="number", minimum=1,
+        "slo_p95_ms": Param(settings["slo_p95_ms"], type="number", minimum=1,
                             description="SLO: every step's p95 latency must stay under this, ms."),
-        "max_error_rate": Param(0.01, type="number", minimum=0, maximum=1,
+        "max_error_rate": Param(settings["max_error_rate"], type="number", minimum=0, maximum=1,
                                 description="SLO: every step's share of failed requests must stay under this."),
         "report_s3_prefix": Param(
-            default_load_test_report_prefix(), type="string",
+            default_load_test_report_prefix(definition), type="string",
             description="Where report.json and chart.png go; the run id is appended. The default is under the "
             "pipeline's prefix, where the Airflow role may write (include/iam/)."),
         "force": Param(False, type="boolean",
                        description="Load an endpoint that is not tagged load-test-allowed=true. Think twice."),
-    }))
-def endpoint_load_test():
-    LoadTestOperator(
-        task_id="load_test",
-        endpoint_name="{{ params.endpoint_name }}",
-        payload_prefix="{{ params.payload_prefix }}",
-        concurrency_steps="{{ params.concurrency_steps | join(',') }}",
-        step_seconds="{{ params.step_seconds }}",
-        max_requests_per_step="{{ params.max_requests_per_step }}",
-        slo_p95_ms="{{ params.slo_p95_ms }}",
-        max_error_rate="{{ params.max_error_rate }}",
-        report_s3_prefix="{{ params.report_s3_prefix.rstrip('/') }}/{{ dag_run.run_id | replace(':', '-') }}/",
-        force="{{ params.force }}",
-    )
+    }
 
+    @dag(schedule=None, **manual_dag_kwargs(definition, KIND, __doc__, ["load-test"], params))
+    def load_test() -> None:
+        LoadTestOperator(
+            task_id="load_test",
+            endpoint_name="{{ params.endpoint_name }}",
+            payload_prefix="{{ params.payload_prefix }}",
+            concurrency_steps="{{ params.concurrency_steps | join(',') }}",
+            step_seconds="{{ params.step_seconds }}",
+            max_requests_per_step="{{ params.max_requests_per_step }}",
+            slo_p95_ms="{{ params.slo_p95_ms }}",
+            max_error_rate="{{ params.max_error_rate }}",
+            report_s3_prefix="{{ params.report_s3_prefix.rstrip('/') }}/{{ dag_run.run_id | replace(':', '-') }}/",
+            force=template("{{ params.force }}"),
+        )
 
-endpoint_load_test()
+    return load_test()

@@ -1,0 +1,303 @@
+"""Pipeline files: one YAML file per detector (``include/pipelines/<name>.yaml``). No Airflow.
+
+A file names a pipeline by its own name (``defects.yaml`` is the pipeline ``defects``) and holds
+its settings in sections, each key the name of one param of ``core/params.py``::
+
+    schedule: "0 0 * * 0"            # the pipeline DAG's weekly data intervals; null: manual only
+    retrain_schedule: "0 6 * * 1"    # the retrain DAG's cron (it also runs on new labels); null: labels only
+    data:       {bucket: ..., prefix: ..., image_source: ..., budget_usd: 50}
+    labeling:   {label_backend: import, import_manifest: ..., label_classes: [...]}
+    training:   {epochs: 30, ...}
+    deployment: {endpoint_type: serverless, ...}
+    load_test:  {load_test_requests: 200, slo_p95_ms: 2000, ...}
+
+A file is validated by the same specs as ``PipelineConfig``: each value against its param's
+schema, then the whole through ``PipelineConfig.from_params``. A problem raises
+:class:`PipelineFileError`, naming the file, the line and the field. What a file leaves out
+takes the param's default (the bucket and role from the environment, as before).
+
+Files are hostile until checked: at most ``MAX_FILE_BYTES``, UTF-8, no YAML aliases (no
+"billion laughs"), no duplicate keys, no key that names no param.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+from croniter import croniter
+from yaml.constructor import SafeConstructor
+
+from sagemaker_vision.core.config import PipelineConfig, RunInfo
+from sagemaker_vision.core.params import ENV_DEFAULTS, PER_RUN_PARAMS, ParamSpec, param_specs
+from sagemaker_vision.core.validate import PROJECT_ROOT, ConfigError
+
+PIPELINES_DIR_ENV = "SAGEMAKER_VISION_PIPELINES_DIR"
+SUFFIX = ".yaml"
+MAX_FILE_BYTES = 64 * 1024
+# The hidden param that carries a pipeline's file settings into every task (see pipeline/params.py).
+SETTINGS_PARAM = "pipeline_settings"
+# File section -> the ParamSpec.section whose params it holds.
+SECTIONS = {"data": "Data", "labeling": "Labeling", "training": "Training", "deployment": "Deployment",
+            "load_test": "Load test"}
+SCHEDULES = {"schedule": "0 0 * * 0", "retrain_schedule": "0 6 * * 1"}
+# Validation needs a region when the file leaves it to the connection (empty region).
+_VALIDATION_REGION = "us-east-1"
+
+
+class PipelineFileError(ValueError):
+    """A bad pipeline file: ``<file>, line <n>: <field>: <problem>``."""
+
+    def __init__(self, path: str, line: int, field_name: str, message: str):
+        self.path, self.line, self.field, self.message = path, line, field_name, message
+        super().__init__(f"{path}, line {line}: {field_name}: {message}")
+
+
+@dataclass(frozen=True)
+class PipelineDefinition:
+    """One validated pipeline file."""
+
+    name: str
+    path: str  # as shown in errors and DAG docs: relative to the project root when inside it
+    settings: Mapping[str, Any]  # every param's value: the param's default, overlaid by the file
+    schedule: str | None
+    retrain_schedule: str | None
+    lines: Mapping[str, int] = field(default_factory=dict)  # param -> line of the file
+
+    def dag_id(self, kind: str) -> str:
+        """``<name>.<kind>``: every DAG of a pipeline carries its name."""
+        return f"{self.name}.{kind}"
+
+    @property
+    def labels_asset_uri(self) -> str:
+        return f"s3://{self.settings['bucket']}/{self.settings['prefix']}/labels/"
+
+    @property
+    def run_settings(self) -> dict[str, Any]:
+        """The form's params and their defaults: what a person changes per run."""
+        return {name: self.settings[name] for name in PER_RUN_PARAMS if name in self.settings}
+
+    @property
+    def fixed_settings(self) -> dict[str, Any]:
+        """What the file holds for every run (carried by the hidden ``SETTINGS_PARAM``)."""
+        return {name: value for name, value in self.settings.items() if name not in PER_RUN_PARAMS}
+
+
+def effective_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """A task's params with its pipeline's file settings unfolded: the file's settings, then the run's
+    params (the form's, and any ``--conf`` key, which may override a file setting for one run)."""
+    settings = params.get(SETTINGS_PARAM) or {}
+    if not isinstance(settings, Mapping):
+        raise ConfigError(SETTINGS_PARAM, f"must be an object, got {type(settings).__name__}")
+    return {**settings, **{key: value for key, value in params.items() if key != SETTINGS_PARAM}}
+
+
+def pipelines_dir() -> Path:
+    """``$SAGEMAKER_VISION_PIPELINES_DIR``, else ``include/pipelines``."""
+    return Path(os.environ.get(PIPELINES_DIR_ENV) or PROJECT_ROOT / "include" / "pipelines")
+
+
+def display_path(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(PROJECT_ROOT))
+    except ValueError:
+        return str(path)
+
+
+def pipeline_files(directory: Path) -> list[Path]:
+    """The ``*.yaml`` files of ``directory``, sorted (hidden files and other suffixes are not pipelines)."""
+    if not directory.is_dir():
+        return []
+    return sorted(p for p in directory.iterdir() if p.suffix == SUFFIX and not p.name.startswith(".") and p.is_file())
+
+
+def load_pipelines(directory: Path | None = None) -> tuple[list[PipelineDefinition], list[PipelineFileError]]:
+    """Every pipeline file of ``directory``: the valid ones, and one error per bad file."""
+    good: list[PipelineDefinition] = []
+    bad: list[PipelineFileError] = []
+    for path in pipeline_files(directory or pipelines_dir()):
+        try:
+            definition = load_pipeline_file(path)
+            _check_unshared(definition, good)
+        except PipelineFileError as exc:
+            bad.append(exc)
+        else:
+            good.append(definition)
+    return good, bad
+
+
+def _check_unshared(definition: PipelineDefinition, others: Iterable[PipelineDefinition]) -> None:
+    """Two pipelines never write to one S3 prefix or one endpoint: their runs would overwrite each
+    other's partitions and manifests, or deploy over each other. The later file (by name) is refused."""
+    s = definition.settings
+    for other in others:
+        o = other.settings
+        if (s["bucket"], s["prefix"]) == (o["bucket"], o["prefix"]):
+            raise PipelineFileError(definition.path, definition.lines.get("prefix", 1), "prefix",
+                                    f"s3://{s['bucket']}/{s['prefix']}/ is already {other.path}'s; "
+                                    "give each pipeline its own prefix")
+        if (s["region"], endpoint_of(definition)) == (o["region"], endpoint_of(other)):
+            raise PipelineFileError(definition.path, definition.lines.get("endpoint_name", 1), "endpoint_name",
+                                    f"the endpoint {endpoint_of(definition)!r} is already {other.path}'s; "
+                                    "give each pipeline its own endpoint")
+
+
+def endpoint_of(definition: PipelineDefinition) -> str:
+    """The pipeline's endpoint: ``endpoint_name``, or the pipeline's name."""
+    return definition.settings.get("endpoint_name") or definition.name
+
+
+def load_pipeline_file(path: Path) -> PipelineDefinition:
+    shown = display_path(path)
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise PipelineFileError(shown, 1, "file", f"is {size} bytes; a pipeline file may have {MAX_FILE_BYTES}")
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise PipelineFileError(shown, line, "file", "is not UTF-8") from None
+    return parse_pipeline(text, name=path.stem, path=shown)
+
+
+def parse_pipeline(text: str, *, name: str, path: str) -> PipelineDefinition:
+    """Validate one pipeline file's text; raises :class:`PipelineFileError`."""
+    specs = param_specs()
+    _check_name(name, specs["pipeline_name"], path)
+    root = _compose(text, path)
+    values: dict[str, Any] = {}
+    lines: dict[str, int] = {}
+    section_lines: dict[str, int] = {}
+    schedules: dict[str, str | None] = dict(SCHEDULES)
+    for key, key_line, node in _mapping_items(root, path, "file"):
+        if key in SCHEDULES:
+            schedules[key] = _schedule(_construct(node), path, node.start_mark.line + 1, key)
+        elif key in SECTIONS:
+            section_lines[SECTIONS[key]] = key_line
+            for param, line, value_node in _mapping_items(node, path, key):
+                spec = _section_spec(specs, key, param, path, line)
+                values[param] = _checked_value(spec, _construct(value_node), path, line)
+                lines[param] = line
+        else:
+            raise PipelineFileError(path, key_line, key, f"is not a section of a pipeline file{_hint(key)}")
+    settings = {**{n: s.default for n, s in specs.items()}, **values, "pipeline_name": name}
+    # A param the file leaves out is reported at its section's line (or the first line).
+    where = {**{n: section_lines.get(s.section, 1) for n, s in specs.items()}, **lines}
+    _check_config(settings, lines, where, path)
+    return PipelineDefinition(name=name, path=path, settings=settings, schedule=schedules["schedule"],
+                              retrain_schedule=schedules["retrain_schedule"], lines=lines)
+
+
+# ---- the parts ---------------------------------------------------------------------------
+def _check_name(name: str, spec: ParamSpec, path: str) -> None:
+    try:
+        jsonschema.validate(name, _schema(spec))
+    except jsonschema.ValidationError as exc:
+        raise PipelineFileError(path, 1, "pipeline_name", f"the file name {name!r} is the pipeline's name, and "
+                                f"{exc.message} (letters, digits and inner hyphens, at most {spec.max_length})"
+                                ) from None
+
+
+def _compose(text: str, path: str) -> yaml.Node:
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.AliasEvent):
+                line = event.start_mark.line + 1 if event.start_mark else 1
+                raise PipelineFileError(path, line, "file", "uses a YAML alias (*name); write the value out")
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else 1
+        raise PipelineFileError(path, line, "file", f"is not valid YAML: {exc.problem or exc.context}") from None
+    if root is None:
+        raise PipelineFileError(path, 1, "file", "is empty: it needs at least the data section")
+    return root
+
+
+def _mapping_items(node: yaml.Node, path: str, where: str) -> Iterable[tuple[str, int, yaml.Node]]:
+    line = node.start_mark.line + 1
+    if not isinstance(node, yaml.MappingNode):
+        raise PipelineFileError(path, line, where, "must be a mapping of keys to values")
+    seen: dict[str, int] = {}
+    for key_node, value_node in node.value:
+        key_line = key_node.start_mark.line + 1
+        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != "tag:yaml.org,2002:str":
+            raise PipelineFileError(path, key_line, where, "keys must be plain names")
+        key = key_node.value
+        if key in seen:
+            raise PipelineFileError(path, key_line, key, f"appears twice (first on line {seen[key]})")
+        seen[key] = key_line
+        yield key, key_line, value_node
+
+
+def _construct(node: yaml.Node) -> Any:
+    return SafeConstructor().construct_object(node, deep=True)
+
+
+def _schedule(value: Any, path: str, line: int, key: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not croniter.is_valid(value):
+        raise PipelineFileError(path, line, key, f"{value!r} is not a cron expression (e.g. \"0 0 * * 0\") or null")
+    return value
+
+
+def _section_spec(specs: Mapping[str, ParamSpec], section: str, param: str, path: str, line: int) -> ParamSpec:
+    spec = specs.get(param)
+    if param == "pipeline_name":
+        raise PipelineFileError(path, line, param, "is the file's name; rename the file instead")
+    if spec is None:
+        close = difflib.get_close_matches(param, list(specs), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        raise PipelineFileError(path, line, f"{section}.{param}", f"is not a param of the pipeline{hint}")
+    if spec.section != SECTIONS[section]:
+        home = next(key for key, title in SECTIONS.items() if title == spec.section)
+        raise PipelineFileError(path, line, f"{section}.{param}", f"belongs in the {home} section")
+    return spec
+
+
+def _schema(spec: ParamSpec) -> dict[str, Any]:
+    return {key: value for key, value in spec.schema().items() if key != "section"}
+
+
+def _checked_value(spec: ParamSpec, value: Any, path: str, line: int) -> Any:
+    """The value against its param's form schema and its config reader: both sides of the one spec."""
+    if isinstance(value, datetime):  # YAML reads 2026-01-01 as a date; no param is one
+        value = value.astimezone(UTC).isoformat()
+    try:
+        jsonschema.validate(value, _schema(spec))
+        spec.read({spec.name: value})
+    except jsonschema.ValidationError as exc:
+        raise PipelineFileError(path, line, spec.name, exc.message) from None
+    except ConfigError as exc:
+        raise PipelineFileError(path, line, spec.name, str(exc).removeprefix(f"{spec.name}: ")) from None
+    return value
+
+
+def _check_config(settings: Mapping[str, Any], lines: Mapping[str, int], where: Mapping[str, int],
+                  path: str) -> None:
+    """The whole file through ``PipelineConfig.from_params``: the rules that span params."""
+    run = RunInfo(run_id="pipeline-file-check", run_after=datetime(2026, 1, 1, tzinfo=UTC))
+    try:
+        PipelineConfig.from_params(settings, run=run, region=settings.get("region") or _VALIDATION_REGION)
+    except ConfigError as exc:
+        name = exc.field
+        message = str(exc).removeprefix(f"{name}: ")
+        if name not in lines:
+            env = ENV_DEFAULTS.get(name)
+            source = f" or ${env}" if env else ""
+            message += f" (the file does not set it; set it in the file{source})"
+        raise PipelineFileError(path, where.get(name, 1), name, message) from None
+
+
+def _hint(key: str) -> str:
+    close = difflib.get_close_matches(key, [*SECTIONS, *SCHEDULES], n=1)
+    return f"; did you mean {close[0]!r}?" if close else f"; the sections are {', '.join([*SCHEDULES, *SECTIONS])}"
