@@ -71,8 +71,8 @@ def load_payloads(source: str | Path, *, s3_client: Any = None, max_payloads: in
                   max_list_pages: int = 50, max_bytes: int | None = None) -> list[Payload]:
     """Up to ``max_payloads`` JPEG/PNG images, sorted by name, from an s3:// prefix or a local dir.
 
-    A relative local path is tried against the working directory, then the project root, so
-    ``include/sample_data/images`` works wherever the worker runs. Listing S3 stops after
+    A relative local path is relative to the project root, never to the working directory, so
+    ``include/sample_data/images`` is the same folder on every worker. Listing S3 stops after
     ``max_list_pages`` pages of 1000 keys. Each image is checked to decode, so a corrupt file
     fails here, naming it, rather than as thousands of ModelErrors; so does an empty file or one
     over ``max_bytes`` (default: the real-time limit;

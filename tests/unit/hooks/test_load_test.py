@@ -33,9 +33,14 @@ class TestPayloads:
                                                     ("shape_001.jpg", "image/jpeg"),
                                                     ("shape_002.jpg", "image/jpeg")]
 
-    def test_relative_path_falls_back_to_the_project_root(self, monkeypatch, tmp_path):
+    def test_relative_path_is_relative_to_the_project_root_not_the_working_directory(self, monkeypatch, tmp_path):
+        # A worker's working directory may hold what another task left there: it is never read.
+        decoy = tmp_path / "include" / "sample_data" / "images"
+        decoy.mkdir(parents=True)
+        (decoy / "left_by_another_task.jpg").write_bytes((SAMPLE_IMAGES / "shape_000.jpg").read_bytes())
         monkeypatch.chdir(tmp_path)
-        assert len(load_payloads("include/sample_data/images")) == 12
+        payloads = load_payloads("include/sample_data/images")
+        assert len(payloads) == 12 and "left_by_another_task.jpg" not in [n for n, _, _ in payloads]
 
     def test_errors_name_the_source(self, tmp_path):
         with pytest.raises(ValueError, match="neither an s3:// prefix nor an existing directory"):

@@ -75,13 +75,14 @@ def check_max_payloads(max_payloads: object) -> int:
 def local_payloads(source: str | Path, *, max_payloads: int = 20, max_bytes: int | None = None) -> list[Payload]:
     """Up to ``max_payloads`` JPEG/PNG images, sorted by name, from a local directory.
 
-    A relative path is tried against the working directory, then the project root, so
-    ``include/sample_data/images`` works wherever the worker runs.
+    A relative path is relative to the project root, as every local path param is, never to the
+    working directory: a worker's is whatever its executor gave it (and may hold another task's
+    files), so ``include/sample_data/images`` means the same folder on every worker.
     """
     if not isinstance(source, str | Path) or not str(source):
         raise ValueError(f"payload_prefix must be an s3:// prefix or a local directory, got {source!r}")
     directory = Path(source)
-    if not directory.is_absolute() and not directory.is_dir():
+    if not directory.is_absolute():
         directory = _PROJECT_ROOT / directory
     if not directory.is_dir():
         raise ValueError(
