@@ -149,11 +149,13 @@ def main() -> None:
                     for workers in (1, 2):
                         report = _run(cluster, workers, endpoint_url, timeout_s=300)
                         step = report["steps"][0]
+                        starts = [w["steps"][0]["started_at"] for w in report["fanout"]["workers"]]
                         detail(f"load_workers={workers}: {step['throughput_rps']:.0f} req/s ok "
                                f"({step['successes']} in {step['duration_s']:.1f} s), in flight "
                                f"{step['achieved_concurrency']:.0f}, p95 {step['p95_ms']} ms, client CPU "
                                f"{step['client_cpu_ratio']:.2f}, merged {report['fanout']['merged_workers']}, "
-                               f"{sum(step['errors_by_code'].values())} errors; {loadavg()}")
+                               f"{sum(step['errors_by_code'].values())} errors, "
+                               f"starts {max(starts) - min(starts):.3f} s apart; {loadavg()}")
                         if workers not in best or step["throughput_rps"] > best[workers]["steps"][0]["throughput_rps"]:
                             best[workers] = report
             finally:
