@@ -120,7 +120,7 @@ class LoadTestOperator(BaseOperator):
         the ramp deliberately goes past the knee to find ``max_sustainable_rps``.
     """
 
-    template_fields = (
+    template_fields: Sequence[str] = (
         "endpoint_name", "payload_prefix", "concurrency_steps", "step_seconds",
         "max_requests_per_step", "slo_p95_ms", "max_error_rate", "report_s3_prefix", "force",
         "aws_conn_id", "region_name",

@@ -3,8 +3,9 @@
 ``LoadTestPlanOperator`` checks everything a load test checks (arguments, the endpoint's state and
 opt-in tag, the payloads), times the cold start and the warm-up once, and fixes the plan
 (:func:`sagemaker_vision.core.loadtest.fanout.plan_fanout`): each worker's share of each step
-and the first step's start on S3's clock. It pushes the worker indices as the XCom ``workers``,
-which ``LoadTestWorkerOperator.partial(...).expand(worker=plan.output["workers"])`` maps over.
+and the first step's start on S3's clock,
+returned as one ``{"worker": i, "plan": ...}`` per worker, which
+``LoadTestWorkerOperator.partial(...).expand_kwargs(plan.output)`` maps over.
 Each worker sends its share of each step in step with the others and writes one envelope per
 step; ``LoadTestReduceOperator`` merges them (exactly: histogram add), prices the result, writes
 ``report.json`` and ``chart.png`` and applies the SLO gate, as ``LoadTestOperator`` does.
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -58,7 +59,7 @@ ASSUMED_REPLY_BYTES = 2_000
 
 
 class _FanoutBase(LoadTestOperator):
-    template_fields = (*LoadTestOperator.template_fields, "plan", "load_workers")
+    template_fields: Sequence[str] = (*LoadTestOperator.template_fields, "plan", "load_workers")
 
     def __init__(self, *, plan: Any = None, load_workers: int | str = 1, start_lead_s: float | None = None,
                  **kwargs: Any) -> None:
@@ -80,8 +81,10 @@ class _FanoutBase(LoadTestOperator):
             raise AirflowFailException(str(exc)) from exc
 
     def _planned(self) -> tuple[FanoutPlan, Mapping[str, Any]]:
+        """The plan task's result: a worker gets its own element's ``plan``, the reduce the whole list."""
+        planned = self.plan[0]["plan"] if isinstance(self.plan, list) and self.plan else self.plan
         try:
-            return FanoutPlan.from_dict((self.plan or {}).get("plan")), self.plan
+            return FanoutPlan.from_dict(planned.get("plan")), planned
         except (AttributeError, ValueError) as exc:
             raise AirflowFailException(f"{self.task_id}: the plan task's result is not a load test plan: {exc}") \
                 from exc
@@ -92,7 +95,7 @@ class LoadTestPlanOperator(_FanoutBase):
 
     ui_color = "#f4d6a0"
 
-    def execute(self, context: Context) -> dict[str, Any]:
+    def execute(self, context: Context) -> list[dict[str, Any]]:  # type: ignore[override]  # one per worker
         try:
             report_bucket, report_prefix = parse_s3_uri(self.report_s3_prefix, "report_s3_prefix")
             config = self.build_config([("placeholder.jpg", b"\xff", "image/jpeg")], 1)
@@ -136,20 +139,21 @@ class LoadTestPlanOperator(_FanoutBase):
         self.log.info("cold start %.1f ms; %d worker(s) start step 0 at %.0f on S3's clock (in %.0f s): %s",
                       cold.latencies_ms[0], plan.workers, plan.first_start, plan.first_start - now,
                       [list(w) for w in plan.shares])
-        context["ti"].xcom_push(key="workers", value=list(range(plan.workers)))
-        return {
+        planned = {
             "plan": plan.to_dict(), "cold_start_ms": cold.latencies_ms[0], "instance_count": instance_count,
             "warmup": StepEnvelope.from_step(0, 0, warmup, 0.0, warmup.duration_s).to_json() if warmup else None,
             "started_at": datetime.fromtimestamp(now, tz=UTC).isoformat(timespec="seconds"),
             "pricing": endpoint_pricing(endpoint, endpoint_config),
             "payloads": [{"name": n, "bytes": len(b), "content_type": c} for n, b, c in payloads],
         }
+        # One element per worker: Airflow maps over a task's return value only (never an XCom of another key).
+        return [{"worker": w, "plan": planned} for w in range(plan.workers)]
 
 
 class LoadTestWorkerOperator(_FanoutBase):
     """One mapped worker: its share of every step, in step with the others, one envelope per step."""
 
-    template_fields = (*_FanoutBase.template_fields, "worker")
+    template_fields: Sequence[str] = (*_FanoutBase.template_fields, "worker")
     ui_color = "#f4d6a0"
 
     def __init__(self, *, worker: int | str = 0, **kwargs: Any) -> None:

@@ -394,7 +394,8 @@ def build_report(plan: FanoutPlan, by_step: Sequence[Sequence[StepEnvelope]], *,
     """Check and merge every step's envelopes into the report."""
     if len(by_step) != len(plan.steps):
         raise ValueError(f"expected envelopes for {len(plan.steps)} step(s), got {len(by_step)}")
-    steps, contributions = [], []
+    steps: list[HistogramStep] = []
+    contributions: list[dict[str, Any]] = []
     for k, envelopes in enumerate(by_step):
         check_step_envelopes(plan, k, envelopes)
         merged = merge_step(envelopes)
