@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import threading
-from types import SimpleNamespace
 
 import boto3
 import pytest
@@ -46,14 +45,6 @@ def stub():
     stop()
 
 
-class FakeTI:
-    def __init__(self) -> None:
-        self.pushed: dict[str, object] = {}
-
-    def xcom_push(self, key, value):
-        self.pushed[key] = value
-
-
 def kwargs(**overrides):
     values = {"endpoint_name": "ep", "payload_prefix": "s3://reports/images/",
               "report_s3_prefix": "s3://reports/lt/run-1/", "concurrency_steps": [2, 4], "step_seconds": 0.5,
@@ -71,9 +62,9 @@ def _op(cls, url, **extra):
 
 
 def _plan(url):
-    ti = FakeTI()
-    planned = _op(LoadTestPlanOperator, url).execute({"ti": ti})
-    return json.loads(json.dumps(planned)), ti.pushed["workers"]
+    """The plan task's XCom (one element per worker, as expand_kwargs maps it) and the worker indices."""
+    elements = json.loads(json.dumps(_op(LoadTestPlanOperator, url).execute({})))
+    return elements, [e["worker"] for e in elements]
 
 
 def _run_workers(url, planned, workers, delay=None):
@@ -85,7 +76,8 @@ def _run_workers(url, planned, workers, delay=None):
         if delay and w in delay:
             time.sleep(delay[w])
         try:
-            results[w] = _op(LoadTestWorkerOperator, url, plan=planned, worker=w).execute({})
+            element = planned[w]  # the keyword arguments expand_kwargs gives mapped task instance w
+            results[w] = _op(LoadTestWorkerOperator, url, plan=element["plan"], worker=element["worker"]).execute({})
         except Exception as exc:  # collected: the test asserts on it
             errors[w] = exc
 
@@ -101,7 +93,7 @@ def test_two_workers_in_step_merge_into_one_report(aws, stub):
     _, s3 = aws
     url, stop = stub
     planned, workers = _plan(url)
-    assert workers == [0, 1] and planned["pricing"] == {
+    assert workers == [0, 1] and planned[1]["plan"]["pricing"] == {
         "kind": "provisioned", "instances": [{"instance_type": "ml.m5.large", "instance_count": 2}]}
     results, errors = _run_workers(url, planned, workers)
     assert errors == {} and sorted(results) == [0, 1]
@@ -142,19 +134,19 @@ def test_a_worker_started_too_late_fails_and_tells_the_others(aws, stub):
 def test_a_local_payload_folder_is_refused_before_any_request(aws, stub):
     url, stop = stub
     with pytest.raises(AirflowFailException, match="payload_prefix must be an s3:// prefix or manifest"):
-        _op(LoadTestPlanOperator, url, payload_prefix="include/sample_data/images").execute({"ti": FakeTI()})
+        _op(LoadTestPlanOperator, url, payload_prefix="include/sample_data/images").execute({})
     assert stop.stub.invocations == 0
 
 
 def test_a_bad_load_workers_fails_at_once(aws, stub):
     url, stop = stub
     with pytest.raises(AirflowFailException, match=r"load_workers must be an integer in \[1, 16\], got 17"):
-        _op(LoadTestPlanOperator, url, load_workers="17").execute({"ti": FakeTI()})
+        _op(LoadTestPlanOperator, url, load_workers="17").execute({})
     with pytest.raises(AirflowFailException, match="load_workers must be an integer"):
-        _op(LoadTestPlanOperator, url, load_workers="two").execute({"ti": FakeTI()})
+        _op(LoadTestPlanOperator, url, load_workers="two").execute({})
 
 
 def test_the_reduce_refuses_something_that_is_not_a_plan(aws, stub):
     url, _ = stub
     with pytest.raises(AirflowFailException, match="the plan task's result is not a load test plan"):
-        _op(LoadTestReduceOperator, url, plan={"plan": {"format": "x"}}).execute(SimpleNamespace())
+        _op(LoadTestReduceOperator, url, plan=[{"worker": 0, "plan": {"plan": {"format": "x"}}}]).execute({})
