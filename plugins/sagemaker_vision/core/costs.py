@@ -301,7 +301,7 @@ _RUN_HOSTING_HOURS = D(1)
 
 
 def estimate_pipeline(cfg: PipelineConfig, *, num_images: int = 0, prices: PriceTable | None = None) -> CostEstimate:
-    """Price the paid steps of one ``object_detection_pipeline`` run from its ``PipelineConfig``.
+    """Price the paid steps of one ``<pipeline>.pipeline`` run from its ``PipelineConfig``.
 
     Training is priced at its stopping condition (``max_training_hours``): the most the run can
     spend, which is what a budget guard must compare. ``num_images`` counts labeling objects.

@@ -16,7 +16,7 @@ One object per account, region and endpoint: a bucket belongs to one account, en
 per region, and SageMaker endpoint names are case-insensitive (``MyEndpoint`` and ``myendpoint``
 are one endpoint, so they are one lock). Every run and DAG that writes to an endpoint must use the
 same lock bucket: the ``bucket`` param, default ``$SAGEMAKER_VISION_BUCKET``. The pipeline DAGs,
-``endpoint_promote_challenger`` and ``endpoint_teardown`` all take it (:func:`lease_section`).
+``<pipeline>.promote_challenger`` and ``<pipeline>.teardown`` all take it (:func:`lease_section`).
 
 S3 conditional writes make it a mutual exclusion ("Add preconditions to S3 operations with
 conditional requests", S3 User Guide, conditional writes; botocore ``PutObjectRequest.IfNoneMatch``
@@ -264,7 +264,7 @@ def lease_ttl_for(cfg: PipelineConfig, settings: Mapping[str, int]) -> int:
 
 
 def endpoint_write_ttl_seconds() -> int:
-    """TTL of the lease of ``endpoint_promote_challenger`` and ``endpoint_teardown``.
+    """TTL of the lease of ``<pipeline>.promote_challenger`` and ``<pipeline>.teardown``.
 
     Promote: a weights update, then an UpdateEndpoint with no DeploymentConfig (each at most
     ``endpoint_wait_budget("update", ...)`` of one fleet); teardown: deletions, which wait less than

@@ -41,7 +41,7 @@ _GROUND_TRUTH_DEEPEST = "annotations/worker-response/iteration-1/0/2026-12-31_23
 # The tags on everything the package creates (core/requests.tags); teardown refuses resources without them.
 PACKAGE_TAG = "managed-by"
 PACKAGE_TAG_VALUE = "sagemaker-vision"
-# On an endpoint the load test may drive (endpoint_load_test refuses others unless forced).
+# On an endpoint the load test may drive (the load-test DAG refuses others unless forced).
 LOAD_TEST_TAG = "load-test-allowed"
 # Production variant names: a single-model endpoint's, and the two of an A/B test.
 VARIANT_NAME = "AllTraffic"

@@ -336,7 +336,7 @@ def _check_env_default(spec: ParamSpec) -> None:
 
 
 def param_specs() -> dict[str, ParamSpec]:
-    """Every param of ``object_detection_pipeline`` by name, in form order (defaults read from the
+    """Every param of ``<pipeline>.pipeline`` by name, in form order (defaults read from the
     environment now; a bad environment default raises ValueError naming the variable)."""
     specs = {spec.name: spec for spec in _specs()}
     for name in ENV_DEFAULTS:

@@ -37,6 +37,7 @@ from yaml.constructor import SafeConstructor
 
 from sagemaker_vision.core.config import PipelineConfig, RunInfo
 from sagemaker_vision.core.params import ENV_DEFAULTS, PER_RUN_PARAMS, ParamSpec, param_specs
+from sagemaker_vision.core.task_ids import pipeline_dag_id
 from sagemaker_vision.core.validate import PROJECT_ROOT, ConfigError
 
 PIPELINES_DIR_ENV = "SAGEMAKER_VISION_PIPELINES_DIR"
@@ -73,7 +74,7 @@ class PipelineDefinition:
 
     def dag_id(self, kind: str) -> str:
         """``<name>.<kind>``: every DAG of a pipeline carries its name."""
-        return f"{self.name}.{kind}"
+        return pipeline_dag_id(self.name, kind)
 
     @property
     def labels_asset_uri(self) -> str:

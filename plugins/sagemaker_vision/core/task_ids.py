@@ -22,3 +22,15 @@ def sibling_task_id(task_id: object, name: str) -> str:
     """
     group = group_of(task_id) if isinstance(task_id, str) else None
     return f"{group}.{name}" if group else name
+
+
+def pipeline_dag_id(pipeline_name: str, kind: str) -> str:
+    """A pipeline file's DAG ids: ``<pipeline>.<kind>`` (``shapes-detector.teardown``)."""
+    return f"{pipeline_name}.{kind}"
+
+
+def sibling_dag_id(dag_id: str, kind: str) -> str:
+    """The DAG ``kind`` of the same pipeline file as ``dag_id`` (``shapes-detector.retrain`` ->
+    ``shapes-detector.teardown``); a DAG id of no pipeline file gets ``<pipeline>.<kind>``."""
+    pipeline, dot, _ = dag_id.rpartition(".")
+    return pipeline_dag_id(pipeline if dot else "<pipeline>", kind)

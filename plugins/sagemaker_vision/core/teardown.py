@@ -1,4 +1,4 @@
-"""Tear an endpoint down, or prune what old runs left behind: the ``endpoint_teardown`` DAG's plan (pure).
+"""Tear an endpoint down, or prune what old runs left behind: the ``<pipeline>.teardown`` DAG's plan (pure).
 
 Three steps, each testable on its own:
 

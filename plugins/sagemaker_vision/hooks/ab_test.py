@@ -12,7 +12,7 @@ boto3 clients it calls.
   endpoint configuration must have the same variant name as the old endpoint configuration",
   Deployment guardrails, Exclusions); without one SageMaker still provisions the new fleet before
   it shifts traffic and deletes the old one ("there is no availability loss", UpdateEndpoint).
-* :func:`finish_ab_test`: both, as the ``endpoint_promote_challenger`` DAG runs them.
+* :func:`finish_ab_test`: both, as the ``<pipeline>.promote_challenger`` DAG runs them.
 
 Every wait polls DescribeEndpoint within a budget from :mod:`~sagemaker_vision.core.endpoint_waits`
 and fails at once on Failed, UpdateRollbackFailed, OutOfService or Deleting, with the reason.

@@ -1,4 +1,4 @@
-"""The ``endpoint_teardown`` DAG's AWS side: read the inventory, execute the plan.
+"""The ``<pipeline>.teardown`` DAG's AWS side: read the inventory, execute the plan.
 
 :func:`gather_inventory` reads (Describe/List calls only, bounded) everything the pure
 :func:`~sagemaker_vision.core.teardown.plan_teardown` needs; :func:`execute_plan` deletes what the

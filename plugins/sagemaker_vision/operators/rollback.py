@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, AirflowSkipException
 
+from sagemaker_vision.core.task_ids import sibling_dag_id
 from sagemaker_vision.core.validate import validate_sagemaker_name
 from sagemaker_vision.hooks.sagemaker import deployed_over, describe_or_none, serving_summary
 from sagemaker_vision.links.sagemaker import SageMakerEndpointLink, persist_links
@@ -32,7 +33,7 @@ class RollbackEndpointOperator(DeployEndpointOperator):
       within the deploy's wait budget (``core.endpoint_waits``), deferrable like the deploy;
     * ``created`` (a first deploy): nothing older exists. The endpoint is left serving the new
       model rather than deleted: an endpoint that answers is what a user expects to find, and
-      ``endpoint_teardown`` deletes it on request. The message says so;
+      ``<pipeline>.teardown`` deletes it on request. The message says so;
     * ``unchanged`` (it served this config before the deploy ran): nothing to roll back.
 
     It skips (``AirflowSkipException``) when this run deployed nothing: no deploy result, or the
@@ -117,7 +118,7 @@ class RollbackEndpointOperator(DeployEndpointOperator):
                 context,
                 f"{why} after this run created endpoint {self.endpoint_name}: there is no older config to roll back "
                 f"to, so the NEW model stays serving. {serving_summary(client, self.endpoint_name)}. It was left "
-                "serving rather than deleted; run endpoint_teardown to delete it")
+                f"serving rather than deleted; run {sibling_dag_id(context['ti'].dag_id, 'teardown')} to delete it")
         if previous == new:
             raise self._fail(
                 context,

@@ -77,7 +77,7 @@ def create_endpoint_config_for_run(cfg: PipelineConfig, requests: Mapping[str, A
     """Create (or reuse) the run's endpoint config; with ``challenger_weight`` an A/B config.
 
     The A/B config keeps the serving model as the Champion variant and adds this run's model
-    as the Challenger with its share of traffic; ``endpoint_promote_challenger`` later shifts
+    as the Challenger with its share of traffic; ``<pipeline>.promote_challenger`` later shifts
     all traffic to it. The first deploy has no champion, so it serves the new model alone.
     """
     request = dict(requests["endpoint_config"])

@@ -47,7 +47,7 @@ def pipeline_form(definition: PipelineDefinition) -> dict[str, Param]:
 
 
 def pipeline_params() -> dict[str, Param]:
-    """Params of ``object_detection_pipeline``, grouped into sections of the trigger form."""
+    """Params of ``<pipeline>.pipeline``, grouped into sections of the trigger form."""
     return {name: to_param(spec) for name, spec in param_specs().items()}
 
 

@@ -1,4 +1,4 @@
-"""The ``endpoint_teardown`` DAG's task bodies (thin: params -> clients -> the plan and its execution).
+"""The ``<pipeline>.teardown`` DAG's task bodies (thin: params -> clients -> the plan and its execution).
 
 The DAG imports this module inside its tasks, so it may import Airflow and the hooks at the top.
 """

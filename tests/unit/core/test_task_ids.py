@@ -26,3 +26,12 @@ def test_group_of():
     assert group_of("train_and_deploy.deploy") == "train_and_deploy"
     assert group_of("label.publish") == "label"
     assert group_of("estimate_costs") is None
+
+
+def test_a_dag_names_its_pipelines_other_dags():
+    from sagemaker_vision.core.task_ids import pipeline_dag_id, sibling_dag_id
+
+    assert pipeline_dag_id("shapes-detector", "teardown") == "shapes-detector.teardown"
+    assert sibling_dag_id("shapes-detector.retrain", "teardown") == "shapes-detector.teardown"
+    assert sibling_dag_id("my.dots.pipeline", "teardown") == "my.dots.teardown"
+    assert sibling_dag_id("handwritten_dag", "teardown") == "<pipeline>.teardown"
