@@ -2,8 +2,8 @@
 
 One Airflow per module (``airflow db migrate``, then api-server, dag-processor and scheduler as
 separate processes on a throwaway AIRFLOW_HOME); the browser logs in through SimpleAuthManager's
-login page, opens the trigger form of ``object_detection_pipeline``, checks that every param of
-``pipeline_params()`` shows its description in its section, and triggers a run, which the REST API
+login page, opens the trigger form of a pipeline file's pipeline DAG, checks that every per-run
+param (and nothing else) shows its description in its section, and triggers a run, which the REST API
 (with a token from ``POST /auth/token``) then shows. Screenshots and the component logs are kept
 under ``test-artifacts/ui/``.
 
@@ -23,18 +23,30 @@ from typing import Any
 
 import pytest
 
-from sagemaker_vision.pipeline.params import pipeline_params
+from sagemaker_vision.core.pipeline_file import SETTINGS_PARAM, parse_pipeline
+from sagemaker_vision.pipeline.params import pipeline_form
 from tests.ui.browser import quit_chromium, require_browser, start_chromium
 from tests.ui.stack import ROOT, AirflowStack
 
 pytestmark = [pytest.mark.ui, pytest.mark.timeout(360)]
 
-DAG_ID = "object_detection_pipeline"
+PIPELINE = "ui-test-pipeline"  # its own file, prefix and endpoint: nothing it creates is another test's
+DAG_ID = f"{PIPELINE}.pipeline"
+PIPELINE_FILE = """\
+data:
+  prefix: ui-test
+  image_source: include/sample_data/images
+labeling:
+  label_backend: import
+  import_manifest: include/sample_data/output.manifest
+load_test:
+  load_test_concurrency: 2
+"""
 ARTIFACTS = ROOT / "test-artifacts" / "ui"
 DEFAULT_SECTION = "Run Parameters"  # where the form puts params without a section
 # The runs this Airflow executes use their own names and bucket, so nothing they create in the
 # session's emulator (training jobs, endpoints) can be mistaken for another test's.
-UI_ENV = {"SAGEMAKER_VISION_PIPELINE_NAME": "ui-test-pipeline", "SAGEMAKER_VISION_BUCKET": "sagemaker-vision-ui-test"}
+UI_ENV = {"SAGEMAKER_VISION_BUCKET": "sagemaker-vision-ui-test"}
 UI_WAIT_S = 30
 
 
@@ -58,8 +70,10 @@ def airflow_stack(emulator, tmp_path_factory):
         s3.create_bucket(Bucket=UI_ENV["SAGEMAKER_VISION_BUCKET"])
     except s3.exceptions.BucketAlreadyOwnedByYou:
         pass
+    pipelines = tmp_path_factory.mktemp("pipelines")
+    (pipelines / f"{PIPELINE}.yaml").write_text(PIPELINE_FILE)
     stack = AirflowStack(home=tmp_path_factory.mktemp("airflow-home"), emulator_url=emulator.endpoint_url,
-                         extra_env=UI_ENV)
+                         extra_env={**UI_ENV, "SAGEMAKER_VISION_PIPELINES_DIR": str(pipelines)})
     try:
         stack.migrate()
         stack.start("api-server", "dag-processor", "scheduler")
@@ -195,11 +209,20 @@ def _norm(text: str) -> str:
     return re.sub(r"\s+", " ", text or "").strip()
 
 
+def form_params() -> dict[str, Any]:
+    """The DAG's params, from the same builder the DAG uses, for the same pipeline file."""
+    import os
+
+    os.environ.update(UI_ENV)  # the file's bucket default, as the components read it
+    return pipeline_form(parse_pipeline(PIPELINE_FILE, name=PIPELINE, path=f"{PIPELINE}.yaml"))
+
+
 def params_by_section() -> dict[str, dict[str, Any]]:
-    """The DAG's params, from the DAG's own definition, grouped as the form groups them."""
+    """The form's visible params grouped as the form groups them (the file's settings are hidden)."""
     grouped: dict[str, dict[str, Any]] = defaultdict(dict)
-    for name, param in pipeline_params().items():
-        grouped[param.schema.get("section") or DEFAULT_SECTION][name] = param
+    for name, param in form_params().items():
+        if name != SETTINGS_PARAM:
+            grouped[param.schema.get("section") or DEFAULT_SECTION][name] = param
     return grouped
 
 
@@ -235,6 +258,11 @@ def test_a_user_checks_every_param_and_triggers_a_run(airflow_stack, api_token, 
     driver.set_window_size(1400, 1100)
     assert not missing, f"params missing from the trigger form: {missing}"
     assert not wrong, "descriptions not shown as the DAG defines them:\n" + "\n".join(wrong)
+    # Only what matters: no section and no field of the file's settings (its one param is hidden).
+    assert set(section_names(dialog)) == set(expected), section_names(dialog)
+    assert all(not h.is_displayed() for h in dialog.find_elements(*_by_css(f"[name='element_{SETTINGS_PARAM}']")))
+    for name in ("bucket", "image_source", "label_backend", "endpoint_type", "slo_p95_ms"):
+        assert not dialog.find_elements(*_by_css(f"[name='element_{name}']")), f"{name} shows on the form"
 
     # Defaults must be triggerable: the form refuses a required (non-nullable) param left empty.
     trigger = [b for b in dialog.find_elements(*_by_css("button")) if _norm(b.text) == "Trigger"][-1]
@@ -246,11 +274,11 @@ def test_a_user_checks_every_param_and_triggers_a_run(airflow_stack, api_token, 
     # Edit one param, as a user would, and trigger.
     from selenium.webdriver.common.keys import Keys
 
-    pipeline_name = f"ui-{uuid.uuid4().hex[:8]}"
-    content = open_section(driver, dialog, pipeline_params()["pipeline_name"].schema.get("section") or DEFAULT_SECTION)
-    box = content.find_element(*_by_css("[name='element_pipeline_name']"))
+    epochs = 7 + uuid.uuid4().int % 50  # a value of this test's own, to find its run by
+    content = open_section(driver, dialog, form_params()["epochs"].schema.get("section") or DEFAULT_SECTION)
+    box = content.find_element(*_by_css("[name='element_epochs']"))
     box.send_keys(Keys.CONTROL + "a")  # replace the default
-    box.send_keys(pipeline_name)
+    box.send_keys(str(epochs))
     driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", trigger)
     trigger.click()
     _wait(driver, lambda d: _gone(dialog), "the trigger form to close")
@@ -258,8 +286,7 @@ def test_a_user_checks_every_param_and_triggers_a_run(airflow_stack, api_token, 
     # The REST API, as any client would see it: the run exists, carries the edit, came from the UI.
     def our_run():
         runs = airflow_stack.request("GET", f"/api/v2/dags/{DAG_ID}/dagRuns?run_type=manual", token=api_token)
-        return next((r for r in runs["dag_runs"] if (r.get("conf") or {}).get("pipeline_name") == pipeline_name),
-                    None)
+        return next((r for r in runs["dag_runs"] if (r.get("conf") or {}).get("epochs") == epochs), None)
 
     run = airflow_stack.wait_until("the triggered run in the REST API", our_run, timeout=30)
     assert run["run_type"] == "manual" and run["triggered_by"] == "ui", run

@@ -33,7 +33,9 @@ def to_param(spec: ParamSpec, default: object = _SPEC_DEFAULT) -> Param:
 def settings_param(definition: PipelineDefinition, settings: dict | None = None) -> Param:
     """The hidden param that carries a pipeline file's settings into every task of its DAGs."""
     value = definition.fixed_settings if settings is None else settings
-    return Param(value, type="object", const=value,
+    # In a section the form shows anyway, so the hidden field opens no empty section of its own.
+    section = param_specs()[PER_RUN_PARAMS[0]].section
+    return Param(value, type="object", const=value, section=section,
                  description=f"The settings of {definition.path} (edit the file to change them).")
 
 
