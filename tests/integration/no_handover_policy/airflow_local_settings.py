@@ -4,8 +4,9 @@ worker of its own.
 Put on the Airflow components' PYTHONPATH (never the test process's): Airflow imports
 ``airflow_local_settings`` at start-up and applies :func:`task_policy` to every task of every DAG
 it parses, the task process's own parse included. The wrapped ``prepare_for_execution`` is the
-first thing the task runner calls on the task, before rendering its templates, so from then on
-the process
+first thing the task runner calls on the task, before rendering its templates (a mapped task has
+no attribute of its own to wrap: its pre-execute hook is its first chance), so from then on the
+process
 
 - works in a new, empty directory (``<base>/<task>-<random>/cwd``): a relative path reads nothing;
 - has its own temp directory beside it (``tempfile`` and ``$TMPDIR``);
@@ -79,11 +80,11 @@ def _sweep() -> None:
             _append({"swept": root, "by": os.getpid(), "time": time.time()})
 
 
-def _enter(task: Any) -> None:
+def _enter(dag_id: str, task_id: str, where: str) -> None:
     if _entered:  # one directory per process
         return
     _sweep()
-    root = tempfile.mkdtemp(prefix=f"{task.task_id}-", dir=_base())
+    root = tempfile.mkdtemp(prefix=f"{task_id}-", dir=_base())
     cwd, tmp = os.path.join(root, "cwd"), os.path.join(root, "tmp")
     os.mkdir(cwd)
     os.mkdir(tmp)
@@ -91,22 +92,16 @@ def _enter(task: Any) -> None:
     os.environ["TMPDIR"] = tmp
     tempfile.tempdir = tmp
     _entered.update(root=root, cwd=cwd)
-    _append({"event": "enter", "dag_id": task.dag_id, "task_id": task.task_id, "pid": os.getpid(),
-             "root": root, "cwd": cwd, "listing": os.listdir(cwd), "time": time.time()})
+    _append({"event": "enter", "dag_id": dag_id, "task_id": task_id, "pid": os.getpid(), "root": root,
+             "cwd": cwd, "where": where, "listing": os.listdir(cwd), "time": time.time()})
 
 
-def task_policy(task: Any) -> None:
-    if not hasattr(task, "_pre_execute_hook"):  # a mapped operator: this pipeline has none
-        return
-    prepare = task.prepare_for_execution  # bound to the parsed task, on which the runner calls it
-    hook = task._pre_execute_hook  # a plain callable(context), copied along with the task
-
-    def prepare_for_execution() -> Any:
-        _enter(task)
-        return prepare()
+def _pre_execute(hook: Any) -> Any:
+    """``hook`` (the task's own pre_execute, or None) after entering the directory and recording the run."""
 
     def pre_execute(context: Any) -> None:
         ti = context["ti"]
+        _enter(ti.dag_id, ti.task_id, "pre_execute")  # a mapped task's first chance
         _append({"event": "pre_execute", "dag_id": ti.dag_id, "task_id": ti.task_id, "run_id": ti.run_id,
                  "try_number": ti.try_number, "map_index": ti.map_index, "pid": os.getpid(),
                  "cwd": os.getcwd(), "entered": _entered.get("cwd"), "listing": os.listdir(os.getcwd()),
@@ -114,5 +109,22 @@ def task_policy(task: Any) -> None:
         if hook is not None:
             hook(context)
 
+    return pre_execute
+
+
+def task_policy(task: Any) -> None:
+    partial_kwargs = getattr(task, "partial_kwargs", None)
+    if isinstance(partial_kwargs, dict):
+        # A mapped operator (attrs slots: no attribute of its own can be added). The runner unmaps it
+        # into an operator made from these kwargs, after rendering, so that one's pre_execute enters.
+        partial_kwargs["pre_execute"] = _pre_execute(partial_kwargs.get("pre_execute"))
+        return
+    prepare = task.prepare_for_execution  # bound to the parsed task, on which the runner calls it
+
+    def prepare_for_execution() -> Any:
+        _enter(task.dag_id, task.task_id, "prepare_for_execution")
+        return prepare()
+
     task.prepare_for_execution = prepare_for_execution
-    task._pre_execute_hook = pre_execute
+    # A plain callable(context), so it is copied along with the task prepare_for_execution returns.
+    task._pre_execute_hook = _pre_execute(task._pre_execute_hook)
