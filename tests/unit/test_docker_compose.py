@@ -44,7 +44,7 @@ PUBLISHED_PORTS = {
     5555: ("flower", 5555),
 }
 CELERY_APP = "airflow.providers.celery.executors.celery_executor.app"
-SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|FERNET|_KEY(_ID)?$|^AIRFLOW_CONN_|SQL_ALCHEMY_CONN")
+SECRET_NAME = re.compile(r"PASSWORD|SECRET|TOKEN|FERNET|_KEY(_ID)?$|^AIRFLOW_CONN_|SQL_ALCHEMY_CONN|RESULT_BACKEND")
 INTERPOLATION = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?-([^}]*))?\}")
 
 
