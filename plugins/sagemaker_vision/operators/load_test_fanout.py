@@ -121,8 +121,9 @@ class LoadTestPlanOperator(_FanoutBase):
         clock = S3Clock(self.s3_client, report_bucket, base)
         now = clock.now()
         # Each try of the plan gets its own folder: envelopes of an earlier try never mix with these.
+        # A lone worker has nobody to start with: it begins when it is ready (no lead, no lateness check).
         lead = self.start_lead_s if self.start_lead_s is not None else \
-            START_LEAD_BASE_S + START_LEAD_PER_WORKER_S * workers
+            (START_LEAD_BASE_S + START_LEAD_PER_WORKER_S * workers if workers > 1 else 0.0)
         try:
             plan = plan_fanout(load_workers=workers, concurrency_steps=config.concurrency_steps,
                                max_requests_per_step=config.max_requests_per_step, step_seconds=config.step_seconds,
@@ -197,6 +198,8 @@ class LoadTestWorkerOperator(_FanoutBase):
             previous: list[StepEnvelope] = []
             for k in range(len(plan.steps)):
                 start = plan.first_start if k == 0 else next_step_start(previous)
+                if plan.workers == 1:
+                    start = max(start, clock.now())
                 check_on_time(me, k, start, clock.now())
                 clock.sleep_until(start)
                 concurrency, requests = plan.share(me, k)

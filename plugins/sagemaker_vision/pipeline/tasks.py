@@ -208,10 +208,10 @@ def train_and_deploy(manifests: Any, poll: int | None = None) -> None:
 
     from sagemaker_vision.operators.async_inference import AsyncInferenceSmokeOperator  # lazy: keeps DAG parsing fast
     from sagemaker_vision.operators.deploy import DeployEndpointOperator  # lazy: keeps DAG parsing fast
-    from sagemaker_vision.operators.load_test import LoadTestOperator  # lazy: keeps DAG parsing fast
     from sagemaker_vision.operators.rollback import RollbackEndpointOperator  # lazy: keeps DAG parsing fast
     from sagemaker_vision.operators.training import ObjectDetectionTrainingOperator  # lazy: keeps DAG parsing fast
     from sagemaker_vision.pipeline.deploy import hold, hold_hook  # lazy: keeps DAG parsing fast
+    from sagemaker_vision.pipeline.load_test import fanned_out_load_test  # lazy: keeps DAG parsing fast
 
     poll = poll or default_poll_seconds()
     gate_training = needs_training(manifests)
@@ -239,8 +239,11 @@ def train_and_deploy(manifests: Any, poll: int | None = None) -> None:
         class_map=manifests["class_map"], min_score=0.2, deferrable=True, waiter_delay=poll,
         pre_execute=hold_hook("smoke_test_async", serving_this_run=True),
     )
-    load_test = LoadTestOperator(
+    # Plan -> mapped workers (train_and_deploy.load_test_worker, load_workers of them) -> the reduce, which keeps
+    # the id train_and_deploy.load_test. Each of the three renews the lease and checks this run's config serves.
+    load_test_plan, load_test = fanned_out_load_test(
         task_id="load_test",
+        load_workers="{{ pipeline().load_test.workers }}",
         endpoint_name="{{ pipeline().endpoint_name }}",
         # The validation split: images that validated and have labels, never a bad file of raw/.
         payload_prefix="{{ pipeline().validation_manifest_uri }}",
@@ -250,10 +253,10 @@ def train_and_deploy(manifests: Any, poll: int | None = None) -> None:
         slo_p95_ms="{{ pipeline().load_test.slo_p95_ms }}",
         max_error_rate="{{ pipeline().load_test.max_error_rate }}",
         report_s3_prefix="{{ pipeline().report_prefix }}",
-        # A few concurrent requests: one process of threads starts faster than worker processes.
+        # A few concurrent requests per worker: one process of threads starts faster than worker processes.
         engine="threads",
         processes=1,
-        pre_execute=hold_hook("load_test", serving_this_run=True),
+        pre_execute=lambda stage: hold_hook(stage, serving_this_run=True),
     )
     # Skips unless this run deployed; renews the lease itself, right before its UpdateEndpoint.
     rollback = RollbackEndpointOperator(
@@ -279,6 +282,6 @@ def train_and_deploy(manifests: Any, poll: int | None = None) -> None:
     # Async endpoints take no synchronous traffic, so the load test follows the real-time path only.
     smoke = smoke_test.override(pre_execute=hold_hook("smoke_test", serving_this_run=True))(manifests)
     branch >> [smoke, smoke_async]
-    smoke >> load_test
+    smoke >> load_test_plan
     [smoke, smoke_async, load_test] >> rollback
     [smoke, smoke_async, load_test] >> tests_passed
