@@ -2,8 +2,9 @@
 
 Tried as a new user would: a bucket name ``MyBucket`` passed the form, then failed ``estimate_costs``
 three times (about 25 s of retries); a misspelt key (``bukcet``) was silently ignored and the run
-used the defaults. Now the form refuses ``MyBucket`` when the run is triggered, and an unknown key
-fails the first task at once, without retries, naming the closest param.
+used the defaults. Now the form refuses a bad per-run value when the run is triggered, a bad file
+setting given as conf (``MyBucket``) and an unknown key fail the first task at once, without
+retries, naming the param (the closest one, for an unknown key).
 """
 
 from __future__ import annotations
@@ -45,8 +46,20 @@ def test_a_misspelt_conf_key_fails_the_first_task_once_and_nothing_is_synced(air
     assert raw_keys() == before  # nothing synced, nothing overwritten
 
 
-def test_the_form_refuses_a_bucket_the_config_would_refuse(airflow_db, aws_clients):
+def test_the_form_refuses_a_per_run_value_the_config_would_refuse(airflow_db, aws_clients):
     from airflow.sdk.definitions.param import ParamValidationError
 
-    with pytest.raises(ParamValidationError, match="MyBucket"):
-        _dag().test(run_conf={"bucket": "MyBucket"})
+    with pytest.raises(ParamValidationError, match="epochs"):
+        _dag().test(run_conf={"epochs": 0})
+
+
+def test_a_bad_file_setting_given_as_conf_fails_the_first_task_once_naming_it(airflow_db, aws_clients, capfd):
+    """The bucket is the pipeline file's (not on the form); a --conf override is checked by the config's
+    rules in the first task, before anything is synced or paid for."""
+    run = _dag().test(run_conf={"bucket": "MyBucket"})
+    assert run.state == "failed", run.state
+    tis = {ti.task_id: ti for ti in run.get_task_instances()}
+    assert str(tis["estimate_costs"].state) == "failed" and tis["estimate_costs"].try_number == 1
+    assert str(tis["sync_images"].state) == "upstream_failed"
+    out = capfd.readouterr()
+    assert "bucket: 'MyBucket'" in out.out + out.err
