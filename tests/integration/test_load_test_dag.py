@@ -23,6 +23,13 @@ def _endpoint(sm, name: str, tags: list[dict]) -> None:
     sm.get_waiter("endpoint_in_service").wait(EndpointName=name, WaiterConfig={"Delay": 1, "MaxAttempts": 30})
 
 
+def _images(s3, bucket: str) -> str:
+    """The sample images in S3: the load workers read payloads from S3 only (they may run on any machine)."""
+    for path in sorted((ROOT / "include" / "sample_data" / "images").glob("*.jpg"))[:4]:
+        s3.put_object(Bucket=bucket, Key=f"load-test-images/{path.name}", Body=path.read_bytes())
+    return f"s3://{bucket}/load-test-images/"
+
+
 def _dag():
     from airflow.dag_processing.dagbag import DagBag
 
@@ -34,6 +41,7 @@ def test_ramp_writes_a_report_per_step(airflow_db, aws_clients):
     _endpoint(sm, "ramp-allowed", [{"Key": "load-test-allowed", "Value": "true"}])
     bucket = os.environ["SAGEMAKER_VISION_BUCKET"]
     run = _dag().test(run_conf={"endpoint_name": "ramp-allowed", "concurrency_steps": [1, 3],
+                                "payload_prefix": _images(s3, bucket), "load_workers": 1,
                                 "step_seconds": 1, "max_requests_per_step": 30,
                                 "report_s3_prefix": f"s3://{bucket}/load-tests/"})
     assert run.state == "success"
@@ -43,6 +51,8 @@ def test_ramp_writes_a_report_per_step(airflow_db, aws_clients):
     assert [step["concurrency"] for step in report["steps"]] == [1, 3]
     assert all(0 < step["requests"] <= 30 for step in report["steps"])
     assert any(k.endswith("chart.png") for k in keys)
+    assert report["fanout"]["merged_workers"] == 1 and report["cost"]["kind"] == "serverless"
+    assert float(report["cost"]["usd_per_1000_inferences"]) > 0
 
 
 def test_untagged_endpoint_is_refused_without_force(airflow_db, aws_clients):
@@ -75,6 +85,7 @@ def test_garbage_200s_are_invalid_responses_that_fail_the_slo(airflow_db, aws_cl
     bucket = os.environ["SAGEMAKER_VISION_BUCKET"]
     try:
         run = _dag().test(run_conf={"endpoint_name": name, "concurrency_steps": [1], "step_seconds": 10,
+                                    "payload_prefix": _images(s3, bucket), "load_workers": 1,
                                     "max_requests_per_step": 20, "max_error_rate": 0.01,
                                     "report_s3_prefix": f"s3://{bucket}/load-tests-garbage/"})
         (fired,) = [r["fired"] for r in control.faults() if r["id"] == rule["id"]]
