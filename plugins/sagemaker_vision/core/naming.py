@@ -234,3 +234,25 @@ def check_derived_names(cfg: PipelineConfig) -> None:
         if "(sagemaker " in derived.what and not SAGEMAKER_NAME_RE.match(derived.name):
             raise ConfigError(derived.field, f"derives the {derived.what} {derived.name!r}, which does not match "
                               f"{SAGEMAKER_NAME_RE.pattern}")
+
+
+# ---- the right-size DAG's temporary endpoints -------------------------------------------------
+RIGHT_SIZE_TAG = "right-size-of"
+
+
+def right_size_name(endpoint_name: str, memory_mb: int, token: str) -> str:
+    """A temporary endpoint (and its config) of ``<pipeline>.right_size``: ``<endpoint>-rs<MB>-<token>``.
+
+    The endpoint's part is cut so the name fits SageMaker's 63 characters (EndpointName and
+    EndpointConfigName alike) with the size and the run's token whole, so two sizes or two runs never
+    collide; the cut never leaves a trailing hyphen, which the name pattern refuses.
+    """
+    suffix = f"-rs{int(memory_mb)}-{token}"
+    limit = min(_limit("sagemaker", "EndpointName"), _limit("sagemaker", "EndpointConfigName"))
+    if not token or len(suffix) >= limit or not SAGEMAKER_NAME_RE.match(token):
+        raise ValueError(f"right-size token {token!r} must be a short SageMaker-name fragment")
+    stem = endpoint_name[:limit - len(suffix)].rstrip("-")
+    name = f"{stem}{suffix}"
+    if not SAGEMAKER_NAME_RE.match(name):
+        raise ValueError(f"right-size name {name!r} does not match {SAGEMAKER_NAME_RE.pattern}")
+    return name
