@@ -46,6 +46,7 @@ ARTIFACTS = ROOT / "test-artifacts" / "ui"
 DEFAULT_SECTION = "Run Parameters"  # where the form puts params without a section
 # The runs this Airflow executes use their own names and bucket, so nothing they create in the
 # session's emulator (training jobs, endpoints) can be mistaken for another test's.
+BROKEN_FILE = "data:\n  prefix: broken\ntraining:\n  epochs: 5000\n"
 UI_ENV = {"SAGEMAKER_VISION_BUCKET": "sagemaker-vision-ui-test"}
 UI_WAIT_S = 30
 
@@ -72,6 +73,7 @@ def airflow_stack(emulator, tmp_path_factory):
         pass
     pipelines = tmp_path_factory.mktemp("pipelines")
     (pipelines / f"{PIPELINE}.yaml").write_text(PIPELINE_FILE)
+    (pipelines / "broken-detector.yaml").write_text(BROKEN_FILE)  # must break only itself
     stack = AirflowStack(home=tmp_path_factory.mktemp("airflow-home"), emulator_url=emulator.endpoint_url,
                          extra_env={**UI_ENV, "SAGEMAKER_VISION_PIPELINES_DIR": str(pipelines)})
     try:
@@ -259,7 +261,8 @@ def test_a_user_checks_every_param_and_triggers_a_run(airflow_stack, api_token, 
     assert not missing, f"params missing from the trigger form: {missing}"
     assert not wrong, "descriptions not shown as the DAG defines them:\n" + "\n".join(wrong)
     # Only what matters: no section and no field of the file's settings (its one param is hidden).
-    assert set(section_names(dialog)) == set(expected), section_names(dialog)
+    airflows_own = {"advancedOptions"}  # Airflow's run id, logical date and conf, on every form
+    assert set(section_names(dialog)) - airflows_own == set(expected), section_names(dialog)
     assert all(not h.is_displayed() for h in dialog.find_elements(*_by_css(f"[name='element_{SETTINGS_PARAM}']")))
     for name in ("bucket", "image_source", "label_backend", "endpoint_type", "slo_p95_ms"):
         assert not dialog.find_elements(*_by_css(f"[name='element_{name}']")), f"{name} shows on the form"
@@ -358,3 +361,18 @@ def test_the_plugin_loads_and_its_links_resolve(airflow_stack, api_token):
     assert "SageMaker Endpoint" in deploy_links and deploy_links["SageMaker Endpoint"] is None, (
         deploy_links)  # the deploy task has not run: no endpoint to link to yet
     assert "Failed to push an xcom for task operator extra link" not in airflow_stack.log_text("api-server")
+
+
+def test_a_broken_pipeline_file_is_one_import_error_and_the_good_pipeline_stays_active(airflow_stack, api_token):
+    """Through the real dag-processor: Airflow marks every DAG of a file with an import error stale, so
+    the good pipeline's DAGs must come from a file without one (dags/pipelines.py)."""
+    errors = airflow_stack.wait_until(
+        "the dag-processor to record the broken file",
+        lambda: airflow_stack.request("GET", "/api/v2/importErrors", token=api_token)["import_errors"] or None,
+        timeout=60)
+    assert [e["filename"] for e in errors] == ["pipeline_errors.py"], errors
+    assert "broken-detector.yaml, line 4: epochs: 5000 is greater than the maximum of 1000" in errors[0]["stack_trace"]
+    dags = airflow_stack.request("GET", "/api/v2/dags?limit=100", token=api_token)["dags"]
+    ours = {d["dag_id"]: d for d in dags if d["dag_id"].startswith(f"{PIPELINE}.")}
+    assert f"{PIPELINE}.pipeline" in ours and not any(d["has_import_errors"] for d in ours.values()), ours
+    assert not any(d["dag_id"].startswith("broken-detector.") for d in dags)
