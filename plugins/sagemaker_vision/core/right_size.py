@@ -29,13 +29,19 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from sagemaker_vision.core.costs import CostEstimate, CostLine, PriceTable, inference_cost_rates, serverless_endpoint_cost
+from sagemaker_vision.core.costs import (
+    CostEstimate,
+    CostLine,
+    PriceTable,
+    inference_cost_rates,
+    serverless_endpoint_cost,
+)
 from sagemaker_vision.core.images import SERVERLESS_MAX_BYTES
 from sagemaker_vision.core.loadtest.model import MAX_REQUEST_TIMEOUT_S
-from sagemaker_vision.core.naming import LOAD_TEST_TAG, PACKAGE_TAG, PACKAGE_TAG_VALUE, VARIANT_NAME
+from sagemaker_vision.core.naming import AWS_NAME_LIMITS, LOAD_TEST_TAG, PACKAGE_TAG, PACKAGE_TAG_VALUE, VARIANT_NAME
 from sagemaker_vision.core.params import param_specs
 from sagemaker_vision.core.prices import DEFAULT_REGION
-from sagemaker_vision.core.validate import SAGEMAKER_NAME_MAX, SAGEMAKER_NAME_RE, SERVERLESS_MEMORY_MB, ConfigError
+from sagemaker_vision.core.validate import SAGEMAKER_NAME_RE, SERVERLESS_MEMORY_MB, ConfigError
 
 FIELD = "memory_sizes_mb"
 MAX_CANDIDATES = len(SERVERLESS_MEMORY_MB)
@@ -48,6 +54,8 @@ REPORTS = "right-size"
 # The load test's warm-up requests before its step (LoadTestOperator's default).
 WARMUP_REQUESTS = 5
 _GIB = Decimal(1024) ** 3
+# A candidate's endpoint and its config share one name: it must fit both (botocore: 63 each).
+NAME_MAX = min(AWS_NAME_LIMITS[("sagemaker", "EndpointName")], AWS_NAME_LIMITS[("sagemaker", "EndpointConfigName")])
 
 
 # ---- the sizes ---------------------------------------------------------------------------------
@@ -136,9 +144,9 @@ def candidate_name(pipeline_name: str, run_id: str, memory_mb: int) -> str:
     """``<pipeline>-rs<memory>-<token>``: the temporary endpoint's (and its config's) name, at most 63 characters."""
     suffix = f"rs{memory_mb}-{run_token(run_id)}"
     stem = re.sub(r"-+", "-", re.sub(r"[^a-zA-Z0-9-]", "-", pipeline_name)).strip("-")
-    stem = stem[: SAGEMAKER_NAME_MAX - len(suffix) - 1].rstrip("-")
+    stem = stem[: NAME_MAX - len(suffix) - 1].rstrip("-")
     name = f"{stem}-{suffix}" if stem else suffix
-    if len(name) > SAGEMAKER_NAME_MAX or not SAGEMAKER_NAME_RE.match(name):  # cannot happen: kept as a guard
+    if len(name) > NAME_MAX or not SAGEMAKER_NAME_RE.match(name):  # cannot happen: kept as a guard
         raise ValueError(f"derived endpoint name {name!r} breaks AWS's EndpointName rule")
     return name
 
@@ -267,7 +275,8 @@ class CandidateResult:
         return cls(memory_mb=memory_mb, endpoint_name=str(report.get("endpoint_name", "")),
                    requests=int(step["requests"]), errors=int(step["errors"]), error_rate=float(step["error_rate"]),
                    p50_ms=step.get("p50_ms"), p95_ms=step.get("p95_ms"), p99_ms=step.get("p99_ms"),
-                   throughput_rps=float(step["throughput_rps"]), usd_per_1000=_money(cost.get("usd_per_1000_inferences")),
+                   throughput_rps=float(step["throughput_rps"]),
+                   usd_per_1000=_money(cost.get("usd_per_1000_inferences")),
                    usd_per_hour=_money(cost.get("usd_per_hour")), report_uri=report_uri)
 
     def breaches(self, slo_p95_ms: float, max_error_rate: float) -> list[str]:
@@ -336,8 +345,9 @@ class Recommendation:
     def failure(self) -> str | None:
         """Why the run fails (None: it does not): no size met the SLO, or a size has no report."""
         if self.recommended is None:
-            misses = "; ".join(f"{r.memory_mb} MB: {', '.join(r.breaches(self.slo_p95_ms, self.max_error_rate)) or 'no price'}"
-                               for r in self.results)
+            misses = "; ".join(
+                f"{r.memory_mb} MB: {', '.join(r.breaches(self.slo_p95_ms, self.max_error_rate)) or 'no price'}"
+                for r in self.results)
             return (f"no memory size met the SLO (p95 <= {self.slo_p95_ms:g} ms, error rate <= "
                     f"{self.max_error_rate:.2%}): {misses or 'nothing was measured'}")
         if self.missing:
