@@ -23,6 +23,7 @@ Files are hostile until checked: at most ``MAX_FILE_BYTES``, UTF-8, no YAML alia
 from __future__ import annotations
 
 import difflib
+import json
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -51,6 +52,9 @@ SECTIONS = {"data": "Data", "labeling": "Labeling", "training": "Training", "dep
 SCHEDULES = {"schedule": "0 0 * * 0", "retrain_schedule": "0 6 * * 1"}
 # Validation needs a region when the file leaves it to the connection (empty region).
 _VALIDATION_REGION = "us-east-1"
+# libyaml's parser when PyYAML has it (the same events and marks, ~10x faster), else PyYAML's own.
+_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_VALIDATORS: dict[str, Any] = {}  # a schema (as JSON) -> its checked jsonschema validator
 
 
 class PipelineFileError(ValueError):
@@ -134,6 +138,26 @@ def load_pipelines(directory: Path | None = None) -> tuple[list[PipelineDefiniti
     return good, bad
 
 
+class PipelineFilesError(Exception):
+    """The import error of ``dags/pipeline_errors.py``: every bad pipeline file, one per line."""
+
+    def __init__(self, errors: Iterable[PipelineFileError]):
+        self.errors = list(errors)
+        lines = "\n".join(f"  {error}" for error in self.errors)
+        super().__init__(f"{len(self.errors)} pipeline file(s) refused; their DAGs are not loaded "
+                         f"(the other pipelines are):\n{lines}")
+
+
+def raise_for_bad_files() -> None:
+    """Raise :class:`PipelineFilesError` when a pipeline file is bad (``dags/pipeline_errors.py``).
+
+    Here, not in ``sagemaker_vision.dags.factory``: that file is parsed every cycle besides
+    ``dags/pipelines.py``, and importing the DAG builders cost it ~400 ms a parse for nothing."""
+    _good, bad = load_pipelines()
+    if bad:
+        raise PipelineFilesError(bad)
+
+
 def _check_unshared(definition: PipelineDefinition, others: Iterable[PipelineDefinition]) -> None:
     """Two pipelines never write to one S3 prefix or one endpoint: their runs would overwrite each
     other's partitions and manifests, or deploy over each other. The later file (by name) is refused."""
@@ -200,7 +224,7 @@ def parse_pipeline(text: str, *, name: str, path: str) -> PipelineDefinition:
 # ---- the parts ---------------------------------------------------------------------------
 def _check_name(name: str, spec: ParamSpec, path: str) -> None:
     try:
-        jsonschema.validate(name, _schema(spec))
+        _validate(name, _schema(spec))
     except jsonschema.ValidationError as exc:
         raise PipelineFileError(path, 1, "pipeline_name", f"the file name {name!r} is the pipeline's name, and "
                                 f"{exc.message} (letters, digits and inner hyphens, at most {spec.max_length})"
@@ -209,11 +233,11 @@ def _check_name(name: str, spec: ParamSpec, path: str) -> None:
 
 def _compose(text: str, path: str) -> yaml.Node:
     try:
-        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        for event in yaml.parse(text, Loader=_LOADER):
             if isinstance(event, yaml.AliasEvent):
                 line = event.start_mark.line + 1 if event.start_mark else 1
                 raise PipelineFileError(path, line, "file", "uses a YAML alias (*name); write the value out")
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=_LOADER)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else 1
@@ -269,12 +293,28 @@ def _schema(spec: ParamSpec) -> dict[str, Any]:
     return {key: value for key, value in spec.schema().items() if key != "section"}
 
 
+def _validate(value: Any, schema: dict[str, Any]) -> None:
+    """``jsonschema.validate`` (the same checks, the same best-match error), with each schema checked
+    against its meta-schema once per process, not once per value: that check was half of a file's
+    parse, and the dag-processor parses every pipeline file twice a cycle (dags/pipelines.py and
+    dags/pipeline_errors.py)."""
+    key = json.dumps(schema, sort_keys=True, default=repr)
+    validator = _VALIDATORS.get(key)
+    if validator is None:
+        cls = jsonschema.validators.validator_for(schema)
+        cls.check_schema(schema)
+        validator = _VALIDATORS[key] = cls(schema)
+    error = jsonschema.exceptions.best_match(validator.iter_errors(value))
+    if error is not None:
+        raise error
+
+
 def _checked_value(spec: ParamSpec, value: Any, path: str, line: int) -> Any:
     """The value against its param's form schema and its config reader: both sides of the one spec."""
     if isinstance(value, datetime):  # YAML reads 2026-01-01 as a date; no param is one
         value = value.astimezone(UTC).isoformat()
     try:
-        jsonschema.validate(value, _schema(spec))
+        _validate(value, _schema(spec))
         spec.read({spec.name: value})
     except jsonschema.ValidationError as exc:
         raise PipelineFileError(path, line, spec.name, exc.message) from None
