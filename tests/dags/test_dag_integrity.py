@@ -9,7 +9,7 @@ import pytest
 
 DAGS_DIR = Path(__file__).resolve().parents[2] / "dags"
 PIPELINES = ("shapes-detector", "shapes-realtime")  # include/pipelines/*.yaml
-KINDS = ("pipeline", "retrain", "load_test", "teardown", "promote_challenger")
+KINDS = ("pipeline", "retrain", "load_test", "teardown", "promote_challenger", "right_size")
 EXPECTED_DAGS = {f"{name}.{kind}" for name in PIPELINES for kind in KINDS}
 
 

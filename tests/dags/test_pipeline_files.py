@@ -31,7 +31,7 @@ def test_a_broken_third_file_is_an_import_error_and_the_other_two_still_load(tmp
     bag = DagBag(dag_folder=str(ROOT / "dags"))
 
     assert {dag_id.split(".")[0] for dag_id in bag.dag_ids} == {"shapes-detector", "shapes-realtime"}
-    assert len(bag.dag_ids) == 10
+    assert len(bag.dag_ids) == 12
     assert list(bag.import_errors) == [str(ROOT / "dags" / "pipeline_errors.py")], bag.import_errors
     message = bag.import_errors[str(ROOT / "dags" / "pipeline_errors.py")]
     assert f"{pipelines / 'broken-detector.yaml'}, line 4: epochs: 5000 is greater than the maximum of 1000" in message
@@ -54,4 +54,4 @@ def test_a_worker_builds_only_the_dag_of_its_task(monkeypatch):
 
     only = build_pipelines(only_dag_id="shapes-realtime.teardown")
     assert list(only) == ["shapes-realtime.teardown"]
-    assert len(build_pipelines()) == 10
+    assert len(build_pipelines()) == 12

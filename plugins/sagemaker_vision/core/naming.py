@@ -237,9 +237,6 @@ def check_derived_names(cfg: PipelineConfig) -> None:
 
 
 # ---- the right-size DAG's temporary endpoints -------------------------------------------------
-RIGHT_SIZE_TAG = "right-size-of"
-
-
 def right_size_name(endpoint_name: str, memory_mb: int, token: str) -> str:
     """A temporary endpoint (and its config) of ``<pipeline>.right_size``: ``<endpoint>-rs<MB>-<token>``.
 

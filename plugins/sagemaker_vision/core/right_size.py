@@ -38,10 +38,10 @@ from sagemaker_vision.core.costs import (
 )
 from sagemaker_vision.core.images import SERVERLESS_MAX_BYTES
 from sagemaker_vision.core.loadtest.model import MAX_REQUEST_TIMEOUT_S
-from sagemaker_vision.core.naming import AWS_NAME_LIMITS, LOAD_TEST_TAG, PACKAGE_TAG, PACKAGE_TAG_VALUE, VARIANT_NAME
+from sagemaker_vision.core.naming import LOAD_TEST_TAG, PACKAGE_TAG, PACKAGE_TAG_VALUE, VARIANT_NAME, right_size_name
 from sagemaker_vision.core.params import param_specs
 from sagemaker_vision.core.prices import DEFAULT_REGION
-from sagemaker_vision.core.validate import SAGEMAKER_NAME_RE, SERVERLESS_MEMORY_MB, ConfigError
+from sagemaker_vision.core.validate import SERVERLESS_MEMORY_MB, ConfigError
 
 FIELD = "memory_sizes_mb"
 MAX_CANDIDATES = len(SERVERLESS_MEMORY_MB)
@@ -54,8 +54,6 @@ REPORTS = "right-size"
 # The load test's warm-up requests before its step (LoadTestOperator's default).
 WARMUP_REQUESTS = 5
 _GIB = Decimal(1024) ** 3
-# A candidate's endpoint and its config share one name: it must fit both (botocore: 63 each).
-NAME_MAX = min(AWS_NAME_LIMITS[("sagemaker", "EndpointName")], AWS_NAME_LIMITS[("sagemaker", "EndpointConfigName")])
 
 
 # ---- the sizes ---------------------------------------------------------------------------------
@@ -141,14 +139,10 @@ def run_token(run_id: str) -> str:
 
 
 def candidate_name(pipeline_name: str, run_id: str, memory_mb: int) -> str:
-    """``<pipeline>-rs<memory>-<token>``: the temporary endpoint's (and its config's) name, at most 63 characters."""
-    suffix = f"rs{memory_mb}-{run_token(run_id)}"
-    stem = re.sub(r"-+", "-", re.sub(r"[^a-zA-Z0-9-]", "-", pipeline_name)).strip("-")
-    stem = stem[: NAME_MAX - len(suffix) - 1].rstrip("-")
-    name = f"{stem}-{suffix}" if stem else suffix
-    if len(name) > NAME_MAX or not SAGEMAKER_NAME_RE.match(name):  # cannot happen: kept as a guard
-        raise ValueError(f"derived endpoint name {name!r} breaks AWS's EndpointName rule")
-    return name
+    """``<pipeline>-rs<memory>-<token>``: the temporary endpoint's (and its config's) name, at most 63 characters
+    (:func:`sagemaker_vision.core.naming.right_size_name`)."""
+    stem = re.sub(r"-+", "-", re.sub(r"[^a-zA-Z0-9-]", "-", pipeline_name)).strip("-") or "pipeline"
+    return right_size_name(stem, memory_mb, run_token(run_id))
 
 
 def candidate_tags(pipeline_name: str, run_id: str, memory_mb: int) -> list[dict[str, str]]:

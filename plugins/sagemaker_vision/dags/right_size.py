@@ -1,130 +1,186 @@
 """
 ## `<pipeline>.right_size`
 
-Find the cheapest serverless memory size that meets the SLO, by load-testing the model the
-endpoint serves at each `MemorySizeInMB` of `memory_sizes_mb` (what SageMaker Inference
-Recommender does for instances).
+Find the cheapest serverless memory size that meets the SLO: the model the pipeline's endpoint
+serves (or `model_name`) is load-tested at each `MemorySizeInMB` of `memory_sizes_mb`, alike, and the
+size cheapest per 1,000 inferences that met `slo_p95_ms` and `max_error_rate` is recommended (what
+SageMaker Inference Recommender does for serverless).
 
-`inspect` → `estimate` → `create_candidates` → `load_test` (one mapped test per size, one at a
-time) → `recommend`; `teardown` always runs last.
+`check` → `estimate` → for each size: `create` → `deploy` → `load_test_plan` → `load_test_worker` →
+`load_test` → `recommend`; `teardown` always runs last
 
-* **Serverless only**: a provisioned, multi-variant or async endpoint is refused, naming what it is.
-* **Prices itself first**: `estimate` bills every request at the SLO's p95 for each size (serverless
-  costs nothing idle) and fails the run before anything is created when that exceeds `budget_usd`.
-* **Never touches the endpoint**: each size gets a temporary endpoint config and endpoint of its
-  own (`<endpoint>-rs<MB>-<run token>`, within SageMaker's 63 characters), serving the same model;
-  `teardown` deletes exactly those, however the run ended.
-* **The pick**: `recommendation.json` lists each size's p95, throughput, error rate and cost per
-  1,000 inferences, and recommends the cheapest that met `slo_p95_ms` and `max_error_rate`; the run
-  fails (after writing it) when none did.
+* **Serverless only**: `check` refuses a pipeline whose `endpoint_type` is not serverless and an endpoint
+  that is not one serverless variant, naming the field, before any paid call.
+* **Prices itself first**: `estimate` bounds each size's test (GB-seconds of every concurrent request for
+  the whole test, data at the payload limit) and fails the run before anything is created above `budget_usd`.
+* **Never touches the endpoint**: each size gets an endpoint config and endpoint of its own,
+  `<pipeline>-rs<MB>-<run token>` (within SageMaker's 63 characters), serving the same model, tagged
+  `managed-by=sagemaker-vision`, `load-test-allowed=true` and `right-size-run=<run id>`. `deploy` waits
+  for InService in the triggerer, as long as AWS's limits allow. `teardown` (an Airflow teardown task)
+  deletes exactly those, however the tests ended; one already gone counts as deleted.
+* **One test at a time**: every size has a task group (`size_1024` ... `size_6144`; those not asked for
+  are skipped). The endpoints come up at once (an idle serverless endpoint bills nothing), but each
+  size's load test waits for the earlier sizes' (`previous_sizes_done`), so no two share the load
+  generator and their latencies compare; a size that fails (an endpoint that cannot start at that
+  memory) does not stop the next one.
+* **The pick**: `recommend` reads each size's `report.json` from S3 and writes `recommendation.json`
+  (every size: p50/p95/p99, throughput, errors, cost per 1,000 inferences and per hour, meets_slo) to
+  `s3://<bucket>/<prefix>/right-size/<run id>/`, logs the table, and fails, after writing it, when no
+  size met the SLO or a size has no report.
 
-Manual trigger only. Logic: `sagemaker_vision.core.right_size` (decisions) and
-`sagemaker_vision.pipeline.right_size` (AWS).
+Manual trigger only. Logic: `sagemaker_vision.core.right_size` (decisions),
+`sagemaker_vision.hooks.right_size` (AWS) and `sagemaker_vision.pipeline.right_size` (the tasks).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from airflow.sdk import DAG, Param, dag, task
+from airflow.providers.common.compat.sdk import AirflowSkipException
+from airflow.sdk import DAG, Param, TaskGroup, TriggerRule, dag, task
 
+from sagemaker_vision.core.params import default_poll_seconds
 from sagemaker_vision.core.pipeline_file import PipelineDefinition
-from sagemaker_vision.core.validate import SERVERLESS_MAX_CONCURRENCY, SERVERLESS_MEMORY_MB
+from sagemaker_vision.core.right_size import default_memory_sizes, memory_sizes_schema
+from sagemaker_vision.core.validate import SAGEMAKER_NAME_MAX, SAGEMAKER_NAME_PATTERN, SERVERLESS_MEMORY_MB
 from sagemaker_vision.dags.common import endpoint_name_param, manual_dag_kwargs
-from sagemaker_vision.operators.load_test import LoadTestOperator
-from sagemaker_vision.pipeline.params import default_load_test_report_prefix
+from sagemaker_vision.pipeline.load_test import fanned_out_load_test
+from sagemaker_vision.pipeline.tasks import template
 
 KIND = "right_size"
-REPORT = "{{ params.report_s3_prefix.rstrip('/') }}/{{ dag_run.run_id | replace(':', '-') }}/"
+# In each size's group but the first: done when every earlier size's test is (its load test waits for it).
+PREVIOUS_DONE = "previous_sizes_done"
+
+
+def size_group_id(memory_mb: int) -> str:
+    return f"size_{memory_mb}"
+
+
+def _params(definition: PipelineDefinition) -> dict[str, Param]:
+    settings = definition.settings
+    return {
+        "endpoint_name": endpoint_name_param(
+            definition, "The pipeline's endpoint, whose model is tested (the endpoint itself is only read)."),
+        "model_name": Param("", type="string", maxLength=SAGEMAKER_NAME_MAX, pattern=f"^$|{SAGEMAKER_NAME_PATTERN}",
+                            description="The model to test; empty: the model endpoint_name serves now."),
+        "memory_sizes_mb": Param(
+            default_memory_sizes(settings["serverless_memory_mb"]), **memory_sizes_schema(),
+            description="The serverless MemorySizeInMB values to test (1024-6144 in steps of 1024), each once, each on "
+            "a temporary endpoint of its own."),
+        "payload_prefix": Param(
+            f"s3://{settings['bucket']}/{settings['prefix']}/raw/", type="string", minLength=1,
+            description="Images to send, cycled: an s3:// prefix (the pipeline's synced images by default) or an "
+            "s3://...manifest; never a local folder, since the load workers may run on any machine."),
+        "concurrency": Param(settings["load_test_concurrency"], type="integer", minimum=1, maximum=200,
+                             description="Concurrent requests per size; at most the file's serverless_max_concurrency, "
+                             "the MaxConcurrency every test endpoint gets."),
+        "requests_per_size": Param(settings["load_test_requests"], type="integer", minimum=1, maximum=100_000,
+                                   description="Requests sent to each size (its test also stops at seconds_per_size)."),
+        "seconds_per_size": Param(settings["load_test_max_seconds"], type="number", minimum=1,
+                                  description="Time limit of each size's test, seconds."),
+        "load_workers": Param(settings["load_workers"], type="integer", minimum=1, maximum=16,
+                              description="Mapped load workers per size, splitting its concurrency and requests."),
+        "slo_p95_ms": Param(settings["slo_p95_ms"], type="number", minimum=1,
+                            description="SLO: a size qualifies when its p95 latency is at most this, ms."),
+        "max_error_rate": Param(settings["max_error_rate"], type="number", minimum=0, maximum=1,
+                                description="SLO: a size qualifies when its share of failed requests is at most this."),
+        "budget_usd": Param(settings["budget_usd"], type="number", minimum=0,
+                            description="The run fails before creating anything when the tests may cost more, USD."),
+    }
 
 
 def build(definition: PipelineDefinition) -> DAG:
     settings = definition.settings
-    params = {
-        "endpoint_name": endpoint_name_param(definition, "The serverless endpoint whose model to right-size."),
-        "memory_sizes_mb": Param(
-            [2048, 4096, 6144], type="array", minItems=1, uniqueItems=True,
-            items={"type": "integer", "enum": list(SERVERLESS_MEMORY_MB)},
-            description="The MemorySizeInMB values to try (1024-6144 in steps of 1024), each on an endpoint of "
-            "its own."),
-        "payload_prefix": Param(
-            f"s3://{settings['bucket']}/{settings['prefix']}/raw/", type="string", pattern=r"^s3://",
-            description="Images to send, cycled: an s3:// prefix or manifest (the pipeline's synced images by "
-            "default)."),
-        "concurrency": Param(
-            settings["load_test_concurrency"], type="integer", minimum=1, maximum=SERVERLESS_MAX_CONCURRENCY[1],
-            description="Concurrent requests per size; at most the endpoint's serverless MaxConcurrency."),
-        "requests": Param(settings["load_test_requests"], type="integer", minimum=1,
-                          description="Requests per size (each test also stops at step_seconds)."),
-        "step_seconds": Param(settings["load_test_max_seconds"], type="number", minimum=1,
-                              description="Time limit of each size's test, seconds."),
-        "slo_p95_ms": Param(settings["slo_p95_ms"], type="number", minimum=1,
-                            description="SLO: a size passes when its p95 latency stays under this, ms."),
-        "max_error_rate": Param(settings["max_error_rate"], type="number", minimum=0, maximum=1,
-                                description="SLO: a size passes when its share of failed requests stays under this."),
-        "budget_usd": Param(settings["budget_usd"], type="number", minimum=0,
-                            description="The run fails before creating anything when the tests may cost more, USD."),
-        "report_s3_prefix": Param(
-            default_load_test_report_prefix(definition).rstrip("/") + "/right-size/", type="string",
-            description="Where each size's report and recommendation.json go; the run id is appended."),
-    }
+    poll = default_poll_seconds()
 
-    @dag(schedule=None, **manual_dag_kwargs(definition, KIND, __doc__, ["load-test", "right-size"], params))
+    @dag(schedule=None, **manual_dag_kwargs(definition, KIND, __doc__, ["load-test", "right-size"],
+                                            _params(definition)))
     def right_size() -> None:
-        @task
-        def inspect(**context) -> dict:
-            """Refuse non-serverless endpoints and bad sizes; name each size's temporary endpoint."""
-            from sagemaker_vision.pipeline import right_size as rs  # lazy: keeps DAG parsing fast
+        from airflow.providers.standard.operators.empty import EmptyOperator  # lazy: keeps DAG parsing fast
 
-            return rs.inspect(context["params"], context["run_id"])
+        from sagemaker_vision.operators.deploy import DeployEndpointOperator  # lazy: keeps DAG parsing fast
 
         @task
-        def estimate(inspected: dict, **context) -> dict:
-            """Price the load tests; fail before anything is created when over budget_usd."""
-            from sagemaker_vision.pipeline import right_size as rs  # lazy: keeps DAG parsing fast
+        def check(**context) -> dict:
+            """Refuse what is not serverless and bad params (naming the field); resolve the model; name the sizes."""
+            from sagemaker_vision.pipeline.right_size import check_task  # lazy: keeps DAG parsing fast
 
-            return rs.estimate(inspected, context["params"])
-
-        @task
-        def create_candidates(inspected: dict, report_prefix: str) -> list:
-            """One temporary endpoint config and endpoint per size, serving the same model, InService."""
-            from sagemaker_vision.pipeline import right_size as rs  # lazy: keeps DAG parsing fast
-
-            return rs.create(inspected, report_prefix)
+            return check_task(context["params"], run_id=context["run_id"], pipeline_name=definition.name,
+                              endpoint_type=settings["endpoint_type"],
+                              max_concurrency=settings["serverless_max_concurrency"],
+                              bucket=settings["bucket"], prefix=settings["prefix"])
 
         @task
-        def recommend(inspected: dict, reports: list, priced: dict, report_prefix: str) -> dict:
+        def estimate(checked: dict, **context) -> dict:
+            """Price every size's test (an upper bound); fail before anything is created above budget_usd."""
+            from sagemaker_vision.pipeline.right_size import estimate_task  # lazy: keeps DAG parsing fast
+
+            return estimate_task(checked, context["params"])
+
+        @task(multiple_outputs=True)
+        def create(checked: dict, memory_mb: int, **context) -> dict:
+            """This size's endpoint config (deploy creates the endpoint); skipped when the size is not asked for."""
+            from sagemaker_vision.pipeline.right_size import create_task  # lazy: keeps DAG parsing fast
+
+            return create_task(checked, memory_mb, context["run_id"])
+
+        @task(trigger_rule=TriggerRule.ALL_DONE)
+        def recommend(**context) -> dict:
             """The cheapest size per 1,000 inferences that met the SLO, in recommendation.json."""
-            from sagemaker_vision.pipeline import right_size as rs  # lazy: keeps DAG parsing fast
+            from sagemaker_vision.pipeline.right_size import recommend_task  # lazy: keeps DAG parsing fast
 
-            return rs.recommend(inspected, list(reports), priced, report_prefix)
+            ti = context["ti"]
+            if ti.xcom_pull(task_ids="estimate") is None:  # after every size, however they ended; not without these
+                raise AirflowSkipException("the estimate did not pass: nothing was created or tested")
+            return recommend_task(ti.xcom_pull(task_ids="check"))
 
         @task
-        def teardown(inspected: dict) -> list:
-            """Delete every temporary endpoint and config of this run, whatever happened before."""
-            from sagemaker_vision.pipeline import right_size as rs  # lazy: keeps DAG parsing fast
+        def teardown(checked: dict, **context) -> dict:
+            """Delete this run's temporary endpoints and configs (only those); already gone counts as done."""
+            from sagemaker_vision.pipeline.right_size import teardown_task  # lazy: keeps DAG parsing fast
 
-            return rs.teardown(inspected)
+            return teardown_task(checked, context["run_id"])
 
-        inspected: Any = inspect()
-        priced: Any = estimate(inspected)
-        created: Any = create_candidates(inspected, REPORT)
-        priced >> created
-        tests = LoadTestOperator.partial(
-            task_id="load_test",
-            payload_prefix="{{ params.payload_prefix }}",
-            concurrency_steps="{{ params.concurrency }}",
-            max_requests_per_step="{{ params.requests }}",
-            step_seconds="{{ params.step_seconds }}",
-            slo_p95_ms="{{ params.slo_p95_ms }}",
-            max_error_rate="{{ params.max_error_rate }}",
-            fail_on_slo_breach=False,  # a size that misses is a result; recommend compares them all
-            engine="threads",
-            processes=1,
-            max_active_tis_per_dagrun=1,  # one size at a time: the sizes must not share the client's CPU
-        ).expand_kwargs(created)
-        picked = recommend(inspected, tests.output, priced, REPORT)
-        cleanup = teardown(inspected).as_teardown(setups=created)
-        picked >> cleanup
+        checked: Any = check()
+        priced: Any = estimate(checked)
+        # Every size's endpoint comes up at once (idle serverless endpoints bill nothing); the load tests take
+        # turns: a size's test waits for the previous sizes' tests to end, however they ended.
+        turn: list[Any] = []
+        for memory in SERVERLESS_MEMORY_MB:
+            group = size_group_id(memory)
+            with TaskGroup(group_id=group, tooltip=f"{memory} MB: endpoint config → endpoint → load test"):
+                created: Any = create(checked, memory)
+                deploy = DeployEndpointOperator(
+                    task_id="deploy", endpoint_name=created["endpoint_name"],
+                    endpoint_config_name=created["endpoint_config_name"], tags=created["tags"],
+                    rollback_alarms=False, record_previous=False, deferrable=True, check_interval=poll,
+                )
+                pulled = f"ti.xcom_pull(task_ids='{group}.create', key='{{}}')"
+                plan, reduce = fanned_out_load_test(
+                    task_id="load_test",
+                    load_workers="{{ params.load_workers }}",
+                    endpoint_name="{{ " + pulled.format("endpoint_name") + " }}",
+                    payload_prefix="{{ params.payload_prefix }}",
+                    concurrency_steps=[template("{{ params.concurrency }}")],
+                    max_requests_per_step="{{ params.requests_per_size }}",
+                    step_seconds="{{ params.seconds_per_size }}",
+                    slo_p95_ms="{{ params.slo_p95_ms }}",
+                    max_error_rate="{{ params.max_error_rate }}",
+                    report_s3_prefix="{{ " + pulled.format("report_prefix") + " }}",
+                    fail_on_slo_breach=False,  # a size that misses the SLO is a result: recommend compares them
+                    engine="threads",
+                    processes=1,
+                )
+                deploy >> plan
+                if turn:
+                    waits = EmptyOperator(task_id=PREVIOUS_DONE, trigger_rule=TriggerRule.ALL_DONE)
+                    turn >> waits >> plan
+                    turn = [reduce, waits]
+                else:
+                    turn = [reduce]
+            priced >> created
+        turn >> recommend()
+        cleanup = teardown(checked).as_teardown(setups=priced, on_failure_fail_dagrun=True)
+        turn >> cleanup
 
     return right_size()

@@ -1,139 +1,156 @@
-"""The task bodies of ``<pipeline>.right_size``: inspect -> estimate -> create -> load tests -> recommend, teardown.
+"""The task bodies of ``<pipeline>.right_size``: check -> estimate -> per size (create -> deploy -> load test)
+-> recommend, and the teardown.
 
-The decisions are :mod:`sagemaker_vision.core.right_size`'s; this module reads and writes AWS. The
-temporary endpoints are named by :func:`sagemaker_vision.core.naming.right_size_name` from the run
-(so a retry finds its own), tagged ``managed-by``, ``load-test-allowed`` and ``right-size-of``, and
-the teardown deletes exactly those names, whether the run got that far or not.
+The decisions are :mod:`sagemaker_vision.core.right_size`'s, the AWS calls
+:mod:`sagemaker_vision.hooks.right_size`'s; the DAG (``sagemaker_vision.dags.right_size``) wires them,
+with the package's deploy operator (the deferrable wait) and fanned-out load test in between. A bad
+param or a pipeline or endpoint that is not serverless fails ``check`` naming the field, before any
+paid call; an estimate over ``budget_usd`` fails ``estimate``, before anything is created.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, AirflowSkipException
 
-from sagemaker_vision.core import right_size as plan
-from sagemaker_vision.core.loadtest.payloads import is_image_name
+from sagemaker_vision.core import right_size as rs
 from sagemaker_vision.core.params import default_poll_seconds
+from sagemaker_vision.core.prices import DEFAULT_REGION, active_table, to_decimal
 from sagemaker_vision.core.validate import ConfigError, parse_s3_uri
 from sagemaker_vision.hooks import base as aws
-from sagemaker_vision.hooks import s3 as s3io
-from sagemaker_vision.hooks.sagemaker import describe_or_none, ensure_endpoint_config, is_not_found
+from sagemaker_vision.hooks import right_size as hook
 
 log = logging.getLogger(__name__)
-# Creating a serverless endpoint takes minutes; give up (and tear down) after this.
-CREATE_TIMEOUT_S = 1800
 
 
-def _fail(exc: Exception) -> AirflowFailException:
-    return AirflowFailException(str(exc))
-
-
-def run_token(run_id: str) -> str:
-    """8 hex characters of the run id: the temporary names of one run, and only its."""
-    return hashlib.sha256(run_id.encode()).hexdigest()[:8]
-
-
-def inspect(params: Mapping[str, Any], run_id: str) -> dict[str, Any]:
-    """Refuse a non-serverless endpoint and bad sizes (naming the field); name the candidates."""
-    sagemaker = aws.client("sagemaker")
-    name = params["endpoint_name"]
+def check_task(params: Mapping[str, Any], *, run_id: str, pipeline_name: str, endpoint_type: str,
+               max_concurrency: int, bucket: str, prefix: str) -> dict[str, Any]:
+    """Validate the form, refuse what is not serverless, resolve the model, name the candidates. No paid call."""
     try:
-        sizes = plan.check_memory_sizes(params["memory_sizes_mb"])
-        endpoint = describe_or_none(sagemaker, "endpoint", name)
-        if endpoint is None:
-            raise ConfigError("endpoint_name", f"no endpoint {name!r}")
-        config = sagemaker.describe_endpoint_config(EndpointConfigName=endpoint["EndpointConfigName"])
-        variant = plan.serverless_variant(name, endpoint, config)
-        found = plan.candidates(name, variant, sizes, run_token(run_id), int(params["concurrency"]))
-        parse_s3_uri(params["report_s3_prefix"], "report_s3_prefix")
-    except ConfigError as exc:
-        raise _fail(exc) from exc
-    log.info("right-sizing %s (model %s, now %d MB): %s", name, variant["model_name"], variant["memory_mb"],
-             ", ".join(f"{c['memory_mb']} MB as {c['name']}" for c in found))
-    return {"endpoint_name": name, "variant": variant, "candidates": found}
+        if endpoint_type != "serverless":
+            raise ConfigError("endpoint_type", f"pipeline {pipeline_name} deploys {endpoint_type} endpoints (its "
+                                               "file's endpoint_type); right-sizing compares serverless memory sizes")
+        sizes = rs.validate_memory_sizes(params.get("memory_sizes_mb"))
+        load = rs.LoadSettings.from_params(params, max_concurrency=max_concurrency)
+        to_decimal(params.get("budget_usd"), "budget_usd")
+        payloads = str(params.get("payload_prefix") or "")
+        if not payloads.startswith("s3://"):
+            raise ConfigError("payload_prefix", f"must be an s3:// prefix or manifest (the load workers may run on "
+                                                f"any machine), got {payloads!r}")
+        parse_s3_uri(payloads, "payload_prefix")
+        sagemaker = aws.client("sagemaker")
+        endpoint_name = str(params["endpoint_name"])
+        current = hook.serving(sagemaker, endpoint_name)
+        model = str(params.get("model_name") or "") or (current or {}).get("model_name")
+        if not model:
+            raise ConfigError("model_name", f"is empty and endpoint {endpoint_name} does not exist to take the model "
+                                            "it serves: name the model to test")
+        hook.require_model(sagemaker, model)
+        reports = rs.reports_prefix(bucket, prefix, run_id)
+        candidates = rs.plan_candidates(pipeline_name, run_id, sizes, production_endpoint=endpoint_name,
+                                        reports=reports)
+    except ConfigError as exc:  # the same on every try
+        raise AirflowFailException(str(exc)) from None
+    log.info("right-sizing model %s (endpoint %s serves %s MB now) at %s MB, C=%d, %d requests or %g s each; "
+             "reports under %s", model, endpoint_name, (current or {}).get("memory_mb", "-"),
+             ", ".join(map(str, sizes)), load.concurrency, load.requests, load.seconds, reports)
+    return {"pipeline_name": pipeline_name, "endpoint_name": endpoint_name, "model_name": model,
+            "current_memory_mb": (current or {}).get("memory_mb"), "sizes": list(sizes),
+            "max_concurrency": max_concurrency, "load": load.to_dict(), "reports": reports,
+            "candidates": [c.to_dict() for c in candidates]}
 
 
-def _mean_payload_bytes(payload_prefix: str) -> int:
-    if not payload_prefix.startswith("s3://"):
-        raise AirflowFailException(f"payload_prefix must be an s3:// prefix, got {payload_prefix!r}")
-    sizes = [size for key, size in s3io.list_keys(aws.client("s3"), payload_prefix) if is_image_name(key)][:20]
-    if not sizes:
-        raise AirflowFailException(f"payload_prefix {payload_prefix!r} holds no .jpg/.jpeg/.png objects")
-    return round(sum(sizes) / len(sizes))
+def estimate_task(checked: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    """Price every size's test (an upper bound); fail, before anything is created, above ``budget_usd``."""
+    load = rs.LoadSettings(**checked["load"])
+    region = aws.hook("sagemaker").region_name or DEFAULT_REGION
+    table = active_table(None)
+    note = "" if region in table.regions else f" ({DEFAULT_REGION} prices: add {region} to the price table)"
+    estimate = rs.estimate_tests(checked["sizes"], load, prices=table,
+                                 region=region if region in table.regions else DEFAULT_REGION)
+    log.info("What the right-size tests may cost at most%s:\n%s", note, estimate.format_table())
+    if estimate.exceeds(params["budget_usd"]):
+        raise AirflowFailException(
+            f"budget_usd: the right-size tests may cost up to ${estimate.total} (see the table in the log) and "
+            f"budget_usd is ${to_decimal(params['budget_usd'], 'budget_usd')}; test fewer sizes, fewer requests or "
+            "fewer seconds, or raise budget_usd. Nothing was created.")
+    return estimate.to_dict()
 
 
-def estimate(inspected: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
-    """Price every size's load test before anything is created; fail over ``budget_usd``."""
-    sizes = [c["memory_mb"] for c in inspected["candidates"]]
-    payload = _mean_payload_bytes(params["payload_prefix"])
-    region = aws.hook("sagemaker").region_name
-    priced = plan.estimate(sizes, requests=int(params["requests"]), slo_p95_ms=float(params["slo_p95_ms"]),
-                           payload_bytes=payload, region=region if region else plan.DEFAULT_REGION)
-    log.info("right-size estimate:\n%s", priced.format_table())
-    if priced.exceeds(params["budget_usd"]):
-        raise AirflowFailException(f"the right-size load tests may cost ${priced.total} > budget_usd "
-                                   f"${params['budget_usd']}: fewer sizes or fewer requests")
-    return {**priced.to_dict(), "mean_payload_bytes": payload}
+def _candidate(checked: Mapping[str, Any], memory_mb: int) -> dict[str, Any]:
+    return next(c for c in checked["candidates"] if c["memory_mb"] == memory_mb)
 
 
-def create(inspected: Mapping[str, Any], report_prefix: str) -> list[dict[str, Any]]:
-    """Each candidate's endpoint config and endpoint, InService; returns the load tests' keyword arguments."""
+def create_task(checked: Mapping[str, Any] | None, memory_mb: int, run_id: str) -> dict[str, Any]:
+    """The size's endpoint config (the deploy task then creates the endpoint); skipped when the size is not asked."""
+    if not checked:
+        raise AirflowSkipException("check did not pass: nothing is created")
+    if memory_mb not in checked["sizes"]:
+        raise AirflowSkipException(f"{memory_mb} MB is not in memory_sizes_mb {checked['sizes']}")
+    candidate = _candidate(checked, memory_mb)
+    tags = rs.candidate_tags(checked["pipeline_name"], run_id, memory_mb)
+    request = rs.endpoint_config_request(rs.Candidate(memory_mb, candidate["endpoint_name"],
+                                                      candidate["report_prefix"]),
+                                         model_name=checked["model_name"], max_concurrency=checked["max_concurrency"],
+                                         tags=tags)
+    created = hook.ensure_candidate_config(aws.client("sagemaker"), request, run_id)
+    log.info("%s endpoint config %s: %s at %d MB, MaxConcurrency %d", "created" if created else "reusing",
+             candidate["endpoint_name"], checked["model_name"], memory_mb, checked["max_concurrency"])
+    return {"endpoint_name": candidate["endpoint_name"], "endpoint_config_name": candidate["endpoint_config_name"],
+            "tags": tags, "report_prefix": candidate["report_prefix"]}
+
+
+def recommend_task(checked: Mapping[str, Any]) -> dict[str, Any]:
+    """Read every size's report from S3, pick, write recommendation.json; fail (after writing it) without a pick."""
+    s3 = aws.client("s3")
+    results, missing = [], []
+    for candidate in checked["candidates"]:
+        uri = f"{candidate['report_prefix']}report.json"
+        report = hook.read_json_if_exists(s3, uri)
+        if report is None:
+            missing.append(candidate["memory_mb"])
+            continue
+        try:
+            results.append(rs.CandidateResult.from_report(candidate["memory_mb"], report, uri))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise AirflowFailException(f"{uri} is not a right-size load-test report: {exc}") from None
+    load = checked["load"]
+    picked = rs.pick_cheapest(results, slo_p95_ms=load["slo_p95_ms"], max_error_rate=load["max_error_rate"],
+                              missing=missing, current_memory_mb=checked.get("current_memory_mb"))
+    document = {"endpoint_name": checked["endpoint_name"], "model_name": checked["model_name"], "load": load,
+                **picked.to_dict()}
+    uri = hook.put_json(s3, f"{checked['reports']}recommendation.json", document)
+    log.info("right-size of %s (model %s), SLO p95 <= %g ms and errors <= %.2f%%:\n%s\nrecommendation: %s",
+             checked["endpoint_name"], checked["model_name"], load["slo_p95_ms"], 100 * load["max_error_rate"],
+             picked.format_table(), uri)
+    failure = picked.failure()
+    if failure:
+        raise AirflowFailException(f"{failure} (recommendation {uri})")
+    assert picked.recommended is not None  # no failure: a size was picked
+    log.info("recommended serverless_memory_mb: %d (the endpoint serves %s MB now)", picked.recommended.memory_mb,
+             checked.get("current_memory_mb") or "-")
+    return {**document, "recommendation_uri": uri}
+
+
+def teardown_task(checked: Mapping[str, Any], run_id: str) -> dict[str, Any]:
+    """Delete every temporary endpoint and config of this run (only those); idempotent, whatever ran before."""
     sagemaker = aws.client("sagemaker")
-    for candidate in inspected["candidates"]:
-        ensure_endpoint_config(sagemaker, candidate["config_request"])
-        if describe_or_none(sagemaker, "endpoint", candidate["name"]) is None:
-            sagemaker.create_endpoint(EndpointName=candidate["name"], EndpointConfigName=candidate["name"],
-                                      Tags=candidate["tags"])
-            log.info("creating %s (%d MB)", candidate["name"], candidate["memory_mb"])
-    delay = default_poll_seconds()
-    for candidate in inspected["candidates"]:
-        sagemaker.get_waiter("endpoint_in_service").wait(
-            EndpointName=candidate["name"], WaiterConfig={"Delay": delay, "MaxAttempts": CREATE_TIMEOUT_S // delay})
-    base = report_prefix.rstrip("/") + "/"
-    return [{"endpoint_name": c["name"], "report_s3_prefix": f"{base}{c['memory_mb']}mb/"}
-            for c in inspected["candidates"]]
-
-
-def recommend(inspected: Mapping[str, Any], reports: Sequence[Mapping[str, Any]], priced: Mapping[str, Any],
-              report_prefix: str) -> dict[str, Any]:
-    """Write recommendation.json; fail (after writing it) when no size met the SLO."""
-    results = [{"memory_mb": c["memory_mb"], "report": r} for c, r in zip(inspected["candidates"], reports,
-                                                                          strict=True)]
-    region = aws.hook("sagemaker").region_name
-    picked = plan.recommend(results, payload_bytes=int(priced["mean_payload_bytes"]),
-                            region=region if region else plan.DEFAULT_REGION)
-    picked = {"endpoint_name": inspected["endpoint_name"], "current_memory_mb": inspected["variant"]["memory_mb"],
-              **picked}
-    uri = s3io.put_json(aws.client("s3"), report_prefix.rstrip("/") + "/recommendation.json", picked)
-    for row in picked["candidates"]:
-        log.info("%5d MB: SLO %s, p95 %s ms, %s req/s, $%s per 1,000 inferences", row["memory_mb"],
-                 "met" if row["slo_met"] else "missed", row["p95_ms"], row["throughput_rps"],
-                 row["usd_per_1000_inferences"])
-    if picked["recommended_memory_mb"] is None:
-        raise AirflowFailException(f"no memory size of {[c['memory_mb'] for c in inspected['candidates']]} met the "
-                                   f"SLO on {inspected['endpoint_name']} (recommendation {uri})")
-    log.info("recommended: %d MB (serving %d MB now); %s", picked["recommended_memory_mb"],
-             picked["current_memory_mb"], uri)
-    return {**picked, "recommendation_uri": uri}
-
-
-def teardown(inspected: Mapping[str, Any]) -> list[str]:
-    """Delete every candidate's endpoint and config that exists; never anything else."""
-    sagemaker = aws.client("sagemaker")
-    deleted = []
-    for candidate in inspected["candidates"]:
-        name = candidate["name"]
-        for kind, call, arg in (("endpoint", sagemaker.delete_endpoint, "EndpointName"),
-                                ("endpoint config", sagemaker.delete_endpoint_config, "EndpointConfigName")):
-            try:
-                call(**{arg: name})
-                deleted.append(f"{kind} {name}")
-            except Exception as exc:  # a candidate never created (or already gone) is done
-                if not is_not_found(exc):
-                    raise
-    log.info("deleted: %s", ", ".join(deleted) or "nothing (no candidate was created)")
-    return deleted
+    outcomes: dict[str, Any] = {}
+    errors = []
+    for candidate in checked["candidates"]:
+        name = candidate["endpoint_name"]
+        try:
+            outcomes[name] = hook.delete_candidate(sagemaker, name, run_id, poll_s=default_poll_seconds())
+        except Exception as exc:  # keep deleting the others; the task fails at the end, naming this one
+            log.exception("could not delete %s", name)
+            errors.append(f"{name}: {exc}")
+            continue
+        log.info("%s: endpoint %s, endpoint config %s", name, outcomes[name]["endpoint"],
+                 outcomes[name]["endpoint_config"])
+    if errors:
+        raise AirflowException("temporary right-size resources left behind (a retry deletes them): "
+                               + "; ".join(errors))
+    return outcomes
