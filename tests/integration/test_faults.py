@@ -236,7 +236,8 @@ def test_invoke_errors_fail_the_load_test_slo_gate_with_the_numbers(airflow_db, 
 
     dag = pipeline_dag()
     # Set after construction, so in the normalised (list) form the task runner iterates.
-    dag.task_dict[STAGE + "load_test"].on_execute_callback = [degrade_when_the_load_test_starts]
+    # The load test starts with its plan (cold start, warm-up); its workers send the load, the reduce gates it.
+    dag.task_dict[STAGE + "load_test_plan"].on_execute_callback = [degrade_when_the_load_test_starts]
     run = dag.test(run_conf={"pipeline_name": name, "max_error_rate": 0.1, **SMALL_RUN})
     captured = output()
 
