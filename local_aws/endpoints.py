@@ -172,6 +172,24 @@ def update_weights(ext: Extension, backend: SageMakerModelBackend, original: Any
         return arn
 
 
+# DeleteEndpoint is refused while these run: "SystemUpdating: ... cannot be updated or deleted or re-scaled until
+# it has completed" (DescribeEndpoint EndpointStatus); a Creating endpoint cannot be deleted until it is InService
+# or Failed (aws/amazon-sagemaker-examples#3432, #3188).
+UNDELETABLE = ("Creating", "SystemUpdating")
+
+
+def check_deletable(ext: Extension, backend: SageMakerModelBackend, name: str) -> None:
+    """Refuse DeleteEndpoint on an endpoint whose creation (or maintenance) is still running."""
+    with ext.lock:
+        refresh_one(ext, backend, name)
+        endpoint = backend.endpoints.get(name)
+        if endpoint is not None and endpoint.endpoint_status in UNDELETABLE:
+            raise ValidationError(
+                f'Cannot delete in-progress endpoint "{endpoint.arn}" (status {endpoint.endpoint_status}); '
+                "wait until it is InService or Failed."
+            )
+
+
 def forget(ext: Extension, backend: SageMakerModelBackend, name: str) -> None:
     """Drop the timeline of a deleted endpoint."""
     with ext.lock:

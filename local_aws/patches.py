@@ -76,6 +76,7 @@ def _list_endpoints(self: SageMakerModelBackend, **kwargs: Any) -> Any:
 
 @_only_when_serving("delete_endpoint")
 def _delete_endpoint(self: SageMakerModelBackend, endpoint_name: str) -> None:
+    endpoints.check_deletable(EXT, self, endpoint_name)
     _orig(SageMakerModelBackend, "delete_endpoint")(self, endpoint_name)
     endpoints.forget(EXT, self, endpoint_name)
 

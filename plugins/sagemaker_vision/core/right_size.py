@@ -30,6 +30,7 @@ from decimal import Decimal
 from typing import Any
 
 from sagemaker_vision.core.costs import (
+    MICRO_USD,
     CostEstimate,
     CostLine,
     PriceTable,
@@ -266,12 +267,15 @@ class CandidateResult:
         if cost.get("kind") != "serverless" or cost.get("memory_mb") != memory_mb:
             raise ValueError(f"{report_uri or 'the report'} prices {cost.get('kind')} "
                              f"{cost.get('memory_mb')} MB, not serverless {memory_mb} MB: {cost.get('error', '')}")
+        per_1000 = _money(cost.get("usd_per_1000_inferences"))
+        throughput = float(step["throughput_rps"])
+        # Per hour at the throughput measured (the report's own figure is at the highest rate that met its SLO:
+        # zero for a size that missed it), from the same per-inference price.
+        per_hour = None if per_1000 is None else (per_1000 / 1000 * Decimal(str(throughput)) * 3600).quantize(MICRO_USD)
         return cls(memory_mb=memory_mb, endpoint_name=str(report.get("endpoint_name", "")),
                    requests=int(step["requests"]), errors=int(step["errors"]), error_rate=float(step["error_rate"]),
                    p50_ms=step.get("p50_ms"), p95_ms=step.get("p95_ms"), p99_ms=step.get("p99_ms"),
-                   throughput_rps=float(step["throughput_rps"]),
-                   usd_per_1000=_money(cost.get("usd_per_1000_inferences")),
-                   usd_per_hour=_money(cost.get("usd_per_hour")), report_uri=report_uri)
+                   throughput_rps=throughput, usd_per_1000=per_1000, usd_per_hour=per_hour, report_uri=report_uri)
 
     def breaches(self, slo_p95_ms: float, max_error_rate: float) -> list[str]:
         """The SLO misses, with the numbers (the load test's own rule: p95 above the SLO, errors above the max)."""
@@ -325,11 +329,14 @@ class Recommendation:
         def ms(value: float | None) -> str:
             return "n/a" if value is None else f"{value:.1f}"
 
+        def money(value: Decimal | None) -> str:
+            return "n/a" if value is None else str(value)
+
         rows = [("MEMORY_MB", "P50_MS", "P95_MS", "P99_MS", "REQ/S", "ERRORS", "USD/1000", "USD/HOUR", "SLO")]
         for r in self.results:
             mark = " <- recommended" if self.recommended is r else ""
             rows.append((str(r.memory_mb), ms(r.p50_ms), ms(r.p95_ms), ms(r.p99_ms), f"{r.throughput_rps:.1f}",
-                         f"{r.errors}/{r.requests}", str(r.usd_per_1000 or "n/a"), str(r.usd_per_hour or "n/a"),
+                         f"{r.errors}/{r.requests}", money(r.usd_per_1000), money(r.usd_per_hour),
                          ("met" if r.meets(self.slo_p95_ms, self.max_error_rate) else "missed") + mark))
         rows += [(str(m), "-", "-", "-", "-", "-", "-", "-", "no report") for m in self.missing]
         widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]

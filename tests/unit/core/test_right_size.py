@@ -129,6 +129,8 @@ def test_the_cheapest_size_that_meets_the_slo_is_recommended():
     assert doc["candidates"][0]["breaches"] == ["p95 1400.0 ms > SLO 1000 ms"]
     assert doc["candidates"][3]["breaches"] == ["error rate 5.00% (5/100) > max 1.00%"]
     assert doc["candidates"][2]["usd_per_1000_inferences"] == "0.016000"
+    # per hour at the measured 10 req/s, also for a size that missed the SLO
+    assert doc["candidates"][2]["usd_per_hour"] == "0.576000" and doc["candidates"][0]["usd_per_hour"] == "0.648000"
     assert {"p50_ms", "p95_ms", "p99_ms", "throughput_rps", "errors", "usd_per_hour"} <= set(doc["candidates"][0])
     assert picked.failure() is None
     table = picked.format_table()
