@@ -1,4 +1,5 @@
-"""Every pipeline file's DAGs, for ``dags/pipelines.py``; the bad files, for ``dags/pipeline_errors.py``.
+"""Every pipeline file's DAGs, for ``dags/pipelines.py``. The bad files are raised for ``dags/pipeline_errors.py``
+by :func:`sagemaker_vision.core.pipeline_file.raise_for_bad_files`, which imports no builder (a cheaper parse).
 
 Two DAG files because Airflow records an import error per DAG file and marks every DAG of that
 file stale: a bad pipeline file must not take the good pipelines down with it. So the DAGs file
@@ -13,21 +14,11 @@ from types import ModuleType
 
 from airflow.sdk import DAG
 
-from sagemaker_vision.core.pipeline_file import PipelineDefinition, PipelineFileError, load_pipelines
-from sagemaker_vision.dags import load_test, pipeline, promote, retrain, teardown
+from sagemaker_vision.core.pipeline_file import PipelineDefinition, load_pipelines
+from sagemaker_vision.dags import load_test, pipeline, promote, retrain, right_size, teardown
 
 # One module per DAG kind; each DAG id is "<pipeline>.<KIND>".
-BUILDERS: tuple[ModuleType, ...] = (pipeline, retrain, load_test, teardown, promote)
-
-
-class PipelineFilesError(Exception):
-    """The import error of ``dags/pipeline_errors.py``: every bad pipeline file, one per line."""
-
-    def __init__(self, errors: Iterable[PipelineFileError]):
-        self.errors = list(errors)
-        lines = "\n".join(f"  {error}" for error in self.errors)
-        super().__init__(f"{len(self.errors)} pipeline file(s) refused; their DAGs are not loaded "
-                         f"(the other pipelines are):\n{lines}")
+BUILDERS: tuple[ModuleType, ...] = (pipeline, retrain, load_test, teardown, promote, right_size)
 
 
 def kinds() -> list[str]:
@@ -53,10 +44,3 @@ def build_pipelines(definitions: Iterable[PipelineDefinition] | None = None, *,
             built = builder.build(definition)
             dags[built.dag_id] = built
     return dags
-
-
-def raise_for_bad_files() -> None:
-    """Raise :class:`PipelineFilesError` when a pipeline file is bad (``dags/pipeline_errors.py``)."""
-    _good, bad = load_pipelines()
-    if bad:
-        raise PipelineFilesError(bad)
