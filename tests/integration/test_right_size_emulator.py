@@ -130,6 +130,25 @@ def test_right_size_recommends_the_cheapest_size_that_meets_the_slo_and_leaves_n
     assert elapsed < 150, elapsed
 
 
+def test_a_size_that_cannot_start_does_not_stop_the_next_and_fails_the_run_after_the_report(emu):
+    sm, s3, control = emu["sagemaker"], emu["s3"], emu["control"]
+    bucket = os.environ["SAGEMAKER_VISION_BUCKET"]
+    _production(sm, SERVERLESS)
+    control.add_fault(kind="endpoint_failure", name_prefix=f"{PIPELINE}-rs1024-",
+                      reason="The model does not fit in 1024 MB")
+    run = _dag().test(run_conf={"memory_sizes_mb": [1024, 2048], "concurrency": 1, "requests_per_size": 4,
+                                "seconds_per_size": 10, "load_workers": 1, "payload_prefix": _images(s3, bucket)})
+    states = _states(run)
+    assert run.state == "failed", states
+    assert states["size_1024.deploy"] == "failed" and states["size_1024.load_test"] == "upstream_failed"
+    assert states["size_2048.load_test"] == "success"  # tested after the failed size
+    assert states["recommend"] == "failed" and states["teardown"] == "success"
+    key = rs.reports_prefix(bucket, "object-detection", run.run_id).removeprefix(f"s3://{bucket}/")
+    doc = json.loads(s3.get_object(Bucket=bucket, Key=key + "recommendation.json")["Body"].read())
+    assert doc["missing_memory_mb"] == [1024] and doc["recommended_memory_mb"] == 2048
+    assert _left(sm) == ([PIPELINE], ["shapes-detector-prod"])  # the Failed endpoint was deleted too
+
+
 def test_a_provisioned_endpoint_or_an_estimate_over_budget_fails_before_anything_is_created(emu):
     sm = emu["sagemaker"]
     _production(sm, {"InstanceType": "ml.m5.large", "InitialInstanceCount": 1, "InitialVariantWeight": 1.0})
