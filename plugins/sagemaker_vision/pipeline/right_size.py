@@ -35,7 +35,9 @@ def check_task(params: Mapping[str, Any], *, run_id: str, pipeline_name: str, en
                                                "file's endpoint_type); right-sizing compares serverless memory sizes")
         sizes = rs.validate_memory_sizes(params.get("memory_sizes_mb"))
         load = rs.LoadSettings.from_params(params, max_concurrency=max_concurrency)
-        to_decimal(params.get("budget_usd"), "budget_usd")
+        budget = params.get("budget_usd")
+        if isinstance(budget, bool) or not isinstance(budget, int | float) or budget < 0:
+            raise ConfigError("budget_usd", f"must be a number of USD, at least 0, got {budget!r}")
         payloads = str(params.get("payload_prefix") or "")
         if not payloads.startswith("s3://"):
             raise ConfigError("payload_prefix", f"must be an s3:// prefix or manifest (the load workers may run on "
