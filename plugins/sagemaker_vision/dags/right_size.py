@@ -130,7 +130,8 @@ def build(definition: PipelineDefinition) -> DAG:
             from sagemaker_vision.pipeline.right_size import recommend_task  # lazy: keeps DAG parsing fast
 
             ti = context["ti"]
-            if ti.xcom_pull(task_ids="estimate") is None:  # after every size, however they ended; not without these
+            # all_done: after every size however it ended, but never when the estimate refused the run
+            if ti.xcom_pull(task_ids="estimate") is None:
                 raise AirflowSkipException("the estimate did not pass: nothing was created or tested")
             return recommend_task(ti.xcom_pull(task_ids="check"))
 
