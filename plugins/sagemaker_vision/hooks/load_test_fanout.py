@@ -11,6 +11,7 @@ list: include/iam/), so no HeadBucket and no bucket-wide permission is needed.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -98,8 +99,8 @@ def write_envelope(s3_client: Any, plan: FanoutPlan, envelope: StepEnvelope) -> 
 
 def write_abort(s3_client: Any, plan: FanoutPlan, worker: int, reason: str) -> None:
     """Tell the other workers this one gave up, so they stop waiting for it."""
-    s3_client.put_object(Bucket=plan.bucket, Key=abort_key(plan, worker), Body=reason.encode()[:4000],
-                         ContentType="text/plain")
+    body = json.dumps({"plan_id": plan.plan_id, "reason": reason[:4000]}).encode()
+    s3_client.put_object(Bucket=plan.bucket, Key=abort_key(plan, worker), Body=body, ContentType="application/json")
 
 
 def _listed(s3_client: Any, plan: FanoutPlan) -> set[str]:
@@ -109,34 +110,51 @@ def _listed(s3_client: Any, plan: FanoutPlan) -> set[str]:
     return keys
 
 
-def read_step(s3_client: Any, plan: FanoutPlan, step: int, keys: set[str] | None = None) -> list[StepEnvelope]:
-    """Every envelope of ``step`` present now (each checked by :func:`parse_envelope`)."""
+def read_step(s3_client: Any, plan: FanoutPlan, step: int, keys: set[str] | None = None,
+              known: dict[str, StepEnvelope] | None = None) -> list[StepEnvelope]:
+    """Every envelope of ``step`` this plan's workers have written (each checked by :func:`parse_envelope`).
+
+    The keys are the same in every try of a run, so a key holding an earlier plan's envelope counts
+    as not written yet. ``known`` caches this plan's envelopes already read (they never change).
+    """
     keys = _listed(s3_client, plan) if keys is None else keys
+    known = {} if known is None else known
     found = []
     for worker in range(plan.workers):
         key = envelope_key(plan, step, worker)
-        if key in keys:
+        if key not in known and key in keys:
             body = s3_client.get_object(Bucket=plan.bucket, Key=key)["Body"].read()
-            found.append(parse_envelope(body, f"s3://{plan.bucket}/{key}"))
+            envelope = parse_envelope(body, f"s3://{plan.bucket}/{key}")
+            if envelope.plan_id == plan.plan_id:
+                known[key] = envelope
+        if key in known:
+            found.append(known[key])
     return found
 
 
 def _raise_if_aborted(s3_client: Any, plan: FanoutPlan, keys: set[str], me: int) -> None:
     for worker in range(plan.workers):
         if worker != me and abort_key(plan, worker) in keys:
-            reason = s3_client.get_object(Bucket=plan.bucket, Key=abort_key(plan, worker))["Body"].read().decode()
-            raise LoadTestError(f"load worker {worker} gave up, so the others stop: {reason}")
+            body = s3_client.get_object(Bucket=plan.bucket, Key=abort_key(plan, worker))["Body"].read()
+            try:
+                marker = json.loads(body)
+            except ValueError:
+                marker = {}
+            if isinstance(marker, dict) and marker.get("plan_id") == plan.plan_id:  # not an earlier try's
+                raise LoadTestError(f"load worker {worker} gave up, so the others stop: {marker.get('reason')}")
 
 
 def wait_for_step(s3_client: Any, plan: FanoutPlan, step: int, *, deadline: float, clock: S3Clock,
                   me: int) -> list[StepEnvelope]:
     """Every envelope of ``step``, polled until S3's clock passes ``deadline``; then fail naming the missing."""
+    known: dict[str, StepEnvelope] = {}
     while True:
         keys = _listed(s3_client, plan)
         _raise_if_aborted(s3_client, plan, keys, me)
-        present = [w for w in range(plan.workers) if envelope_key(plan, step, w) in keys]
+        envelopes = read_step(s3_client, plan, step, keys, known)
+        present = [e.worker for e in envelopes]
         if len(present) == plan.workers:
-            return read_step(s3_client, plan, step, keys)
+            return envelopes
         if clock.now() > deadline:
             missing = sorted(set(range(plan.workers)) - set(present))
             raise LoadTestError(

@@ -120,7 +120,6 @@ class LoadTestPlanOperator(_FanoutBase):
         base = report_prefix.rstrip("/") + "/" if report_prefix.strip("/") else ""
         clock = S3Clock(self.s3_client, report_bucket, base)
         now = clock.now()
-        # Each try of the plan gets its own folder: envelopes of an earlier try never mix with these.
         # A lone worker has nobody to start with: it begins when it is ready (no lead, no lateness check).
         lead = self.start_lead_s if self.start_lead_s is not None else \
             (START_LEAD_BASE_S + START_LEAD_PER_WORKER_S * workers if workers > 1 else 0.0)
@@ -128,7 +127,7 @@ class LoadTestPlanOperator(_FanoutBase):
             plan = plan_fanout(load_workers=workers, concurrency_steps=config.concurrency_steps,
                                max_requests_per_step=config.max_requests_per_step, step_seconds=config.step_seconds,
                                request_timeout_s=config.request_timeout_s, s3_now=now, start_lead_s=lead,
-                               bucket=report_bucket, prefix=f"{base}fanout/{int(now)}/")
+                               bucket=report_bucket, prefix=f"{base}fanout/")
         except ValueError as exc:
             raise AirflowFailException(str(exc)) from exc
         sagemaker = self.sagemaker_client
@@ -140,9 +139,10 @@ class LoadTestPlanOperator(_FanoutBase):
         self.log.info("cold start %.1f ms; %d worker(s) start step 0 at %.0f on S3's clock (in %.0f s): %s",
                       cold.latencies_ms[0], plan.workers, plan.first_start, plan.first_start - now,
                       [list(w) for w in plan.shares])
+        warm = StepEnvelope.from_step(0, 0, warmup, 0.0, warmup.duration_s, plan.plan_id).to_json() if warmup else None
         planned = {
             "plan": plan.to_dict(), "cold_start_ms": cold.latencies_ms[0], "instance_count": instance_count,
-            "warmup": StepEnvelope.from_step(0, 0, warmup, 0.0, warmup.duration_s).to_json() if warmup else None,
+            "warmup": warm,
             "started_at": datetime.fromtimestamp(now, tz=UTC).isoformat(timespec="seconds"),
             "pricing": endpoint_pricing(endpoint, endpoint_config),
             "payloads": [{"name": n, "bytes": len(b), "content_type": c} for n, b, c in payloads],
@@ -207,11 +207,11 @@ class LoadTestWorkerOperator(_FanoutBase):
                 if concurrency:
                     result = phase(concurrency=concurrency, max_requests=requests, seconds=plan.step_seconds,
                                    payload_offset=plan.payload_offset(me, k))
-                    envelope = StepEnvelope.from_step(me, k, result, started, clock.now())
+                    envelope = StepEnvelope.from_step(me, k, result, started, clock.now(), plan.plan_id)
                     self.log.info("step %d (share of C=%d), started %.2f s after its start: %s", k, plan.steps[k],
                                   started - start, result.summary())
                 else:
-                    envelope = StepEnvelope.idle(me, k, started)
+                    envelope = StepEnvelope.idle(me, k, started, plan.plan_id)
                 written.append(write_envelope(self.s3_client, plan, envelope))
                 if k + 1 < len(plan.steps):
                     previous = wait_for_step(self.s3_client, plan, k, deadline=results_deadline(plan, start),

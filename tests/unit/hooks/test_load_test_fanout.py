@@ -6,7 +6,7 @@ from email.utils import formatdate
 
 import pytest
 
-from sagemaker_vision.core.loadtest.fanout import envelope_key, plan_fanout
+from sagemaker_vision.core.loadtest.fanout import StepEnvelope, envelope_key, plan_fanout
 from sagemaker_vision.core.loadtest.model import LoadTestError
 from sagemaker_vision.hooks.load_test_fanout import S3Clock, wait_for_step
 
@@ -17,6 +17,7 @@ class FakeS3:
     def __init__(self, skew: float, rtt: float = 0.01, dated: bool = True) -> None:
         self.t, self.skew, self.rtt, self.dated, self.calls = 1_000_000.37, skew, rtt, dated, 0
         self.keys: list[str] = []
+        self.bodies: dict[str, bytes] = {}
 
     def monotonic(self) -> float:
         return self.t
@@ -31,6 +32,11 @@ class FakeS3:
         self.t += self.rtt / 2
         headers = {"date": date} if self.dated else {}
         return {"ResponseMetadata": {"HTTPHeaders": headers}, "Contents": [{"Key": k} for k in self.keys]}
+
+    def get_object(self, Bucket, Key):  # noqa: N803 - boto3's argument names
+        import io
+
+        return {"Body": io.BytesIO(self.bodies[Key])}
 
     def get_paginator(self, name):
         s3 = self
@@ -63,7 +69,11 @@ def test_the_wait_for_peers_is_bounded_and_names_the_missing_worker():
     clock = S3Clock(s3, "b", "p/", monotonic=s3.monotonic, sleep=s3.sleep)
     plan = plan_fanout(load_workers=3, concurrency_steps=[3], max_requests_per_step=9, step_seconds=1,
                        request_timeout_s=1, s3_now=clock.now(), start_lead_s=0, bucket="b", prefix="p")
-    s3.keys = [envelope_key(plan, 0, 0)]  # this worker's own envelope is in; its peers' are not
+    # This worker's own envelope is in; worker 1's key holds an earlier plan's (a rerun's leftover); 2's is absent.
+    for worker, plan_id in ((0, plan.plan_id), (1, "12345")):
+        key = envelope_key(plan, 0, worker)
+        s3.keys.append(key)
+        s3.bodies[key] = StepEnvelope.idle(worker, 0, 1.0, plan_id).to_json().encode()
     with pytest.raises(LoadTestError, match=r"load worker\(s\) \[1, 2\] wrote no result for step 0 .*dags test"):
         wait_for_step(s3, plan, 0, deadline=clock.now() + 5, clock=clock, me=0)
     assert clock.now() >= plan.first_start + 5 - 1  # it waited until the deadline, not forever

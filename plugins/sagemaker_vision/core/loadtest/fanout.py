@@ -54,7 +54,7 @@ class FanoutPlan:
     """Who sends what, when the first step starts (S3 epoch seconds), and where the envelopes go."""
 
     bucket: str
-    prefix: str  # ends with "/": envelopes under <prefix>step-NNN/, abort markers under <prefix>abort/
+    prefix: str  # ends with "/": envelopes under <prefix>step-NNN/, abort markers under <prefix>abort/ (fixed per run)
     steps: tuple[int, ...]  # each step's total concurrency
     shares: tuple[tuple[tuple[int, int], ...], ...]  # shares[worker][step] = (concurrency, requests)
     step_seconds: float
@@ -65,6 +65,12 @@ class FanoutPlan:
     @property
     def workers(self) -> int:
         return len(self.shares)
+
+    @property
+    def plan_id(self) -> str:
+        """Names this plan in every envelope: a rerun overwrites the same keys, and an envelope of an
+        earlier plan left there is never read as this one's."""
+        return f"{self.first_start:.0f}"
 
     def share(self, worker: int, step: int) -> tuple[int, int]:
         return self.shares[worker][step]
@@ -196,21 +202,23 @@ class StepEnvelope:
     client_cpu_ratio: float
     clamped: int
     histogram: HdrHistogram
+    plan_id: str
 
     @classmethod
-    def from_step(cls, worker: int, step: int, result: StepResult, started_at: float, ended_at: float) -> StepEnvelope:
+    def from_step(cls, worker: int, step: int, result: StepResult, started_at: float, ended_at: float,
+                  plan_id: str) -> StepEnvelope:
         """A worker's envelope from the engine's step result (its samples go into the histogram)."""
         histogram, clamped = hist.from_latencies(result.latencies_ms)
-        return cls(worker=worker, step=step, concurrency=result.concurrency, requests=result.requests,
+        return cls(plan_id=plan_id, worker=worker, step=step, concurrency=result.concurrency, requests=result.requests,
                    successes=result.successes, errors_by_code=dict(result.errors_by_code),
                    error_examples=dict(result.error_examples), started_at=started_at, ended_at=ended_at,
                    stopped_by=result.stopped_by, achieved_concurrency=result.achieved_concurrency,
                    client_cpu_ratio=result.client_cpu_ratio, clamped=clamped, histogram=histogram)
 
     @classmethod
-    def idle(cls, worker: int, step: int, at: float) -> StepEnvelope:
+    def idle(cls, worker: int, step: int, at: float, plan_id: str) -> StepEnvelope:
         """The envelope of a worker with no share of a step: it still marks the step done."""
-        return cls(worker=worker, step=step, concurrency=0, requests=0, successes=0, errors_by_code={},
+        return cls(plan_id=plan_id, worker=worker, step=step, concurrency=0, requests=0, successes=0, errors_by_code={},
                    error_examples={}, started_at=at, ended_at=at, stopped_by="requests", achieved_concurrency=0.0,
                    client_cpu_ratio=0.0, clamped=0, histogram=hist.new_histogram())
 
@@ -220,7 +228,8 @@ class StepEnvelope:
 
     def to_json(self) -> str:
         return json.dumps({
-            "format": ENVELOPE_FORMAT, "worker": self.worker, "step": self.step, "concurrency": self.concurrency,
+            "format": ENVELOPE_FORMAT, "plan_id": self.plan_id, "worker": self.worker, "step": self.step,
+            "concurrency": self.concurrency,
             "requests": self.requests, "successes": self.successes,
             "errors_by_code": dict(sorted(self.errors_by_code.items())),
             "error_examples": dict(sorted(self.error_examples.items())),
@@ -266,6 +275,8 @@ def parse_envelope(raw: bytes | str, where: str) -> StepEnvelope:
         raise ValueError(f"{where}: must be a JSON object, got {type(data).__name__}")
     if data.get("format") != ENVELOPE_FORMAT:
         raise ValueError(f"{where}: field 'format' must be {ENVELOPE_FORMAT!r}, got {data.get('format')!r}")
+    if not isinstance(data.get("plan_id"), str) or not data["plan_id"]:
+        raise ValueError(f"{where}: field 'plan_id' must be a non-empty string, got {data.get('plan_id')!r}")
     if data.get("histogram_unit") != "us":
         raise ValueError(f"{where}: field 'histogram_unit' must be 'us', got {data.get('histogram_unit')!r}")
     ints = {n: _field(data, n, where, "int") for n in ("worker", "step", "concurrency", "requests", "successes",
@@ -288,7 +299,8 @@ def parse_envelope(raw: bytes | str, where: str) -> StepEnvelope:
     if histogram.get_total_count() != ints["successes"]:
         raise ValueError(f"{where}: field 'histogram' holds {histogram.get_total_count()} latencies, but "
                          f"'successes' is {ints['successes']}")
-    return StepEnvelope(worker=ints["worker"], step=ints["step"], concurrency=ints["concurrency"],
+    return StepEnvelope(plan_id=data["plan_id"], worker=ints["worker"], step=ints["step"],
+                        concurrency=ints["concurrency"],
                         requests=ints["requests"], successes=ints["successes"], errors_by_code=errors,
                         error_examples=examples, started_at=floats["started_at"], ended_at=floats["ended_at"],
                         stopped_by=data["stopped_by"], achieved_concurrency=floats["achieved_concurrency"],
@@ -302,6 +314,10 @@ def parse_envelope(raw: bytes | str, where: str) -> StepEnvelope:
 
 def check_step_envelopes(plan: FanoutPlan, step: int, envelopes: Sequence[StepEnvelope]) -> None:
     """Exactly one envelope per planned worker for ``step``, each with the share it was planned."""
+    stale = sorted(e.worker for e in envelopes if e.plan_id != plan.plan_id)
+    if stale:
+        raise ValueError(f"step {step}: the envelope(s) of worker(s) {stale} belong to another plan than "
+                         f"{plan.plan_id} (an earlier try's)")
     seen = [e.worker for e in envelopes]
     if len(set(seen)) != len(seen):
         twice = sorted({w for w in seen if seen.count(w) > 1})

@@ -69,9 +69,10 @@ class TestHistogram:
             hist.decode(other.encode().decode())
 
 
-def _envelope(worker: int = 0, step_index: int = 0, latencies=(10.0, 20.0), errors=None, start=100.0, end=101.0):
+def _envelope(worker: int = 0, step_index: int = 0, latencies=(10.0, 20.0), errors=None, start=100.0, end=101.0,
+              plan_id="1006"):  # _plan()'s id: its first step starts at 1006 on S3's clock
     result = step(2, list(latencies), errors=errors or {})
-    return StepEnvelope.from_step(worker, step_index, result, start, end)
+    return StepEnvelope.from_step(worker, step_index, result, start, end, plan_id)
 
 
 class TestEnvelope:
@@ -94,6 +95,7 @@ class TestEnvelope:
         ({"successes": 1, "errors_by_code": {"ModelError": 3}}, r"field 'histogram' holds 2 latencies, but "
                                                                 r"'successes' is 1"),
         ({"histogram_unit": "ms"}, r"field 'histogram_unit' must be 'us'"),
+        ({"plan_id": ""}, r"field 'plan_id' must be a non-empty string"),
     ])
     def test_a_bad_field_is_named(self, change, message):
         data = json.loads(_envelope(errors={"ModelError": 2}).to_json())
@@ -179,6 +181,12 @@ class TestMergeAndReport:
         assert out["fanout"]["workers"][1]["steps"][0]["successes"] == 7
         assert out["steps"][0]["successes"] == 12 and out["steps"][0]["merged_workers"] == 2
         assert out["config"]["payloads"] == [{"name": "a.jpg", "bytes": 3, "content_type": "x"}]
+
+    def test_an_earlier_plans_envelope_is_never_merged(self):
+        plan = _plan(workers=1, steps=(2,))
+        with pytest.raises(ValueError, match=r"worker\(s\) \[0\] belong to another plan than 1006"):
+            build_report(plan, [[_envelope(0, plan_id="999")]], config=config(concurrency_steps=(2,)),
+                         cold_start_ms=1.0, warmup=None, started_at="")
 
     def test_a_missing_worker_is_named(self):
         plan = _plan(workers=2, steps=(2,))
