@@ -89,15 +89,17 @@ def test_the_train_and_deploy_stage_is_one_task_group(dag_bag, dag_id):
 @pytest.mark.parametrize("dag_id", [f"{name}.{kind}" for name in PIPELINES for kind in ("pipeline", "retrain")])
 def test_the_form_shows_only_the_per_run_params_and_hides_the_file(dag_bag, dag_id):
     from sagemaker_vision.core.params import PER_RUN_PARAMS
-    from sagemaker_vision.core.pipeline_file import SETTINGS_PARAM, load_pipeline_file, pipelines_dir
+    from sagemaker_vision.core.pipeline_file import SETTINGS_MACRO, load_pipeline_file, pipelines_dir
+    from sagemaker_vision.hooks.config import file_settings, run_params
 
     dag = dag_bag.dags[dag_id]
     definition = load_pipeline_file(pipelines_dir() / f"{dag_id.split('.')[0]}.yaml")
-    assert list(dag.params) == [*PER_RUN_PARAMS, SETTINGS_PARAM]
+    assert list(dag.params) == list(PER_RUN_PARAMS)
     assert {name: dag.params[name] for name in PER_RUN_PARAMS} == definition.run_settings
-    hidden = dag.params.get_param(SETTINGS_PARAM)
-    # The UI hides a param whose schema has a (truthy) const, and a run cannot change it.
-    assert hidden.schema["const"] == definition.fixed_settings == hidden.value and hidden.schema["const"]
+    # The file's other settings come with the DAG, not as params: no form field, no const to go stale.
+    assert dag.user_defined_macros[SETTINGS_MACRO] == definition.fixed_settings == file_settings({"dag": dag})
+    form = {name: dag.params[name] for name in dag.params}
+    assert run_params({"dag": dag, "params": {**form, "epochs": 3}}) == {**definition.settings, "epochs": 3}
 
 
 def test_each_pipeline_has_its_own_labels_asset_and_schedule(dag_bag):

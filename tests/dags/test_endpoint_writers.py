@@ -50,12 +50,15 @@ def test_every_endpoint_writer_runs_between_acquire_and_release(dag_bag, dag_id)
 
 @pytest.mark.parametrize("dag_id", ["shapes-detector.promote_challenger", "shapes-detector.teardown"])
 def test_the_manual_writers_take_the_lease_in_their_pipelines_bucket(dag_bag, dag_id):
-    """Hidden and fixed: the same lease object as the pipeline's runs, which no run can point elsewhere."""
-    from sagemaker_vision.core.pipeline_file import SETTINGS_PARAM
+    """From the pipeline file, as the pipeline's runs take it: the same lease object, no form field."""
+    from sagemaker_vision.hooks.config import file_settings
+    from sagemaker_vision.pipeline.deploy import lease_target
 
-    pipeline_settings = dag_bag.dags["shapes-detector.pipeline"].params[SETTINGS_PARAM]
-    param = dag_bag.dags[dag_id].params.get_param(SETTINGS_PARAM)
-    assert param.value == param.schema["const"] == {"bucket": pipeline_settings["bucket"]}
+    pipeline_settings = file_settings({"dag": dag_bag.dags["shapes-detector.pipeline"]})
+    dag = dag_bag.dags[dag_id]
+    assert file_settings({"dag": dag}) == {"bucket": pipeline_settings["bucket"]} and "bucket" not in dag.params
+    target = lease_target({"dag": dag, "params": {"endpoint_name": "shapes-detector"}}, aws_conn_id=None)
+    assert target.bucket == pipeline_settings["bucket"]
 
 
 def _flow_tasks(doc: str) -> list[str]:

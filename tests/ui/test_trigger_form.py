@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from sagemaker_vision.core.pipeline_file import SETTINGS_PARAM, parse_pipeline
+from sagemaker_vision.core.pipeline_file import parse_pipeline
 from sagemaker_vision.pipeline.params import pipeline_form
 from tests.ui.browser import quit_chromium, require_browser, start_chromium
 from tests.ui.stack import ROOT, AirflowStack
@@ -220,11 +220,10 @@ def form_params() -> dict[str, Any]:
 
 
 def params_by_section() -> dict[str, dict[str, Any]]:
-    """The form's visible params grouped as the form groups them (the file's settings are hidden)."""
+    """The form's params grouped as the form groups them (the file's settings are not params)."""
     grouped: dict[str, dict[str, Any]] = defaultdict(dict)
     for name, param in form_params().items():
-        if name != SETTINGS_PARAM:
-            grouped[param.schema.get("section") or DEFAULT_SECTION][name] = param
+        grouped[param.schema.get("section") or DEFAULT_SECTION][name] = param
     return grouped
 
 
@@ -260,10 +259,9 @@ def test_a_user_checks_every_param_and_triggers_a_run(airflow_stack, api_token, 
     driver.set_window_size(1400, 1100)
     assert not missing, f"params missing from the trigger form: {missing}"
     assert not wrong, "descriptions not shown as the DAG defines them:\n" + "\n".join(wrong)
-    # Only what matters: no section and no field of the file's settings (its one param is hidden).
+    # Only what matters: no section and no field of the file's settings.
     airflows_own = {"advancedOptions"}  # Airflow's run id, logical date and conf, on every form
     assert set(section_names(dialog)) - airflows_own == set(expected), section_names(dialog)
-    assert all(not h.is_displayed() for h in dialog.find_elements(*_by_css(f"[name='element_{SETTINGS_PARAM}']")))
     for name in ("bucket", "image_source", "label_backend", "endpoint_type", "slo_p95_ms"):
         assert not dialog.find_elements(*_by_css(f"[name='element_{name}']")), f"{name} shows on the form"
 
@@ -293,6 +291,9 @@ def test_a_user_checks_every_param_and_triggers_a_run(airflow_stack, api_token, 
 
     run = airflow_stack.wait_until("the triggered run in the REST API", our_run, timeout=30)
     assert run["run_type"] == "manual" and run["triggered_by"] == "ui", run
+    # The run's conf holds the form's fields only: nothing of the file, so a file edit never turns
+    # a stored conf value into a validation error for the run's remaining tasks.
+    assert set(run["conf"]) <= set(form_params()), run["conf"]
     assert run["state"] in {"queued", "running", "success"}, run
     dag = airflow_stack.request("GET", f"/api/v2/dags/{DAG_ID}", token=api_token)
     assert dag["is_paused"] is False, "the form's 'Unpause on trigger' (on by default) did not unpause the DAG"

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -44,8 +45,9 @@ from sagemaker_vision.core.validate import PROJECT_ROOT, ConfigError
 PIPELINES_DIR_ENV = "SAGEMAKER_VISION_PIPELINES_DIR"
 SUFFIX = ".yaml"
 MAX_FILE_BYTES = 64 * 1024
-# The hidden param that carries a pipeline's file settings into every task (see pipeline/params.py).
-SETTINGS_PARAM = "pipeline_settings"
+# The DAG's user-defined macro that carries its pipeline file's settings into every task
+# (dags/common.py sets it; hooks/config.py reads it from the task's DAG).
+SETTINGS_MACRO = "pipeline_settings"
 # File section -> the ParamSpec.section whose params it holds.
 SECTIONS = {"data": "Data", "labeling": "Labeling", "training": "Training", "deployment": "Deployment",
             "load_test": "Load test"}
@@ -91,17 +93,16 @@ class PipelineDefinition:
 
     @property
     def fixed_settings(self) -> dict[str, Any]:
-        """What the file holds for every run (carried by the hidden ``SETTINGS_PARAM``)."""
+        """What the file holds for every run (carried by the DAG's ``SETTINGS_MACRO``, not by a param)."""
         return {name: value for name, value in self.settings.items() if name not in PER_RUN_PARAMS}
 
 
-def effective_params(params: Mapping[str, Any]) -> dict[str, Any]:
-    """A task's params with its pipeline's file settings unfolded: the file's settings, then the run's
-    params (the form's, and any ``--conf`` key, which may override a file setting for one run)."""
-    settings = params.get(SETTINGS_PARAM) or {}
+def effective_params(params: Mapping[str, Any], settings: Mapping[str, Any]) -> dict[str, Any]:
+    """A task's params over its pipeline file's settings: the file's, then the run's params (the
+    form's, and any ``--conf`` key, which may override a file setting for one run)."""
     if not isinstance(settings, Mapping):
-        raise ConfigError(SETTINGS_PARAM, f"must be an object, got {type(settings).__name__}")
-    return {**settings, **{key: value for key, value in params.items() if key != SETTINGS_PARAM}}
+        raise ConfigError(SETTINGS_MACRO, f"must be an object, got {type(settings).__name__}")
+    return {**settings, **params}
 
 
 def pipelines_dir() -> Path:
@@ -124,18 +125,27 @@ def pipeline_files(directory: Path) -> list[Path]:
 
 
 def load_pipelines(directory: Path | None = None) -> tuple[list[PipelineDefinition], list[PipelineFileError]]:
-    """Every pipeline file of ``directory``: the valid ones, and one error per bad file."""
-    good: list[PipelineDefinition] = []
+    """Every pipeline file of ``directory``: the valid ones, and one error per bad file.
+
+    Nothing a file holds may raise past here: dags/pipelines.py would fail, and Airflow would mark
+    every pipeline's DAGs stale. Two files that claim one prefix or one endpoint are both refused:
+    neither may write there until one of them changes.
+    """
+    directory = directory or pipelines_dir()
+    loaded: list[PipelineDefinition] = []
     bad: list[PipelineFileError] = []
-    for path in pipeline_files(directory or pipelines_dir()):
+    for path in pipeline_files(directory):
         try:
-            definition = load_pipeline_file(path)
-            _check_unshared(definition, good)
+            loaded.append(load_pipeline_file(path, root=directory))
         except PipelineFileError as exc:
             bad.append(exc)
-        else:
-            good.append(definition)
-    return good, bad
+        except Exception as exc:  # noqa: BLE001 - an unreadable file, a parser's own limit: this file only
+            bad.append(PipelineFileError(display_path(path), 1, "file", f"cannot be read: {type(exc).__name__}: "
+                                         f"{exc}"))
+    clashes = _clashes(loaded)
+    bad.extend(clashes.values())
+    good = [definition for definition in loaded if definition.path not in clashes]
+    return good, sorted(bad, key=lambda error: error.path)
 
 
 class PipelineFilesError(Exception):
@@ -158,20 +168,31 @@ def raise_for_bad_files() -> None:
         raise PipelineFilesError(bad)
 
 
-def _check_unshared(definition: PipelineDefinition, others: Iterable[PipelineDefinition]) -> None:
-    """Two pipelines never write to one S3 prefix or one endpoint: their runs would overwrite each
-    other's partitions and manifests, or deploy over each other. The later file (by name) is refused."""
-    s = definition.settings
-    for other in others:
-        o = other.settings
-        if (s["bucket"], s["prefix"]) == (o["bucket"], o["prefix"]):
-            raise PipelineFileError(definition.path, definition.lines.get("prefix", 1), "prefix",
-                                    f"s3://{s['bucket']}/{s['prefix']}/ is already {other.path}'s; "
-                                    "give each pipeline its own prefix")
-        if (s["region"], endpoint_of(definition)) == (o["region"], endpoint_of(other)):
-            raise PipelineFileError(definition.path, definition.lines.get("endpoint_name", 1), "endpoint_name",
-                                    f"the endpoint {endpoint_of(definition)!r} is already {other.path}'s; "
-                                    "give each pipeline its own endpoint")
+def _clashes(definitions: list[PipelineDefinition]) -> dict[str, PipelineFileError]:
+    """Two pipelines never write under one S3 prefix (or one inside the other) or to one endpoint: their
+    runs would overwrite each other's partitions and manifests, or deploy over each other. Endpoint
+    names are compared without case (SageMaker's are case-insensitive) and whatever the region (the
+    clients use the connection's region, which a file's empty region leaves open)."""
+    clashes: dict[str, PipelineFileError] = {}
+    for i, one in enumerate(definitions):
+        for other in definitions[i + 1:]:
+            for this, that in ((one, other), (other, one)):
+                problem = _clash(this, that)
+                if problem and this.path not in clashes:
+                    clashes[this.path] = PipelineFileError(this.path, this.lines.get(problem[0], 1), *problem)
+    return clashes
+
+
+def _clash(this: PipelineDefinition, that: PipelineDefinition) -> tuple[str, str] | None:
+    mine, theirs = this.settings, that.settings
+    a, b = f"{mine['prefix'].strip('/')}/", f"{theirs['prefix'].strip('/')}/"
+    if mine["bucket"] == theirs["bucket"] and (a.startswith(b) or b.startswith(a)):
+        return "prefix", (f"s3://{mine['bucket']}/{a} overlaps {that.path}'s s3://{theirs['bucket']}/{b}; give "
+                          "each pipeline a prefix of its own (both files are refused until then)")
+    if endpoint_of(this).lower() == endpoint_of(that).lower():
+        return "endpoint_name", (f"the endpoint {endpoint_of(this)!r} is also {that.path}'s; give each pipeline "
+                                 "an endpoint of its own (both files are refused until then)")
+    return None
 
 
 def endpoint_of(definition: PipelineDefinition) -> str:
@@ -179,12 +200,16 @@ def endpoint_of(definition: PipelineDefinition) -> str:
     return definition.settings.get("endpoint_name") or definition.name
 
 
-def load_pipeline_file(path: Path) -> PipelineDefinition:
+def load_pipeline_file(path: Path, root: Path | None = None) -> PipelineDefinition:
+    """One pipeline file; a symlink must stay inside ``root`` (its folder by default)."""
     shown = display_path(path)
-    size = path.stat().st_size
-    if size > MAX_FILE_BYTES:
-        raise PipelineFileError(shown, 1, "file", f"is {size} bytes; a pipeline file may have {MAX_FILE_BYTES}")
-    raw = path.read_bytes()
+    real, folder = os.path.realpath(path), os.path.realpath(root or path.parent)
+    if os.path.commonpath([real, folder]) != folder:
+        raise PipelineFileError(shown, 1, "file", f"links to {real}, outside {folder}; pipeline files stay there")
+    with open(real, "rb") as fh:
+        raw = fh.read(MAX_FILE_BYTES + 1)  # one read, bounded: what is checked is what is parsed
+    if len(raw) > MAX_FILE_BYTES:
+        raise PipelineFileError(shown, 1, "file", f"is over {MAX_FILE_BYTES} bytes, the most a pipeline file may have")
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -204,15 +229,18 @@ def parse_pipeline(text: str, *, name: str, path: str) -> PipelineDefinition:
     schedules: dict[str, str | None] = dict(SCHEDULES)
     for key, key_line, node in _mapping_items(root, path, "file"):
         if key in SCHEDULES:
-            schedules[key] = _schedule(_construct(node), path, node.start_mark.line + 1, key)
+            schedules[key] = _schedule(_construct(node, path), path, node.start_mark.line + 1, key)
         elif key in SECTIONS:
             section_lines[SECTIONS[key]] = key_line
             for param, line, value_node in _mapping_items(node, path, key):
                 spec = _section_spec(specs, key, param, path, line)
-                values[param] = _checked_value(spec, _construct(value_node), path, line)
+                values[param] = _checked_value(spec, _construct(value_node, path), path, line)
                 lines[param] = line
         else:
             raise PipelineFileError(path, key_line, key, f"is not a section of a pipeline file{_hint(key)}")
+    if "prefix" not in values:  # a default prefix would be every such file's: their runs would share it
+        raise PipelineFileError(path, section_lines.get("Data", 1), "prefix",
+                                "is required in a pipeline file: the key prefix of everything it writes, its own")
     settings = {**{n: s.default for n, s in specs.items()}, **values, "pipeline_name": name}
     # A param the file leaves out is reported at its section's line (or the first line).
     where = {**{n: section_lines.get(s.section, 1) for n, s in specs.items()}, **lines}
@@ -263,8 +291,11 @@ def _mapping_items(node: yaml.Node, path: str, where: str) -> Iterable[tuple[str
         yield key, key_line, value_node
 
 
-def _construct(node: yaml.Node) -> Any:
-    return SafeConstructor().construct_object(node, deep=True)
+def _construct(node: yaml.Node, path: str) -> Any:
+    try:
+        return SafeConstructor().construct_object(node, deep=True)
+    except RecursionError:
+        raise PipelineFileError(path, node.start_mark.line + 1, "file", "nests too deeply") from None
 
 
 def _schedule(value: Any, path: str, line: int, key: str) -> str | None:
@@ -311,8 +342,8 @@ def _validate(value: Any, schema: dict[str, Any]) -> None:
 
 def _checked_value(spec: ParamSpec, value: Any, path: str, line: int) -> Any:
     """The value against its param's form schema and its config reader: both sides of the one spec."""
-    if isinstance(value, datetime):  # YAML reads 2026-01-01 as a date; no param is one
-        value = value.astimezone(UTC).isoformat()
+    if isinstance(value, float) and not math.isfinite(value):  # YAML's .nan and .inf pass min/max checks
+        raise PipelineFileError(path, line, spec.name, f"must be a finite number, got {value}")
     try:
         _validate(value, _schema(spec))
         spec.read({spec.name: value})

@@ -8,11 +8,11 @@ from typing import Any
 import pendulum
 from airflow.sdk import Param
 
-from sagemaker_vision.core.pipeline_file import SETTINGS_PARAM, PipelineDefinition, endpoint_of
+from sagemaker_vision.core.pipeline_file import SETTINGS_MACRO, PipelineDefinition, endpoint_of
 from sagemaker_vision.core.validate import SAGEMAKER_NAME_MAX, SAGEMAKER_NAME_PATTERN
 from sagemaker_vision.hooks import base as aws
 from sagemaker_vision.pipeline.context import FAIL_FAST_RETRY_POLICY, pipeline_macro
-from sagemaker_vision.pipeline.params import pipeline_form, settings_param
+from sagemaker_vision.pipeline.params import pipeline_form
 
 
 def retry_delay_seconds() -> int:
@@ -40,7 +40,7 @@ def _common(definition: PipelineDefinition, kind: str, doc_md: str, tags: list[s
 def dag_kwargs(definition: PipelineDefinition, kind: str, doc_md: str, tags: list[str]) -> dict[str, Any]:
     """The training DAGs' (pipeline, retrain): the per-run form, the file's settings, the ``pipeline()`` macro."""
     return {**_common(definition, kind, doc_md, tags), "params": pipeline_form(definition),
-            "user_defined_macros": {"pipeline": pipeline_macro()}}
+            "user_defined_macros": {"pipeline": pipeline_macro(), SETTINGS_MACRO: definition.fixed_settings}}
 
 
 def manual_dag_kwargs(definition: PipelineDefinition, kind: str, doc_md: str, tags: list[str],
@@ -48,13 +48,13 @@ def manual_dag_kwargs(definition: PipelineDefinition, kind: str, doc_md: str, ta
     """The manual DAGs' (load test, teardown, promote, right-size); they pass schedule=None.
 
     Their endpoint lease lives in the pipeline's bucket (and region, when the file names one), which
-    they carry hidden: a run of theirs and a run of the pipeline must take the same lease object.
+    they carry as the file's settings: a run of theirs and a run of the pipeline take the same lease object.
     """
     where = {"bucket": definition.settings["bucket"]}
     if definition.settings.get("region"):
         where["region"] = definition.settings["region"]
     return {**_common(definition, kind, doc_md, tags), "catchup": False,
-            "params": {**params, SETTINGS_PARAM: settings_param(definition, where)}}
+            "params": params, "user_defined_macros": {SETTINGS_MACRO: where}}
 
 
 def endpoint_name_param(definition: PipelineDefinition, description: str) -> Param:

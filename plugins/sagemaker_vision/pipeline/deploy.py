@@ -19,12 +19,11 @@ from airflow.providers.common.compat.sdk import AirflowFailException
 from sagemaker_vision.core.ab_test import ab_endpoint_config_request
 from sagemaker_vision.core.config import PipelineConfig
 from sagemaker_vision.core.lease import DEPLOY_TASK_ID, LeaseTarget, endpoint_write_ttl_seconds
-from sagemaker_vision.core.pipeline_file import effective_params
 from sagemaker_vision.core.quality_gate import GateDecision, final_metric, quality_gate
 from sagemaker_vision.core.task_ids import sibling_task_id
 from sagemaker_vision.hooks import base as aws
 from sagemaker_vision.hooks.base import connection_region
-from sagemaker_vision.hooks.config import pipeline_config
+from sagemaker_vision.hooks.config import pipeline_config, run_params
 from sagemaker_vision.hooks.sagemaker import (
     champion_model,
     describe_or_none,
@@ -155,7 +154,7 @@ def lease_target(context: Mapping[str, Any], aws_conn_id: str | None = "aws_defa
     """The lease a task of this run takes: the pipeline DAGs' from their ``PipelineConfig`` (TTL from
     the run's deploy task); the manual DAGs' from their ``bucket`` and ``endpoint_name`` params and
     the connection's region."""
-    params = effective_params(context["params"])
+    params = run_params(context)
     if "pipeline_name" in params:
         cfg = pipeline_config(context, aws_conn_id)
         return LeaseTarget(cfg.bucket, cfg.region, cfg.endpoint_name,

@@ -3,9 +3,8 @@
 Each param's JSON schema (type, bounds, allowed values, pattern) comes from the same spec that
 ``PipelineConfig`` validates with, so the form refuses what the config would refuse. A pipeline
 file's DAGs show only the per-run params (``PER_RUN_PARAMS``), with the file's values as
-defaults; the file's other settings travel in one hidden param (``SETTINGS_PARAM``: a JSON-schema
-``const``, which the form never shows and a run cannot change), so every task, on any worker,
-reads them from its own context and never from a file on that worker's disk.
+defaults; the file's other settings travel with the DAG (its ``pipeline_settings`` macro, read by
+``hooks/config.py``), not as params.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ from sagemaker_vision.core.params import (  # noqa: F401  (param_defaults, defau
     param_defaults,
     param_specs,
 )
-from sagemaker_vision.core.pipeline_file import SETTINGS_PARAM, PipelineDefinition
+from sagemaker_vision.core.pipeline_file import PipelineDefinition
 
 _SPEC_DEFAULT = object()
 
@@ -30,22 +29,10 @@ def to_param(spec: ParamSpec, default: object = _SPEC_DEFAULT) -> Param:
     return Param(value, description=spec.description, **spec.schema())
 
 
-def settings_param(definition: PipelineDefinition, settings: dict | None = None) -> Param:
-    """The hidden param that carries a pipeline file's settings into every task of its DAGs."""
-    value = definition.fixed_settings if settings is None else settings
-    # In a section the form shows anyway, so the hidden field opens no empty section of its own.
-    section = param_specs()[PER_RUN_PARAMS[0]].section
-    return Param(value, type="object", const=value, section=section,
-                 description=f"The settings of {definition.path} (edit the file to change them).")
-
-
 def pipeline_form(definition: PipelineDefinition) -> dict[str, Param]:
-    """The params of a pipeline file's training DAGs: the per-run fields, then the hidden settings."""
+    """The params of a pipeline file's training DAGs: the per-run fields, defaulting to the file's values."""
     specs = param_specs()
-    form = {name: to_param(specs[name], value)
-            for name, value in definition.run_settings.items()}
-    form[SETTINGS_PARAM] = settings_param(definition)
-    return form
+    return {name: to_param(specs[name], value) for name, value in definition.run_settings.items()}
 
 
 def pipeline_params() -> dict[str, Param]:

@@ -10,7 +10,6 @@ import pytest
 from sagemaker_vision.core.params import PER_RUN_PARAMS, param_specs
 from sagemaker_vision.core.pipeline_file import (
     MAX_FILE_BYTES,
-    SETTINGS_PARAM,
     PipelineFileError,
     effective_params,
     load_pipeline_file,
@@ -66,11 +65,12 @@ def test_the_form_holds_the_per_run_params_and_the_file_the_rest():
     assert definition.run_settings["budget_usd"] == 20 and definition.fixed_settings["prefix"] == "defects"
 
 
-def test_effective_params_unfold_the_settings_and_let_the_run_override_one():
-    params = {"epochs": 5, SETTINGS_PARAM: {"prefix": "defects", "bucket": "b"}, "bucket": "other"}
-    assert effective_params(params) == {"epochs": 5, "prefix": "defects", "bucket": "other"}
-    with pytest.raises(ValueError, match=SETTINGS_PARAM):
-        effective_params({SETTINGS_PARAM: ["not", "a", "mapping"]})
+def test_a_runs_params_go_over_the_file_settings():
+    params = {"epochs": 5, "bucket": "other"}
+    assert effective_params(params, {"prefix": "defects", "bucket": "b"}) == {
+        "epochs": 5, "prefix": "defects", "bucket": "other"}
+    with pytest.raises(ValueError, match="pipeline_settings"):
+        effective_params(params, ["not", "a", "mapping"])  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(("text", "line", "field", "says"), [
@@ -120,7 +120,7 @@ def test_an_empty_file_and_an_oversized_one_are_refused(tmp_path):
         load_pipeline_file(empty)
     big = tmp_path / "big.yaml"
     big.write_text(GOOD + "#" * MAX_FILE_BYTES)
-    with pytest.raises(PipelineFileError, match=f"a pipeline file may have {MAX_FILE_BYTES}"):
+    with pytest.raises(PipelineFileError, match=f"is over {MAX_FILE_BYTES} bytes"):
         load_pipeline_file(big)
     latin = tmp_path / "latin.yaml"
     latin.write_bytes(b"data:\n  prefix: caf\xe9\n")
@@ -140,15 +140,67 @@ def test_a_directory_gives_one_error_per_bad_file_and_keeps_the_good(tmp_path):
     assert [p.name for p in pipeline_files(tmp_path)] == ["a.yaml", "b.yaml", "c.yaml"]
 
 
-def test_two_pipelines_never_share_a_prefix_or_an_endpoint(tmp_path):
+def test_two_pipelines_that_share_a_prefix_or_an_endpoint_are_both_refused(tmp_path):
     (tmp_path / "a.yaml").write_text(GOOD)
-    (tmp_path / "b.yaml").write_text(GOOD)
-    (tmp_path / "c.yaml").write_text(GOOD.replace("prefix: defects", "prefix: other").replace(
-        "endpoint_type: serverless", "endpoint_type: serverless\n  endpoint_name: a"))
+    (tmp_path / "b.yaml").write_text(GOOD.replace("prefix: defects", "prefix: /defects/"))
+    (tmp_path / "c.yaml").write_text(GOOD.replace("prefix: defects", "prefix: cams/north"))
+    (tmp_path / "d.yaml").write_text(GOOD.replace("prefix: defects", "prefix: cams"))
+    (tmp_path / "e.yaml").write_text(GOOD.replace("prefix: defects", "prefix: solo").replace(
+        "endpoint_type: serverless", "endpoint_type: serverless\n  endpoint_name: F"))
+    (tmp_path / "f.yaml").write_text(GOOD.replace("prefix: defects", "prefix: other"))
+    (tmp_path / "g.yaml").write_text(GOOD.replace("prefix: defects", "prefix: mine"))
+    good, bad = load_pipelines(tmp_path)
+    assert [d.name for d in good] == ["g"]
+    assert [(Path(e.path).name, e.field) for e in bad] == [
+        ("a.yaml", "prefix"), ("b.yaml", "prefix"),  # the same prefix, however it is slashed
+        ("c.yaml", "prefix"), ("d.yaml", "prefix"),  # one prefix inside the other
+        ("e.yaml", "endpoint_name"), ("f.yaml", "endpoint_name")]  # endpoint names ignore case
+    assert "b.yaml" in str(bad[0]) and "both files are refused" in str(bad[0])
+
+
+def test_a_file_must_name_its_own_prefix():
+    error = refusal(GOOD.replace("  prefix: defects\n", ""))
+    assert (error.field, error.line) == ("prefix", 2) and "required" in str(error)
+
+
+@pytest.mark.parametrize("value", [".nan", ".inf", "-.inf"])
+def test_non_finite_numbers_are_refused(value):
+    error = refusal(GOOD.replace("budget_usd: 20", f"budget_usd: {value}"))
+    assert (error.field, error.line) == ("budget_usd", 5) and "finite" in str(error)
+
+
+def test_a_file_nesting_too_deeply_is_refused_not_raised():
+    error = refusal(GOOD.replace("epochs: 12", "epochs: " + "[" * 2000 + "]" * 2000))
+    assert error.field == "file"
+
+
+def test_nothing_a_file_holds_raises_past_the_loader(tmp_path, monkeypatch):
+    """One file's unexpected failure (here an unreadable file) is that file's error, never the loader's."""
+    (tmp_path / "a.yaml").write_text(GOOD)
+    (tmp_path / "b.yaml").write_text(GOOD.replace("prefix: defects", "prefix: b"))
+    real_open = open
+
+    def flaky_open(file, *args, **kwargs):
+        if str(file).endswith("b.yaml"):
+            raise PermissionError(13, "Permission denied", str(file))
+        return real_open(file, *args, **kwargs)
+
+    monkeypatch.setattr("builtins.open", flaky_open)
     good, bad = load_pipelines(tmp_path)
     assert [d.name for d in good] == ["a"]
-    assert [(Path(e.path).name, e.field) for e in bad] == [("b.yaml", "prefix"), ("c.yaml", "endpoint_name")]
-    assert "already" in str(bad[0]) and "a.yaml" in str(bad[0])
+    assert [(Path(e.path).name, e.field) for e in bad] == [("b.yaml", "file")] and "Permission denied" in str(bad[0])
+
+
+def test_a_symlink_out_of_the_folder_is_refused(tmp_path):
+    outside = tmp_path / "elsewhere.yaml"
+    outside.write_text(GOOD)
+    folder = tmp_path / "pipelines"
+    folder.mkdir()
+    (folder / "inside.yaml").write_text(GOOD.replace("prefix: defects", "prefix: inside"))
+    (folder / "escape.yaml").symlink_to(outside)
+    good, bad = load_pipelines(folder)
+    assert [d.name for d in good] == ["inside"]
+    assert [(Path(e.path).name, e.field) for e in bad] == [("escape.yaml", "file")] and "outside" in str(bad[0])
 
 
 def test_the_shipped_pipeline_files_are_valid_and_independent():
