@@ -159,6 +159,22 @@ def test_a_renewal_racing_a_takeover_loses():
     assert a.read().owner == "dag_b/run_2"
 
 
+def test_two_tasks_of_one_run_renewing_at_once_both_hold_the_lease():
+    """The mapped load-test workers of one run renew the same owner's lease together: the loser of the
+    compare-and-swap finds its own run's fresh lease, which is what it asked for."""
+    s3 = FakeS3()
+    worker_0, worker_1 = lease(s3, "dag_a/run_1", ttl=100), lease(s3, "dag_a/run_1", ttl=100)
+    worker_0.try_acquire()
+    s3.now += timedelta(seconds=50)
+    s3.before_put = lambda: worker_1.renew("load_test_worker")
+    view = worker_0.renew("load_test_worker")
+    assert view.owner == "dag_a/run_1" and not view.released
+    assert view.expires_at == s3.now.replace(microsecond=0) + timedelta(seconds=100)
+    s3.before_put = lambda: worker_1.release()  # but a release in between is still a lost lease
+    with pytest.raises(LeaseLost, match="changed while renewing"):
+        worker_0.renew("load_test_worker")
+
+
 def test_something_else_at_the_key_is_never_overwritten():
     s3 = FakeS3()
     s3.objects[KEY] = (b"not json", '"x"', s3.now)
