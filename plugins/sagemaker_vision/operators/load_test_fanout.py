@@ -187,14 +187,15 @@ class LoadTestWorkerOperator(_FanoutBase):
         if not isinstance(me, int) or not 0 <= me < plan.workers:
             raise AirflowFailException(f"worker must be in [0, {plan.workers}), got {self.worker!r}")
         self.worker = me
-        self._check_endpoint()  # still InService and opted in: it is this worker's own call
-        payloads = self._s3_payloads()
-        clock = S3Clock(self.s3_client, plan.bucket, plan.prefix)
-        self.log.info("S3's clock is %.3f s ahead of this machine's (+-%.3f s)", clock.offset_to_wall(),
-                      clock.uncertainty_s)
-        phase, closer = self._phase(plan, payloads)
+        closer = None
         written: list[str] = []
         try:
+            self._check_endpoint()  # still InService and opted in: it is this worker's own call
+            payloads = self._s3_payloads()
+            clock = S3Clock(self.s3_client, plan.bucket, plan.prefix)
+            self.log.info("S3's clock is %.3f s ahead of this machine's (+-%.3f s)", clock.offset_to_wall(),
+                          clock.uncertainty_s)
+            phase, closer = self._phase(plan, payloads)
             previous: list[StepEnvelope] = []
             for k in range(len(plan.steps)):
                 start = plan.first_start if k == 0 else next_step_start(previous)
@@ -220,6 +221,14 @@ class LoadTestWorkerOperator(_FanoutBase):
             write_abort(self.s3_client, plan, me, str(exc))
             # No retry: a retried worker starts after its peers and can never rejoin their steps.
             raise AirflowFailException(str(exc)) from exc
+        except Exception as exc:
+            # Whatever stopped this worker (a refused endpoint, an unreadable payload or envelope, an engine
+            # error), its peers must stop waiting for it now rather than at their deadline.
+            try:
+                write_abort(self.s3_client, plan, me, f"{type(exc).__name__}: {exc}")
+            except Exception:  # noqa: BLE001 - the original error is the one to raise
+                self.log.warning("Could not write worker %d's abort marker", me, exc_info=True)
+            raise
         finally:
             if closer is not None:
                 closer.close()

@@ -131,6 +131,24 @@ def test_a_worker_started_too_late_fails_and_tells_the_others(aws, stub):
         _op(LoadTestReduceOperator, url, plan=planned).execute({})
 
 
+def test_a_worker_failing_before_its_first_step_tells_the_others_at_once(aws, stub, monkeypatch):
+    """Any error, not only a LoadTestError, writes the abort marker: the peers stop at their next wait
+    instead of waiting for the missing envelope until their deadline."""
+    url, _ = stub
+    planned, workers = _plan(url)
+    real = LoadTestWorkerOperator._s3_payloads
+
+    def broken(self):
+        if self.worker == 1:
+            raise ValueError("payload unreadable")
+        return real(self)
+
+    monkeypatch.setattr(LoadTestWorkerOperator, "_s3_payloads", broken)
+    results, errors = _run_workers(url, planned, workers)
+    assert isinstance(errors[1], ValueError) and "payload unreadable" in str(errors[1])
+    assert "load worker 1 gave up, so the others stop" in str(errors[0]) and "payload unreadable" in str(errors[0])
+
+
 def test_a_local_payload_folder_is_refused_before_any_request(aws, stub):
     url, stop = stub
     with pytest.raises(AirflowFailException, match="payload_prefix must be an s3:// prefix or manifest"):
