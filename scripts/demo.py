@@ -119,6 +119,14 @@ def main() -> int:
     definition = _pipeline(args.pipeline, env)
     if definition is None:
         return 2
+    workers = conf.get("load_workers", definition.settings["load_workers"])
+    if workers > 1:
+        # `airflow dags test` runs mapped tasks one after another, so load workers could never start a
+        # step together (the second would fail as started too late): one worker sends the whole load.
+        # On a scheduler (`make airflow`, docker compose) the file's workers run side by side.
+        print(f"{definition.path} sets load_workers: {workers}; `airflow dags test` runs mapped tasks one at a "
+              "time, so this demo's load test uses 1 worker (`make airflow` runs them side by side)", flush=True)
+        conf["load_workers"] = 1
     if annotator is not None:
         env["AIRFLOW_CONN_LABEL_STUDIO_DEFAULT"] = label_studio.connection_json(server.url, server.token)
         annotator.start()
@@ -157,6 +165,10 @@ def main() -> int:
                   f"C={step.get('concurrency')}: p50 {step.get('p50_ms', 0):.1f} ms, "
                   f"p95 {step.get('p95_ms', 0):.1f} ms, p99 {step.get('p99_ms', 0):.1f} ms, "
                   f"{step.get('throughput_rps', 0):.1f} req/s, errors {step.get('errors_by_code') or 0}")
+        cost = load.get("cost") or {}
+        if cost:
+            print(f"  cost          ${cost.get('usd_per_1000_inferences') or '-'} per 1,000 inferences, "
+                  f"${cost.get('usd_per_hour') or '-'} per hour ({cost.get('kind')}, from the price table)")
         print(f"  reports       {reports} (gone when the emulator stops), copied to:")
         for path in saved.values():
             print(f"                {path}")

@@ -264,6 +264,45 @@ def test_demo_runs_in_an_airflow_home_of_its_own(monkeypatch, tmp_path):
     assert seen["env"]["AIRFLOW_HOME"] == seen["migrated"] == str(_local.DEMO_AIRFLOW_HOME)
 
 
+def _fake_demo(monkeypatch, argv: list[str]) -> dict[str, object]:
+    import _local
+    import demo
+
+    seen: dict[str, object] = {}
+
+    class FakeEmulator:
+        endpoint_url = "http://127.0.0.1:1"
+
+        def stop(self) -> None:
+            pass
+
+    def run(cmd, env, **_kwargs):
+        seen["cmd"] = cmd
+        return subprocess.CompletedProcess(cmd, 1)
+
+    monkeypatch.setattr(demo, "start_emulator",
+                        lambda **kw: (FakeEmulator(), {**_local.airflow_base_env(_local.DEMO_AIRFLOW_HOME)}))
+    monkeypatch.setattr(demo, "migrate_db", lambda env, **_: None)
+    monkeypatch.setattr(demo.subprocess, "run", run)
+    monkeypatch.setattr(sys, "argv", ["demo.py", *argv])
+    seen["rc"] = demo.main()
+    return seen
+
+
+def test_demo_runs_the_pipeline_file_it_is_given_with_one_load_worker_under_dags_test(monkeypatch, capsys):
+    seen = _fake_demo(monkeypatch, ["--pipeline", "shapes-realtime"])
+    cmd = seen["cmd"]
+    assert cmd[1:4] == ["dags", "test", "shapes-realtime.pipeline"]
+    assert json.loads(cmd[cmd.index("--conf") + 1])["load_workers"] == 1  # dags test runs mapped tasks in turn
+    assert "sets load_workers: 2" in capsys.readouterr().out
+
+
+def test_demo_refuses_a_pipeline_file_that_does_not_exist_naming_the_ones_that_do(monkeypatch, capsys):
+    seen = _fake_demo(monkeypatch, ["--pipeline", "nope"])
+    assert seen["rc"] == 2 and "cmd" not in seen
+    assert "shapes-detector, shapes-realtime" in capsys.readouterr().err
+
+
 @pytest.mark.integration
 def test_demo_copies_the_reports_to_a_local_folder(emulator, tmp_path):
     import boto3
