@@ -1,7 +1,7 @@
 """P7: `make demo` wall time, next to Airflow's own floor for running as many tasks.
 
 The demo is ``scripts/demo.py`` exactly as ``make demo`` runs it (emulator, ``airflow dags test
-object_detection_pipeline``, the summary). The floor, run right after with the same Airflow
+shapes-detector.pipeline``, the summary). The floor, run right after with the same Airflow
 home, settings and interpreter, is ``airflow dags test`` of a generated DAG: a chain of as many
 no-op ``@task`` functions as the pipeline has tasks. Their ratio says how much of the demo is
 the pipeline's own work (emulated AWS waits included) rather than Airflow running N tasks.

@@ -1,7 +1,8 @@
 """Every pipeline of include/pipelines/*.yaml, as Airflow DAGs: one file per detector.
 
 Each file `<name>.yaml` yields the DAGs `<name>.pipeline`, `<name>.retrain`, `<name>.load_test`,
-`<name>.teardown` and `<name>.promote_challenger`, and the labels Asset `<name>.labels`. A bad file
+`<name>.teardown`, `<name>.promote_challenger` and `<name>.right_size`, and the labels Asset
+`<name>.labels`. A bad file
 yields none of them and shows as the import error of `dags/pipeline_errors.py`, naming the file,
 the line and the field; the other pipelines load.
 

@@ -1,7 +1,7 @@
 """The A/B flow end to end through the DAGs, on the strict emulator.
 
-champion (object_detection_pipeline, provisioned) -> a Challenger at 25 % (the pipeline again, with
-challenger_weight) -> drop it (endpoint_promote_challenger, action=drop) -> a new Challenger -> promote
+champion (shapes-detector.pipeline, provisioned) -> a Challenger at 25 % (the pipeline again, with
+challenger_weight) -> drop it (shapes-detector.promote_challenger, action=drop) -> a new Challenger -> promote
 it (action=promote). Every variant-set change is an UpdateEndpoint without a DeploymentConfig: the
 emulator refuses one when the variant names change, as AWS does (Deployment guardrails, Exclusions),
 and refuses an update that removes an autoscaled variant (Update endpoints that use auto scaling).

@@ -1,4 +1,4 @@
-"""Faults on the embedded emulator: object_detection_pipeline fails where it must and survives what it should.
+"""Faults on the embedded emulator: shapes-detector.pipeline fails where it must and survives what it should.
 
 Each test runs the real DAG with ``dag.test()`` and a pipeline_name of its own, so job, model and
 endpoint names never collide with other tests of the session. Airflow task retries are switched off

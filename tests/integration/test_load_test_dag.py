@@ -1,4 +1,4 @@
-"""endpoint_load_test end to end on the emulator: the ramp, the report and the safety tag."""
+"""shapes-detector.load_test end to end on the emulator: the ramp, the report and the safety tag."""
 
 from __future__ import annotations
 

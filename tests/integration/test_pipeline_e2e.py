@@ -1,4 +1,4 @@
-"""object_detection_pipeline end to end on the embedded emulator, asserting real outcomes."""
+"""shapes-detector.pipeline end to end on the embedded emulator, asserting real outcomes."""
 
 from __future__ import annotations
 
