@@ -10,8 +10,9 @@ that is cheapest per 1,000 inferences among those that meet the SLO (p95 latency
 * **Names** (:func:`candidate_name`): ``<pipeline>-rs<memory>-<8 hex of the run id>``, the pipeline's
   name cut so the whole stays within the 63 characters AWS allows an endpoint (config) name: unique per
   run and size, the same on every try of the run (a retry finds what an earlier try created), and
-  never the pipeline's own endpoint. Each resource carries the run id in its ``right-size-run`` tag:
-  the teardown deletes nothing without it.
+  never the pipeline's own endpoint. Each resource carries the sha256 of the run id in its
+  ``right-size-run`` tag (:func:`run_tag_value`: a run id may hold characters or a length a tag value
+  may not): the teardown deletes nothing without it.
 * **Price** (:func:`estimate_tests`): an upper bound per size, for the budget guard: GB-seconds of every
   concurrent slot busy for the whole test (each request at most the request timeout) plus data in and
   out at the serverless payload limit, priced by ``core.costs.serverless_endpoint_cost``.
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -42,7 +44,7 @@ from sagemaker_vision.core.loadtest.model import MAX_REQUEST_TIMEOUT_S
 from sagemaker_vision.core.naming import LOAD_TEST_TAG, PACKAGE_TAG, PACKAGE_TAG_VALUE, VARIANT_NAME, right_size_name
 from sagemaker_vision.core.params import param_specs
 from sagemaker_vision.core.prices import DEFAULT_REGION
-from sagemaker_vision.core.validate import SERVERLESS_MEMORY_MB, ConfigError
+from sagemaker_vision.core.validate import SERVERLESS_MAX_CONCURRENCY, SERVERLESS_MEMORY_MB, ConfigError
 
 FIELD = "memory_sizes_mb"
 MAX_CANDIDATES = len(SERVERLESS_MEMORY_MB)
@@ -50,6 +52,10 @@ MAX_CANDIDATES = len(SERVERLESS_MEMORY_MB)
 RUN_TAG = "right-size-run"
 MEMORY_TAG = "memory-mb"
 RUN_TOKEN_CHARS = 8
+# SageMaker's TagValue (botocore sagemaker/2017-07-24 service-2.json): 0-256 characters of
+# [\p{L}\p{Z}\p{N}_.:/=+\-@]; the emulator's strict request checks enforce the same model rule.
+TAG_VALUE_MAX = 256
+_TAG_VALUE_PUNCTUATION = frozenset("_.:/=+-@")
 # Where a run's reports go, under the pipeline's prefix (the Airflow role may write there: include/iam/).
 REPORTS = "right-size"
 # The load test's warm-up requests before its step (LoadTestOperator's default).
@@ -104,7 +110,11 @@ class LoadSettings:
 
     @classmethod
     def from_params(cls, params: Mapping[str, Any], *, max_concurrency: int) -> LoadSettings:
-        """Read and check the form's values; ``max_concurrency`` is the MaxConcurrency the test endpoints get."""
+        """Read and check the form's values; ``max_concurrency`` is the pipeline file's serverless_max_concurrency.
+
+        ``concurrency`` is also each test endpoint's MaxConcurrency (:func:`endpoint_config_request`), so it
+        stays within the serverless limits (1-200) too.
+        """
         def number(name: str, kind: type, low: float, high: float | None = None) -> Any:
             raw = params.get(name)
             if isinstance(raw, bool) or not isinstance(raw, int | float) or (kind is int and float(raw) != int(raw)):
@@ -115,11 +125,11 @@ class LoadSettings:
                                   else f"must be at least {low:g}, got {value:g}")
             return value
 
-        concurrency = number("concurrency", int, 1)
+        concurrency = number("concurrency", int, *SERVERLESS_MAX_CONCURRENCY)
         if concurrency > max_concurrency:
             raise ConfigError("concurrency", f"{concurrency} exceeds serverless_max_concurrency {max_concurrency}, the "
-                                             "MaxConcurrency every test endpoint gets (the pipeline file's): the "
-                                             "excess requests would be throttled, not measured")
+                                             "most the pipeline's endpoint serves at once (the pipeline file's): a "
+                                             "load it would throttle measures nothing it will see")
         workers = number("load_workers", int, 1, 16)
         if workers > concurrency:
             raise ConfigError("load_workers", f"{workers} workers cannot split concurrency {concurrency}")
@@ -146,16 +156,43 @@ def candidate_name(pipeline_name: str, run_id: str, memory_mb: int) -> str:
     return right_size_name(stem, memory_mb, run_token(run_id))
 
 
+def run_tag_value(run_id: str) -> str:
+    """The ``right-size-run`` tag value: the run id's sha256 in hex (64 characters, always a valid TagValue,
+    whatever the run id holds: an Airflow run id may have ``~`` or up to 250 characters of anything its
+    ``allowed_run_id_pattern`` lets through)."""
+    return hashlib.sha256(run_id.encode()).hexdigest()
+
+
+def tag_value_error(value: str) -> str | None:
+    """Why SageMaker's TagValue rule refuses ``value`` (None: it fits): at most 256 characters, each a letter,
+    separator (space), number or one of ``_.:/=+-@``."""
+    if len(value) > TAG_VALUE_MAX:
+        return f"has {len(value)} characters; a SageMaker tag value has at most {TAG_VALUE_MAX}"
+    bad = sorted({ch for ch in value if unicodedata.category(ch)[0] not in "LZN" and ch not in _TAG_VALUE_PUNCTUATION})
+    if bad:
+        return (f"has {', '.join(map(repr, bad))}; a SageMaker tag value holds only letters, spaces, numbers and "
+                "_.:/=+-@")
+    return None
+
+
 def candidate_tags(pipeline_name: str, run_id: str, memory_mb: int) -> list[dict[str, str]]:
-    """The tags of a temporary endpoint and its config: ours, loadable, this run's, this size."""
-    tags = {PACKAGE_TAG: PACKAGE_TAG_VALUE, LOAD_TEST_TAG: "true", "pipeline": pipeline_name, RUN_TAG: run_id,
-            MEMORY_TAG: str(memory_mb)}
+    """The tags of a temporary endpoint and its config: ours, loadable, this run's, this size.
+
+    Raises :class:`ConfigError` (naming the tag) when a value does not fit SageMaker's TagValue rule, so
+    ``check`` refuses it before any paid call instead of CreateEndpointConfig after the estimate.
+    """
+    tags = {PACKAGE_TAG: PACKAGE_TAG_VALUE, LOAD_TEST_TAG: "true", "pipeline": pipeline_name,
+            RUN_TAG: run_tag_value(run_id), MEMORY_TAG: str(memory_mb)}
+    for key, value in tags.items():
+        error = tag_value_error(value)
+        if error:
+            raise ConfigError(f"tags.{key}", f"{value!r} {error}")
     return [{"Key": k, "Value": v} for k, v in tags.items()]
 
 
 def is_this_runs(tags: Mapping[str, str], run_id: str) -> bool:
     """Whether a resource's tags say this run created it (the teardown deletes nothing else)."""
-    return tags.get(PACKAGE_TAG) == PACKAGE_TAG_VALUE and tags.get(RUN_TAG) == run_id
+    return tags.get(PACKAGE_TAG) == PACKAGE_TAG_VALUE and tags.get(RUN_TAG) == run_tag_value(run_id)
 
 
 def reports_prefix(bucket: str, prefix: str, run_id: str) -> str:
@@ -195,7 +232,15 @@ def plan_candidates(pipeline_name: str, run_id: str, sizes: Sequence[int], *, pr
 
 def endpoint_config_request(candidate: Candidate, *, model_name: str, max_concurrency: int,
                             tags: list[dict[str, str]]) -> dict[str, Any]:
-    """CreateEndpointConfig: the model on one serverless variant of the candidate's memory size."""
+    """CreateEndpointConfig: the model on one serverless variant of the candidate's memory size.
+
+    ``max_concurrency`` is the test's concurrency, not the pipeline file's serverless_max_concurrency: every
+    candidate endpoint is up at once, and their MaxConcurrency adds up against the account's serverless
+    concurrency quota, so each reserves only what its test sends.
+    """
+    low, high = SERVERLESS_MAX_CONCURRENCY
+    if not low <= max_concurrency <= high:
+        raise ConfigError("concurrency", f"{max_concurrency} is outside serverless MaxConcurrency's {low}-{high}")
     return {
         "EndpointConfigName": candidate.endpoint_name,
         "ProductionVariants": [{"VariantName": VARIANT_NAME, "ModelName": model_name,

@@ -170,3 +170,32 @@ def test_a_report_of_another_size_or_shape_is_refused():
     with pytest.raises(ValueError, match="has 2 steps"):
         report = _report(1024, 100.0, 100.0)
         rs.CandidateResult.from_report(1024, {**report, "steps": report["steps"] * 2})
+
+
+# ---- the tags SageMaker accepts ---------------------------------------------------------------------------
+@pytest.mark.parametrize("run_id", ["manual__2026-12-01T23:00:00+00:00", "manual~retry", "r" * 250, "a b,c;d"])
+def test_the_run_tag_fits_sagemakers_tag_value_rule_whatever_the_run_id(run_id):
+    tags = {t["Key"]: t["Value"] for t in rs.candidate_tags("shapes", run_id, 2048)}
+    assert all(rs.tag_value_error(v) is None for v in tags.values()), tags
+    assert tags[rs.RUN_TAG] == rs.run_tag_value(run_id) and len(tags[rs.RUN_TAG]) == 64
+    assert rs.is_this_runs(tags, run_id) and not rs.is_this_runs(tags, run_id + "x")
+
+
+def test_the_tag_value_rule_is_the_botocore_models():
+    assert rs.tag_value_error("manual__2026-12-01T23:00:00+00:00 é 1/2=@") is None
+    assert "'~'" in (rs.tag_value_error("manual~1") or "")
+    assert "at most 256" in (rs.tag_value_error("v" * 257) or "") and rs.tag_value_error("v" * 256) is None
+    with pytest.raises(ConfigError, match=r"^tags\.pipeline: 'a\*b' has '\*'"):
+        rs.candidate_tags("a*b", "r1", 1024)
+
+
+def test_each_test_endpoint_reserves_the_tests_concurrency_within_the_serverless_limits():
+    (candidate,) = rs.plan_candidates("shapes", "r1", [1024], production_endpoint="shapes", reports="s3://b/p/")
+    tags = rs.candidate_tags("shapes", "r1", 1024)
+    request = rs.endpoint_config_request(candidate, model_name="m", max_concurrency=3, tags=tags)
+    assert request["ProductionVariants"][0]["ServerlessConfig"]["MaxConcurrency"] == 3
+    for bad in (0, 201):
+        with pytest.raises(ConfigError, match=r"^concurrency: .* serverless MaxConcurrency's 1-200"):
+            rs.endpoint_config_request(candidate, model_name="m", max_concurrency=bad, tags=tags)
+    with pytest.raises(ConfigError, match=r"^concurrency: must be from 1 to 200, got 201"):
+        rs.LoadSettings.from_params({**LOAD, "concurrency": 201}, max_concurrency=500)
