@@ -77,3 +77,14 @@ def test_the_teardown_always_runs_after_the_last_size_and_fails_the_run_when_it_
     creates = {f"size_{m}.create" for m in SIZES}
     assert creates <= estimate.get_flat_relative_ids(upstream=False)
     assert "estimate" in dag.get_task("check").get_flat_relative_ids(upstream=False)
+
+
+def test_a_sizes_test_makes_sure_its_endpoint_is_there_first(dags):
+    # After a finished run the teardown deleted every endpoint; clearing a size's test clears neither its create
+    # nor its deploy, so the test's plan itself brings the endpoint up again (its pre_execute).
+    dag = dags.dags["shapes-detector.right_size"]
+    for memory in SIZES:
+        plan = dag.get_task(f"size_{memory}.load_test_plan")
+        assert callable(plan._pre_execute_hook), plan.task_id
+        assert not dag.get_task(f"size_{memory}.create").is_setup  # a skipped setup would skip the later turns
+    assert dag.get_task("size_1024.load_test")._pre_execute_hook is None

@@ -221,3 +221,45 @@ def test_the_teardown_waits_out_a_creating_endpoint_and_keeps_what_is_not_this_r
     assert delete_candidate(sm, theirs, "run-1", poll_s=0.1) == {"endpoint": "not this run's: kept",
                                                                  "endpoint_config": "not this run's: kept"}
     assert _left(sm) == ([theirs], [theirs])
+
+
+def test_the_emulator_refuses_tag_values_sagemaker_refuses_and_takes_the_run_tag(emu):
+    """SageMaker's TagValue (botocore sagemaker service-2.json): at most 256 of [\\p{L}\\p{Z}\\p{N}_.:/=+\\-@]."""
+    sm = emu["sagemaker"]
+    _model(sm, "m")
+    variant = [{"VariantName": "AllTraffic", "ModelName": "m",
+                "ServerlessConfig": {"MemorySizeInMB": 1024, "MaxConcurrency": 2}}]
+    for bad in ("manual~1", "v" * 257):
+        with pytest.raises(ClientError, match="tags.1.member.value") as refused:
+            sm.create_endpoint_config(EndpointConfigName="c-bad", ProductionVariants=variant,
+                                      Tags=[{"Key": rs.RUN_TAG, "Value": bad}])
+        assert refused.value.response["Error"]["Code"] == "ValidationException"
+    # the run tag of a run id SageMaker could not take as a tag value is accepted
+    run_id = "manual~" + "x" * 240
+    sm.create_endpoint_config(EndpointConfigName="c-ok", ProductionVariants=variant,
+                              Tags=rs.candidate_tags(PIPELINE, run_id, 1024))
+    arn = sm.describe_endpoint_config(EndpointConfigName="c-ok")["EndpointConfigArn"]
+    tags = {t["Key"]: t["Value"] for t in sm.list_tags(ResourceArn=arn)["Tags"]}
+    assert rs.is_this_runs(tags, run_id)
+
+
+def test_a_cleared_sizes_test_gets_back_the_endpoint_the_teardown_deleted(emu):
+    """What clearing size_X's test after a finished run relies on: its plan brings the endpoint up again."""
+    from sagemaker_vision.pipeline.right_size import endpoint_ready_task, teardown_task
+
+    sm = emu["sagemaker"]
+    _model(sm, "m")
+    candidates = rs.plan_candidates(PIPELINE, "run-1", [2048], production_endpoint=PIPELINE, reports="s3://b/")
+    checked = {"pipeline_name": PIPELINE, "model_name": "m", "sizes": [2048], "load": {"concurrency": 2},
+               "candidates": [c.to_dict() for c in candidates]}
+    name = candidates[0].endpoint_name
+    assert endpoint_ready_task(checked, 2048, "run-1", poll_s=0.05) == "recreated"  # never created: created now
+    assert endpoint_ready_task(checked, 2048, "run-1", poll_s=0.05) == "in service"
+    variant = sm.describe_endpoint(EndpointName=name)["ProductionVariants"][0]
+    assert variant["CurrentServerlessConfig"] == {"MemorySizeInMB": 2048, "MaxConcurrency": 2}
+    assert teardown_task(checked, "run-1")[name] == {"endpoint": "deleted", "endpoint_config": "deleted"}
+    assert _left(sm) == ([], [])
+    # the clear: the teardown deleted both; the test's plan creates them again, this run's, InService
+    assert endpoint_ready_task(checked, 2048, "run-1", poll_s=0.05) == "recreated"
+    assert sm.describe_endpoint(EndpointName=name)["EndpointStatus"] == "InService"
+    assert teardown_task(checked, "run-1")[name] == {"endpoint": "deleted", "endpoint_config": "deleted"}

@@ -15,15 +15,21 @@ SageMaker Inference Recommender does for serverless).
   the whole test, data at the payload limit) and fails the run before anything is created above `budget_usd`.
 * **Never touches the endpoint**: each size gets an endpoint config and endpoint of its own,
   `<pipeline>-rs<MB>-<run token>` (within SageMaker's 63 characters), serving the same model, tagged
-  `managed-by=sagemaker-vision`, `load-test-allowed=true` and `right-size-run=<run id>`. `deploy` waits
+  `managed-by=sagemaker-vision`, `load-test-allowed=true` and `right-size-run=<sha256 of the run id>` (a
+  run id may hold what a tag value may not). `deploy` waits
   for InService in the triggerer, as long as AWS's limits allow. `teardown` (an Airflow teardown task)
-  deletes exactly those, however the tests ended; one already gone counts as deleted.
+  deletes exactly those, however the tests ended; one already gone counts as deleted. Clearing a size's
+  test after the run ended (the teardown deleted its endpoint) works: the test's plan creates the size's
+  config and endpoint again and waits for InService before it sends anything, and the teardown, cleared
+  with it, deletes them again.
 * **One test at a time**: every size has a task group (`size_1024` ... `size_6144`; those not asked for
   are skipped). The endpoints come up at once (an idle serverless endpoint bills nothing), but each
   size's load test waits for the earlier sizes' (`previous_sizes_done`), so no two share the load
   generator and their latencies compare; a size that fails (an endpoint that cannot start at that
   memory) does not stop the next one.
-* **The pick**: `recommend` reads each size's `report.json` from S3 and writes `recommendation.json`
+* **The pick**: `recommend` takes each size's report from its `load_test` task of this try (its XCom, only
+  when the task's state is success: after a clear, a size whose test did not run again has no report, never
+  the earlier try's) and writes `recommendation.json`
   (every size: p50/p95/p99, throughput, errors, cost per 1,000 inferences and per hour, meets_slo) to
   `s3://<bucket>/<prefix>/right-size/<run id>/`, logs the table, and fails, after writing it, when no
   size met the SLO or a size has no report.
@@ -34,6 +40,7 @@ Manual trigger only. Logic: `sagemaker_vision.core.right_size` (decisions),
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from airflow.providers.common.compat.sdk import AirflowSkipException
@@ -44,7 +51,7 @@ from sagemaker_vision.core.pipeline_file import PipelineDefinition
 from sagemaker_vision.core.right_size import default_memory_sizes, memory_sizes_schema
 from sagemaker_vision.core.validate import SAGEMAKER_NAME_MAX, SAGEMAKER_NAME_PATTERN, SERVERLESS_MEMORY_MB
 from sagemaker_vision.dags.common import endpoint_name_param, manual_dag_kwargs
-from sagemaker_vision.pipeline.load_test import fanned_out_load_test
+from sagemaker_vision.pipeline.load_test import PLAN_SUFFIX, fanned_out_load_test
 from sagemaker_vision.pipeline.tasks import template
 
 KIND = "right_size"
@@ -54,6 +61,20 @@ PREVIOUS_DONE = "previous_sizes_done"
 
 def size_group_id(memory_mb: int) -> str:
     return f"size_{memory_mb}"
+
+
+def _endpoint_ready_before_the_plan(memory_mb: int) -> Callable[[str], Callable[[Any], None] | None]:
+    """The load test's pre_execute by stage: its plan first makes sure the size's endpoint is there, created again
+    when a clear re-runs the test after the teardown deleted it (``pipeline.right_size.endpoint_ready_task``)."""
+    def ready(context: Any) -> None:
+        from sagemaker_vision.pipeline.right_size import endpoint_ready_task  # lazy: keeps DAG parsing fast
+
+        endpoint_ready_task(context["ti"].xcom_pull(task_ids="check"), memory_mb, context["run_id"])
+
+    def by_stage(stage: str) -> Callable[[Any], None] | None:
+        return ready if stage.endswith(PLAN_SUFFIX) else None
+
+    return by_stage
 
 
 def _params(definition: PipelineDefinition) -> dict[str, Param]:
@@ -69,11 +90,16 @@ def _params(definition: PipelineDefinition) -> dict[str, Param]:
             "a temporary endpoint of its own."),
         "payload_prefix": Param(
             f"s3://{settings['bucket']}/{settings['prefix']}/raw/", type="string", minLength=1,
-            description="Images to send, cycled: an s3:// prefix (the pipeline's synced images by default) or an "
-            "s3://...manifest; never a local folder, since the load workers may run on any machine."),
+            description="Images to send, cycled: an s3:// prefix or an s3://...manifest; never a local folder, since "
+            "the load workers may run on any machine. The default, the pipeline's synced raw/ images, holds every "
+            "image synced, also those bad_image_policy=skip left out of training and any over the 4 MB serverless "
+            "payload limit: the plan refuses the whole test over one such image. Then give the validation manifest "
+            "of the pipeline run that trained the model (s3://<bucket>/<prefix>/runs/<pipeline>/<run>/manifests/"
+            "validation.manifest, what the pipeline's own load test sends)."),
         "concurrency": Param(settings["load_test_concurrency"], type="integer", minimum=1, maximum=200,
-                             description="Concurrent requests per size; at most the file's serverless_max_concurrency, "
-                             "the MaxConcurrency every test endpoint gets."),
+                             description="Concurrent requests per size, also each test endpoint's MaxConcurrency (the "
+                             "endpoints are up at once: their MaxConcurrency adds up against the account's "
+                             "quota); at most the file's serverless_max_concurrency."),
         "requests_per_size": Param(settings["load_test_requests"], type="integer", minimum=1, maximum=100_000,
                                    description="Requests sent to each size (its test also stops at seconds_per_size)."),
         "seconds_per_size": Param(settings["load_test_max_seconds"], type="number", minimum=1,
@@ -127,13 +153,19 @@ def build(definition: PipelineDefinition) -> DAG:
         @task(trigger_rule=TriggerRule.ALL_DONE)
         def recommend(**context) -> dict:
             """The cheapest size per 1,000 inferences that met the SLO, in recommendation.json."""
-            from sagemaker_vision.pipeline.right_size import recommend_task  # lazy: keeps DAG parsing fast
+            from sagemaker_vision.pipeline import right_size as tasks  # lazy: keeps DAG parsing fast
 
             ti = context["ti"]
             # all_done: after every size however it ended, but never when the estimate refused the run
             if ti.xcom_pull(task_ids="estimate") is None:
                 raise AirflowSkipException("the estimate did not pass: nothing was created or tested")
-            return recommend_task(ti.xcom_pull(task_ids="check"))
+            checked = ti.xcom_pull(task_ids="check")
+            reduces = {m: f"{size_group_id(m)}.load_test" for m in SERVERLESS_MEMORY_MB}
+            # The reduce tasks' states now (this try's), then their XComs: never a report an earlier try left.
+            states = ti.get_task_states(dag_id=ti.dag_id, task_ids=list(reduces.values()), run_ids=[ti.run_id])
+            reports = tasks.reports_of_this_try(checked, reduces, states=states.get(ti.run_id, {}),
+                                                pull=lambda task_id: ti.xcom_pull(task_ids=task_id))
+            return tasks.recommend_task(checked, reports)
 
         @task
         def teardown(checked: dict, **context) -> dict:
@@ -159,6 +191,7 @@ def build(definition: PipelineDefinition) -> DAG:
                 pulled = f"ti.xcom_pull(task_ids='{group}.create', key='{{}}')"
                 plan, reduce = fanned_out_load_test(
                     task_id="load_test",
+                    pre_execute=_endpoint_ready_before_the_plan(memory),
                     load_workers="{{ params.load_workers }}",
                     endpoint_name="{{ " + pulled.format("endpoint_name") + " }}",
                     payload_prefix="{{ params.payload_prefix }}",

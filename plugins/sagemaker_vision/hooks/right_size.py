@@ -8,6 +8,13 @@ Deleting: SageMaker refuses DeleteEndpoint while an endpoint is Creating (or in 
 SystemUpdating), so :func:`delete_candidate` first waits for an endpoint in flight to settle, for as long
 as its creation may take (:func:`~sagemaker_vision.core.endpoint_waits.endpoint_wait_budget`); a resource
 already gone counts as done, and one without this run's ``right-size-run`` tag is never deleted.
+
+That wait is a bounded poll in the teardown task (it holds a worker slot while it lasts), kept on purpose
+rather than failing fast for the task's retries: the teardown runs after every deploy has ended, so an
+endpoint still Creating then is one whose deploy gave up (rare), and how much longer its creation takes
+is unknown; retries with a delay would stay correct only if their count times their delay outlasted
+it, and when they ran out the endpoint would be left behind. The poll ends at the creation budget, the
+most AWS takes, and each candidate is settled in turn (the others are deleted before or after it).
 """
 
 from __future__ import annotations
@@ -105,6 +112,41 @@ def _settled(sagemaker: Any, name: str, *, budget_s: float, poll_s: float, sleep
             raise AirflowException(f"endpoint {name} is still {endpoint['EndpointStatus']} after {budget_s:.0f} s; "
                                    "DeleteEndpoint is refused until it settles: clear this task to try again")
         log.info("endpoint %s is %s: waiting for it to settle before deleting it", name, endpoint["EndpointStatus"])
+        sleep(poll_s)
+
+
+def ensure_candidate_endpoint(sagemaker: Any, name: str, tags: list[dict[str, str]], run_id: str, *,
+                              budget_s: float, poll_s: float, sleep: Callable[[float], None] = time.sleep,
+                              clock: Callable[[], float] = time.monotonic) -> str:
+    """The candidate's endpoint, InService, before its load test: created again when it is gone (the run's
+    teardown deleted it and a clear re-runs the test). Returns ``in service`` or ``recreated``.
+
+    Waits in this task (a bounded poll, ``budget_s``: the creation's own budget) only when the endpoint is
+    not InService already, which after a finished run's clear is the only case: the deploy task, which
+    waits in the triggerer, is not cleared with the test. Refuses another run's endpoint; a Failed one
+    fails the task naming its FailureReason.
+    """
+    deadline, created, checked = clock() + budget_s, False, False
+    while True:
+        endpoint = describe_or_none(sagemaker, "endpoint", name)
+        if endpoint is None:
+            if created:
+                raise AirflowException(f"endpoint {name} was created and is gone again: something deletes it")
+            log.info("endpoint %s is gone (this run's teardown deleted it): creating it again for its test", name)
+            sagemaker.create_endpoint(EndpointName=name, EndpointConfigName=name, Tags=tags)
+            created = True
+            continue
+        if not checked:
+            _refuse_if_not_ours(sagemaker, "endpoint", endpoint, "EndpointArn", run_id)
+            checked = True
+        status = endpoint.get("EndpointStatus")
+        if status == "InService":
+            return "recreated" if created else "in service"
+        if status == "Failed":
+            raise AirflowException(f"endpoint {name} is Failed: {endpoint.get('FailureReason', 'no reason given')}")
+        if clock() >= deadline:
+            raise AirflowException(f"endpoint {name} is still {status} after {budget_s:.0f} s")
+        log.info("endpoint %s is %s: waiting before its load test", name, status)
         sleep(poll_s)
 
 

@@ -11,11 +11,12 @@ paid call; an estimate over ``budget_usd`` fails ``estimate``, before anything i
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from airflow.providers.common.compat.sdk import AirflowException, AirflowFailException, AirflowSkipException
 
+from sagemaker_vision.core import endpoint_waits as waits
 from sagemaker_vision.core import right_size as rs
 from sagemaker_vision.core.params import default_poll_seconds
 from sagemaker_vision.core.prices import DEFAULT_REGION, active_table, to_decimal
@@ -43,6 +44,8 @@ def check_task(params: Mapping[str, Any], *, run_id: str, pipeline_name: str, en
             raise ConfigError("payload_prefix", f"must be an s3:// prefix or manifest (the load workers may run on "
                                                 f"any machine), got {payloads!r}")
         parse_s3_uri(payloads, "payload_prefix")
+        for memory in sizes:  # every tag value fits SageMaker's TagValue rule, or the run fails here, not at create
+            rs.candidate_tags(pipeline_name, run_id, memory)
         sagemaker = aws.client("sagemaker")
         endpoint_name = str(params["endpoint_name"])
         current = hook.serving(sagemaker, endpoint_name)
@@ -94,28 +97,67 @@ def create_task(checked: Mapping[str, Any] | None, memory_mb: int, run_id: str) 
         raise AirflowSkipException(f"{memory_mb} MB is not in memory_sizes_mb {checked['sizes']}")
     candidate = _candidate(checked, memory_mb)
     tags = rs.candidate_tags(checked["pipeline_name"], run_id, memory_mb)
+    # MaxConcurrency is what the test sends, not the file's: every candidate is up at once and their
+    # MaxConcurrency adds up against the account's serverless concurrency quota.
+    concurrency = int(checked["load"]["concurrency"])
     request = rs.endpoint_config_request(rs.Candidate(memory_mb, candidate["endpoint_name"],
                                                       candidate["report_prefix"]),
-                                         model_name=checked["model_name"], max_concurrency=checked["max_concurrency"],
-                                         tags=tags)
+                                         model_name=checked["model_name"], max_concurrency=concurrency, tags=tags)
     created = hook.ensure_candidate_config(aws.client("sagemaker"), request, run_id)
     log.info("%s endpoint config %s: %s at %d MB, MaxConcurrency %d", "created" if created else "reusing",
-             candidate["endpoint_name"], checked["model_name"], memory_mb, checked["max_concurrency"])
+             candidate["endpoint_name"], checked["model_name"], memory_mb, concurrency)
     return {"endpoint_name": candidate["endpoint_name"], "endpoint_config_name": candidate["endpoint_config_name"],
             "tags": tags, "report_prefix": candidate["report_prefix"]}
 
 
-def recommend_task(checked: Mapping[str, Any]) -> dict[str, Any]:
-    """Read every size's report from S3, pick, write recommendation.json; fail (after writing it) without a pick."""
+def endpoint_ready_task(checked: Mapping[str, Any], memory_mb: int, run_id: str, *,
+                        poll_s: float | None = None) -> str:
+    """Before a size's load test (its plan's pre_execute): the size's config and endpoint exist and are
+    InService, created again when gone. A finished run's teardown deleted them, and clearing the size's test
+    clears neither ``create`` nor ``deploy`` (they cannot be setups of the teardown: a setup that is skipped,
+    a size not asked for, or fails, an endpoint that cannot start, would skip or fail every later size's turn
+    under Airflow's setup rule, where ``previous_sizes_done`` must run whatever they did)."""
+    created = create_task(checked, memory_mb, run_id)
+    concurrency = int(checked["load"]["concurrency"])
+    budget = waits.endpoint_wait_budget("create", [{"ServerlessConfig": {"MemorySizeInMB": memory_mb,
+                                                                          "MaxConcurrency": concurrency}}])
+    outcome = hook.ensure_candidate_endpoint(aws.client("sagemaker"), created["endpoint_name"], created["tags"],
+                                             run_id, budget_s=budget,
+                                             poll_s=default_poll_seconds() if poll_s is None else poll_s)
+    log.info("endpoint %s: %s", created["endpoint_name"], outcome)
+    return outcome
+
+
+def reports_of_this_try(checked: Mapping[str, Any], reduce_task_ids: Mapping[int, str], *,
+                        states: Mapping[str, Any], pull: Callable[[str], Any]) -> dict[int, Any]:
+    """Each size's load-test report as its reduce task returned it in this try of the run (None: no report).
+
+    Never report.json at the size's fixed key, nor the XCom alone: Airflow clears a task's XComs only when
+    the task starts, so after a clear a size whose test does not run this time (its deploy failed, so the
+    test is upstream_failed) would still show the earlier try's report. A report counts only when the
+    reduce task's state now is success, so its XCom is this try's.
+    """
+    out: dict[int, Any] = {}
+    for memory in checked["sizes"]:
+        task_id = reduce_task_ids[memory]
+        out[memory] = pull(task_id) if states.get(task_id) == "success" else None
+    return out
+
+
+def recommend_task(checked: Mapping[str, Any], reports: Mapping[int, Any]) -> dict[str, Any]:
+    """Pick from every size's report of this try (:func:`reports_of_this_try`), write recommendation.json;
+    fail (after writing it) without a pick."""
     s3 = aws.client("s3")
     results, missing = [], []
     for candidate in checked["candidates"]:
-        uri = f"{candidate['report_prefix']}report.json"
-        report = hook.read_json_if_exists(s3, uri)
-        if report is None:
+        report = reports.get(candidate["memory_mb"])
+        if not report:
             missing.append(candidate["memory_mb"])
             continue
+        uri = str(report.get("report_uri") or f"{candidate['report_prefix']}report.json")
         try:
+            if report.get("endpoint_name") != candidate["endpoint_name"]:
+                raise ValueError(f"it tested {report.get('endpoint_name')!r}, not {candidate['endpoint_name']!r}")
             results.append(rs.CandidateResult.from_report(candidate["memory_mb"], report, uri))
         except (KeyError, TypeError, ValueError) as exc:
             raise AirflowFailException(f"{uri} is not a right-size load-test report: {exc}") from None

@@ -103,3 +103,39 @@ def test_an_instance_endpoint_is_refused_naming_the_field():
 
     with pytest.raises(ConfigError, match=r"^endpoint_name: shapes is a provisioned endpoint .*ml\.m5\.large"):
         hook.serving(Serving(["InService"]), "shapes")
+
+
+class Gone(Fake):
+    """An endpoint the teardown deleted: gone until CreateEndpoint, then Creating, then InService."""
+
+    def __init__(self) -> None:
+        super().__init__([None])
+        self.created: list[dict[str, Any]] = []
+
+    def create_endpoint(self, **request: Any) -> None:
+        self.created.append(request)
+        self.statuses = ["Creating", "InService"]
+
+
+def test_a_cleared_sizes_endpoint_is_created_again_and_waited_for_before_its_test():
+    fake, clock = Gone(), Clock()
+    tags = candidate_tags("shapes", "r1", 1024)
+    outcome = hook.ensure_candidate_endpoint(fake, NAME, tags, "r1", budget_s=600, poll_s=30, sleep=clock.sleep,
+                                             clock=lambda: clock.now)
+    assert outcome == "recreated" and clock.now == 30
+    assert fake.created == [{"EndpointName": NAME, "EndpointConfigName": NAME, "Tags": tags}]
+    # an endpoint already up (the usual first try: deploy waited for it) is used as it is, no wait
+    up = Fake(["InService"])
+    assert hook.ensure_candidate_endpoint(up, NAME, tags, "r1", budget_s=600, poll_s=30, sleep=pytest.fail) \
+        == "in service"
+
+
+def test_a_cleared_sizes_endpoint_that_fails_or_is_another_runs_is_refused():
+    with pytest.raises(AirflowException, match="is Failed"):
+        hook.ensure_candidate_endpoint(Fake(["Failed"]), NAME, [], "r1", budget_s=600, poll_s=30, sleep=pytest.fail)
+    with pytest.raises(ResourceConflictError, match="is not this run's"):
+        hook.ensure_candidate_endpoint(Fake(["InService"], run_id="r2"), NAME, [], "r1", budget_s=600, poll_s=30)
+    clock = Clock()
+    with pytest.raises(AirflowException, match="still Creating after 90 s"):
+        hook.ensure_candidate_endpoint(Fake(["Creating"]), NAME, [], "r1", budget_s=90, poll_s=30,
+                                       sleep=clock.sleep, clock=lambda: clock.now)
