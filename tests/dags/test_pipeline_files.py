@@ -55,3 +55,14 @@ def test_a_worker_builds_only_the_dag_of_its_task(monkeypatch):
     only = build_pipelines(only_dag_id="shapes-realtime.teardown")
     assert list(only) == ["shapes-realtime.teardown"]
     assert len(build_pipelines()) == 12
+
+
+def test_a_task_runner_parsing_for_one_dag_gets_that_dag_alone(monkeypatch):
+    """What the task runner sets before it parses the DAG file for a task (mapped or not)."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "shapes-realtime.pipeline")
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_TASK_ID", "train_and_deploy.load_test_worker")
+    bag = DagBag(dag_folder=str(ROOT / "dags" / "pipelines.py"))
+    assert list(bag.dags) == ["shapes-realtime.pipeline"] and bag.import_errors == {}
+    assert bag.dags["shapes-realtime.pipeline"].get_task("train_and_deploy.load_test_worker")
