@@ -30,7 +30,9 @@ def test_the_form_defaults_come_from_the_pipeline_file(dags):
     assert (params["concurrency"], params["requests_per_size"], params["seconds_per_size"]) == (4, 200, 60)
     assert (params["slo_p95_ms"], params["max_error_rate"], params["budget_usd"]) == (2000, 0.01, 50)
     assert params["endpoint_name"] == "shapes-detector" and params["model_name"] == ""
-    assert params["payload_prefix"].startswith("s3://") and params["payload_prefix"].endswith("/object-detection/raw/")
+    # empty: the validation manifest of the run that trained the model, as the pipeline's own load test sends,
+    # never raw/ (it holds images bad_image_policy=skip left out, or over 4 MB, which the plan refuses)
+    assert params["payload_prefix"] == ""
 
 
 @pytest.mark.parametrize("bad", [[1500], [2048, 2048], [], [1024, 2048, 3072, 4096, 5120, 6144, 1024], [8192]])

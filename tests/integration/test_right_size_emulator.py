@@ -48,14 +48,14 @@ def _wait(sm: Any, name: str, status: str = "InService", timeout: float = 20) ->
         time.sleep(0.05)
 
 
-def _model(sm: Any, name: str) -> None:
+def _model(sm: Any, name: str, data_url: str | None = None) -> None:
     sm.create_model(ModelName=name, ExecutionRoleArn=ROLE, Tags=OURS[:1],
-                    PrimaryContainer={"Image": IMAGE, "ModelDataUrl": f"s3://bucket/{name}/model.tar.gz"})
+                    PrimaryContainer={"Image": IMAGE, "ModelDataUrl": data_url or f"s3://bucket/{name}/model.tar.gz"})
 
 
-def _production(sm: Any, variant: dict[str, Any]) -> None:
+def _production(sm: Any, variant: dict[str, Any], data_url: str | None = None) -> None:
     """The pipeline's endpoint, serving model shapes-detector-m1."""
-    _model(sm, "shapes-detector-m1")
+    _model(sm, "shapes-detector-m1", data_url)
     sm.create_endpoint_config(EndpointConfigName="shapes-detector-prod", Tags=OURS[:1], ProductionVariants=[
         {"VariantName": "AllTraffic", "ModelName": "shapes-detector-m1", **variant}])
     sm.create_endpoint(EndpointName=PIPELINE, EndpointConfigName="shapes-detector-prod", Tags=OURS)
@@ -133,11 +133,18 @@ def test_right_size_recommends_the_cheapest_size_that_meets_the_slo_and_leaves_n
 def test_a_size_that_cannot_start_does_not_stop_the_next_and_fails_the_run_after_the_report(emu):
     sm, s3, control = emu["sagemaker"], emu["s3"], emu["control"]
     bucket = os.environ["SAGEMAKER_VISION_BUCKET"]
-    _production(sm, SERVERLESS)
+    # The model a pipeline run trained; no payload_prefix: the images are that run's validation manifest.
+    run_prefix = f"object-detection/runs/{PIPELINE}/20261201T030000/"
+    _production(sm, SERVERLESS, f"s3://{bucket}/{run_prefix}training-output/j-1/output/model.tar.gz")
+    images = _images(s3, bucket)
+    names = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="right-size-images/")["Contents"]][:2]
+    s3.put_object(Bucket=bucket, Key=f"{run_prefix}manifests/validation.manifest", Body="".join(
+        json.dumps({"source-ref": f"s3://{bucket}/{key}"}) + "\n" for key in names).encode())
+    assert images.endswith("/right-size-images/")
     control.add_fault(kind="endpoint_failure", name_prefix=f"{PIPELINE}-rs1024-",
                       reason="The model does not fit in 1024 MB")
     run = _dag().test(run_conf={"memory_sizes_mb": [1024, 2048], "concurrency": 1, "requests_per_size": 4,
-                                "seconds_per_size": 10, "load_workers": 1, "payload_prefix": _images(s3, bucket)})
+                                "seconds_per_size": 10, "load_workers": 1})
     states = _states(run)
     assert run.state == "failed", states
     assert states["size_1024.deploy"] == "failed" and states["size_1024.load_test"] == "upstream_failed"
@@ -146,6 +153,8 @@ def test_a_size_that_cannot_start_does_not_stop_the_next_and_fails_the_run_after
     key = rs.reports_prefix(bucket, "object-detection", run.run_id).removeprefix(f"s3://{bucket}/")
     doc = json.loads(s3.get_object(Bucket=bucket, Key=key + "recommendation.json")["Body"].read())
     assert doc["missing_memory_mb"] == [1024] and doc["recommended_memory_mb"] == 2048
+    tested = json.loads(s3.get_object(Bucket=bucket, Key=key + "2048mb/report.json")["Body"].read())
+    assert [p["name"] for p in tested["config"]["payloads"]] == sorted(f"s3://{bucket}/{n}" for n in names)
     assert _left(sm) == ([PIPELINE], ["shapes-detector-prod"])  # the Failed endpoint was deleted too
 
 
@@ -161,7 +170,8 @@ def test_a_provisioned_endpoint_or_an_estimate_over_budget_fails_before_anything
     # A serverless model tested by name, with a budget its tests exceed: the estimate fails, nothing is created.
     _model(sm, "shapes-detector-m2")
     run = _dag().test(run_conf={"memory_sizes_mb": [1024, 6144], "model_name": "shapes-detector-m2",
-                                "endpoint_name": "no-such-endpoint", "budget_usd": 0.01})
+                                "endpoint_name": "no-such-endpoint", "budget_usd": 0.01,
+                                "payload_prefix": "s3://bucket/images/"})
     states = _states(run)
     assert run.state == "failed" and states["check"] == "success" and states["estimate"] == "failed", states
     assert states["size_1024.create"] == "upstream_failed" and states["teardown"] == "upstream_failed"

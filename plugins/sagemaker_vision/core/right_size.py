@@ -200,6 +200,15 @@ def reports_prefix(bucket: str, prefix: str, run_id: str) -> str:
     return f"s3://{bucket}/{prefix.strip('/')}/{REPORTS}/{run_id.replace(':', '-')}/"
 
 
+def validation_manifest_of(model_data_url: str, *, bucket: str, prefix: str, pipeline_name: str) -> str | None:
+    """The validation manifest of the pipeline run that trained a model (what the pipeline's own load test
+    sends): ``<runs>/<run>/manifests/validation.manifest`` when its ``ModelDataUrl`` lies under the pipeline's
+    ``s3://<bucket>/<prefix>/runs/<pipeline>/<run>/``; None for a model trained elsewhere."""
+    runs = f"s3://{bucket}/{prefix.strip('/')}/runs/{pipeline_name}/"
+    stamp = model_data_url.removeprefix(runs).split("/", 1)[0] if model_data_url.startswith(runs) else ""
+    return f"{runs}{stamp}/manifests/validation.manifest" if stamp else None
+
+
 @dataclass(frozen=True)
 class Candidate:
     """One size's temporary endpoint (its config has the same name) and where its load-test report goes."""

@@ -89,13 +89,11 @@ def _params(definition: PipelineDefinition) -> dict[str, Param]:
             description="The serverless MemorySizeInMB values to test (1024-6144 in steps of 1024), each once, each on "
             "a temporary endpoint of its own."),
         "payload_prefix": Param(
-            f"s3://{settings['bucket']}/{settings['prefix']}/raw/", type="string", minLength=1,
-            description="Images to send, cycled: an s3:// prefix or an s3://...manifest; never a local folder, since "
-            "the load workers may run on any machine. The default, the pipeline's synced raw/ images, holds every "
-            "image synced, also those bad_image_policy=skip left out of training and any over the 4 MB serverless "
-            "payload limit: the plan refuses the whole test over one such image. Then give the validation manifest "
-            "of the pipeline run that trained the model (s3://<bucket>/<prefix>/runs/<pipeline>/<run>/manifests/"
-            "validation.manifest, what the pipeline's own load test sends)."),
+            "", type="string",
+            description="Images to send, cycled: an s3:// prefix or an s3://...manifest, never a local folder (the "
+            "load workers may run on any machine). Empty: the validation manifest of the pipeline run that trained "
+            "the model (what the pipeline's own load test sends: images training kept, within the payload limit); "
+            "the synced raw/ images would also hold those bad_image_policy=skip left out, which the plan refuses."),
         "concurrency": Param(settings["load_test_concurrency"], type="integer", minimum=1, maximum=200,
                              description="Concurrent requests per size, also each test endpoint's MaxConcurrency (the "
                              "endpoints are up at once: their MaxConcurrency adds up against the account's "
@@ -194,7 +192,7 @@ def build(definition: PipelineDefinition) -> DAG:
                     pre_execute=_endpoint_ready_before_the_plan(memory),
                     load_workers="{{ params.load_workers }}",
                     endpoint_name="{{ " + pulled.format("endpoint_name") + " }}",
-                    payload_prefix="{{ params.payload_prefix }}",
+                    payload_prefix="{{ ti.xcom_pull(task_ids='check')['payload_prefix'] }}",
                     concurrency_steps=[template("{{ params.concurrency }}")],
                     max_requests_per_step="{{ params.requests_per_size }}",
                     step_seconds="{{ params.seconds_per_size }}",

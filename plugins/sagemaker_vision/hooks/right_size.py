@@ -72,10 +72,22 @@ def serving(sagemaker: Any, endpoint_name: str) -> dict[str, Any] | None:
             "endpoint_config_name": endpoint["EndpointConfigName"]}
 
 
-def require_model(sagemaker: Any, model_name: str) -> None:
-    """Refuse a model that does not exist, naming ``model_name``."""
-    if describe_or_none(sagemaker, "model", model_name) is None:
+def require_model(sagemaker: Any, model_name: str) -> dict[str, Any]:
+    """The model's description; refuses a model that does not exist, naming ``model_name``."""
+    model = describe_or_none(sagemaker, "model", model_name)
+    if model is None:
         raise ConfigError("model_name", f"model {model_name!r} does not exist in {sagemaker.meta.region_name}")
+    return model
+
+
+def model_data_url(model: Mapping[str, Any]) -> str:
+    """Where the model's artifacts are (its primary container's, else its first container's); "" if none."""
+    container: Mapping[str, Any] = model.get("PrimaryContainer") or next(iter(model.get("Containers") or []), {})
+    return str(container.get("ModelDataUrl") or "")
+
+
+def exists(s3_client: Any, uri: str) -> bool:
+    return s3io.exists(s3_client, uri)
 
 
 def _refuse_if_not_ours(sagemaker: Any, kind: str, description: Mapping[str, Any] | None, arn_key: str,

@@ -40,10 +40,11 @@ def check_task(params: Mapping[str, Any], *, run_id: str, pipeline_name: str, en
         if isinstance(budget, bool) or not isinstance(budget, int | float) or budget < 0:
             raise ConfigError("budget_usd", f"must be a number of USD, at least 0, got {budget!r}")
         payloads = str(params.get("payload_prefix") or "")
-        if not payloads.startswith("s3://"):
+        if payloads and not payloads.startswith("s3://"):
             raise ConfigError("payload_prefix", f"must be an s3:// prefix or manifest (the load workers may run on "
                                                 f"any machine), got {payloads!r}")
-        parse_s3_uri(payloads, "payload_prefix")
+        if payloads:
+            parse_s3_uri(payloads, "payload_prefix")
         for memory in sizes:  # every tag value fits SageMaker's TagValue rule, or the run fails here, not at create
             rs.candidate_tags(pipeline_name, run_id, memory)
         sagemaker = aws.client("sagemaker")
@@ -53,19 +54,38 @@ def check_task(params: Mapping[str, Any], *, run_id: str, pipeline_name: str, en
         if not model:
             raise ConfigError("model_name", f"is empty and endpoint {endpoint_name} does not exist to take the model "
                                             "it serves: name the model to test")
-        hook.require_model(sagemaker, model)
+        described = hook.require_model(sagemaker, model)
+        if not payloads:  # the pipeline's own load test sends its run's validation manifest: so does this
+            payloads = _validation_manifest(described, model, bucket=bucket, prefix=prefix,
+                                            pipeline_name=pipeline_name)
         reports = rs.reports_prefix(bucket, prefix, run_id)
         candidates = rs.plan_candidates(pipeline_name, run_id, sizes, production_endpoint=endpoint_name,
                                         reports=reports)
     except ConfigError as exc:  # the same on every try
         raise AirflowFailException(str(exc)) from None
-    log.info("right-sizing model %s (endpoint %s serves %s MB now) at %s MB, C=%d, %d requests or %g s each; "
-             "reports under %s", model, endpoint_name, (current or {}).get("memory_mb", "-"),
-             ", ".join(map(str, sizes)), load.concurrency, load.requests, load.seconds, reports)
+    log.info("right-sizing model %s (endpoint %s serves %s MB now) at %s MB, C=%d, %d requests or %g s each, "
+             "images from %s; reports under %s", model, endpoint_name, (current or {}).get("memory_mb", "-"),
+             ", ".join(map(str, sizes)), load.concurrency, load.requests, load.seconds, payloads, reports)
     return {"pipeline_name": pipeline_name, "endpoint_name": endpoint_name, "model_name": model,
             "current_memory_mb": (current or {}).get("memory_mb"), "sizes": list(sizes),
             "max_concurrency": max_concurrency, "load": load.to_dict(), "reports": reports,
-            "candidates": [c.to_dict() for c in candidates]}
+            "candidates": [c.to_dict() for c in candidates], "payload_prefix": payloads}
+
+
+def _validation_manifest(model: Mapping[str, Any], model_name: str, *, bucket: str, prefix: str,
+                         pipeline_name: str) -> str:
+    """The validation manifest of the pipeline run that trained ``model``: images training kept (never one
+    bad_image_policy=skip left out) and checked against the payload limit; ConfigError naming payload_prefix."""
+    url = hook.model_data_url(model)
+    uri = rs.validation_manifest_of(url, bucket=bucket, prefix=prefix, pipeline_name=pipeline_name)
+    if uri is None:
+        raise ConfigError("payload_prefix", f"is empty and model {model_name}'s artifacts ({url or 'none'}) are not "
+                                            f"a {pipeline_name} pipeline run's, so there is no validation manifest to "
+                                            "send: name the images (an s3:// prefix or manifest)")
+    if not hook.exists(aws.client("s3"), uri):
+        raise ConfigError("payload_prefix", f"is empty and {uri}, the validation manifest of the run that trained "
+                                            f"model {model_name}, does not exist: name the images to send")
+    return uri
 
 
 def estimate_task(checked: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:

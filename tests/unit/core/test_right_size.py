@@ -199,3 +199,14 @@ def test_each_test_endpoint_reserves_the_tests_concurrency_within_the_serverless
             rs.endpoint_config_request(candidate, model_name="m", max_concurrency=bad, tags=tags)
     with pytest.raises(ConfigError, match=r"^concurrency: must be from 1 to 200, got 201"):
         rs.LoadSettings.from_params({**LOAD, "concurrency": 201}, max_concurrency=500)
+
+
+def test_the_default_images_are_the_validation_manifest_of_the_run_that_trained_the_model():
+    runs = "s3://bkt/object-detection/runs/shapes/"
+    url = f"{runs}20261201T0300/training-output/job-1/output/model.tar.gz"
+    assert rs.validation_manifest_of(url, bucket="bkt", prefix="/object-detection/", pipeline_name="shapes") \
+        == f"{runs}20261201T0300/manifests/validation.manifest"
+    for elsewhere in ("s3://bkt/object-detection/runs/other/20261201T0300/model.tar.gz", "s3://bkt/m/model.tar.gz",
+                      runs, ""):
+        assert rs.validation_manifest_of(elsewhere, bucket="bkt", prefix="object-detection",
+                                         pipeline_name="shapes") is None, elsewhere

@@ -98,3 +98,26 @@ def test_a_report_of_another_endpoint_is_refused(monkeypatch):
     monkeypatch.setattr(right_size.aws, "client", lambda name: object())
     with pytest.raises(AirflowFailException, match="tested 'other', not 'shapes-rs1024-tok'"):
         right_size.recommend_task(CHECKED, {1024: {**_report(1024, 300.0), "endpoint_name": "other"}})
+
+
+@pytest.mark.parametrize(("data_url", "manifest_exists", "expected"), [
+    ("s3://bucket/p/runs/shapes/20261201T0300/training-output/j/output/model.tar.gz", True,
+     "s3://bucket/p/runs/shapes/20261201T0300/manifests/validation.manifest"),
+    ("s3://bucket/p/runs/shapes/20261201T0300/training-output/j/output/model.tar.gz", False,
+     r"^payload_prefix: is empty and s3://bucket/p/runs/shapes/20261201T0300/manifests/validation.manifest.* "
+     "does not exist"),
+    ("s3://elsewhere/model.tar.gz", True, r"^payload_prefix: is empty and model m's artifacts"),
+])
+def test_empty_payloads_are_the_validation_manifest_of_the_run_that_trained_the_model(
+        monkeypatch, data_url, manifest_exists, expected):
+    monkeypatch.setattr(right_size.aws, "client", lambda name: object())
+    monkeypatch.setattr(right_size.hook, "serving", lambda sm, name: {"model_name": "m", "memory_mb": 2048})
+    monkeypatch.setattr(right_size.hook, "require_model",
+                        lambda sm, name: {"PrimaryContainer": {"ModelDataUrl": data_url}})
+    monkeypatch.setattr(right_size.hook, "exists", lambda s3, uri: manifest_exists)
+    params = {**PARAMS, "payload_prefix": ""}
+    if expected.startswith("s3://"):
+        assert right_size.check_task(params, **SETTINGS)["payload_prefix"] == expected
+    else:
+        with pytest.raises(AirflowFailException, match=expected):
+            right_size.check_task(params, **SETTINGS)
