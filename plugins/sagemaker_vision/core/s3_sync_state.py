@@ -10,6 +10,7 @@ writes of these objects in :mod:`sagemaker_vision.hooks.s3_sync` and
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
@@ -113,3 +114,16 @@ def attempt_is_dead(entry: Mapping[str, Any], owner: Mapping[str, Any] | None, s
         return None
     age = (s3_now - beat).total_seconds()
     return f"no heartbeat for {age:.0f} s on S3's clock" if age >= stale_seconds else None
+
+
+def versioned_field(body: bytes | str, version: int, field: str) -> dict[str, Any]:
+    """``field`` of a sync state or upload journal object written as ``{"version": version, field: {...}}``.
+
+    Raises ValueError (or TypeError, KeyError, AttributeError) for anything else, which the callers
+    treat as a malformed object: the state is ignored, the journal replaced.
+    """
+    data = json.loads(body)
+    value = data[field] if data.get("version") == version else None
+    if not isinstance(value, dict):
+        raise ValueError(f"unsupported version {data.get('version')!r}")
+    return value

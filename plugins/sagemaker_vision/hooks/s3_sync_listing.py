@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import logging
 import os
 import re
@@ -35,7 +34,7 @@ from sagemaker_vision.core.s3_sync import (
     md5_file,
     parse_include,
 )
-from sagemaker_vision.core.s3_sync_state import JOURNAL_SUFFIX, STATE_SUFFIX, STATE_VERSION, state_key
+from sagemaker_vision.core.s3_sync_state import JOURNAL_SUFFIX, STATE_SUFFIX, STATE_VERSION, state_key, versioned_field
 from sagemaker_vision.hooks import s3
 
 logger = logging.getLogger("sagemaker_vision.hooks.s3_sync")  # the sync's own: one logger to configure
@@ -254,10 +253,7 @@ def load_state(client: Any, bucket: str, prefix: str, read_args: Mapping[str, An
             log.warning("Ignoring the sync state s3://%s/%s (%s): every object will be verified", bucket, key, code)
         return {}
     try:
-        data = json.loads(body)
-        entries = data["entries"] if data.get("version") == STATE_VERSION else None
-        if not isinstance(entries, dict):
-            raise ValueError(f"unsupported version {data.get('version')!r}")
+        entries = versioned_field(body, STATE_VERSION, "entries")
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         log.warning("Ignoring the malformed sync state s3://%s/%s (%s): every object will be verified",
                     bucket, key, exc)

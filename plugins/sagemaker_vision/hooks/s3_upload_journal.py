@@ -35,6 +35,7 @@ from sagemaker_vision.core.s3_sync_state import (
     STALE_UPLOAD_SECONDS,
     attempt_is_dead,
     journal_key,
+    versioned_field,
 )
 from sagemaker_vision.hooks.s3 import error_code
 
@@ -97,10 +98,7 @@ class UploadJournal:
             raise
         body = response["Body"].read()
         try:
-            data = json.loads(body)
-            attempts = data["attempts"] if data.get("version") == JOURNAL_VERSION else None
-            if not isinstance(attempts, dict):
-                raise ValueError(f"unsupported version {data.get('version')!r}")
+            attempts = versioned_field(body, JOURNAL_VERSION, "attempts")
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             self.log.warning("Replacing the malformed upload journal %s (%s)", self.uri, exc)
             attempts = {}
