@@ -74,20 +74,23 @@ def _latest_reports(s3, run_prefix: str) -> tuple[str, dict, dict]:
 def _pipeline(name: str, env: dict[str, str]):
     """The validated pipeline file ``name``, read with the emulator's defaults (bucket, role); None when bad."""
     import os
+    from unittest import mock
 
     from sagemaker_vision.core.pipeline_file import PipelineFileError, load_pipeline_file, pipelines_dir
 
-    os.environ.update({key: value for key, value in env.items() if key.startswith("SAGEMAKER_VISION_")})
     path = pipelines_dir() / f"{name}.yaml"
     if not path.is_file():
         names = ", ".join(p.stem for p in sorted(pipelines_dir().glob("*.yaml")))
         print(f"no pipeline file {path}; the pipelines are: {names}", file=sys.stderr)
         return None
-    try:
-        return load_pipeline_file(path)
-    except PipelineFileError as exc:
-        print(f"the pipeline file is refused: {exc}", file=sys.stderr)
-        return None
+    # Only while reading the file: the caller's environment is left as it was (a test calling main()
+    # in-process would otherwise run every later test against the demo's bucket and role).
+    with mock.patch.dict(os.environ, {k: v for k, v in env.items() if k.startswith("SAGEMAKER_VISION_")}):
+        try:
+            return load_pipeline_file(path)
+        except PipelineFileError as exc:
+            print(f"the pipeline file is refused: {exc}", file=sys.stderr)
+            return None
 
 
 def main() -> int:

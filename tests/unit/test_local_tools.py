@@ -303,6 +303,17 @@ def test_demo_refuses_a_pipeline_file_that_does_not_exist_naming_the_ones_that_d
     assert "shapes-detector, shapes-realtime" in capsys.readouterr().err
 
 
+
+def test_demo_leaves_the_callers_environment_as_it_found_it(monkeypatch):
+    """The demo reads its pipeline file with the emulator's bucket and role, but only while reading: run
+    in-process (as these tests do), a lasting change would send every later test to the demo's bucket."""
+    import os
+
+    before = dict(os.environ)
+    seen = _fake_demo(monkeypatch, ["--pipeline", "shapes-detector"])
+    assert "cmd" in seen  # it got as far as running the DAG, so it read the file
+    assert dict(os.environ) == before
+
 @pytest.mark.integration
 def test_demo_copies_the_reports_to_a_local_folder(emulator, tmp_path):
     import boto3
