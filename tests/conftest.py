@@ -65,12 +65,25 @@ def emulator():
 
 @pytest.fixture
 def emulator_env(emulator, monkeypatch):
-    """Point Airflow's aws_default connection (and boto3) at the emulator for one test."""
-    from local_aws import airflow_env
+    """Point Airflow's aws_default connection (and boto3) at the emulator for one test.
+
+    Afterwards the emulator's clock and rules are the session's again, whatever the test set: a
+    slower transition (and so a slower emulated clock) or a fault rule left behind would otherwise
+    reach every later test, and fail one far from its cause. Its AWS resources are left alone."""
+    from local_aws import Control, airflow_env
+    from local_aws.extension import MISSING_KEY_STATUS
 
     for key, value in airflow_env(emulator.endpoint_url).items():
         monkeypatch.setenv(key, value)
-    return emulator
+    transition = emulator.transition_seconds
+    yield emulator
+    emulator.set_transition_seconds(transition)
+    control = Control(emulator.endpoint_url)
+    control.clear_faults()
+    control.clear_training_map()
+    control.clear_durations()
+    control.set_time_scale(None)
+    control.set_missing_key_status(MISSING_KEY_STATUS)
 
 
 @pytest.fixture
