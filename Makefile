@@ -39,7 +39,7 @@ demo: $(STAMP)
 	$(PY) scripts/demo.py --pipeline $(PIPELINE) $(DEMO_ARGS)
 
 test: $(STAMP)
-	$(PY) -m pytest --ignore=tests/ui $(PYTEST_ARGS)
+	$(PY) -m pytest --ignore=tests/ui --durations=25 $(PYTEST_ARGS)
 
 # Headless Chromium against the real api-server; installs Debian's chromium (as root) and Selenium.
 test-ui: $(STAMP)
