@@ -25,8 +25,11 @@ histogram.
 
 from __future__ import annotations
 
+import base64
 import binascii
+import functools
 import math
+import struct
 import zlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -44,6 +47,49 @@ PERCENTILES = (50.0, 90.0, 95.0, 99.0)
 
 class HistogramError(ValueError):
     """An encoded histogram that cannot be read, or that does not have this package's range."""
+
+
+# HdrHistogram's V2 wire format: an 8-byte header (cookie, length), then a zlib stream that
+# inflates to a 40-byte payload header (cookie, payload length, normalizing offset, significant
+# figures, lowest, highest, conversion ratio) and the counts, each a ZigZag LEB128 varint of at
+# most 9 bytes. A histogram of our range inflates to at most wire_limits()[0] bytes and encodes
+# to at most wire_limits()[1] characters: anything bigger is refused before hdrh inflates it
+# (its zlib.decompress is unbounded: a small bomb could inflate to gigabytes).
+_EXTERNAL_HEADER = struct.Struct(">II")
+_PAYLOAD_HEADER = struct.Struct(">IIIIqqd")
+
+
+@functools.cache
+def wire_limits() -> tuple[int, int]:
+    """(most bytes a payload of our range inflates to, most characters its encoding takes)."""
+    counts = new_histogram().counts_len
+    payload = _PAYLOAD_HEADER.size + 9 * counts
+    # zlib's worst expansion of incompressible input: 5 bytes per 16 KiB block, plus 6; base64 is 4/3.
+    compressed = payload + 5 * (payload // 16_384 + 1) + 6
+    return payload, 4 * math.ceil((_EXTERNAL_HEADER.size + compressed) / 3)
+
+
+def _check_wire(text: str, where: str) -> None:
+    """Refuse an encoding too long, or one that inflates past ours or to another range, before hdrh allocates."""
+    max_payload, max_chars = wire_limits()
+    if len(text) > max_chars:
+        raise HistogramError(f"{where}: {len(text)} characters, more than any histogram of this package's range "
+                             f"encodes to ({max_chars})")
+    try:
+        raw = base64.b64decode(text, validate=True)
+        inflater = zlib.decompressobj()
+        payload = inflater.decompress(raw[_EXTERNAL_HEADER.size:], max_payload + 1)
+    except (binascii.Error, ValueError, zlib.error) as exc:
+        raise HistogramError(f"{where}: not an encoded HdrHistogram ({type(exc).__name__}: {exc})") from None
+    if len(payload) > max_payload or inflater.unconsumed_tail:
+        raise HistogramError(f"{where}: inflates to more than {max_payload} bytes, more than any histogram "
+                             "of this package's range")
+    if len(payload) < _PAYLOAD_HEADER.size:
+        raise HistogramError(f"{where}: not an encoded HdrHistogram (its payload has no header)")
+    _, _, _, digits, lowest, highest, _ = _PAYLOAD_HEADER.unpack_from(payload)
+    if (lowest, highest, digits) != (LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS):
+        raise HistogramError(f"{where}: range {lowest}..{highest} µs at {digits} digits is not this package's "
+                             f"{LOWEST_US}..{HIGHEST_US} µs at {SIGNIFICANT_DIGITS} digits; it cannot be merged")
 
 
 def new_histogram() -> HdrHistogram:
@@ -87,16 +133,13 @@ def decode(text: Any, where: str = "histogram") -> HdrHistogram:
     if not isinstance(text, str) or not text:
         raise HistogramError(f"{where}: must be a non-empty string (HdrHistogram's base64 encoding), "
                              f"got {type(text).__name__}")
+    _check_wire(text, where)
     try:
         histogram = HdrHistogram.decode(text.encode("ascii"))
     except (UnicodeEncodeError, binascii.Error, zlib.error, TypeError, ValueError) as exc:
         raise HistogramError(f"{where}: not an encoded HdrHistogram ({type(exc).__name__}: {exc})") from None
     except Exception as exc:  # hdrh's own HdrCookieException / HdrLengthException derive from Exception
         raise HistogramError(f"{where}: not an encoded HdrHistogram ({type(exc).__name__}: {exc})") from None
-    got = (histogram.lowest_trackable_value, histogram.highest_trackable_value, histogram.significant_figures)
-    if got != (LOWEST_US, HIGHEST_US, SIGNIFICANT_DIGITS):
-        raise HistogramError(f"{where}: range {got[0]}..{got[1]} µs at {got[2]} digits is not this package's "
-                             f"{LOWEST_US}..{HIGHEST_US} µs at {SIGNIFICANT_DIGITS} digits; it cannot be merged")
     return histogram
 
 

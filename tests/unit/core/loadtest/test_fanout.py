@@ -68,6 +68,35 @@ class TestHistogram:
         with pytest.raises(hist.HistogramError, match=r"range 1\.\.3600000000 µs at 2 digits .* cannot be merged"):
             hist.decode(other.encode().decode())
 
+    def test_the_largest_histogram_of_our_range_decodes_and_a_longer_encoding_is_refused(self):
+        """Every counter at a 9-byte varint, random so zlib cannot shrink it: the most a worker can write."""
+        import random
+
+        largest = hist.new_histogram()
+        rnd = random.Random(7)
+        for i in range(largest.counts_len):
+            largest.counts[i] = rnd.randrange(2**56, 2**62)  # zigzag: 9 bytes each, no overflow
+        largest.total_count, largest.min_value, largest.max_value = 1, hist.LOWEST_US, hist.HIGHEST_US
+        text = hist.encode(largest)
+        max_payload, max_chars = hist.wire_limits()
+        assert len(text) > max_chars * 0.85  # the limit is near the real worst case, not far above it
+        assert [hist.decode(text).counts[i] for i in (0, 9_999)] == [largest.counts[0], largest.counts[9_999]]
+        with pytest.raises(hist.HistogramError, match=rf"k\.json: {max_chars + 4} characters, more than any"):
+            hist.decode("A" * (max_chars + 4), "k.json")
+
+    def test_a_zlib_bomb_is_refused_before_hdrh_inflates_it(self):
+        """5 MB of zeros deflates to ~5 KB; hdrh's own decode would inflate all of it."""
+        import base64
+        import struct
+        import zlib
+
+        inner = struct.pack(">IIIIqqd", 0x1C849304, 5_000_000, 0, 3, 1, hist.HIGHEST_US, 1.0) + bytes(5_000_000)
+        deflated = zlib.compress(inner, 9)
+        text = base64.b64encode(struct.pack(">II", 0x1C849303, len(deflated)) + deflated).decode()
+        assert len(text) < hist.wire_limits()[1]
+        with pytest.raises(hist.HistogramError, match=r"inflates to more than 156712 bytes"):
+            hist.decode(text, "k.json")
+
 
 def _envelope(worker: int = 0, step_index: int = 0, latencies=(10.0, 20.0), errors=None, start=100.0, end=101.0,
               plan_id="1006"):  # _plan()'s id: its first step starts at 1006 on S3's clock
