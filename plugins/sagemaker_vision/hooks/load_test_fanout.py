@@ -18,6 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sagemaker_vision.core.loadtest.fanout import (
+    MAX_ENVELOPE_BYTES,
     FanoutPlan,
     StepEnvelope,
     abort_key,
@@ -123,9 +124,14 @@ def read_step(s3_client: Any, plan: FanoutPlan, step: int, keys: set[str] | None
     for worker in range(plan.workers):
         key = envelope_key(plan, step, worker)
         if key not in known and key in keys:
-            body = s3_client.get_object(Bucket=plan.bucket, Key=key)["Body"].read()
-            envelope = parse_envelope(body, f"s3://{plan.bucket}/{key}")
+            where = f"s3://{plan.bucket}/{key}"
+            # Bounded before it is read: parse_envelope refuses the oversized body, naming the key.
+            body = s3_client.get_object(Bucket=plan.bucket, Key=key)["Body"].read(MAX_ENVELOPE_BYTES + 1)
+            envelope = parse_envelope(body, where)
             if envelope.plan_id == plan.plan_id:
+                if (envelope.worker, envelope.step) != (worker, step):
+                    raise ValueError(f"{where}: fields 'worker' and 'step' are {envelope.worker} and {envelope.step}, "
+                                     f"but the key is worker {worker}'s envelope of step {step}")
                 known[key] = envelope
         if key in known:
             found.append(known[key])

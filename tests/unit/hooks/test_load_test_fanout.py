@@ -6,9 +6,9 @@ from email.utils import formatdate
 
 import pytest
 
-from sagemaker_vision.core.loadtest.fanout import StepEnvelope, envelope_key, plan_fanout
+from sagemaker_vision.core.loadtest.fanout import MAX_ENVELOPE_BYTES, StepEnvelope, envelope_key, plan_fanout
 from sagemaker_vision.core.loadtest.model import LoadTestError
-from sagemaker_vision.hooks.load_test_fanout import S3Clock, wait_for_step
+from sagemaker_vision.hooks.load_test_fanout import S3Clock, read_step, wait_for_step
 
 
 class FakeS3:
@@ -77,3 +77,30 @@ def test_the_wait_for_peers_is_bounded_and_names_the_missing_worker():
     with pytest.raises(LoadTestError, match=r"load worker\(s\) \[1, 2\] wrote no result for step 0 .*dags test"):
         wait_for_step(s3, plan, 0, deadline=clock.now() + 5, clock=clock, me=0)
     assert clock.now() >= plan.first_start + 5 - 1  # it waited until the deadline, not forever
+
+
+def _plan_on(s3: FakeS3):
+    clock = S3Clock(s3, "b", "p/", monotonic=s3.monotonic, sleep=s3.sleep)
+    return plan_fanout(load_workers=2, concurrency_steps=[2], max_requests_per_step=4, step_seconds=1,
+                       request_timeout_s=1, s3_now=clock.now(), start_lead_s=0, bucket="b", prefix="p")
+
+
+def test_an_envelope_at_another_workers_key_is_refused_naming_the_key():
+    s3 = FakeS3(0)
+    plan = _plan_on(s3)
+    key = envelope_key(plan, 0, 1)
+    s3.keys.append(key)
+    s3.bodies[key] = StepEnvelope.idle(0, 0, 1.0, plan.plan_id).to_json().encode()  # worker 0's, at worker 1's key
+    with pytest.raises(ValueError, match=rf"s3://b/{key}: fields 'worker' and 'step' are 0 and 0, but the key is "
+                                         r"worker 1's envelope of step 0"):
+        read_step(s3, plan, 0)
+
+
+def test_an_oversized_envelope_is_refused_unread_naming_the_key():
+    s3 = FakeS3(0)
+    plan = _plan_on(s3)
+    key = envelope_key(plan, 0, 0)
+    s3.keys.append(key)
+    s3.bodies[key] = b"{" + b" " * (MAX_ENVELOPE_BYTES * 4) + b"}"
+    with pytest.raises(ValueError, match=rf"s3://b/{key}: {MAX_ENVELOPE_BYTES + 1} bytes, more than a load worker's"):
+        read_step(s3, plan, 0)

@@ -35,6 +35,9 @@ from sagemaker_vision.core.loadtest.model import JOIN_GRACE_S, LoadTestError, Lo
 ENVELOPE_FORMAT = "sagemaker-vision/load-test-step/v1"
 PLAN_FORMAT = "sagemaker-vision/load-test-plan/v1"
 MAX_LOAD_WORKERS = 16
+# An envelope's histogram encodes to at most ~205 KiB (histogram.wire_limits); the rest is counts and
+# at most one 300-character example per error code. Anything bigger is not a worker's: refused unread.
+MAX_ENVELOPE_BYTES = 1024 * 1024
 # A worker may begin a step at most this long after its start: beyond it the steps are not together.
 START_TOLERANCE_S = 1.0
 # Between the last worker's end of a step and the next step's start: time for every worker to list it.
@@ -267,6 +270,9 @@ def _counts(data: Mapping[str, Any], name: str, where: str, values: type) -> dic
 
 def parse_envelope(raw: bytes | str, where: str) -> StepEnvelope:
     """A worker's envelope from its S3 body, checked; ``ValueError`` naming ``where`` and the field."""
+    if len(raw) > MAX_ENVELOPE_BYTES:
+        raise ValueError(f"{where}: {len(raw)} bytes, more than a load worker's envelope can be "
+                         f"({MAX_ENVELOPE_BYTES})")
     try:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
