@@ -67,6 +67,18 @@ ENGINES: tuple[str, ...] = ("threads", "asyncio")
 LOAD_TEST_USER_AGENT = f"sagemaker-vision-load-test/{__version__}"  # botocore appends its own name
 
 
+def load_test_config(*, max_pool_connections: int, connect_timeout_s: float, read_timeout_s: float) -> Any:
+    """The botocore config of every load-test client, whatever the engine: one attempt (throttling and
+    errors are counted, not hidden in latency), the request timeout as read timeout, the fixed User-Agent."""
+    return botocore_config(
+        max_pool_connections=max_pool_connections,
+        retries={"mode": "standard", "total_max_attempts": 1},
+        connect_timeout=connect_timeout_s,
+        read_timeout=read_timeout_s,
+        user_agent=LOAD_TEST_USER_AGENT,
+    )
+
+
 @dataclass(frozen=True)
 class ClientSpec:
     """Everything a worker needs to build its own ``sagemaker-runtime`` client; picklable.
@@ -120,13 +132,8 @@ class ClientSpec:
             "aws_access_key_id": self.access_key_id,
             "aws_secret_access_key": self.secret_access_key,
             "aws_session_token": self.session_token,
-            "config": botocore_config(
-                max_pool_connections=self.max_pool_connections,
-                retries={"mode": "standard", "total_max_attempts": 1},
-                connect_timeout=self.connect_timeout_s,
-                read_timeout=self.read_timeout_s,
-                user_agent=LOAD_TEST_USER_AGENT,
-            ),
+            "config": load_test_config(max_pool_connections=self.max_pool_connections,
+                                       connect_timeout_s=self.connect_timeout_s, read_timeout_s=self.read_timeout_s),
         }
 
     def boto3_client(self) -> Any:

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any, cast
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from sagemaker_vision.core.aws_config import botocore_config
 from sagemaker_vision.core.loadtest.chart import render_chart
 from sagemaker_vision.core.loadtest.engine import run_load_test
 from sagemaker_vision.core.loadtest.model import (
@@ -33,7 +32,13 @@ from sagemaker_vision.core.loadtest.payloads import payload_limit
 from sagemaker_vision.core.validate import parse_s3_uri
 from sagemaker_vision.hooks import base as hooks_base
 from sagemaker_vision.hooks.load_test import endpoint_allows_load_test, load_payloads
-from sagemaker_vision.hooks.sagemaker_runtime import ClientSpec, Engine, boto3_invoker, run_load_test_processes
+from sagemaker_vision.hooks.sagemaker_runtime import (
+    ClientSpec,
+    Engine,
+    boto3_invoker,
+    load_test_config,
+    run_load_test_processes,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -187,12 +192,9 @@ class LoadTestOperator(BaseOperator):
         Retries are off so throttling and errors show up in the report instead of hiding in
         latency, and the read timeout is the request timeout.
         """
-        config = botocore_config(
-            max_pool_connections=self._max_concurrency,
-            retries={"mode": "standard", "total_max_attempts": 1},
-            connect_timeout=min(10.0, float(self.request_timeout_s)),
-            read_timeout=float(self.request_timeout_s),
-        )
+        config = load_test_config(max_pool_connections=self._max_concurrency,
+                                  connect_timeout_s=min(10.0, float(self.request_timeout_s)),
+                                  read_timeout_s=float(self.request_timeout_s))
         hook = hooks_base.hook("sagemaker-runtime", self.aws_conn_id, self.region_name)
         return hook.get_client_type(region_name=hook.region_name, config=config)
 

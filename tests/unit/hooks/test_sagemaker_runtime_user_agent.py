@@ -47,3 +47,23 @@ def test_both_engines_clients_send_the_load_test_user_agent() -> None:
     assert len(seen) == 5 and all(ua.startswith(LOAD_TEST_USER_AGENT + " ") for ua in seen), seen
     assert len(set(seen[1:])) == 1  # the asyncio engine's requests: one string, nothing built per request
     assert "ua/2.1" not in " ".join(seen)  # not botocore's standard header (os/, lang/, m/ metadata)
+
+
+def test_the_load_test_operators_client_sends_it_too(monkeypatch) -> None:
+    """The threads engine (the pipeline's default) and the fanned-out workers invoke through the operator's
+    client, built from the Airflow connection: it takes the same config."""
+    from sagemaker_vision.operators.load_test import LoadTestOperator
+
+    url, stop = start_in_thread(0, 1)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", url)  # botocore's own setting: the connection has no endpoint_url
+    try:
+        op = LoadTestOperator(task_id="load_test", endpoint_name="shapes-ep", payload_prefix="s3://b/p/",
+                              report_s3_prefix="s3://b/r/", aws_conn_id=None, region_name="us-east-1",
+                              engine="threads", processes=1)
+        seen: list[str] = []
+        capture(op.client, seen)
+        op.client.invoke_endpoint(EndpointName="shapes-ep", Body=b"x", ContentType="image/jpeg")["Body"].read()
+    finally:
+        stop()
+    assert len(seen) == 1 and seen[0].startswith(LOAD_TEST_USER_AGENT + " ") and "ua/2.1" not in seen[0], seen
+    assert op.client.meta.config.retries["total_max_attempts"] == 1
