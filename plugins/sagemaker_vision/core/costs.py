@@ -24,6 +24,7 @@ from sagemaker_vision.core.prices import (  # noqa: F401  (DEFAULT_PRICES, PRICE
     active_table,
     cents,
     load_price_table,
+    priced_region,
     to_decimal,
     to_int,
 )
@@ -307,8 +308,7 @@ def estimate_pipeline(cfg: PipelineConfig, *, num_images: int = 0, prices: Price
     spend, which is what a budget guard must compare. ``num_images`` counts labeling objects.
     """
     table = active_table(prices)
-    region = cfg.region if cfg.region in table.regions else DEFAULT_REGION
-    note = "" if region == cfg.region else f" ({DEFAULT_REGION} prices: add {cfg.region} to the price table)"
+    region, note = priced_region(cfg.region, table)
     lines: list[CostLine] = []
     if cfg.label_backend == "ground_truth":
         gt = cfg.ground_truth

@@ -392,6 +392,15 @@ def active_table(prices: PriceTable | None) -> PriceTable:
     return _load_cached(path, st.st_mtime_ns, st.st_size)
 
 
+def priced_region(region: str | None, table: PriceTable) -> tuple[str, str]:
+    """The region whose prices apply to ``region``, and a note to show beside them: the table's own
+    region, or us-east-1's prices (named as such) when the table has no prices for ``region``."""
+    region = region or DEFAULT_REGION
+    if region in table.regions:
+        return region, ""
+    return DEFAULT_REGION, f" ({DEFAULT_REGION} prices: add {region} to the price table)"
+
+
 # --------------------------------------------------------------------------- input checks
 
 

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
-from sagemaker_vision.core.costs import DEFAULT_REGION, endpoint_pricing, inference_cost_rates
+from sagemaker_vision.core.costs import endpoint_pricing, inference_cost_rates
 from sagemaker_vision.core.loadtest.engine import run_phase
 from sagemaker_vision.core.loadtest.fanout import (
     FanoutPlan,
@@ -38,6 +38,7 @@ from sagemaker_vision.core.loadtest.fanout import (
     results_deadline,
 )
 from sagemaker_vision.core.loadtest.model import LoadTestError, Payload, StepResult, cold_start_error
+from sagemaker_vision.core.prices import active_table, priced_region
 from sagemaker_vision.core.validate import parse_s3_uri
 from sagemaker_vision.hooks import base as hooks_base
 from sagemaker_vision.hooks.load_test import load_payloads
@@ -266,20 +267,15 @@ class LoadTestReduceOperator(_FanoutBase):
         best = max(passing, key=lambda s: s.throughput_rps)
         payloads = planned.get("payloads") or []
         mean_in = sum(p["bytes"] for p in payloads) / len(payloads) if payloads else 0
-        region = hooks_base.hook("sagemaker", self.aws_conn_id, self.region_name).region_name or DEFAULT_REGION
         try:
-            try:
-                cost = inference_cost_rates(planned.get("pricing") or {}, rps=report.max_sustainable_rps,
-                                            mean_latency_ms=best.mean_ms, bytes_in_per_request=round(mean_in),
-                                            bytes_out_per_request=ASSUMED_REPLY_BYTES, region=region)
-            except ValueError:
-                if region == DEFAULT_REGION:
-                    raise
-                cost = inference_cost_rates(planned.get("pricing") or {}, rps=report.max_sustainable_rps,
-                                            mean_latency_ms=best.mean_ms, bytes_in_per_request=round(mean_in),
-                                            bytes_out_per_request=ASSUMED_REPLY_BYTES, region=DEFAULT_REGION)
-                cost["detail"] += f" ({DEFAULT_REGION} prices: add {region} to the price table)"
-        except ValueError as exc:  # the report is still worth writing; the gap is named in it
+            table = active_table(None)
+            region, note = priced_region(hooks_base.hook("sagemaker", self.aws_conn_id, self.region_name).region_name,
+                                         table)
+            cost = inference_cost_rates(planned.get("pricing") or {}, rps=report.max_sustainable_rps,
+                                        mean_latency_ms=best.mean_ms, bytes_in_per_request=round(mean_in),
+                                        bytes_out_per_request=ASSUMED_REPLY_BYTES, prices=table, region=region)
+            cost["detail"] += note
+        except (ValueError, FileNotFoundError) as exc:  # the report is still worth writing; the gap is named in it
             return {"error": str(exc)}
         return {**cost, "basis": f"C={best.concurrency}, the step with the highest throughput"
                 f"{' that met the SLO' if report.config.has_slo else ''}"}

@@ -19,7 +19,7 @@ from airflow.providers.common.compat.sdk import AirflowException, AirflowFailExc
 from sagemaker_vision.core import endpoint_waits as waits
 from sagemaker_vision.core import right_size as rs
 from sagemaker_vision.core.params import default_poll_seconds
-from sagemaker_vision.core.prices import DEFAULT_REGION, active_table, to_decimal
+from sagemaker_vision.core.prices import active_table, priced_region, to_decimal
 from sagemaker_vision.core.validate import ConfigError, parse_s3_uri
 from sagemaker_vision.hooks import base as aws
 from sagemaker_vision.hooks import right_size as hook
@@ -91,11 +91,9 @@ def _validation_manifest(model: Mapping[str, Any], model_name: str, *, bucket: s
 def estimate_task(checked: Mapping[str, Any], params: Mapping[str, Any]) -> dict[str, Any]:
     """Price every size's test (an upper bound); fail, before anything is created, above ``budget_usd``."""
     load = rs.LoadSettings(**checked["load"])
-    region = aws.hook("sagemaker").region_name or DEFAULT_REGION
     table = active_table(None)
-    note = "" if region in table.regions else f" ({DEFAULT_REGION} prices: add {region} to the price table)"
-    estimate = rs.estimate_tests(checked["sizes"], load, prices=table,
-                                 region=region if region in table.regions else DEFAULT_REGION)
+    region, note = priced_region(aws.hook("sagemaker").region_name, table)
+    estimate = rs.estimate_tests(checked["sizes"], load, prices=table, region=region)
     log.info("What the right-size tests may cost at most%s:\n%s", note, estimate.format_table())
     if estimate.exceeds(params["budget_usd"]):
         raise AirflowFailException(

@@ -338,6 +338,16 @@ def test_override_can_add_a_region(tmp_path: Path) -> None:
         training_cost("ml.g4dn.xlarge", 1, 1, region="eu-west-1", prices=table)
 
 
+def test_a_region_the_table_lacks_is_priced_at_us_east_1_and_says_so(tmp_path: Path) -> None:
+    """One rule for the run's estimate, right-size's estimate and the load-test report's cost lines."""
+    from sagemaker_vision.core.prices import priced_region
+
+    table = load_price_table(write_json(tmp_path, {"eu-west-1": {"hosting_usd_per_instance_hour": {}}}))
+    assert priced_region("eu-west-1", table) == ("eu-west-1", "")
+    assert priced_region("ap-south-1", table) == ("us-east-1", " (us-east-1 prices: add ap-south-1 to the price table)")
+    assert priced_region(None, table) == priced_region("", table) == ("us-east-1", "")
+
+
 def test_env_var_names_the_price_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = write_json(tmp_path, {"us-east-1": {"training_usd_per_instance_hour": {"ml.p3.2xlarge": "3"}}})
     monkeypatch.setenv(PRICES_ENV_VAR, str(path))
