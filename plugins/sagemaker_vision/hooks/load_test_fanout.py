@@ -98,9 +98,15 @@ def write_envelope(s3_client: Any, plan: FanoutPlan, envelope: StepEnvelope) -> 
     return f"s3://{plan.bucket}/{key}"
 
 
+# An abort marker is a plan id and a reason of at most MAX_ABORT_REASON_CHARS, each JSON-escaped to
+# at most 12 bytes (a character outside the BMP becomes two \uXXXX escapes).
+MAX_ABORT_REASON_CHARS = 4000
+MAX_ABORT_BYTES = 12 * MAX_ABORT_REASON_CHARS + 1024
+
+
 def write_abort(s3_client: Any, plan: FanoutPlan, worker: int, reason: str) -> None:
     """Tell the other workers this one gave up, so they stop waiting for it."""
-    body = json.dumps({"plan_id": plan.plan_id, "reason": reason[:4000]}).encode()
+    body = json.dumps({"plan_id": plan.plan_id, "reason": reason[:MAX_ABORT_REASON_CHARS]}).encode()
     s3_client.put_object(Bucket=plan.bucket, Key=abort_key(plan, worker), Body=body, ContentType="application/json")
 
 
@@ -109,6 +115,26 @@ def _listed(s3_client: Any, plan: FanoutPlan) -> set[str]:
     for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=plan.bucket, Prefix=plan.prefix):
         keys.update(o["Key"] for o in page.get("Contents", []))
     return keys
+
+
+def _read_bounded(s3_client: Any, bucket: str, key: str, limit: int, where: str) -> bytes:
+    """The object's bytes, refused naming ``where`` when it is over ``limit``, before it is read whole.
+
+    S3's Content-Length decides first; without one (not S3's way) at most ``limit + 1`` bytes are read.
+    A read that ends short is followed by an empty one: botocore checks the length and the checksum
+    only then."""
+    response = s3_client.get_object(Bucket=bucket, Key=key)
+    body, size = response["Body"], response.get("ContentLength")
+    try:
+        if isinstance(size, int) and size > limit:
+            raise ValueError(f"{where}: {size} bytes, over the {limit} such an object can be")
+        data = body.read(limit + 1)
+        if len(data) > limit:
+            raise ValueError(f"{where}: over the {limit} bytes such an object can be")
+        body.read()
+        return data
+    finally:
+        body.close()
 
 
 def read_step(s3_client: Any, plan: FanoutPlan, step: int, keys: set[str] | None = None,
@@ -125,9 +151,7 @@ def read_step(s3_client: Any, plan: FanoutPlan, step: int, keys: set[str] | None
         key = envelope_key(plan, step, worker)
         if key not in known and key in keys:
             where = f"s3://{plan.bucket}/{key}"
-            # Bounded before it is read: parse_envelope refuses the oversized body, naming the key.
-            body = s3_client.get_object(Bucket=plan.bucket, Key=key)["Body"].read(MAX_ENVELOPE_BYTES + 1)
-            envelope = parse_envelope(body, where)
+            envelope = parse_envelope(_read_bounded(s3_client, plan.bucket, key, MAX_ENVELOPE_BYTES, where), where)
             if envelope.plan_id == plan.plan_id:
                 if (envelope.worker, envelope.step) != (worker, step):
                     raise ValueError(f"{where}: fields 'worker' and 'step' are {envelope.worker} and {envelope.step}, "
@@ -141,7 +165,8 @@ def read_step(s3_client: Any, plan: FanoutPlan, step: int, keys: set[str] | None
 def _raise_if_aborted(s3_client: Any, plan: FanoutPlan, keys: set[str], me: int) -> None:
     for worker in range(plan.workers):
         if worker != me and abort_key(plan, worker) in keys:
-            body = s3_client.get_object(Bucket=plan.bucket, Key=abort_key(plan, worker))["Body"].read()
+            key = abort_key(plan, worker)
+            body = _read_bounded(s3_client, plan.bucket, key, MAX_ABORT_BYTES, f"s3://{plan.bucket}/{key}")
             try:
                 marker = json.loads(body)
             except ValueError:

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from email.utils import formatdate
 
 import pytest
 
-from sagemaker_vision.core.loadtest.fanout import MAX_ENVELOPE_BYTES, StepEnvelope, envelope_key, plan_fanout
+from sagemaker_vision.core.loadtest.fanout import MAX_ENVELOPE_BYTES, StepEnvelope, abort_key, envelope_key, plan_fanout
 from sagemaker_vision.core.loadtest.model import LoadTestError
-from sagemaker_vision.hooks.load_test_fanout import S3Clock, read_step, wait_for_step
+from sagemaker_vision.hooks.load_test_fanout import (
+    MAX_ABORT_BYTES,
+    MAX_ABORT_REASON_CHARS,
+    S3Clock,
+    read_step,
+    wait_for_step,
+    write_abort,
+)
 
 
 class FakeS3:
@@ -18,6 +26,7 @@ class FakeS3:
         self.t, self.skew, self.rtt, self.dated, self.calls = 1_000_000.37, skew, rtt, dated, 0
         self.keys: list[str] = []
         self.bodies: dict[str, bytes] = {}
+        self.sized = True  # S3 always sends Content-Length
 
     def monotonic(self) -> float:
         return self.t
@@ -36,7 +45,8 @@ class FakeS3:
     def get_object(self, Bucket, Key):  # noqa: N803 - boto3's argument names
         import io
 
-        return {"Body": io.BytesIO(self.bodies[Key])}
+        body = self.bodies[Key]
+        return {"Body": io.BytesIO(body), **({"ContentLength": len(body)} if self.sized else {})}
 
     def get_paginator(self, name):
         s3 = self
@@ -96,11 +106,30 @@ def test_an_envelope_at_another_workers_key_is_refused_naming_the_key():
         read_step(s3, plan, 0)
 
 
-def test_an_oversized_envelope_is_refused_unread_naming_the_key():
+@pytest.mark.parametrize("sized", [True, False])
+def test_an_oversized_envelope_or_abort_marker_is_refused_unread_naming_the_key(sized):
     s3 = FakeS3(0)
+    s3.sized = sized
     plan = _plan_on(s3)
     key = envelope_key(plan, 0, 0)
     s3.keys.append(key)
     s3.bodies[key] = b"{" + b" " * (MAX_ENVELOPE_BYTES * 4) + b"}"
-    with pytest.raises(ValueError, match=rf"s3://b/{key}: {MAX_ENVELOPE_BYTES + 1} bytes, more than a load worker's"):
+    size = rf"{len(s3.bodies[key])} bytes, over the {MAX_ENVELOPE_BYTES} such" if sized else \
+        rf"over the {MAX_ENVELOPE_BYTES} bytes such"
+    with pytest.raises(ValueError, match=rf"s3://b/{key}: {size} an object can be"):
         read_step(s3, plan, 0)
+
+    abort = abort_key(plan, 1)  # a peer's marker: read while this worker waits for the step
+    s3.keys.append(abort)
+    s3.bodies[abort] = json.dumps({"plan_id": plan.plan_id, "reason": "x" * MAX_ABORT_BYTES}).encode()
+    clock = S3Clock(s3, "b", "p/", monotonic=s3.monotonic, sleep=s3.sleep)
+    with pytest.raises(ValueError, match=rf"s3://b/{abort}: .*over the {MAX_ABORT_BYTES}"):
+        wait_for_step(s3, plan, 1, deadline=clock.now() + 5, clock=clock, me=0)
+
+
+def test_a_real_abort_marker_fits_its_bound_whatever_the_reason():
+    s3 = FakeS3(0)
+    plan = _plan_on(s3)
+    s3.put_object = lambda **kw: s3.bodies.__setitem__(kw["Key"], kw["Body"])
+    write_abort(s3, plan, 1, "\U0001F4A5" * (2 * MAX_ABORT_REASON_CHARS))  # each is 12 bytes of JSON
+    assert MAX_ABORT_BYTES - 1024 < len(s3.bodies[abort_key(plan, 1)]) <= MAX_ABORT_BYTES

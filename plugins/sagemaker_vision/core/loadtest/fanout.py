@@ -139,6 +139,16 @@ def plan_fanout(*, load_workers: int, concurrency_steps: Sequence[int], max_requ
                       first_start=float(math.ceil(s3_now + start_lead_s)), workers_requested=load_workers)
 
 
+def report_base(report_prefix: str) -> str:
+    """A report key prefix as a folder: ``a/b/``, or ``""`` for the bucket's top."""
+    return report_prefix.rstrip("/") + "/" if report_prefix.strip("/") else ""
+
+
+def fanout_prefix(report_prefix: str) -> str:
+    """Where a run's envelopes and abort markers go: ``fanout/`` under its report key prefix."""
+    return f"{report_base(report_prefix)}fanout/"
+
+
 def envelope_key(plan: FanoutPlan, step: int, worker: int) -> str:
     return f"{plan.prefix}step-{step:03d}/worker-{worker:03d}.json"
 
@@ -271,8 +281,7 @@ def _counts(data: Mapping[str, Any], name: str, where: str, values: type) -> dic
 def parse_envelope(raw: bytes | str, where: str) -> StepEnvelope:
     """A worker's envelope from its S3 body, checked; ``ValueError`` naming ``where`` and the field."""
     if len(raw) > MAX_ENVELOPE_BYTES:
-        raise ValueError(f"{where}: {len(raw)} bytes, more than a load worker's envelope can be "
-                         f"({MAX_ENVELOPE_BYTES})")
+        raise ValueError(f"{where}: over the {MAX_ENVELOPE_BYTES} bytes a load worker's envelope can be")
     try:
         data = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
