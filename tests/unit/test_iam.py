@@ -994,18 +994,19 @@ def airflow_s3_uses(cfg) -> list[S3Use]:
     uses += _uses(rw, lease, "the endpoint's deploy lease (endpoint_lease.lease_key)")
     # The fanned-out load test: each worker's envelope per step and abort marker, listed by every worker
     # and the reduce, under the pipeline's report prefix; right-size's per-size reports and recommendation.
-    report_key = _key(cfg.report_prefix)
     right_size_reports = right_size.reports_prefix(cfg.bucket, cfg.prefix, run_id)
-    for where, key in (("the pipeline's", report_key),
-                       ("a right-size candidate's", _key(f"{right_size_reports}2048mb/"))):
+    (candidate,) = right_size.plan_candidates(cfg.pipeline_name, run_id, [2048], production_endpoint=cfg.endpoint_name,
+                                              reports=right_size_reports)
+    for where, key in (("the pipeline's", _key(cfg.report_prefix)),
+                       ("a right-size size's", _key(candidate.report_prefix))):
         plan = fanout.plan_fanout(load_workers=2, concurrency_steps=[2], max_requests_per_step=4, step_seconds=1,
                                   request_timeout_s=1, s3_now=0, start_lead_s=0, bucket=cfg.bucket,
-                                  prefix=f"{key}fanout/")
-        uses += [_list(root + key, f"{where} load workers read S3's clock from a listing of the report prefix"),
+                                  prefix=fanout.fanout_prefix(key))
+        uses += [_list(root + fanout.report_base(key), f"{where} load-test plan reads S3's clock from a listing"),
                  *_uses(rw, root + fanout.envelope_key(plan, 0, 1), f"{where} load worker's envelope of a step"),
                  *_uses(rw, root + fanout.abort_key(plan, 1), f"{where} load worker's abort marker"),
                  _list(root + plan.prefix, f"{where} load workers and reduce list the envelopes")]
-    uses += [*_uses(rw, f"{right_size_reports}2048mb/report.json", "right-size: one size's load-test report"),
+    uses += [*_uses(rw, f"{candidate.report_prefix}report.json", "right-size: one size's load-test report"),
              *_uses(("s3:PutObject",), f"{right_size_reports}recommendation.json", "right-size's recommendation")]
     # A GET of a missing key answers 403 without ListBucket; hooks.s3.key_missing then lists the key
     # itself to tell "absent" from "denied". The lease needs no listing: it is written before it is

@@ -31,10 +31,12 @@ from sagemaker_vision.core.loadtest.fanout import (
     StepEnvelope,
     build_report,
     check_on_time,
+    fanout_prefix,
     merge_step,
     next_step_start,
     parse_envelope,
     plan_fanout,
+    report_base,
     results_deadline,
 )
 from sagemaker_vision.core.loadtest.model import LoadTestError, Payload, StepResult, cold_start_error
@@ -118,8 +120,7 @@ class LoadTestPlanOperator(_FanoutBase):
             raise AirflowException(str(cold_start_error(config.endpoint_name, cold)))
         warmup = phase(min(config.warmup_requests, config.concurrency_steps[0]), config.warmup_requests,
                        config.step_seconds, 1) if config.warmup_requests else None
-        base = report_prefix.rstrip("/") + "/" if report_prefix.strip("/") else ""
-        clock = S3Clock(self.s3_client, report_bucket, base)
+        clock = S3Clock(self.s3_client, report_bucket, report_base(report_prefix))
         now = clock.now()
         # A lone worker has nobody to start with: it begins when it is ready (no lead, no lateness check).
         lead = self.start_lead_s if self.start_lead_s is not None else \
@@ -128,7 +129,7 @@ class LoadTestPlanOperator(_FanoutBase):
             plan = plan_fanout(load_workers=workers, concurrency_steps=config.concurrency_steps,
                                max_requests_per_step=config.max_requests_per_step, step_seconds=config.step_seconds,
                                request_timeout_s=config.request_timeout_s, s3_now=now, start_lead_s=lead,
-                               bucket=report_bucket, prefix=f"{base}fanout/")
+                               bucket=report_bucket, prefix=fanout_prefix(report_prefix))
         except ValueError as exc:
             raise AirflowFailException(str(exc)) from exc
         sagemaker = self.sagemaker_client
