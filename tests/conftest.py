@@ -52,12 +52,16 @@ def airflow_db():
     return _HOME
 
 
+# Each emulator test hands the next one this transition (and so this emulated clock), whatever it set.
+SESSION_TRANSITION_SECONDS = 0.5
+
+
 @pytest.fixture(scope="session")
 def emulator():
     """The embedded AWS emulator, shared by every integration test of the session."""
     from local_aws import Emulator
 
-    emu = Emulator(transition_seconds=0.5)
+    emu = Emulator(transition_seconds=SESSION_TRANSITION_SECONDS)
     emu.start()
     yield emu
     emu.stop()
@@ -75,9 +79,8 @@ def emulator_env(emulator, monkeypatch):
 
     for key, value in airflow_env(emulator.endpoint_url).items():
         monkeypatch.setenv(key, value)
-    transition = emulator.transition_seconds
     yield emulator
-    emulator.set_transition_seconds(transition)
+    emulator.set_transition_seconds(SESSION_TRANSITION_SECONDS)
     control = Control(emulator.endpoint_url)
     control.clear_faults()
     control.clear_training_map()
