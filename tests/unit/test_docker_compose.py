@@ -12,6 +12,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.pins import pins as _pins
+
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yaml"
 
@@ -61,17 +63,6 @@ def compose(text: str) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return compose["services"]
-
-
-def _pins(lock: str) -> dict[str, str]:
-    pins = {}
-    for line in (ROOT / lock).read_text().splitlines():
-        line = line.split("#", 1)[0].strip()
-        if line and not line.startswith("-"):
-            assert "==" in line, f"{lock}: {line!r} is not pinned with =="
-            name, version = line.split("==", 1)
-            pins[re.sub(r"\[.*\]", "", name).strip().lower()] = version.strip()
-    return pins
 
 
 def _pin(name: str) -> str:
